@@ -1,0 +1,232 @@
+//! The verdict (`mediagate.verdict.v1`, §5) and the manifest (§4).
+//!
+//! Every item carries every key, `null` where it does not apply: the structs have no
+//! `skip_serializing_if`, on purpose.
+
+use serde::{Deserialize, Serialize};
+
+use crate::reason::Reason;
+
+/// The schema tag every verdict carries.
+pub const VERDICT_SCHEMA: &str = "mediagate.verdict.v1";
+
+/// A job's status; also the routing key suffix `verdict.<status>`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum JobStatus {
+    Cleared,
+    Blocked,
+    Rejected,
+    Partial,
+    Failed,
+}
+
+impl JobStatus {
+    /// The wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JobStatus::Cleared => "cleared",
+            JobStatus::Blocked => "blocked",
+            JobStatus::Rejected => "rejected",
+            JobStatus::Partial => "partial",
+            JobStatus::Failed => "failed",
+        }
+    }
+
+    /// The AMQP routing key the verdict is published with.
+    pub fn routing_key(self) -> String {
+        format!("verdict.{}", self.as_str())
+    }
+}
+
+/// An item's status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ItemStatus {
+    Cleared,
+    Blocked,
+    Rejected,
+}
+
+/// What an item turned out to be; `None` (null) when not recognised.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MediaType {
+    Image,
+    Video,
+    Audio,
+}
+
+/// The job status from its items' statuses (§3): unanimous, else `partial`.
+pub fn job_status(items: &[ItemStatus]) -> JobStatus {
+    let Some(first) = items.first() else {
+        // No items means a job-level rule failed; callers never get here for a valid job.
+        return JobStatus::Rejected;
+    };
+    if items.iter().any(|s| s != first) {
+        return JobStatus::Partial;
+    }
+    match first {
+        ItemStatus::Cleared => JobStatus::Cleared,
+        ItemStatus::Blocked => JobStatus::Blocked,
+        ItemStatus::Rejected => JobStatus::Rejected,
+    }
+}
+
+/// The classifier's result for one item.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NudityResult {
+    pub model: String,
+    pub model_sha256: String,
+    pub score: f64,
+    pub threshold: f64,
+    pub flagged: bool,
+    pub frames: u32,
+}
+
+/// One stored output object.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Output {
+    pub variant: String,
+    pub bucket: String,
+    pub key: String,
+    pub content_type: String,
+    pub bytes: u64,
+    pub width: Option<u32>,
+    pub height: Option<u32>,
+    pub sha256: String,
+}
+
+/// One item's outcome.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ItemVerdict {
+    pub item_id: String,
+    pub status: ItemStatus,
+    pub media_type: Option<MediaType>,
+    pub reason: Option<Reason>,
+    pub width: Option<u32>,
+    pub height: Option<u32>,
+    pub duration_ms: Option<u64>,
+    pub waveform: Option<Vec<u8>>,
+    pub blurhash: Option<String>,
+    pub nudity: Option<NudityResult>,
+    pub outputs: Vec<Output>,
+}
+
+impl ItemVerdict {
+    /// A rejected item: nothing measured, nothing stored.
+    pub fn rejected(item_id: &str, media_type: Option<MediaType>, reason: Reason) -> ItemVerdict {
+        ItemVerdict {
+            item_id: item_id.to_owned(),
+            status: ItemStatus::Rejected,
+            media_type,
+            reason: Some(reason),
+            width: None,
+            height: None,
+            duration_ms: None,
+            waveform: None,
+            blurhash: None,
+            nudity: None,
+            outputs: Vec::new(),
+        }
+    }
+}
+
+/// Who produced a verdict.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WorkerInfo {
+    pub id: String,
+    pub version: String,
+}
+
+/// The verdict event published once per job (at least once on the wire).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Verdict {
+    pub schema: String,
+    pub job_id: Option<String>,
+    pub message_id: Option<String>,
+    pub conversation_id: Option<String>,
+    pub status: JobStatus,
+    pub reason: Option<Reason>,
+    pub reprocess: bool,
+    pub revision: u64,
+    pub items: Vec<ItemVerdict>,
+    /// RFC 3339, UTC.
+    pub processed_at: String,
+    pub worker: WorkerInfo,
+}
+
+/// `manifests/{job_id}.json`: the job as received and its verdict; what `reprocess` reads.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Manifest {
+    /// The parsed job object, or the raw body as a string when it did not parse.
+    pub job: serde_json::Value,
+    pub verdict: Verdict,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::reason::ReasonCode;
+    use ItemStatus::*;
+
+    #[test]
+    fn job_status_is_unanimous_or_partial() {
+        assert_eq!(job_status(&[Cleared]), JobStatus::Cleared);
+        assert_eq!(job_status(&[Blocked, Blocked]), JobStatus::Blocked);
+        assert_eq!(job_status(&[Rejected, Rejected]), JobStatus::Rejected);
+        assert_eq!(job_status(&[Cleared, Rejected]), JobStatus::Partial);
+        assert_eq!(job_status(&[Cleared, Blocked]), JobStatus::Partial);
+        assert_eq!(job_status(&[Blocked, Rejected]), JobStatus::Partial);
+        let mut nine = vec![Cleared; 8];
+        nine.push(Rejected);
+        assert_eq!(job_status(&nine), JobStatus::Partial);
+        assert_eq!(JobStatus::Partial.routing_key(), "verdict.partial");
+    }
+
+    #[test]
+    fn every_item_key_is_present_even_when_null() {
+        let item = ItemVerdict::rejected("1", None, Reason::new(ReasonCode::InputCorrupt, "x"));
+        let v = serde_json::to_value(&item).unwrap();
+        for key in [
+            "item_id", "status", "media_type", "reason", "width", "height", "duration_ms",
+            "waveform", "blurhash", "nudity", "outputs",
+        ] {
+            assert!(v.as_object().unwrap().contains_key(key), "{key} missing");
+        }
+        assert_eq!(v["status"], "rejected");
+        assert_eq!(v["media_type"], serde_json::Value::Null);
+        assert_eq!(v["reason"]["code"], "input.corrupt");
+    }
+
+    #[test]
+    fn the_contract_example_verdict_round_trips() {
+        let text = r#"{
+          "schema": "mediagate.verdict.v1",
+          "job_id": "j-01HZX3", "message_id": "m-123", "conversation_id": "c-9",
+          "status": "partial", "reason": null, "reprocess": false, "revision": 0,
+          "items": [
+            { "item_id": "0", "status": "cleared", "media_type": "image", "reason": null,
+              "width": 4032, "height": 3024, "duration_ms": null, "waveform": null,
+              "blurhash": "LEHV6nWB2yk8pyo0adR*.7kCMdnj",
+              "nudity": { "model": "open_nsfw", "model_sha256": "x", "score": 0.031, "threshold": 0.5, "flagged": false, "frames": 1 },
+              "outputs": [
+                { "variant": "full", "bucket": "media", "key": "media/j-01HZX3/0/full.jpg",
+                  "content_type": "image/jpeg", "bytes": 412345, "width": 2048, "height": 1536, "sha256": "y" }
+              ] },
+            { "item_id": "1", "status": "rejected", "media_type": null,
+              "reason": { "code": "input.corrupt", "message": "JPEG ends after 1203 of 48211 bytes" },
+              "width": null, "height": null, "duration_ms": null, "waveform": null, "blurhash": null,
+              "nudity": null, "outputs": [] }
+          ],
+          "processed_at": "2026-11-24T22:00:00Z",
+          "worker": { "id": "host-1", "version": "0.1.0" }
+        }"#;
+        let v: Verdict = serde_json::from_str(text).unwrap();
+        assert_eq!(v.status, JobStatus::Partial);
+        assert_eq!(v.items[1].reason.as_ref().unwrap().code, ReasonCode::InputCorrupt);
+        let back = serde_json::to_value(&v).unwrap();
+        let orig: serde_json::Value = serde_json::from_str(text).unwrap();
+        assert_eq!(back, orig);
+    }
+}
