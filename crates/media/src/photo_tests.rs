@@ -1,0 +1,453 @@
+//! Photo pipeline tests. Inputs are generated here (image crate + turbojpeg), nothing on disk.
+
+use super::*;
+use crate::jpeg_meta::tests::fake_icc;
+use image::{Rgb, RgbImage, Rgba, RgbaImage};
+
+/// Deterministic photo-like content: gradients plus pseudo-random noise.
+pub(crate) fn noisy_rgb(w: u32, h: u32, seed: u32) -> Vec<u8> {
+    let mut s = seed.wrapping_mul(2_654_435_761).max(1);
+    let mut out = Vec::with_capacity(w as usize * h as usize * 3);
+    for y in 0..h {
+        for x in 0..w {
+            s ^= s << 13;
+            s ^= s >> 17;
+            s ^= s << 5;
+            let n = s & 0x3F;
+            out.push(((x * 200 / w.max(1)) + n / 2).min(255) as u8);
+            out.push(((y * 200 / h.max(1)) + (n >> 1)).min(255) as u8);
+            out.push((((x + y) * 120 / (w + h).max(1)) + n).min(255) as u8);
+        }
+    }
+    out
+}
+
+fn jpeg_from_rgb(rgb: &[u8], w: u32, h: u32, quality: i32, subsamp: Subsamp) -> Vec<u8> {
+    let image = turbojpeg::Image { pixels: rgb, width: w as usize, pitch: 3 * w as usize, height: h as usize, format: PixelFormat::RGB };
+    turbojpeg::compress(image, quality, subsamp).unwrap().to_vec()
+}
+
+fn encode_with_image(img: &DynamicImage, format: ImageFormat) -> Vec<u8> {
+    let mut out = Cursor::new(Vec::new());
+    img.write_to(&mut out, format).unwrap();
+    out.into_inner()
+}
+
+fn decode_rgb(jpeg: &[u8]) -> turbojpeg::Image<Vec<u8>> {
+    turbojpeg::decompress(jpeg, PixelFormat::RGB).unwrap()
+}
+
+fn px(img: &turbojpeg::Image<Vec<u8>>, x: usize, y: usize) -> [u8; 3] {
+    let i = y * img.pitch + x * 3;
+    [img.pixels[i], img.pixels[i + 1], img.pixels[i + 2]]
+}
+
+fn close(a: [u8; 3], b: [u8; 3], tol: i32) -> bool {
+    a.iter().zip(b).all(|(&x, y)| (x as i32 - y as i32).abs() <= tol)
+}
+
+/// Left half red, right half blue.
+fn two_tone(w: u32, h: u32) -> Vec<u8> {
+    let mut v = Vec::with_capacity((w * h * 3) as usize);
+    for _ in 0..h {
+        for x in 0..w {
+            v.extend_from_slice(if x < w / 2 { &[220, 30, 30] } else { &[30, 30, 220] });
+        }
+    }
+    v
+}
+
+fn contains(hay: &[u8], needle: &[u8]) -> bool {
+    hay.windows(needle.len()).any(|w| w == needle)
+}
+
+fn segment(marker: u8, payload: &[u8]) -> Vec<u8> {
+    let mut s = vec![0xFF, marker];
+    s.extend_from_slice(&((payload.len() + 2) as u16).to_be_bytes());
+    s.extend_from_slice(payload);
+    s
+}
+
+/// Inserts marker segments right after SOI.
+fn with_segments(jpeg: &[u8], segments: &[Vec<u8>]) -> Vec<u8> {
+    let mut out = jpeg[..2].to_vec();
+    for s in segments {
+        out.extend_from_slice(s);
+    }
+    out.extend_from_slice(&jpeg[2..]);
+    out
+}
+
+/// An APP1 Exif payload (big-endian TIFF) with Orientation and a GPS IFD holding a marker string.
+fn exif_app1(orientation: u16) -> Vec<u8> {
+    let mut t = b"MM\0*\0\0\0\x08".to_vec();
+    // IFD0 at 8: 2 entries.
+    t.extend_from_slice(&2u16.to_be_bytes());
+    t.extend_from_slice(&[0x01, 0x12, 0, 3, 0, 0, 0, 1]);
+    t.extend_from_slice(&orientation.to_be_bytes());
+    t.extend_from_slice(&[0, 0]);
+    t.extend_from_slice(&[0x88, 0x25, 0, 4, 0, 0, 0, 1, 0, 0, 0, 38]);
+    t.extend_from_slice(&[0, 0, 0, 0]);
+    // GPS IFD at 38: GPSLatitudeRef "N", GPSMapDatum "SECRET-GPS!" at 68.
+    t.extend_from_slice(&2u16.to_be_bytes());
+    t.extend_from_slice(&[0x00, 0x01, 0, 2, 0, 0, 0, 2, b'N', 0, 0, 0]);
+    t.extend_from_slice(&[0x00, 0x12, 0, 2, 0, 0, 0, 12, 0, 0, 0, 68]);
+    t.extend_from_slice(&[0, 0, 0, 0]);
+    assert_eq!(t.len(), 68);
+    t.extend_from_slice(b"SECRET-GPS!\0");
+    let mut p = b"Exif\0\0".to_vec();
+    p.extend_from_slice(&t);
+    p
+}
+
+fn crc32(data: &[u8]) -> u32 {
+    let mut crc = 0xFFFF_FFFFu32;
+    for &b in data {
+        crc ^= b as u32;
+        for _ in 0..8 {
+            crc = if crc & 1 != 0 { (crc >> 1) ^ 0xEDB8_8320 } else { crc >> 1 };
+        }
+    }
+    !crc
+}
+
+fn png_chunk(kind: &[u8; 4], data: &[u8]) -> Vec<u8> {
+    let mut c = (data.len() as u32).to_be_bytes().to_vec();
+    c.extend_from_slice(kind);
+    c.extend_from_slice(data);
+    let mut crc_in = kind.to_vec();
+    crc_in.extend_from_slice(data);
+    c.extend_from_slice(&crc32(&crc_in).to_be_bytes());
+    c
+}
+
+fn settings() -> PhotoSettings {
+    PhotoSettings::default()
+}
+
+#[test]
+fn twelve_megapixel_jpeg_gives_2048_and_320() {
+    let (w, h) = (4000, 3000);
+    let src = jpeg_from_rgb(&noisy_rgb(w, h, 1), w, h, 90, Subsamp::Sub2x2);
+    let out = process_photo(&src, &settings()).unwrap();
+    assert_eq!((out.width, out.height), (4000, 3000));
+    assert_eq!((out.full.width, out.full.height), (2048, 1536));
+    assert_eq!((out.thumb.width, out.thumb.height), (320, 240));
+    assert_eq!(out.full.kind, OutputKind::Jpeg);
+    assert_eq!((out.full.kind.ext(), out.full.kind.content_type()), ("jpg", "image/jpeg"));
+    assert_eq!(out.source_format, Format::Jpeg);
+    let full = turbojpeg::read_header(&out.full.bytes).unwrap();
+    assert_eq!((full.width, full.height, full.subsamp), (2048, 1536, Subsamp::Sub2x2));
+    let thumb = turbojpeg::read_header(&out.thumb.bytes).unwrap();
+    assert_eq!((thumb.width, thumb.height), (320, 240));
+    assert_eq!(out.blurhash.len(), 28, "{}", out.blurhash);
+}
+
+#[test]
+fn never_upscales() {
+    let img = DynamicImage::ImageRgb8(RgbImage::from_raw(1000, 800, noisy_rgb(1000, 800, 2)).unwrap());
+    let out = process_photo(&encode_with_image(&img, ImageFormat::Png), &settings()).unwrap();
+    assert_eq!((out.full.width, out.full.height), (1000, 800));
+    assert_eq!((out.thumb.width, out.thumb.height), (320, 256));
+    assert_eq!(out.source_format, Format::Png);
+    // Tiny images stay tiny, at least 1 px on each edge.
+    let img = DynamicImage::ImageRgb8(RgbImage::from_pixel(3000, 2, Rgb([1, 2, 3])));
+    let out = process_photo(&encode_with_image(&img, ImageFormat::Png), &settings()).unwrap();
+    assert_eq!((out.full.width, out.full.height), (2048, 1));
+    assert_eq!((out.thumb.width, out.thumb.height), (320, 1));
+}
+
+#[test]
+fn fit_rounds_and_keeps_one_pixel() {
+    assert_eq!(fit(4000, 3000, 2048), (2048, 1536));
+    assert_eq!(fit(3000, 4000, 2048), (1536, 2048));
+    assert_eq!(fit(4032, 3024, 2048), (2048, 1536));
+    assert_eq!(fit(1000, 800, 2048), (1000, 800));
+    assert_eq!(fit(100_000, 10, 320), (320, 1));
+}
+
+#[test]
+fn transparency_gives_png_for_both_variants() {
+    let mut img = RgbaImage::from_pixel(600, 400, Rgba([10, 200, 10, 255]));
+    img.put_pixel(5, 5, Rgba([0, 0, 0, 0]));
+    for x in 300..600 {
+        for y in 0..400 {
+            img.put_pixel(x, y, Rgba([10, 200, 10, 100]));
+        }
+    }
+    let src = encode_with_image(&DynamicImage::ImageRgba8(img), ImageFormat::Png);
+    let out = process_photo(&src, &settings()).unwrap();
+    assert_eq!(out.full.kind, OutputKind::Png);
+    assert_eq!(out.thumb.kind, OutputKind::Png);
+    assert_eq!((out.full.kind.ext(), out.full.kind.content_type()), ("png", "image/png"));
+    assert_eq!((out.thumb.width, out.thumb.height), (320, 213));
+    let thumb = image::load_from_memory(&out.thumb.bytes).unwrap().into_rgba8();
+    assert_eq!(thumb.dimensions(), (320, 213));
+    let a = thumb.get_pixel(300, 100)[3];
+    assert!((90..=110).contains(&a), "alpha {a}");
+    assert_eq!(thumb.get_pixel(50, 100)[3], 255);
+}
+
+#[test]
+fn opaque_rgba_gives_jpeg() {
+    let img = RgbaImage::from_pixel(640, 480, Rgba([10, 120, 240, 255]));
+    let src = encode_with_image(&DynamicImage::ImageRgba8(img), ImageFormat::Png);
+    let out = process_photo(&src, &settings()).unwrap();
+    assert_eq!(out.full.kind, OutputKind::Jpeg);
+    assert_eq!(out.thumb.kind, OutputKind::Jpeg);
+    let full = decode_rgb(&out.full.bytes);
+    assert!(close(px(&full, 320, 240), [10, 120, 240], 4), "{:?}", px(&full, 320, 240));
+}
+
+#[test]
+fn exif_orientation_6_is_applied_and_metadata_removed() {
+    let (w, h) = (400, 300);
+    let base = jpeg_from_rgb(&two_tone(w, h), w, h, 90, Subsamp::Sub2x2);
+    let xmp = b"http://ns.adobe.com/xap/1.0/\0<x:xmpmeta>SECRET-XMP</x:xmpmeta>".to_vec();
+    let src = with_segments(&base, &[segment(0xE1, &exif_app1(6)), segment(0xE1, &xmp), segment(0xFE, b"SECRET-COMMENT")]);
+    assert!(contains(&src, b"SECRET-GPS!") && contains(&src, b"Exif\0\0"));
+    let out = process_photo(&src, &settings()).unwrap();
+    // Displayed size: width and height swapped.
+    assert_eq!((out.width, out.height), (300, 400));
+    assert_eq!((out.full.width, out.full.height), (300, 400));
+    assert_eq!((out.thumb.width, out.thumb.height), (240, 320));
+    // 90° clockwise: the source's left (red) half is now on top.
+    let full = decode_rgb(&out.full.bytes);
+    assert_eq!((full.width, full.height), (300, 400));
+    assert!(close(px(&full, 150, 50), [220, 30, 30], 12), "{:?}", px(&full, 150, 50));
+    assert!(close(px(&full, 150, 350), [30, 30, 220], 12), "{:?}", px(&full, 150, 350));
+    for variant in [&out.full.bytes, &out.thumb.bytes] {
+        for needle in [&b"Exif"[..], b"MM\0*", b"SECRET", b"http://ns.adobe.com"] {
+            assert!(!contains(variant, needle), "output contains {:?}", String::from_utf8_lossy(needle));
+        }
+        // Only SOI, APP0 (JFIF), DQT… — no APP1 (Exif/XMP) and no COM.
+        assert_eq!(crate::jpeg_meta::read_jpeg_meta(variant), crate::jpeg_meta::JpegMeta { orientation: 1, icc: None });
+        assert!(!contains(&variant[..variant.len().min(600)], &[0xFF, 0xE1]));
+        assert!(!contains(&variant[..variant.len().min(600)], &[0xFF, 0xFE]));
+    }
+}
+
+#[test]
+fn every_orientation_gives_displayed_dimensions() {
+    let (w, h) = (301, 201); // odd on purpose: padding and chroma extents
+    let base = jpeg_from_rgb(&noisy_rgb(w, h, 3), w, h, 85, Subsamp::Sub2x2);
+    for o in 1..=8u16 {
+        let src = with_segments(&base, &[segment(0xE1, &exif_app1(o))]);
+        let out = process_photo(&src, &PhotoSettings { full_edge: 150, ..settings() }).unwrap();
+        let expect = if o >= 5 { (201, 301) } else { (301, 201) };
+        assert_eq!((out.width, out.height), expect, "orientation {o}");
+        let full = turbojpeg::read_header(&out.full.bytes).unwrap();
+        let fexp = if o >= 5 { (100, 150) } else { (150, 100) };
+        assert_eq!((full.width, full.height), fexp, "orientation {o}");
+    }
+}
+
+#[test]
+fn broken_exif_is_ignored() {
+    let (w, h) = (64, 48);
+    let base = jpeg_from_rgb(&noisy_rgb(w, h, 4), w, h, 85, Subsamp::Sub2x2);
+    let mut bad = exif_app1(6);
+    bad.truncate(20); // IFD cut short
+    let src = with_segments(&base, &[segment(0xE1, &bad), segment(0xE1, b"Exif\0\0garbage-garbage")]);
+    let out = process_photo(&src, &settings()).unwrap();
+    assert_eq!((out.width, out.height), (64, 48));
+}
+
+/// A 74-byte PNG that declares 40000×40000 must be refused from its header alone.
+#[test]
+fn pixel_bomb_png_is_refused_before_decoding() {
+    let mut ihdr = Vec::new();
+    ihdr.extend_from_slice(&40000u32.to_be_bytes());
+    ihdr.extend_from_slice(&40000u32.to_be_bytes());
+    ihdr.extend_from_slice(&[8, 2, 0, 0, 0]);
+    let mut png = b"\x89PNG\r\n\x1a\n".to_vec();
+    png.extend(png_chunk(b"IHDR", &ihdr));
+    png.extend(png_chunk(b"IDAT", &[0x78, 0x9C, 0xED, 0xC1, 0x01, 0x0D, 0, 0, 0, 0xC2, 0xA0, 0xF7, 0x4F, 0x6D, 0x0E, 0x37, 0xA0]));
+    png.extend(png_chunk(b"IEND", &[]));
+    assert_eq!(png.len(), 74);
+    let t = std::time::Instant::now();
+    let err = process_photo(&png, &settings()).unwrap_err();
+    assert!(t.elapsed().as_millis() < 50, "took {:?}", t.elapsed());
+    assert_eq!(err, MediaError::TooManyPixels { width: 40000, height: 40000, limit: 50_000_000 });
+    assert_eq!(err.code(), "input.too_many_pixels");
+    assert_eq!(err.to_string(), "image is 40000×40000 = 1600000000 pixels; the limit is 50000000");
+    assert_eq!(probe_dimensions(&png, Format::Png).unwrap(), (40000, 40000));
+}
+
+#[test]
+fn pixel_limit_applies_to_jpeg_too() {
+    let base = jpeg_from_rgb(&noisy_rgb(100, 100, 5), 100, 100, 85, Subsamp::Sub2x2);
+    let err = process_photo(&base, &PhotoSettings { max_pixels: 9_999, ..settings() }).unwrap_err();
+    assert!(matches!(err, MediaError::TooManyPixels { width: 100, height: 100, .. }));
+    assert!(process_photo(&base, &PhotoSettings { max_pixels: 10_000, ..settings() }).is_ok());
+}
+
+#[test]
+fn truncated_jpeg_is_corrupt() {
+    let (w, h) = (640, 480);
+    let src = jpeg_from_rgb(&noisy_rgb(w, h, 6), w, h, 90, Subsamp::Sub2x2);
+    for keep in [src.len() * 3 / 5, src.len() - 2, 700] {
+        let err = process_photo(&src[..keep], &settings()).unwrap_err();
+        assert_eq!(err.code(), "input.corrupt", "kept {keep}: {err}");
+        let msg = err.to_string();
+        assert!(msg.contains("JPEG"), "{msg}");
+    }
+    let err = process_photo(&src[..src.len() * 3 / 5], &settings()).unwrap_err();
+    assert_eq!(err.to_string(), format!("JPEG data ends after {} bytes, before the image is complete", src.len() * 3 / 5));
+}
+
+#[test]
+fn garbage_after_magic_is_corrupt() {
+    let mut noise = Vec::new();
+    let mut s = 7u32;
+    for _ in 0..4000 {
+        s = s.wrapping_mul(1_103_515_245).wrapping_add(12345);
+        noise.push((s >> 16) as u8);
+    }
+    let cases: [&[u8]; 5] = [b"\xFF\xD8\xFF\xE0", b"\x89PNG\r\n\x1a\n", b"GIF89a\x0a\x00\x0a\x00\xf7\x00\x00", b"RIFF\x00\x10\x00\x00WEBPVP8 ", b"\xFF\xD8\xFF\xDB\x00\x43"];
+    for magic in cases {
+        let mut bytes = magic.to_vec();
+        bytes.extend_from_slice(&noise);
+        let err = process_photo(&bytes, &settings()).unwrap_err();
+        assert_eq!(err.code(), "input.corrupt", "{:?}: {err}", String::from_utf8_lossy(magic));
+    }
+    // A valid PNG header followed by garbage IDAT.
+    let img = DynamicImage::ImageRgb8(RgbImage::from_raw(200, 100, noisy_rgb(200, 100, 8)).unwrap());
+    let mut png = encode_with_image(&img, ImageFormat::Png);
+    let m = (png.len() - 80).min(noise.len());
+    png[60..60 + m].copy_from_slice(&noise[..m]);
+    assert_eq!(process_photo(&png, &settings()).unwrap_err().code(), "input.corrupt");
+    // A truncated PNG.
+    let png = encode_with_image(&img, ImageFormat::Png);
+    assert_eq!(process_photo(&png[..png.len() / 2], &settings()).unwrap_err().code(), "input.corrupt");
+}
+
+#[test]
+fn unsupported_and_unrecognised_are_named() {
+    let mut heic = b"\0\0\0\x18ftypheic\0\0\0\0mif1heic".to_vec();
+    heic.extend_from_slice(&[0; 64]);
+    let err = process_photo(&heic, &settings()).unwrap_err();
+    assert_eq!(err, MediaError::Unsupported { format: "HEIC".into() });
+    assert_eq!(err.to_string(), "HEIC photos are not supported; send JPEG, PNG, WebP or GIF");
+    assert_eq!(err.code(), "input.unsupported_format");
+    let err = process_photo(b"<!doctype html><html>", &settings()).unwrap_err();
+    assert_eq!(err.code(), "input.unsupported_format");
+    assert!(err.to_string().contains("3c 21 64 6f"), "{err}");
+    assert_eq!(process_photo(b"", &settings()).unwrap_err().code(), "input.unsupported_format");
+    let tiff = encode_with_image(&DynamicImage::ImageRgb8(RgbImage::new(4, 4)), ImageFormat::Tiff);
+    assert_eq!(process_photo(&tiff, &settings()).unwrap_err(), MediaError::Unsupported { format: "TIFF".into() });
+    let err = process_photo(&[1, 2, 3], &PhotoSettings { jpeg_quality: 0, ..settings() }).unwrap_err();
+    assert!(!err.is_input_error());
+}
+
+#[test]
+fn animated_gif_gives_first_frame() {
+    use image::codecs::gif::GifEncoder;
+    use image::Frame;
+    let red = RgbaImage::from_pixel(200, 100, Rgba([230, 20, 20, 255]));
+    let blue = RgbaImage::from_pixel(200, 100, Rgba([20, 20, 230, 255]));
+    let mut gif = Vec::new();
+    {
+        let mut enc = GifEncoder::new(&mut gif);
+        enc.encode_frames(vec![Frame::new(red), Frame::new(blue)]).unwrap();
+    }
+    let out = process_photo(&gif, &settings()).unwrap();
+    assert_eq!(out.source_format, Format::Gif);
+    assert_eq!(out.full.kind, OutputKind::Jpeg);
+    let full = decode_rgb(&out.full.bytes);
+    assert_eq!((full.width, full.height), (200, 100));
+    assert!(close(px(&full, 100, 50), [230, 20, 20], 16), "{:?}", px(&full, 100, 50));
+}
+
+#[test]
+fn webp_bmp_and_gray_decode() {
+    let rgb = DynamicImage::ImageRgb8(RgbImage::from_raw(300, 200, noisy_rgb(300, 200, 9)).unwrap());
+    for (fmt, sniffed) in [(ImageFormat::WebP, Format::Webp), (ImageFormat::Bmp, Format::Bmp)] {
+        let src = encode_with_image(&rgb, fmt);
+        assert_eq!(probe_dimensions(&src, sniffed).unwrap(), (300, 200));
+        let out = process_photo(&src, &settings()).unwrap();
+        assert_eq!(out.source_format, sniffed);
+        assert_eq!((out.full.width, out.full.height, out.full.kind), (300, 200, OutputKind::Jpeg));
+    }
+    let gray = DynamicImage::ImageLuma8(image::GrayImage::from_pixel(500, 400, image::Luma([77])));
+    let out = process_photo(&encode_with_image(&gray, ImageFormat::Png), &settings()).unwrap();
+    assert_eq!(turbojpeg::read_header(&out.full.bytes).unwrap().subsamp, Subsamp::Gray);
+    let gray_jpeg = encode_with_image(&gray, ImageFormat::Jpeg);
+    let out = process_photo(&gray_jpeg, &settings()).unwrap();
+    assert_eq!(turbojpeg::read_header(&out.thumb.bytes).unwrap().subsamp, Subsamp::Gray);
+    assert_eq!((out.thumb.width, out.thumb.height), (320, 256));
+}
+
+#[test]
+fn jpeg_subsamplings_and_cmyk_keep_colours() {
+    let (w, h) = (641, 479);
+    let rgb = two_tone(w, h);
+    for ss in [Subsamp::None, Subsamp::Sub2x1, Subsamp::Sub2x2, Subsamp::Sub1x2, Subsamp::Sub4x1] {
+        let src = jpeg_from_rgb(&rgb, w, h, 92, ss);
+        let out = process_photo(&src, &PhotoSettings { full_edge: 400, ..settings() }).unwrap();
+        assert_eq!((out.full.width, out.full.height), (400, 299), "{ss:?}");
+        let full = decode_rgb(&out.full.bytes);
+        assert!(close(px(&full, 50, 150), [220, 30, 30], 12), "{ss:?} {:?}", px(&full, 50, 150));
+        assert!(close(px(&full, 350, 150), [30, 30, 220], 12), "{ss:?} {:?}", px(&full, 350, 150));
+    }
+    // Adobe CMYK (inverted): C=M=Y=255-x, K=255 for our two colours.
+    let cmyk: Vec<u8> = rgb.chunks_exact(3).flat_map(|p| [p[0], p[1], p[2], 255]).collect();
+    let image = turbojpeg::Image { pixels: &cmyk[..], width: w as usize, pitch: 4 * w as usize, height: h as usize, format: PixelFormat::CMYK };
+    let src = turbojpeg::compress(image, 95, Subsamp::None).unwrap().to_vec();
+    assert!(matches!(turbojpeg::read_header(&src).unwrap().colorspace, Colorspace::YCCK | Colorspace::CMYK));
+    let out = process_photo(&src, &settings()).unwrap();
+    let full = decode_rgb(&out.full.bytes);
+    assert!(close(px(&full, 100, 200), [220, 30, 30], 12), "{:?}", px(&full, 100, 200));
+}
+
+#[test]
+fn scaled_decode_still_covers_the_full_size() {
+    // 2400×1800 for a 500-px full: 1/4 (600×450) covers 500×375, 1/8 (300×225) would not.
+    let (w, h) = (2400, 1800);
+    let src = jpeg_from_rgb(&two_tone(w, h), w, h, 90, Subsamp::Sub2x2);
+    let s = PhotoSettings { full_edge: 500, thumb_edge: 100, ..settings() };
+    let decoded = decode(&src, &s).unwrap();
+    match &decoded.pixels {
+        Pixels::Yuv { y, .. } => assert_eq!(y.extent, (600.0, 450.0)),
+        _ => panic!("expected planar decode"),
+    }
+    let out = process_photo(&src, &s).unwrap();
+    assert_eq!((out.width, out.height), (2400, 1800));
+    assert_eq!((out.full.width, out.full.height), (500, 375));
+    assert_eq!((out.thumb.width, out.thumb.height), (100, 75));
+    let full = decode_rgb(&out.full.bytes);
+    assert!(close(px(&full, 100, 100), [220, 30, 30], 12));
+    // At the default 2048 px, a 4000-px source is decoded at full size.
+    assert!(fit(4000, 3000, 2048).0 > 4000 / 2);
+}
+
+#[test]
+fn icc_profile_is_kept_and_cmyk_profile_dropped() {
+    let (w, h) = (320, 200);
+    let base = jpeg_from_rgb(&noisy_rgb(w, h, 10), w, h, 90, Subsamp::Sub2x2);
+    let icc = fake_icc(3000, b"RGB ");
+    let src = crate::jpeg_meta::embed_icc(base.clone(), &icc);
+    let out = process_photo(&src, &settings()).unwrap();
+    for v in [&out.full.bytes, &out.thumb.bytes] {
+        assert_eq!(crate::jpeg_meta::read_jpeg_meta(v).icc.as_deref(), Some(&icc[..]));
+        turbojpeg::decompress(v, PixelFormat::RGB).unwrap();
+    }
+    let cmyk_profile = fake_icc(3000, b"CMYK");
+    let src = crate::jpeg_meta::embed_icc(base, &cmyk_profile);
+    let out = process_photo(&src, &settings()).unwrap();
+    assert_eq!(crate::jpeg_meta::read_jpeg_meta(&out.full.bytes).icc, None);
+}
+
+#[test]
+fn outputs_are_deterministic() {
+    let (w, h) = (1500, 1000);
+    let jpeg = jpeg_from_rgb(&noisy_rgb(w, h, 11), w, h, 90, Subsamp::Sub2x2);
+    let mut rgba = RgbaImage::from_raw(w, h, noisy_rgb(w, h, 12).chunks_exact(3).flat_map(|p| [p[0], p[1], p[2], p[0]]).collect()).unwrap();
+    rgba.put_pixel(0, 0, Rgba([0, 0, 0, 0]));
+    let png = encode_with_image(&DynamicImage::ImageRgba8(rgba), ImageFormat::Png);
+    for src in [jpeg, png] {
+        let a = process_photo(&src, &settings()).unwrap();
+        let b = process_photo(&src, &settings()).unwrap();
+        assert_eq!(a, b);
+    }
+}
