@@ -1,0 +1,186 @@
+//! Command line and environment: every setting is a flag and an env var (contract §6).
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// mediagate: the media pipeline behind private messaging.
+#[derive(Debug, Parser)]
+#[command(name = "mediagate", version, about, propagate_version = true)]
+pub struct Cli {
+    #[command(flatten)]
+    pub common: Common,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Consume and process jobs until SIGTERM/SIGINT, then finish in-flight jobs and exit 0.
+    Worker(WorkerArgs),
+    /// Upload files to the first source bucket and publish a job (optionally wait for its verdict).
+    Submit(SubmitArgs),
+    /// Create the configured source, output, quarantine and manifest buckets if missing
+    /// (local set-up and first deployment; the worker itself never creates buckets).
+    EnsureBuckets,
+}
+
+/// Connection and bucket settings shared by every command.
+#[derive(Debug, Args)]
+pub struct Common {
+    /// RabbitMQ URL (AMQP 0-9-1).
+    #[arg(long, env = "MEDIAGATE_AMQP_URL", default_value = "amqp://guest:guest@127.0.0.1:5672/%2f", hide_env_values = true, global = true)]
+    pub amqp_url: String,
+    /// S3-compatible endpoint (path-style addressing); unset means AWS S3.
+    #[arg(long, env = "MEDIAGATE_S3_ENDPOINT", global = true)]
+    pub s3_endpoint: Option<String>,
+    /// Access key; unset uses the AWS default credential chain.
+    #[arg(long, env = "AWS_ACCESS_KEY_ID", hide_env_values = true, global = true)]
+    pub aws_access_key_id: Option<String>,
+    /// Secret key.
+    #[arg(long, env = "AWS_SECRET_ACCESS_KEY", hide_env_values = true, global = true)]
+    pub aws_secret_access_key: Option<String>,
+    /// Region.
+    #[arg(long, env = "AWS_REGION", global = true)]
+    pub aws_region: Option<String>,
+    /// Allow-list of source buckets, comma-separated; `submit` uploads to the first.
+    #[arg(long, env = "MEDIAGATE_SOURCE_BUCKETS", default_value = "incoming", value_delimiter = ',', global = true)]
+    pub source_buckets: Vec<String>,
+    /// Bucket for cleared media.
+    #[arg(long, env = "MEDIAGATE_OUTPUT_BUCKET", default_value = "media", global = true)]
+    pub output_bucket: String,
+    /// Bucket for blocked originals; empty keeps none.
+    #[arg(long, env = "MEDIAGATE_QUARANTINE_BUCKET", default_value = "quarantine", global = true)]
+    pub quarantine_bucket: String,
+    /// Bucket for `manifests/`; defaults to the output bucket.
+    #[arg(long, env = "MEDIAGATE_MANIFEST_BUCKET", global = true)]
+    pub manifest_bucket: Option<String>,
+    /// S3 attempts per operation before a transient fault returns the job to the queue.
+    #[arg(long, env = "MEDIAGATE_S3_ATTEMPTS", default_value_t = 4, global = true)]
+    pub s3_attempts: u32,
+    /// Log format.
+    #[arg(long, env = "MEDIAGATE_LOG_FORMAT", value_enum, default_value_t = LogFormat::Json, global = true)]
+    pub log_format: LogFormat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Json,
+    Text,
+}
+
+/// Processing settings of `mediagate worker`.
+#[derive(Debug, Args)]
+pub struct WorkerArgs {
+    /// Jobs taken at once and items processed at once; default: the number of CPUs.
+    #[arg(long, env = "MEDIAGATE_CONCURRENCY")]
+    pub concurrency: Option<usize>,
+    /// Score at or above which an item is blocked when anyone in the job is 16–17.
+    #[arg(long, env = "MEDIAGATE_NUDITY_THRESHOLD_MINOR", default_value_t = 0.5)]
+    pub nudity_threshold_minor: f64,
+    /// Score at or above which an item is blocked when an adult recipient opted in.
+    #[arg(long, env = "MEDIAGATE_NUDITY_THRESHOLD_ADULT", default_value_t = 0.8)]
+    pub nudity_threshold_adult: f64,
+    /// Longest voice note, in ms of decoded audio (plus a 250 ms padding allowance).
+    #[arg(long, env = "MEDIAGATE_VOICE_MAX_MS", default_value_t = 60_000)]
+    pub voice_max_ms: u64,
+    /// Longest video, in ms.
+    #[arg(long, env = "MEDIAGATE_VIDEO_MAX_MS", default_value_t = 180_000)]
+    pub video_max_ms: u64,
+    /// Largest input file, in bytes (checked with HEAD before downloading).
+    #[arg(long, env = "MEDIAGATE_MAX_INPUT_BYTES", default_value_t = 209_715_200)]
+    pub max_input_bytes: u64,
+    /// Most pixels an image (or video frame) may have (checked from the header).
+    #[arg(long, env = "MEDIAGATE_IMAGE_MAX_PIXELS", default_value_t = 50_000_000)]
+    pub image_max_pixels: u64,
+    /// Long edge of the `full` photo variant.
+    #[arg(long, env = "MEDIAGATE_PHOTO_FULL_EDGE", default_value_t = 2048)]
+    pub photo_full_edge: u32,
+    /// Long edge of the `thumb` photo variant.
+    #[arg(long, env = "MEDIAGATE_PHOTO_THUMB_EDGE", default_value_t = 320)]
+    pub photo_thumb_edge: u32,
+    /// JPEG quality of photo variants (1–100).
+    #[arg(long, env = "MEDIAGATE_JPEG_QUALITY", default_value_t = 85, value_parser = clap::value_parser!(u8).range(1..=100))]
+    pub jpeg_quality: u8,
+    /// This worker's id in verdicts; default: the host name.
+    #[arg(long, env = "MEDIAGATE_WORKER_ID")]
+    pub worker_id: Option<String>,
+}
+
+/// `mediagate submit`.
+#[derive(Debug, Args)]
+pub struct SubmitArgs {
+    /// Files to send (1–9 photos/videos, or one audio file).
+    #[arg(required = true)]
+    pub files: Vec<std::path::PathBuf>,
+    /// Job kind; default: `voice_note` when the one file is audio, else `media`.
+    #[arg(long, value_enum)]
+    pub kind: Option<KindArg>,
+    /// The sender's age band.
+    #[arg(long, value_enum, default_value_t = BandArg::Adult)]
+    pub sender_age: BandArg,
+    /// A recipient's age band; repeat for several recipients (default: one adult).
+    #[arg(long, value_enum)]
+    pub recipient_age: Vec<BandArg>,
+    /// Opt the adult recipients in to the nudity filter.
+    #[arg(long)]
+    pub nudity_filter: bool,
+    /// Mark the message as the first to a new contact (the job is then rejected by rule 4).
+    #[arg(long)]
+    pub first_contact: bool,
+    /// Wait for the verdict and print it as JSON.
+    #[arg(long)]
+    pub wait: bool,
+    /// Seconds to wait for the verdict.
+    #[arg(long, default_value_t = 120)]
+    pub timeout: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum KindArg {
+    Media,
+    VoiceNote,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum BandArg {
+    #[value(name = "under_16")]
+    Under16,
+    #[value(name = "16_17")]
+    Age16To17,
+    #[value(name = "adult")]
+    Adult,
+}
+
+impl BandArg {
+    /// The wire spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BandArg::Under16 => "under_16",
+            BandArg::Age16To17 => "16_17",
+            BandArg::Adult => "adult",
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_cli_is_well_formed() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn submit_takes_repeated_recipient_ages() {
+        let cli = Cli::try_parse_from([
+            "mediagate", "submit", "a.jpg", "b.png", "--recipient-age", "16_17", "--recipient-age", "adult",
+            "--nudity-filter", "--wait", "--timeout", "5",
+        ])
+        .unwrap();
+        let Command::Submit(s) = cli.command else { panic!() };
+        assert_eq!(s.files.len(), 2);
+        assert_eq!(s.recipient_age, vec![BandArg::Age16To17, BandArg::Adult]);
+        assert!(s.nudity_filter && s.wait && s.timeout == 5);
+    }
+}

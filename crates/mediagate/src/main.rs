@@ -1,0 +1,208 @@
+//! The `mediagate` binary: a thin layer of commands over the library crates.
+
+mod cli;
+mod submit;
+
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use clap::Parser;
+use mediagate_contract::{Limits, Thresholds};
+use mediagate_media::PhotoSettings;
+use mediagate_queue::{redact_url, Broker};
+use mediagate_store::{RetryPolicy, Store, StoreConfig};
+use mediagate_worker::WorkerConfig;
+use tokio::sync::watch;
+use tracing::{error, info, warn};
+
+use cli::{Cli, Command, Common, LogFormat, WorkerArgs};
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    init_tracing(cli.common.log_format);
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("mediagate: cannot start the async runtime: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async move {
+        match cli.command {
+            Command::Worker(args) => worker(&cli.common, args).await,
+            Command::Submit(args) => submit::run(&cli.common, args).await,
+            Command::EnsureBuckets => ensure_buckets(&cli.common).await,
+        }
+    });
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            error!(error = format!("{e:#}"), "mediagate failed");
+            eprintln!("mediagate: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+/// Logs go to stderr; JSON for machines by default, text for people on request.
+fn init_tracing(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match format {
+        LogFormat::Json => builder.json().with_current_span(true).with_span_list(false).init(),
+        LogFormat::Text => builder.init(),
+    }
+}
+
+/// The store configuration from the common flags.
+pub(crate) fn store_config(common: &Common) -> StoreConfig {
+    StoreConfig {
+        endpoint: common.s3_endpoint.clone().filter(|s| !s.is_empty()),
+        region: common.aws_region.clone().filter(|s| !s.is_empty()),
+        access_key: common.aws_access_key_id.clone().filter(|s| !s.is_empty()),
+        secret_key: common.aws_secret_access_key.clone().filter(|s| !s.is_empty()),
+        retry: RetryPolicy { attempts: common.s3_attempts.max(1), ..RetryPolicy::default() },
+        ..StoreConfig::default()
+    }
+}
+
+fn manifest_bucket(common: &Common) -> String {
+    common.manifest_bucket.clone().filter(|s| !s.is_empty()).unwrap_or_else(|| common.output_bucket.clone())
+}
+
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .unwrap_or_else(|| "mediagate".to_string())
+}
+
+fn worker_config(common: &Common, args: &WorkerArgs) -> Result<WorkerConfig> {
+    let concurrency = args
+        .concurrency
+        .filter(|&n| n > 0)
+        .unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2));
+    let source_buckets: Vec<String> =
+        common.source_buckets.iter().map(|b| b.trim().to_string()).filter(|b| !b.is_empty()).collect();
+    anyhow::ensure!(!source_buckets.is_empty(), "MEDIAGATE_SOURCE_BUCKETS names no bucket");
+    for (name, t) in [("minor", args.nudity_threshold_minor), ("adult", args.nudity_threshold_adult)] {
+        anyhow::ensure!((0.0..=1.0).contains(&t), "the {name} nudity threshold must be within 0..1, got {t}");
+    }
+    anyhow::ensure!(args.photo_thumb_edge > 0 && args.photo_full_edge > 0, "photo edges must be positive");
+    let limits = Limits {
+        max_input_bytes: args.max_input_bytes,
+        image_max_pixels: args.image_max_pixels,
+        voice_max_ms: args.voice_max_ms,
+        video_max_ms: args.video_max_ms,
+    };
+    Ok(WorkerConfig {
+        source_buckets,
+        output_bucket: common.output_bucket.clone(),
+        quarantine_bucket: Some(common.quarantine_bucket.clone()).filter(|b| !b.is_empty()),
+        manifest_bucket: manifest_bucket(common),
+        concurrency,
+        photo: PhotoSettings {
+            full_edge: args.photo_full_edge,
+            thumb_edge: args.photo_thumb_edge,
+            jpeg_quality: args.jpeg_quality,
+            max_pixels: limits.image_max_pixels,
+        },
+        limits,
+        thresholds: Thresholds { minor: args.nudity_threshold_minor, adult: args.nudity_threshold_adult },
+        worker_id: args.worker_id.clone().unwrap_or_else(hostname),
+        version: env!("CARGO_PKG_VERSION").to_string(),
+    })
+}
+
+/// `mediagate worker`: runs until SIGTERM/SIGINT; reconnects to the broker with backoff when
+/// the connection is lost.
+async fn worker(common: &Common, args: WorkerArgs) -> Result<std::process::ExitCode> {
+    let config = worker_config(common, &args)?;
+    let store = Store::connect(&store_config(common)).await.context("configuring S3")?;
+    let (stop_tx, stop_rx) = watch::channel(false);
+    tokio::spawn(async move {
+        wait_for_signal().await;
+        info!("shutdown requested: no new jobs; finishing the jobs in hand");
+        let _ = stop_tx.send(true);
+    });
+
+    let url = common.amqp_url.clone();
+    let mut backoff = Duration::from_millis(500);
+    loop {
+        if *stop_rx.borrow() {
+            break;
+        }
+        let broker = match Broker::connect_named(&url, &format!("mediagate worker {}", config.worker_id)).await {
+            Ok(b) => b,
+            Err(e) => {
+                warn!(url = %redact_url(&url), error = %e, retry_in_ms = backoff.as_millis() as u64, "cannot reach the broker");
+                let mut rx = stop_rx.clone();
+                tokio::select! {
+                    _ = tokio::time::sleep(backoff) => {}
+                    _ = rx.wait_for(|s| *s) => break,
+                }
+                backoff = (backoff * 2).min(Duration::from_secs(30));
+                continue;
+            }
+        };
+        backoff = Duration::from_millis(500);
+        let mut rx = stop_rx.clone();
+        let shutdown = async move {
+            let _ = rx.wait_for(|s| *s).await;
+        };
+        match mediagate_worker::run(config.clone(), store.clone(), &broker, shutdown).await {
+            Ok(()) => {
+                broker.close().await;
+                break;
+            }
+            Err(e) => {
+                warn!(error = %e, "broker connection lost; reconnecting");
+                broker.close().await;
+            }
+        }
+    }
+    info!("worker stopped");
+    Ok(std::process::ExitCode::SUCCESS)
+}
+
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) {
+            (Ok(mut term), Ok(mut int)) => {
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = int.recv() => {}
+                }
+            }
+            _ => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+/// `mediagate ensure-buckets`.
+async fn ensure_buckets(common: &Common) -> Result<std::process::ExitCode> {
+    let store = Store::connect(&store_config(common)).await.context("configuring S3")?;
+    let mut buckets: Vec<String> = common.source_buckets.clone();
+    buckets.push(common.output_bucket.clone());
+    buckets.push(common.quarantine_bucket.clone());
+    buckets.push(manifest_bucket(common));
+    buckets.retain(|b| !b.trim().is_empty());
+    buckets.sort();
+    buckets.dedup();
+    for b in &buckets {
+        store.ensure_bucket(b).await.with_context(|| format!("creating bucket {b}"))?;
+        info!(bucket = %b, "bucket ready");
+    }
+    Ok(std::process::ExitCode::SUCCESS)
+}

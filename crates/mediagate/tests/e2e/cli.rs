@@ -1,0 +1,80 @@
+//! The command line: `submit --wait` against the running worker, usage errors, and the
+//! compose file ops use.
+
+use std::process::Command;
+
+use serde_json::Value;
+
+use crate::support::media::jpeg;
+use crate::support::{amqp_url, harness, ACCESS_KEY, SECRET_KEY};
+
+fn mediagate() -> Command {
+    let h = harness();
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_mediagate"));
+    cmd.env("MEDIAGATE_AMQP_URL", amqp_url(&h.vhost))
+        .env("MEDIAGATE_S3_ENDPOINT", h.s3.endpoint())
+        .env("AWS_ACCESS_KEY_ID", ACCESS_KEY)
+        .env("AWS_SECRET_ACCESS_KEY", SECRET_KEY)
+        .env("AWS_REGION", "us-east-1")
+        .env("MEDIAGATE_LOG_FORMAT", "text");
+    cmd
+}
+
+#[test]
+fn submit_wait_prints_the_verdict() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = dir.path().join("a.jpg");
+    let b = dir.path().join("b.jpg");
+    std::fs::write(&a, jpeg(900, 600, 1)).unwrap();
+    std::fs::write(&b, jpeg(300, 600, 2)).unwrap();
+    let out = mediagate()
+        .args(["submit", a.to_str().unwrap(), b.to_str().unwrap(), "--wait", "--timeout", "60"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "submit failed: {}", String::from_utf8_lossy(&out.stderr));
+    let v: Value = serde_json::from_slice(&out.stdout).expect("stdout is the verdict JSON");
+    assert_eq!(v["schema"], "mediagate.verdict.v1");
+    assert_eq!(v["status"], "cleared", "{v}");
+    assert_eq!(v["items"].as_array().unwrap().len(), 2);
+    assert_eq!(v["items"][1]["width"], 300);
+}
+
+#[test]
+fn submit_with_an_under_16_recipient_is_rejected_but_exits_zero() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = dir.path().join("a.jpg");
+    std::fs::write(&a, jpeg(100, 100, 1)).unwrap();
+    let out = mediagate()
+        .args(["submit", a.to_str().unwrap(), "--recipient-age", "under_16", "--wait", "--timeout", "60"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["reason"]["code"], "policy.under_16");
+}
+
+#[test]
+fn bad_usage_exits_2() {
+    let out = Command::new(env!("CARGO_BIN_EXE_mediagate")).args(["submit"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let out = Command::new(env!("CARGO_BIN_EXE_mediagate")).args(["submit", "x.jpg", "--sender-age", "teen"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+}
+
+#[test]
+fn submit_of_a_missing_file_exits_1() {
+    let out = mediagate().args(["submit", "/nonexistent/photo.jpg"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent/photo.jpg"));
+}
+
+#[test]
+fn docker_compose_file_is_valid() {
+    let root = crate::support::workspace_root();
+    let out = Command::new("docker-compose")
+        .args(["-f", "docker-compose.yml", "config", "-q"])
+        .current_dir(&root)
+        .output()
+        .unwrap_or_else(|e| panic!("docker-compose is needed to validate docker-compose.yml ({e}); run `make test`, which installs it"));
+    assert!(out.status.success(), "docker-compose config: {}", String::from_utf8_lossy(&out.stderr));
+}

@@ -1,0 +1,8 @@
+//! End-to-end tests: the real `mediagate` binary, a real RabbitMQ and a real S3 server.
+//! See `support` for the harness. Run with `make test`.
+
+mod support;
+
+mod cli;
+mod photos;
+mod rules;

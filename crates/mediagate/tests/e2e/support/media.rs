@@ -1,0 +1,207 @@
+//! Test media made on the fly: photographic-ish JPEGs and PNGs, EXIF blocks, bombs, audio.
+
+use std::io::Cursor;
+
+use image::codecs::jpeg::JpegEncoder;
+use image::{ImageBuffer, ImageEncoder, Rgb, Rgba};
+
+/// A smooth gradient with deterministic noise, so JPEGs have realistic entropy.
+pub fn rgb(w: u32, h: u32, seed: u32) -> ImageBuffer<Rgb<u8>, Vec<u8>> {
+    let mut state = seed.wrapping_mul(2_654_435_761).wrapping_add(1);
+    ImageBuffer::from_fn(w, h, |x, y| {
+        state ^= state << 13;
+        state ^= state >> 17;
+        state ^= state << 5;
+        let n = (state & 31) as i32 - 16;
+        let r = (x * 255 / w.max(1)) as i32 + n;
+        let g = (y * 255 / h.max(1)) as i32 + n;
+        let b = (((x + y) * 128) / (w + h).max(1)) as i32 + 64 + n;
+        Rgb([r.clamp(0, 255) as u8, g.clamp(0, 255) as u8, b.clamp(0, 255) as u8])
+    })
+}
+
+pub fn jpeg(w: u32, h: u32, seed: u32) -> Vec<u8> {
+    let img = rgb(w, h, seed);
+    let mut out = Vec::new();
+    JpegEncoder::new_with_quality(&mut out, 90)
+        .write_image(img.as_raw(), w, h, image::ExtendedColorType::Rgb8)
+        .expect("jpeg encode");
+    out
+}
+
+pub fn png_rgb(w: u32, h: u32) -> Vec<u8> {
+    let img = rgb(w, h, 7);
+    let mut out = Cursor::new(Vec::new());
+    img.write_to(&mut out, image::ImageFormat::Png).expect("png encode");
+    out.into_inner()
+}
+
+/// An RGBA PNG; with `transparent`, the left half is fully transparent.
+pub fn png_rgba(w: u32, h: u32, transparent: bool) -> Vec<u8> {
+    let base = rgb(w, h, 3);
+    let img: ImageBuffer<Rgba<u8>, Vec<u8>> = ImageBuffer::from_fn(w, h, |x, y| {
+        let p = base.get_pixel(x, y);
+        let a = if transparent && x < w / 2 { 0 } else { 255 };
+        Rgba([p[0], p[1], p[2], a])
+    });
+    let mut out = Cursor::new(Vec::new());
+    img.write_to(&mut out, image::ImageFormat::Png).expect("png encode");
+    out.into_inner()
+}
+
+pub fn webp_lossless(w: u32, h: u32) -> Vec<u8> {
+    let img = image::DynamicImage::ImageRgb8(rgb(w, h, 9)).to_rgba8();
+    let mut out = Cursor::new(Vec::new());
+    img.write_to(&mut out, image::ImageFormat::WebP).expect("webp encode");
+    out.into_inner()
+}
+
+/// A two-frame animated GIF: red first frame, blue second.
+pub fn gif_animated(w: u16, h: u16) -> Vec<u8> {
+    use image::codecs::gif::{GifEncoder, Repeat};
+    use image::{Delay, Frame, RgbaImage};
+    let mut out = Vec::new();
+    {
+        let mut enc = GifEncoder::new(&mut out);
+        enc.set_repeat(Repeat::Infinite).expect("repeat");
+        for colour in [[220u8, 20, 20, 255], [20, 20, 220, 255]] {
+            let img = RgbaImage::from_pixel(w as u32, h as u32, Rgba(colour));
+            enc.encode_frame(Frame::from_parts(img, 0, 0, Delay::from_numer_denom_ms(100, 1))).expect("frame");
+        }
+    }
+    out
+}
+
+/// An EXIF APP1 segment with an Orientation tag and, optionally, a GPS IFD with a latitude.
+pub fn exif_app1(orientation: u16, gps: bool) -> Vec<u8> {
+    // Little-endian TIFF: header (8) + IFD0 at 8.
+    let mut t: Vec<u8> = b"II*\0".to_vec();
+    t.extend_from_slice(&8u32.to_le_bytes());
+    let entries: u16 = if gps { 2 } else { 1 };
+    t.extend_from_slice(&entries.to_le_bytes());
+    // Orientation, SHORT, count 1, value inline.
+    t.extend_from_slice(&0x0112u16.to_le_bytes());
+    t.extend_from_slice(&3u16.to_le_bytes());
+    t.extend_from_slice(&1u32.to_le_bytes());
+    t.extend_from_slice(&orientation.to_le_bytes());
+    t.extend_from_slice(&[0, 0]);
+    let gps_ifd_offset = 8 + 2 + 12 * entries as u32 + 4;
+    if gps {
+        // GPSInfo pointer, LONG.
+        t.extend_from_slice(&0x8825u16.to_le_bytes());
+        t.extend_from_slice(&4u16.to_le_bytes());
+        t.extend_from_slice(&1u32.to_le_bytes());
+        t.extend_from_slice(&gps_ifd_offset.to_le_bytes());
+    }
+    t.extend_from_slice(&0u32.to_le_bytes()); // no next IFD
+    if gps {
+        // GPS IFD: GPSLatitudeRef "N", GPSLatitude 3 RATIONALs (52°, 31', 0").
+        t.extend_from_slice(&2u16.to_le_bytes());
+        t.extend_from_slice(&0x0001u16.to_le_bytes());
+        t.extend_from_slice(&2u16.to_le_bytes());
+        t.extend_from_slice(&2u32.to_le_bytes());
+        t.extend_from_slice(b"N\0\0\0");
+        let rationals_offset = gps_ifd_offset + 2 + 12 * 2 + 4;
+        t.extend_from_slice(&0x0002u16.to_le_bytes());
+        t.extend_from_slice(&5u16.to_le_bytes());
+        t.extend_from_slice(&3u32.to_le_bytes());
+        t.extend_from_slice(&rationals_offset.to_le_bytes());
+        t.extend_from_slice(&0u32.to_le_bytes());
+        for (n, d) in [(52u32, 1u32), (31, 1), (0, 1)] {
+            t.extend_from_slice(&n.to_le_bytes());
+            t.extend_from_slice(&d.to_le_bytes());
+        }
+    }
+    let mut seg = vec![0xFF, 0xE1];
+    let len = (2 + 6 + t.len()) as u16;
+    seg.extend_from_slice(&len.to_be_bytes());
+    seg.extend_from_slice(b"Exif\0\0");
+    seg.extend_from_slice(&t);
+    seg
+}
+
+/// Inserts segments right after a JPEG's SOI.
+pub fn insert_after_soi(jpeg: &[u8], segment: &[u8]) -> Vec<u8> {
+    assert_eq!(&jpeg[..2], &[0xFF, 0xD8]);
+    let mut out = jpeg[..2].to_vec();
+    out.extend_from_slice(segment);
+    out.extend_from_slice(&jpeg[2..]);
+    out
+}
+
+/// A COM (comment) segment.
+pub fn jpeg_comment(text: &str) -> Vec<u8> {
+    let mut seg = vec![0xFF, 0xFE];
+    seg.extend_from_slice(&((text.len() + 2) as u16).to_be_bytes());
+    seg.extend_from_slice(text.as_bytes());
+    seg
+}
+
+fn crc32(data: &[u8]) -> u32 {
+    let mut crc = 0xFFFF_FFFFu32;
+    for &b in data {
+        crc ^= b as u32;
+        for _ in 0..8 {
+            crc = if crc & 1 != 0 { (crc >> 1) ^ 0xEDB8_8320 } else { crc >> 1 };
+        }
+    }
+    !crc
+}
+
+fn png_chunk(kind: &[u8; 4], data: &[u8]) -> Vec<u8> {
+    let mut c = (data.len() as u32).to_be_bytes().to_vec();
+    let mut body = kind.to_vec();
+    body.extend_from_slice(data);
+    c.extend_from_slice(&body);
+    c.extend_from_slice(&crc32(&body).to_be_bytes());
+    c
+}
+
+/// A tiny PNG whose header claims `w`×`h` RGB pixels (a decompression bomb's first bytes).
+pub fn png_claiming(w: u32, h: u32) -> Vec<u8> {
+    let mut out = b"\x89PNG\r\n\x1a\n".to_vec();
+    let mut ihdr = w.to_be_bytes().to_vec();
+    ihdr.extend_from_slice(&h.to_be_bytes());
+    ihdr.extend_from_slice(&[8, 2, 0, 0, 0]);
+    out.extend(png_chunk(b"IHDR", &ihdr));
+    // An IDAT with an empty zlib stream: 78 9c 03 00 00 00 00 01.
+    out.extend(png_chunk(b"IDAT", &[0x78, 0x9c, 0x03, 0x00, 0x00, 0x00, 0x00, 0x01]));
+    out.extend(png_chunk(b"IEND", &[]));
+    out
+}
+
+/// A mono 16-bit PCM WAV of `ms` milliseconds of a 440 Hz tone.
+pub fn wav(ms: u32) -> Vec<u8> {
+    let rate = 16_000u32;
+    let n = rate * ms / 1000;
+    let mut data = Vec::with_capacity(n as usize * 2);
+    for i in 0..n {
+        let s = ((i as f32 * 440.0 * std::f32::consts::TAU / rate as f32).sin() * 8000.0) as i16;
+        data.extend_from_slice(&s.to_le_bytes());
+    }
+    let mut out = b"RIFF".to_vec();
+    out.extend_from_slice(&(36 + data.len() as u32).to_le_bytes());
+    out.extend_from_slice(b"WAVEfmt ");
+    out.extend_from_slice(&16u32.to_le_bytes());
+    out.extend_from_slice(&1u16.to_le_bytes());
+    out.extend_from_slice(&1u16.to_le_bytes());
+    out.extend_from_slice(&rate.to_le_bytes());
+    out.extend_from_slice(&(rate * 2).to_le_bytes());
+    out.extend_from_slice(&2u16.to_le_bytes());
+    out.extend_from_slice(&16u16.to_le_bytes());
+    out.extend_from_slice(b"data");
+    out.extend_from_slice(&(data.len() as u32).to_le_bytes());
+    out.extend(data);
+    out
+}
+
+/// Decodes an output and returns its dimensions.
+pub fn dims(bytes: &[u8]) -> (u32, u32) {
+    let img = image::load_from_memory(bytes).expect("output decodes");
+    (img.width(), img.height())
+}
+
+/// True when `needle` occurs in `hay`.
+pub fn contains(hay: &[u8], needle: &[u8]) -> bool {
+    hay.windows(needle.len()).any(|w| w == needle)
+}

@@ -1,0 +1,191 @@
+//! One item's journey: fetch with limits → sniff → fit the kind → process → store outputs.
+
+use std::sync::Arc;
+
+use mediagate_contract::keys::output_key;
+use mediagate_contract::{
+    Item, ItemStatus, ItemVerdict, JobKind, MediaType, Output, Reason, ReasonCode,
+};
+use mediagate_media::{sniff, Encoded, Format, MediaClass};
+use tracing::{debug, info_span, Instrument};
+
+use crate::codes::{media_error, source_error, Transient};
+use crate::Shared;
+
+/// Processes one item to its verdict entry. `Err` only for faults that are not the input's.
+pub(crate) async fn process_item(
+    shared: Arc<Shared>,
+    job_id: String,
+    kind: JobKind,
+    item: Item,
+) -> Result<ItemVerdict, Transient> {
+    let span = info_span!("item", job_id = %job_id, item_id = %item.item_id);
+    async move {
+        // One CPU/memory slot per item in flight, across all jobs: bounds both the decode
+        // threads and the bytes held (at most `concurrency` inputs of `max_input_bytes`).
+        let _slot = shared
+            .slots
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|_| Transient("worker is shutting down".into()))?;
+        let cfg = &shared.config;
+        let bucket = &item.source.bucket;
+        let key = &item.source.key;
+        let bytes = match shared.store.get_limited(bucket, key, cfg.limits.max_input_bytes).await {
+            Ok(b) => b,
+            Err(e) => return Ok(ItemVerdict::rejected(&item.item_id, None, source_error(e, bucket, key)?)),
+        };
+        debug!(bytes = bytes.len(), "fetched source");
+
+        let Some(format) = sniff(&bytes) else {
+            let head: String = bytes.iter().take(8).map(|b| format!("{b:02x}")).collect();
+            return Ok(ItemVerdict::rejected(
+                &item.item_id,
+                None,
+                Reason::new(
+                    ReasonCode::InputUnsupportedFormat,
+                    if bytes.is_empty() {
+                        "the file is empty".to_string()
+                    } else {
+                        format!(
+                            "the file is not a recognised image, video or audio format (it starts with {head}); \
+                             send JPEG, PNG, WebP or GIF photos"
+                        )
+                    },
+                ),
+            ));
+        };
+        let media_type = media_type_of(format);
+        if let Some(reason) = kind_mismatch(kind, format) {
+            return Ok(ItemVerdict::rejected(&item.item_id, Some(media_type), reason));
+        }
+        match format.media_class() {
+            MediaClass::Image => photo(&shared, &job_id, &item, bytes, format).await,
+            MediaClass::Video | MediaClass::Audio => Ok(ItemVerdict::rejected(
+                &item.item_id,
+                Some(media_type),
+                Reason::new(
+                    ReasonCode::InputUnsupportedFormat,
+                    format!(
+                        "{} files are recognised but this worker version does not process {} yet",
+                        format.name(),
+                        if format.media_class() == MediaClass::Video { "video" } else { "audio" }
+                    ),
+                ),
+            )),
+        }
+    }
+    .instrument(span)
+    .await
+}
+
+/// The verdict's media type of a sniffed format.
+fn media_type_of(format: Format) -> MediaType {
+    match format.media_class() {
+        MediaClass::Image => MediaType::Image,
+        MediaClass::Video => MediaType::Video,
+        MediaClass::Audio => MediaType::Audio,
+    }
+}
+
+/// Rule "sniffed type fits the kind": images and videos for `media`, audio for `voice_note`.
+fn kind_mismatch(kind: JobKind, format: Format) -> Option<Reason> {
+    let class = format.media_class();
+    let fits = match kind {
+        JobKind::Media => matches!(class, MediaClass::Image | MediaClass::Video),
+        JobKind::VoiceNote => class == MediaClass::Audio,
+    };
+    (!fits).then(|| {
+        Reason::new(
+            ReasonCode::InputTypeMismatch,
+            match kind {
+                JobKind::Media => format!(
+                    "the file is {} audio, but a media job takes photos and videos; send it as a voice_note job",
+                    format.name()
+                ),
+                JobKind::VoiceNote => format!(
+                    "the file is a {} {}, but a voice_note job takes one audio file",
+                    format.name(),
+                    if class == MediaClass::Image { "image" } else { "video" }
+                ),
+            },
+        )
+    })
+}
+
+/// Decodes, resizes and stores a photo.
+async fn photo(
+    shared: &Arc<Shared>,
+    job_id: &str,
+    item: &Item,
+    bytes: Vec<u8>,
+    format: Format,
+) -> Result<ItemVerdict, Transient> {
+    let settings = shared.config.photo.clone();
+    let result = tokio::task::spawn_blocking(move || {
+        mediagate_media::process_photo(&bytes, &settings)
+    })
+    .await;
+    let out = match result {
+        Ok(Ok(out)) => out,
+        Ok(Err(e)) => return Ok(ItemVerdict::rejected(&item.item_id, Some(MediaType::Image), media_error(e)?)),
+        // A decoder that panics on a file will panic on every redelivery: that is the input's
+        // doing, so the item is rejected rather than retried to the delivery limit.
+        Err(join) => {
+            return Ok(ItemVerdict::rejected(
+                &item.item_id,
+                Some(MediaType::Image),
+                Reason::new(
+                    ReasonCode::InputCorrupt,
+                    format!("the {} decoder failed on this file ({join}); re-export the photo and send it again", format.name()),
+                ),
+            ))
+        }
+    };
+    let (full, thumb) = tokio::try_join!(
+        store_output(shared, job_id, &item.item_id, "full", out.full),
+        store_output(shared, job_id, &item.item_id, "thumb", out.thumb),
+    )?;
+    Ok(ItemVerdict {
+        item_id: item.item_id.clone(),
+        status: ItemStatus::Cleared,
+        media_type: Some(MediaType::Image),
+        reason: None,
+        width: Some(out.width),
+        height: Some(out.height),
+        duration_ms: None,
+        waveform: None,
+        blurhash: Some(out.blurhash),
+        nudity: None,
+        outputs: vec![full, thumb],
+    })
+}
+
+/// Writes one variant and describes it for the verdict.
+async fn store_output(
+    shared: &Arc<Shared>,
+    job_id: &str,
+    item_id: &str,
+    variant: &str,
+    enc: Encoded,
+) -> Result<Output, Transient> {
+    let bucket = &shared.config.output_bucket;
+    let key = output_key(job_id, item_id, variant, enc.kind.ext());
+    let content_type = enc.kind.content_type();
+    let receipt = shared
+        .store
+        .put(bucket, &key, enc.bytes, content_type)
+        .await
+        .map_err(|e| Transient(format!("writing s3://{bucket}/{key}: {e}")))?;
+    Ok(Output {
+        variant: variant.to_string(),
+        bucket: bucket.clone(),
+        key,
+        content_type: content_type.to_string(),
+        bytes: receipt.bytes,
+        width: Some(enc.width),
+        height: Some(enc.height),
+        sha256: receipt.sha256,
+    })
+}

@@ -1,0 +1,141 @@
+//! One job's journey: parse (rule 1) → rules 2–5 → items concurrently → manifest → verdict.
+
+use std::sync::Arc;
+
+use mediagate_contract::keys::manifest_key;
+use mediagate_contract::verdict::VERDICT_SCHEMA;
+use mediagate_contract::{
+    check_job_rules, job_status, ItemStatus, Job, JobStatus, Manifest, ParseOutcome, Reason,
+    Verdict, WorkerInfo,
+};
+use tracing::{info, warn};
+
+use crate::codes::Transient;
+use crate::item::process_item;
+use crate::Shared;
+
+/// What the run loop does with a delivery once its job has been handled.
+#[derive(Debug)]
+pub(crate) struct Handled {
+    pub verdict: Verdict,
+}
+
+/// Runs one delivery to its verdict, storing outputs and the manifest on the way.
+/// `Err(Transient)` means nothing final was decided: the delivery goes back to the queue.
+pub(crate) async fn handle_delivery(
+    shared: Arc<Shared>,
+    body: &[u8],
+    amqp_message_id: Option<&str>,
+) -> Result<Handled, Transient> {
+    let job = match Job::parse(body, amqp_message_id) {
+        ParseOutcome::Valid(job) => job,
+        ParseOutcome::Invalid { job_id, message_id, conversation_id, reprocess, revision, reason } => {
+            let verdict = Verdict {
+                job_id: job_id.clone(),
+                message_id,
+                conversation_id,
+                reprocess,
+                revision,
+                ..job_verdict(&shared, JobStatus::Rejected, Some(reason))
+            };
+            if let Some(job_id) = &job_id {
+                // The raw body goes in as a string when it is not JSON, else as the JSON itself.
+                let job_value = serde_json::from_slice::<serde_json::Value>(body)
+                    .unwrap_or_else(|_| serde_json::Value::String(String::from_utf8_lossy(body).into_owned()));
+                write_manifest(&shared, job_id, job_value, &verdict).await?;
+            }
+            return Ok(Handled { verdict });
+        }
+    };
+    let job_value = serde_json::from_slice::<serde_json::Value>(body)
+        .map_err(|e| Transient(format!("re-reading a body that parsed once: {e}")))?;
+
+    let mut verdict = Verdict {
+        job_id: Some(job.job_id.clone()),
+        message_id: Some(job.message.message_id.clone()),
+        conversation_id: Some(job.message.conversation_id.clone()),
+        reprocess: job.reprocess,
+        revision: job.revision,
+        ..job_verdict(&shared, JobStatus::Rejected, None)
+    };
+    if let Err(reason) = check_job_rules(&job, &shared.config.source_buckets) {
+        info!(job_id = %job.job_id, code = %reason.code, "job rejected by a job-level rule");
+        verdict.reason = Some(reason);
+        write_manifest(&shared, &job.job_id, job_value, &verdict).await?;
+        return Ok(Handled { verdict });
+    }
+
+    // Items of one job run concurrently; the worker-wide slots bound the CPU and memory.
+    let mut tasks = tokio::task::JoinSet::new();
+    for (index, item) in job.items.iter().cloned().enumerate() {
+        let shared = shared.clone();
+        let job_id = job.job_id.clone();
+        let kind = job.kind;
+        tasks.spawn(async move { (index, process_item(shared, job_id, kind, item).await) });
+    }
+    let mut items = vec![None; job.items.len()];
+    let mut transient = None;
+    while let Some(joined) = tasks.join_next().await {
+        match joined {
+            Ok((index, Ok(item))) => items[index] = Some(item),
+            Ok((_, Err(t))) => transient = Some(t),
+            Err(e) => transient = Some(Transient(format!("an item task failed: {e}"))),
+        }
+    }
+    if let Some(t) = transient {
+        return Err(t);
+    }
+    verdict.items = items.into_iter().flatten().collect();
+    let statuses: Vec<ItemStatus> = verdict.items.iter().map(|i| i.status).collect();
+    verdict.status = job_status(&statuses);
+    write_manifest(&shared, &job.job_id, job_value, &verdict).await?;
+    Ok(Handled { verdict })
+}
+
+/// A verdict skeleton with this worker's identity and the current time.
+pub(crate) fn job_verdict(shared: &Shared, status: JobStatus, reason: Option<Reason>) -> Verdict {
+    Verdict {
+        schema: VERDICT_SCHEMA.to_string(),
+        job_id: None,
+        message_id: None,
+        conversation_id: None,
+        status,
+        reason,
+        reprocess: false,
+        revision: 0,
+        items: Vec::new(),
+        processed_at: now_rfc3339(),
+        worker: WorkerInfo { id: shared.config.worker_id.clone(), version: shared.config.version.clone() },
+    }
+}
+
+/// `manifests/{job_id}.json`: written before the verdict is published, so a consumer that
+/// sees a verdict can always find its manifest.
+pub(crate) async fn write_manifest(
+    shared: &Shared,
+    job_id: &str,
+    job: serde_json::Value,
+    verdict: &Verdict,
+) -> Result<(), Transient> {
+    let manifest = Manifest { job, verdict: verdict.clone() };
+    let body = serde_json::to_vec(&manifest)
+        .map_err(|e| Transient(format!("serialising the manifest: {e}")))?;
+    let bucket = &shared.config.manifest_bucket;
+    let key = manifest_key(job_id);
+    shared
+        .store
+        .put(bucket, &key, body, "application/json")
+        .await
+        .map_err(|e| {
+            warn!(%bucket, %key, error = %e, "manifest write failed");
+            Transient(format!("writing s3://{bucket}/{key}: {e}"))
+        })?;
+    Ok(())
+}
+
+/// RFC 3339 UTC with second precision, as in the contract's example.
+fn now_rfc3339() -> String {
+    let now = time::OffsetDateTime::now_utc().replace_nanosecond(0).unwrap_or_else(|_| time::OffsetDateTime::now_utc());
+    now.format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_else(|_| "1970-01-01T00:00:00Z".to_string())
+}

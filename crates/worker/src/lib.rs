@@ -1,0 +1,207 @@
+//! A job's journey through mediagate, and the worker loop around it.
+//!
+//! This is the only crate that knows about concurrency, queues and storage at once: it takes
+//! deliveries from the queue crate, applies the contract's rules, hands bytes to the media
+//! crate off the async runtime, writes outputs and the manifest through the store crate, and
+//! acknowledges a job only after its verdict is confirmed by the broker.
+
+mod codes;
+mod config;
+mod item;
+mod job;
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use mediagate_contract::{Job, JobStatus, ParseOutcome, Reason, ReasonCode, Verdict};
+use mediagate_queue::{names, Broker, Delivery, QueueError, VerdictPublisher};
+use mediagate_store::Store;
+use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
+use tracing::{error, info, warn, Instrument};
+
+pub use codes::Transient;
+pub use config::WorkerConfig;
+
+/// State every job task shares.
+pub(crate) struct Shared {
+    pub config: WorkerConfig,
+    pub store: Store,
+    /// Items in flight across all jobs (CPU and memory bound).
+    pub slots: Arc<Semaphore>,
+}
+
+/// Why the worker loop stopped other than by a requested shutdown.
+#[derive(Debug, thiserror::Error)]
+pub enum WorkerError {
+    /// The broker connection failed or closed; the caller may reconnect and run again.
+    #[error("broker: {0}")]
+    Broker(#[from] QueueError),
+}
+
+/// How long a job that hit a transient fault waits before it is handed back to the broker,
+/// so a failing dependency is not hammered by immediate redeliveries.
+const TRANSIENT_BACKOFF: Duration = Duration::from_secs(2);
+
+/// Consumes and processes jobs until `shutdown` resolves, then stops taking new jobs, lets the
+/// jobs in hand finish (their verdicts published, deliveries acked) and returns `Ok`.
+pub async fn run(
+    config: WorkerConfig,
+    store: Store,
+    broker: &Broker,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), WorkerError> {
+    broker.declare_topology().await?;
+    let publisher = broker.verdict_publisher().await?;
+    let prefetch = u16::try_from(config.concurrency.max(1)).unwrap_or(u16::MAX);
+    let tag = format!("mediagate-{}", config.worker_id);
+    let mut uploads = broker.consumer(names::UPLOADS_QUEUE, prefetch, &tag).await?;
+    let mut dead = broker.consumer(names::DEAD_QUEUE, 1, &format!("{tag}-dead")).await?;
+    let shared = Arc::new(Shared {
+        slots: Arc::new(Semaphore::new(config.concurrency.max(1))),
+        config,
+        store,
+    });
+    info!(concurrency = shared.config.concurrency, worker_id = %shared.config.worker_id, "worker consuming");
+
+    let mut tasks = JoinSet::new();
+    tokio::pin!(shutdown);
+    let outcome = loop {
+        tokio::select! {
+            _ = &mut shutdown => break Ok(()),
+            next = uploads.next() => match next {
+                Some(Ok(delivery)) => {
+                    tasks.spawn(job_task(shared.clone(), publisher.clone(), delivery));
+                }
+                Some(Err(e)) => break Err(WorkerError::Broker(e)),
+                None => break Err(WorkerError::Broker(QueueError::Closed {
+                    what: "consumer",
+                    detail: "the uploads consumer was cancelled by the broker".into(),
+                })),
+            },
+            next = dead.next() => match next {
+                Some(Ok(delivery)) => {
+                    tasks.spawn(dead_letter_task(shared.clone(), publisher.clone(), delivery));
+                }
+                Some(Err(e)) => break Err(WorkerError::Broker(e)),
+                None => break Err(WorkerError::Broker(QueueError::Closed {
+                    what: "consumer",
+                    detail: "the dead-letter consumer was cancelled by the broker".into(),
+                })),
+            },
+            // Reap finished tasks so the set does not grow with the worker's lifetime.
+            Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
+        }
+    };
+    // Stop taking jobs; the ones in hand finish with their verdicts.
+    let _ = uploads.cancel().await;
+    let _ = dead.cancel().await;
+    let in_flight = tasks.len();
+    if in_flight > 0 {
+        info!(in_flight, "finishing jobs in hand before stopping");
+    }
+    while tasks.join_next().await.is_some() {}
+    outcome
+}
+
+/// Processes one delivery and settles it: ack after the verdict is confirmed, requeue on a
+/// transient fault (the quorum queue's delivery limit then applies).
+async fn job_task(shared: Arc<Shared>, publisher: VerdictPublisher, delivery: Delivery) {
+    let span = tracing::info_span!(
+        "job",
+        message_id = delivery.message_id.as_deref().unwrap_or(""),
+        redelivered = delivery.redelivered,
+        delivery_count = delivery.delivery_count.unwrap_or(0),
+    );
+    async move {
+        let started = std::time::Instant::now();
+        match job::handle_delivery(shared.clone(), &delivery.body, delivery.message_id.as_deref()).await {
+            Ok(handled) => {
+                let v = &handled.verdict;
+                match publish(&publisher, v).await {
+                    Ok(()) => {
+                        info!(job_id = v.job_id.as_deref().unwrap_or(""), status = v.status.as_str(),
+                              items = v.items.len(), ms = started.elapsed().as_millis() as u64, "verdict published");
+                        if let Err(e) = delivery.acker.ack().await {
+                            warn!(error = %e, "ack failed; the broker will redeliver and the job will be redone idempotently");
+                        }
+                    }
+                    Err(e) => {
+                        warn!(error = %e, "verdict not confirmed; returning the job to the queue");
+                        requeue(&delivery).await;
+                    }
+                }
+            }
+            Err(t) => {
+                warn!(error = %t, "transient fault; returning the job to the queue");
+                tokio::time::sleep(TRANSIENT_BACKOFF).await;
+                requeue(&delivery).await;
+            }
+        }
+    }
+    .instrument(span)
+    .await
+}
+
+/// A job dead-lettered after its delivery limit still gets its (`failed`) verdict.
+async fn dead_letter_task(shared: Arc<Shared>, publisher: VerdictPublisher, delivery: Delivery) {
+    let (job_id, message_id, conversation_id, reprocess, revision) =
+        match Job::parse(&delivery.body, delivery.message_id.as_deref()) {
+            ParseOutcome::Valid(j) => (
+                Some(j.job_id.clone()),
+                Some(j.message.message_id.clone()),
+                Some(j.message.conversation_id.clone()),
+                j.reprocess,
+                j.revision,
+            ),
+            ParseOutcome::Invalid { job_id, message_id, conversation_id, reprocess, revision, .. } => {
+                (job_id, message_id, conversation_id, reprocess, revision)
+            }
+        };
+    let verdict = Verdict {
+        job_id: job_id.clone(),
+        message_id,
+        conversation_id,
+        reprocess,
+        revision,
+        ..job::job_verdict(
+            &shared,
+            JobStatus::Failed,
+            Some(Reason::new(
+                ReasonCode::InternalDeliveryLimit,
+                "the job could not be processed within its delivery limit (storage or broker faults, \
+                 or a worker crash); nothing was wrong with the request as far as mediagate can tell — \
+                 publish it again, and check the workers' logs for this job_id",
+            )),
+        )
+    };
+    error!(job_id = job_id.as_deref().unwrap_or(""), "job dead-lettered; publishing a failed verdict");
+    let job_value = serde_json::from_slice::<serde_json::Value>(&delivery.body)
+        .unwrap_or_else(|_| serde_json::Value::String(String::from_utf8_lossy(&delivery.body).into_owned()));
+    let stored = match &job_id {
+        Some(id) => job::write_manifest(&shared, id, job_value, &verdict).await.is_ok(),
+        None => true,
+    };
+    if stored && publish(&publisher, &verdict).await.is_ok() {
+        let _ = delivery.acker.ack().await;
+    } else {
+        tokio::time::sleep(TRANSIENT_BACKOFF).await;
+        requeue(&delivery).await;
+    }
+}
+
+/// Publishes a verdict and waits for the broker's confirm.
+async fn publish(publisher: &VerdictPublisher, verdict: &Verdict) -> Result<(), String> {
+    let body = serde_json::to_vec(verdict).map_err(|e| format!("serialising the verdict: {e}"))?;
+    publisher
+        .publish(verdict.job_id.as_deref(), verdict.status.as_str(), body)
+        .await
+        .map_err(|e| e.to_string())
+}
+
+async fn requeue(delivery: &Delivery) {
+    if let Err(e) = delivery.acker.nack(true).await {
+        warn!(error = %e, "requeue failed; the broker redelivers unacked jobs when the channel closes");
+    }
+}
