@@ -1,0 +1,38 @@
+# mediagate worker image.
+#   docker build -t mediagate .        (or: docker-compose build)
+# Build stage: Debian bookworm + Rust, FFmpeg 5.1 dev files, libjpeg-turbo build tools.
+FROM rust:1.95-bookworm AS builder
+
+RUN apt-get update \
+ && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
+      build-essential pkg-config cmake nasm clang libclang-dev \
+      libavcodec-dev libavformat-dev libavutil-dev libswscale-dev libswresample-dev \
+      libavfilter-dev libavdevice-dev \
+ && rm -rf /var/lib/apt/lists/*
+
+WORKDIR /src
+COPY . .
+RUN cargo build --release --locked -p mediagate \
+ && install -D -m 0755 target/release/mediagate /out/mediagate
+
+# Runtime stage: the binary, FFmpeg 5.1 runtime libraries, CA certificates, the models.
+FROM debian:bookworm-slim
+
+RUN apt-get update \
+ && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
+      ca-certificates \
+      libavcodec59 libavformat59 libavutil57 libswscale6 libswresample4 libavfilter8 libavdevice59 \
+ && rm -rf /var/lib/apt/lists/* \
+ && groupadd --system --gid 10001 mediagate \
+ && useradd --system --uid 10001 --gid mediagate --home-dir /app --shell /usr/sbin/nologin mediagate
+
+COPY --from=builder /out/mediagate /usr/local/bin/mediagate
+WORKDIR /app
+COPY models/ /app/models/
+
+USER mediagate
+ENV RUST_LOG=info
+# SIGTERM: the worker stops consuming, finishes in-flight jobs and exits 0 (compose: stop_grace_period 60s).
+STOPSIGNAL SIGTERM
+ENTRYPOINT ["/usr/local/bin/mediagate"]
+CMD ["worker"]

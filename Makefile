@@ -1,0 +1,99 @@
+# mediagate — set-up, run, test and ops targets (GNU make).
+#   make run    install what is missing, start local RabbitMQ + S3 when none is configured, run the worker
+#   make test   same set-up, then the whole test suite
+SHELL := /bin/bash
+.SHELLFLAGS := -euo pipefail -c
+.DEFAULT_GOAL := help
+
+# rustup installs cargo in ~/.cargo/bin, which a non-login shell may not have on PATH
+export PATH := $(HOME)/.cargo/bin:$(PATH)
+
+BIN            := target/release/mediagate
+LOCAL_S3_PORT  := 9310
+S3S_FS         := $(CURDIR)/.tools/bin/s3s-fs
+BENCH_VENV     := bench/.venv
+PYVIPS_VERSION := 3.2.0
+# Benchmarks run by `make bench`: one "<package>:<bench target>" per entry; add new ones here.
+BENCHES        := mediagate-media:photo
+
+# Integration tests spawn their own s3s-fs from here.
+export MEDIAGATE_S3FS_BIN := $(S3S_FS)
+
+# With no S3 endpoint configured, `make run` uses the local s3s-fs started by `make s3`.
+ifeq ($(strip $(MEDIAGATE_S3_ENDPOINT)),)
+S3_ENV := MEDIAGATE_S3_ENDPOINT=http://127.0.0.1:$(LOCAL_S3_PORT) \
+          AWS_ACCESS_KEY_ID=mediagate AWS_SECRET_ACCESS_KEY=mediagate-secret AWS_REGION=us-east-1
+else
+S3_ENV :=
+endif
+
+# Set-up steps must run in order; cargo parallelises the builds itself.
+.NOTPARALLEL:
+
+.PHONY: help deps rabbitmq s3 stop-s3 build run test bench compose-check fmt lint clean-local
+
+help:
+	@echo "make run            set up, start local RabbitMQ/S3 if needed, run the worker"
+	@echo "make test           set up, run the whole test suite"
+	@echo "make deps           install missing Debian packages and .tools/bin/s3s-fs"
+	@echo "make rabbitmq       start the local RabbitMQ if 127.0.0.1:5672 is closed"
+	@echo "make s3 / stop-s3   start / stop the local S3 (s3s-fs on 127.0.0.1:$(LOCAL_S3_PORT))"
+	@echo "make build          release build of the mediagate binary"
+	@echo "make bench          benchmarks ($(BENCHES)), pyvips peer in $(BENCH_VENV)"
+	@echo "make compose-check  validate docker-compose.yml"
+	@echo "make fmt | lint     rustfmt check | clippy -D warnings"
+	@echo "make clean-local    stop the local S3 and delete .local/"
+
+deps:
+	@bash scripts/setup-deps.sh
+
+rabbitmq:
+	@bash scripts/ensure-rabbitmq.sh
+
+s3:
+	@bash scripts/ensure-local-s3.sh
+
+stop-s3:
+	@if [[ -f .local/s3.pid ]]; then \
+	  pid=$$(cat .local/s3.pid); \
+	  if kill -0 "$$pid" 2>/dev/null; then \
+	    kill "$$pid"; \
+	    for _ in $$(seq 1 50); do kill -0 "$$pid" 2>/dev/null || break; sleep 0.1; done; \
+	    echo "stopped s3s-fs (pid $$pid)"; \
+	  fi; \
+	  rm -f .local/s3.pid; \
+	fi
+
+build:
+	cargo build --release --locked -p mediagate
+
+run: deps rabbitmq s3 build
+	$(S3_ENV) $(BIN) ensure-buckets
+	exec env $(S3_ENV) $(BIN) worker
+
+test: deps rabbitmq
+	cargo test --release --locked --workspace
+
+bench: export MEDIAGATE_BENCH_PYTHON := $(CURDIR)/$(BENCH_VENV)/bin/python
+bench: deps rabbitmq
+	@if ! $(BENCH_VENV)/bin/python -c 'import sys, pyvips; sys.exit(pyvips.__version__ != "$(PYVIPS_VERSION)")' 2>/dev/null; then \
+	  echo "setting up $(BENCH_VENV) with pyvips==$(PYVIPS_VERSION)"; \
+	  python3 -m venv $(BENCH_VENV); \
+	  $(BENCH_VENV)/bin/pip install --quiet --disable-pip-version-check pyvips==$(PYVIPS_VERSION); \
+	fi
+	@for b in $(BENCHES); do \
+	  echo "== cargo bench -p $${b%%:*} --bench $${b#*:}"; \
+	  cargo bench --locked -p "$${b%%:*}" --bench "$${b#*:}"; \
+	done
+
+compose-check:
+	docker-compose -f docker-compose.yml config -q
+
+fmt:
+	cargo fmt --all --check
+
+lint:
+	cargo clippy --release --locked --workspace -- -D warnings
+
+clean-local: stop-s3
+	rm -rf .local
