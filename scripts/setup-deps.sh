@@ -52,7 +52,13 @@ fi
 command -v cargo >/dev/null || die "cargo not found: install Rust (rustup, toolchain >= 1.88) and put ~/.cargo/bin on PATH"
 
 # --- local S3 server --------------------------------------------------------------------------
+# Built once per machine into a per-user cache (a fresh clone, e.g. CI's, then only copies it).
+S3S_CACHE="${XDG_CACHE_HOME:-$HOME/.cache}/mediagate/s3s-fs-${S3S_FS_VERSION}"
 if [[ ! -x .tools/bin/s3s-fs ]]; then
-  log "installing s3s-fs ${S3S_FS_VERSION} into .tools/bin (about 1.5 min)"
-  cargo install "s3s-fs@${S3S_FS_VERSION}" --locked --features binary --root .tools --quiet
+  if [[ ! -x "$S3S_CACHE/bin/s3s-fs" ]]; then
+    log "installing s3s-fs ${S3S_FS_VERSION} into $S3S_CACHE (about 1.5 min, once per machine)"
+    cargo install "s3s-fs@${S3S_FS_VERSION}" --locked --features binary --root "$S3S_CACHE" --quiet
+  fi
+  mkdir -p .tools/bin
+  cp "$S3S_CACHE/bin/s3s-fs" .tools/bin/s3s-fs
 fi

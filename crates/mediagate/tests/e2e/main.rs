@@ -6,3 +6,4 @@ mod support;
 mod cli;
 mod photos;
 mod rules;
+mod shutdown;

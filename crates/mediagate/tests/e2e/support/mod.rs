@@ -36,19 +36,29 @@ pub struct SeenVerdict {
     pub delivery_mode: Option<u8>,
 }
 
-/// Processes that die with the test binary: each runs under `sh`, which kills it when our end
-/// of its stdin pipe closes (the test process exited, however it exited).
+/// Processes that die with the test binary: each runs under a bash wrapper that kills it when
+/// our end of the wrapper's stdin pipe closes (the test process exited, however it exited),
+/// forwards SIGTERM to it, and exits with its status when it exits by itself.
 pub struct Tethered {
     pub child: Child,
 }
 
+const TETHER: &str = r#"exec 3<&0
+"$@" </dev/null & child=$!
+trap 'kill -TERM $child 2>/dev/null; wait $child; exit $?' TERM
+cat <&3 >/dev/null & watcher=$!
+wait -n $child $watcher; rc=$?
+if kill -0 $child 2>/dev/null; then kill -KILL $child; wait $child; exit 137; fi
+kill $watcher 2>/dev/null
+exit $rc"#;
+
 impl Tethered {
     pub fn spawn(program: &Path, args: &[&str], envs: &[(&str, String)], log: &Path) -> Tethered {
         let logf = std::fs::File::create(log).unwrap_or_else(|e| panic!("creating {}: {e}", log.display()));
-        let mut cmd = Command::new("sh");
+        let mut cmd = Command::new("bash");
         cmd.arg("-c")
-            .arg(r#""$@" </dev/null & child=$!; trap 'kill -TERM $child 2>/dev/null; wait $child; exit $?' TERM; cat >/dev/null; kill -KILL $child 2>/dev/null; wait $child"#)
-            .arg("sh")
+            .arg(TETHER)
+            .arg("tether")
             .arg(program)
             .args(args)
             .stdin(Stdio::piped())
@@ -59,6 +69,21 @@ impl Tethered {
         }
         let child = cmd.spawn().unwrap_or_else(|e| panic!("spawning {}: {e}", program.display()));
         Tethered { child }
+    }
+
+    /// Sends SIGTERM (forwarded to the process) and waits up to `timeout` for its exit code.
+    pub fn terminate(&mut self, timeout: Duration) -> Option<i32> {
+        let _ = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status();
+        let start = Instant::now();
+        loop {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return status.code();
+            }
+            if start.elapsed() > timeout {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
     }
 }
 
@@ -189,6 +214,36 @@ pub fn worker_env(vhost: &str, s3: &S3Server) -> Vec<(&'static str, String)> {
     ]
 }
 
+/// Waits (up to 60 s) until the worker has declared its topology (producers never declare
+/// queues), probing passively on throwaway channels.
+pub async fn wait_for_topology(conn: &Connection, log: &Path) {
+    let start = Instant::now();
+    loop {
+        let probe = conn.create_channel().await.expect("channel");
+        let ok = probe
+            .queue_declare("mediagate.uploads".into(), QueueDeclareOptions { passive: true, ..Default::default() }, FieldTable::default())
+            .await
+            .is_ok();
+        let _ = probe.close(200, "probe".into()).await;
+        if ok {
+            return;
+        }
+        assert!(start.elapsed() < Duration::from_secs(60), "the worker did not declare its topology within 60 s; see {}", log.display());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Messages waiting in a queue (passive declare).
+pub async fn queue_depth(conn: &Connection, queue: &str) -> u32 {
+    let ch = conn.create_channel().await.expect("channel");
+    let q = ch
+        .queue_declare(queue.into(), QueueDeclareOptions { passive: true, ..Default::default() }, FieldTable::default())
+        .await
+        .expect("passive declare");
+    let _ = ch.close(200, "depth".into()).await;
+    q.message_count()
+}
+
 /// The shared harness of this test binary, started on first use.
 pub fn harness() -> &'static Harness {
     HARNESS.get_or_init(|| {
@@ -220,21 +275,7 @@ pub fn harness() -> &'static Harness {
         let (conn, channel, verdicts, uncorrelated) = rt.block_on(async {
             let conn = Connection::connect(&amqp_url(&vhost), ConnectionProperties::default()).await.expect("amqp connect");
             let channel = conn.create_channel().await.expect("channel");
-            // Wait for the worker to declare its topology (producers never declare queues).
-            let start = Instant::now();
-            loop {
-                let probe = conn.create_channel().await.expect("channel");
-                let ok = probe
-                    .queue_declare("mediagate.uploads".into(), QueueDeclareOptions { passive: true, ..Default::default() }, FieldTable::default())
-                    .await
-                    .is_ok();
-                let _ = probe.close(200, "probe".into()).await;
-                if ok {
-                    break;
-                }
-                assert!(start.elapsed() < Duration::from_secs(60), "the worker did not declare its topology within 60 s; see {}", logdir.path().join("worker.log").display());
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
+            wait_for_topology(&conn, &logdir.path().join("worker.log")).await;
             channel.confirm_select(ConfirmSelectOptions::default()).await.expect("confirms");
             let listen = conn.create_channel().await.expect("channel");
             let q = listen
