@@ -1,0 +1,140 @@
+//! Whole-pipeline bench: the real worker binary against RabbitMQ and s3s-fs over loopback.
+//! Prints throughput of 12 MP photo jobs at concurrency 2, the worker's peak RSS, and how much
+//! of the wall time the media work itself accounts for (the rest is broker, S3 and verdicts).
+//! Run with `make bench` (or `cargo bench -p mediagate --bench pipeline`).
+
+#[path = "../tests/e2e/support/mod.rs"]
+#[allow(dead_code)]
+mod support;
+
+use std::time::{Duration, Instant};
+
+use futures_util::StreamExt;
+use lapin::options::*;
+use lapin::types::FieldTable;
+use lapin::{BasicProperties, Connection, ConnectionProperties};
+use mediagate_media::{process_photo, PhotoSettings};
+use support::media::jpeg;
+use support::*;
+
+fn worker_pid(wrapper: u32) -> Option<u32> {
+    let children = std::fs::read_to_string(format!("/proc/{wrapper}/task/{wrapper}/children")).ok()?;
+    children.split_whitespace().filter_map(|p| p.parse().ok()).find(|pid: &u32| {
+        std::fs::read_to_string(format!("/proc/{pid}/comm")).map(|c| c.trim() == "mediagate").unwrap_or(false)
+    })
+}
+
+fn status_kb(pid: u32, field: &str) -> Option<u64> {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    s.lines().find(|l| l.starts_with(field))?.split_whitespace().nth(1)?.parse().ok()
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    v[v.len() / 2]
+}
+
+fn run_batch(label: &str, src: &[u8], jobs: usize, concurrency: usize) {
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let logdir = tempfile::tempdir().unwrap();
+    let vhost = create_vhost("bench");
+    let s3 = start_s3(logdir.path());
+    let store = rt.block_on(async {
+        let store = mediagate_store::Store::connect(&mediagate_store::StoreConfig {
+            endpoint: Some(s3.endpoint()),
+            region: Some("us-east-1".into()),
+            access_key: Some(ACCESS_KEY.into()),
+            secret_key: Some(SECRET_KEY.into()),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+        for b in ["incoming", "media", "quarantine"] {
+            store.ensure_bucket(b).await.unwrap();
+        }
+        store
+    });
+    let mut env = worker_env(&vhost, &s3);
+    env.retain(|(k, _)| !matches!(*k, "MEDIAGATE_CONCURRENCY" | "MEDIAGATE_MAX_INPUT_BYTES" | "RUST_LOG"));
+    env.push(("MEDIAGATE_CONCURRENCY", concurrency.to_string()));
+    env.push(("RUST_LOG", "warn".into()));
+    let log = logdir.path().join("worker.log");
+    let worker = Tethered::spawn(std::path::Path::new(env!("CARGO_BIN_EXE_mediagate")), &["worker"], &env, &log);
+
+    let ids: Vec<String> = (0..jobs).map(|i| format!("bench-{}-{i}", std::process::id())).collect();
+    let elapsed = rt.block_on(async {
+        for id in &ids {
+            store.put("incoming", &format!("{id}/0.jpg"), src.to_vec(), "image/jpeg").await.unwrap();
+        }
+        let conn = Connection::connect(&amqp_url(&vhost), ConnectionProperties::default()).await.unwrap();
+        wait_for_topology(&conn, &log).await;
+        let ch = conn.create_channel().await.unwrap();
+        let q = ch
+            .queue_declare("".into(), QueueDeclareOptions { exclusive: true, ..Default::default() }, FieldTable::default())
+            .await
+            .unwrap();
+        ch.queue_bind(q.name().clone(), "mediagate.verdicts".into(), "#".into(), QueueBindOptions::default(), FieldTable::default())
+            .await
+            .unwrap();
+        let mut verdicts = ch
+            .basic_consume(q.name().clone(), "".into(), BasicConsumeOptions { no_ack: true, ..Default::default() }, FieldTable::default())
+            .await
+            .unwrap();
+        let start = Instant::now();
+        for id in &ids {
+            let key = format!("{id}/0.jpg");
+            let body = media_job(id, &[&key]).to_string();
+            ch.basic_publish(
+                "mediagate.jobs".into(),
+                "upload".into(),
+                BasicPublishOptions::default(),
+                body.as_bytes(),
+                BasicProperties::default().with_delivery_mode(2).with_message_id(id.as_str().into()),
+            )
+            .await
+            .unwrap();
+        }
+        for _ in 0..jobs {
+            let d = tokio::time::timeout(Duration::from_secs(300), verdicts.next()).await.expect("verdict").unwrap().unwrap();
+            let v: serde_json::Value = serde_json::from_slice(&d.data).unwrap();
+            assert_eq!(v["status"], "cleared", "{v}");
+        }
+        start.elapsed()
+    });
+    let pid = worker_pid(worker.child.id());
+    let hwm = pid.and_then(|p| status_kb(p, "VmHWM:"));
+    let per_s = jobs as f64 / elapsed.as_secs_f64();
+    println!(
+        "{label}: {jobs} jobs at concurrency {concurrency}: {:.2} s, {per_s:.2} photos/s, worker peak RSS {} MB",
+        elapsed.as_secs_f64(),
+        hwm.map(|k| format!("{:.0}", k as f64 / 1024.0)).unwrap_or_else(|| "?".into())
+    );
+    // Media work alone, in process, on the same photo: the floor the pipeline adds to.
+    let settings = PhotoSettings::default();
+    let media: Vec<f64> = (0..5)
+        .map(|_| {
+            let t = Instant::now();
+            process_photo(src, &settings).unwrap();
+            t.elapsed().as_secs_f64()
+        })
+        .collect();
+    let media_s = median(media);
+    let media_share = (media_s * jobs as f64 / concurrency as f64) / elapsed.as_secs_f64();
+    println!(
+        "{label}: media work alone {:.1} ms/photo; at concurrency {concurrency} it accounts for {:.0} % of the wall time \
+         (the rest: S3 transfers, broker, verdicts, and sharing 2 cores with s3s-fs)",
+        media_s * 1000.0,
+        media_share * 100.0
+    );
+    drop(worker);
+}
+
+fn main() {
+    if std::env::args().any(|a| a == "--list") {
+        println!("pipeline: bench");
+        return;
+    }
+    println!("== pipeline bench (real worker, RabbitMQ, s3s-fs over loopback) ==");
+    run_batch("12 MP JPEG", &jpeg(4000, 3000, 1), 20, 2);
+    run_batch("small JPEG 640x480", &jpeg(640, 480, 2), 100, 2);
+}
