@@ -114,7 +114,15 @@ fn run_peer(jpg: &Path, png: &Path) -> Result<Peer, String> {
             times_ms.insert(k.clone(), t);
         }
     }
-    Ok(Peer { times_ms, describe: format!("pyvips, libvips {} ({} threads)", v["vips"].as_str().unwrap_or("?"), v["concurrency"]) })
+    let jpeg = &v["cases"]["jpeg"];
+    let describe = format!(
+        "pyvips, libvips {} ({} threads); its JPEG outputs: full {} B, thumb {} B",
+        v["vips"].as_str().unwrap_or("?"),
+        v["concurrency"],
+        jpeg["full_bytes"],
+        jpeg["thumb_bytes"]
+    );
+    Ok(Peer { times_ms, describe })
 }
 
 fn main() {

@@ -34,6 +34,34 @@ pub enum MediaError {
         /// The configured pixel limit.
         limit: u64,
     },
+    /// Sound or video that plays for longer than allowed → `input.too_long`. For audio,
+    /// decoding stops soon after the limit is passed, so `duration_ms` is then a lower bound.
+    #[error("{what} plays for at least {} s; the limit is {} s", fmt_secs(*duration_ms), fmt_secs(*limit_ms))]
+    TooLong {
+        /// "the voice note" or "the video", for the message.
+        what: &'static str,
+        /// Measured length (decoded samples for audio, packet timestamps for video).
+        duration_ms: u64,
+        /// The configured limit, without the allowance.
+        limit_ms: u64,
+    },
+    /// A recognised container whose codec or content the audio/video pipelines do not take
+    /// (e.g. Speex audio, AV1 video, a video file sent as a voice note) → `input.unsupported_format`.
+    #[error("{message}")]
+    UnsupportedCodec {
+        /// What was found and what to send instead.
+        message: String,
+    },
+    /// The item's wall-clock budget ran out before FFmpeg finished. Not necessarily the input's
+    /// fault (an overloaded host looks the same), so it is retried like an internal fault
+    /// → `internal.media`.
+    #[error("{stage} did not finish within its {} s budget", fmt_secs(*budget_ms))]
+    TimedOut {
+        /// What was running, e.g. "transcoding the video".
+        stage: &'static str,
+        /// The budget that ran out.
+        budget_ms: u64,
+    },
     /// A bug or a misconfiguration on our side (never the input's fault) → `internal.media`.
     #[error("internal media error: {message}")]
     Internal {
@@ -49,13 +77,15 @@ impl MediaError {
             MediaError::Unsupported { .. } | MediaError::Unrecognized { .. } => "input.unsupported_format",
             MediaError::Corrupt { .. } => "input.corrupt",
             MediaError::TooManyPixels { .. } => "input.too_many_pixels",
-            MediaError::Internal { .. } => "internal.media",
+            MediaError::TooLong { .. } => "input.too_long",
+            MediaError::UnsupportedCodec { .. } => "input.unsupported_format",
+            MediaError::Internal { .. } | MediaError::TimedOut { .. } => "internal.media",
         }
     }
 
     /// Whether the input is to blame (an explicit `rejected` item) rather than us (`failed`).
     pub fn is_input_error(&self) -> bool {
-        !matches!(self, MediaError::Internal { .. })
+        !matches!(self, MediaError::Internal { .. } | MediaError::TimedOut { .. })
     }
 
     pub(crate) fn corrupt(message: impl Into<String>) -> Self {
@@ -64,5 +94,15 @@ impl MediaError {
 
     pub(crate) fn internal(message: impl Into<String>) -> Self {
         MediaError::Internal { message: message.into() }
+    }
+}
+
+/// Milliseconds as seconds for messages: "60", "60.25", "75.3".
+fn fmt_secs(ms: u64) -> String {
+    if ms.is_multiple_of(1000) {
+        format!("{}", ms / 1000)
+    } else {
+        let s = format!("{:.2}", ms as f64 / 1000.0);
+        s.trim_end_matches('0').to_string()
     }
 }

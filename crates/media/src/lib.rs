@@ -4,12 +4,20 @@
 //! buckets or jobs. Every refusal is a [`MediaError`] whose variant maps to one contract reason
 //! code, checked in the cheapest order (magic bytes, then header, then pixel limit, then decode).
 
+#![warn(missing_docs)]
+
+mod audio;
+mod av;
 mod error;
 mod jpeg_meta;
 mod photo;
 mod raster;
 mod sniff;
+mod video;
 
 pub use error::MediaError;
 pub use photo::{probe_dimensions, process_photo, Encoded, OutputKind, PhotoOutput, PhotoSettings};
 pub use sniff::{ogg_codec, sniff, Format, MediaClass, OggCodec};
+pub use audio::{is_voice_format, process_voice, VoiceOutput, VoiceSettings, WAVEFORM_BUCKETS, WAVEFORM_MAX};
+pub use av::{probe_av, AvProbe};
+pub use video::{is_video_format, process_video, sample_frames, FrameSampling, RgbFrame, VideoOutput, VideoSettings};

@@ -276,7 +276,17 @@ pub(crate) fn decode(bytes: &[u8], settings: &PhotoSettings) -> Result<DecodedPh
     check_pixels(w, h, settings.max_pixels)?;
     match format {
         Format::Jpeg => decode_jpeg(bytes, w, h, settings),
-        _ => decode_with_image(bytes, format, w, h, settings),
+        _ => {
+            // The pure-Rust decoders are fuzzed but not proven panic-free; a panic on hostile
+            // input must reject the item, not take the worker thread down. Nothing shared is
+            // mutated inside, so unwinding cannot leave broken state behind.
+            let decoded = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| decode_with_image(bytes, format, w, h, settings)));
+            decoded.unwrap_or_else(|panic| {
+                let what = panic.downcast_ref::<&str>().map(|s| s.to_string()).or_else(|| panic.downcast_ref::<String>().cloned()).unwrap_or_default();
+                tracing::warn!(format = format.name(), panic = %what, "image decoder panicked");
+                Err(MediaError::corrupt(format!("the {} decoder failed on this file ({what})", format.name())))
+            })
+        }
     }
 }
 
@@ -412,6 +422,9 @@ fn decode_with_image(bytes: &[u8], format: Format, w: u32, h: u32, settings: &Ph
     let name = format.name();
     let mut decoder = reader.into_decoder().map_err(|e| image_error(name, bytes.len(), e))?;
     let (dw, dh) = decoder.dimensions();
+    if dw == 0 || dh == 0 {
+        return Err(MediaError::corrupt(format!("{name} decoder reports an empty {dw}×{dh} image")));
+    }
     check_pixels(dw, dh, settings.max_pixels)?;
     // Broken metadata never fails a photo: fall back to "as stored" / no profile.
     let orientation = decoder.orientation().map(|o| o.to_exif()).unwrap_or(1);

@@ -451,3 +451,31 @@ fn outputs_are_deterministic() {
         assert_eq!(a, b);
     }
 }
+
+#[test]
+fn progressive_trailing_data_and_tolerated_warning() {
+    let (w, h) = (500, 300);
+    let rgb = noisy_rgb(w, h, 13);
+    let image = turbojpeg::Image { pixels: &rgb[..], width: w as usize, pitch: 3 * w as usize, height: h as usize, format: PixelFormat::RGB };
+    let mut c = turbojpeg::Compressor::new().unwrap();
+    c.set_progressive(true).unwrap();
+    c.set_quality(90).unwrap();
+    let progressive = c.compress_to_vec(image).unwrap();
+    assert!(turbojpeg::read_header(&progressive).unwrap().is_progressive);
+    assert_eq!(process_photo(&progressive, &settings()).unwrap().full.width, 500);
+
+    // Data after EOI (motion photos append a video there) is not part of the image.
+    let baseline = jpeg_from_rgb(&rgb, w, h, 90, Subsamp::Sub2x2);
+    let mut trailing = baseline.clone();
+    trailing.extend_from_slice(b"\0\0\0\x18ftypmp42 trailing video data");
+    assert!(process_photo(&trailing, &settings()).is_ok());
+
+    // "N extraneous bytes before marker 0xd9" leaves every pixel decoded: tolerated.
+    let n = baseline.len();
+    let mut extraneous = baseline[..n - 2].to_vec();
+    extraneous.extend_from_slice(&[0x12; 64]);
+    extraneous.extend_from_slice(&[0xFF, 0xD9]);
+    let warning = turbojpeg::decompress(&extraneous, PixelFormat::RGB).map(|_| ()).unwrap_err().to_string();
+    assert!(warning.contains("extraneous bytes"), "{warning}");
+    assert!(process_photo(&extraneous, &settings()).is_ok());
+}

@@ -250,3 +250,32 @@ mod tests {
         assert_eq!(pad_plane(&p, 4, 3), vec![1, 2, 3, 3, 4, 5, 6, 6, 4, 5, 6, 6]);
     }
 }
+
+/// Outputs must be byte-identical on every worker (a redelivery may land on another host), and
+/// fast_image_resize picks its SIMD code path per CPU at run time: check that the paths agree.
+#[cfg(test)]
+mod determinism {
+    use super::*;
+    use fast_image_resize::CpuExtensions;
+
+    #[test]
+    fn resize_is_identical_across_cpu_extensions() {
+        let mut s = 1u32;
+        for (channels, w, h, dw, dh) in [(1u8, 997, 601, 512, 308), (3, 640, 480, 320, 240), (4, 333, 222, 100, 67), (1, 4000, 30, 2048, 15)] {
+            let data: Vec<u8> = (0..w * h * channels as u32).map(|_| { s ^= s << 13; s ^= s >> 17; s ^= s << 5; s as u8 }).collect();
+            let mut p = Plane::tight(data, w, h, channels);
+            p.extent = (w as f64 - 0.5, h as f64);
+            let mut outs = Vec::new();
+            for ext in [CpuExtensions::None, CpuExtensions::Sse4_1, CpuExtensions::Avx2] {
+                if !ext.is_supported() { continue; }
+                let mut r = Resizer::new();
+                // SAFETY: only extensions this CPU reports as supported are selected.
+                unsafe { r.set_cpu_extensions(ext) };
+                outs.push((ext, resize_plane(&mut r, &p, dw, dh, FILTER).unwrap().data().to_vec()));
+            }
+            for o in &outs[1..] {
+                assert!(o.1 == outs[0].1, "{:?} differs from {:?} for {channels} channels", o.0, outs[0].0);
+            }
+        }
+    }
+}

@@ -1,0 +1,236 @@
+//! `cargo bench -p mediagate-media --bench av`: the voice-note and video pipelines against the
+//! ffmpeg CLI doing the same encode with the same settings, in the same run, alternating.
+//!
+//! - voice: 60 s of speech (espeak-ng → AAC in M4A) → Ogg Opus 24 kb/s voip mono 48 kHz.
+//!   Ours also measures the duration and draws the waveform in the same decode pass.
+//! - video: 10 s of 1080p30 H.264 + AAC → 1280×720 H.264 (libx264, same preset/CRF/threads) +
+//!   AAC 128 kb/s, fast-start MP4. Ours also runs the duration scan pass and makes the poster.
+//!
+//! Inputs are generated once into `target/bench-media/`. The CLI's times include its process
+//! start-up, which is part of what a worker shelling out to ffmpeg would pay.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Instant;
+
+use mediagate_media::{process_video, process_voice, Format, VideoSettings, VoiceSettings};
+
+/// Timed runs of each side (after one warm-up each), alternating ours / CLI.
+const RUNS: usize = 5;
+
+fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn dir() -> PathBuf {
+    let d = repo_root().join("target/bench-media");
+    std::fs::create_dir_all(&d).expect("create target/bench-media");
+    d
+}
+
+fn tool(name: &str, args: &[&str]) {
+    let out = Command::new(name)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("`{name}` could not be run ({e}); the av bench needs it: run `make bench` (scripts/setup-deps.sh installs it)"));
+    assert!(out.status.success(), "{name} {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+}
+
+fn ffmpeg(args: &[&str]) {
+    let mut all = vec!["-hide_banner", "-loglevel", "error", "-nostdin", "-y"];
+    all.extend_from_slice(args);
+    tool("ffmpeg", &all);
+}
+
+fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+const TEXT: &str = "Hi, it's me. I'm on the train and the signal keeps dropping, so I'm sending a voice note \
+instead of calling. The meeting moved to Thursday at ten, in the small room on the third floor. \
+Could you bring the printed slides and the budget sheet? I think Maria wants to go through the numbers \
+for the second quarter before we show them to anyone else. Also, the car is still at the garage; they said \
+it should be ready tomorrow afternoon, but you know how that goes. If you're free after work we could \
+pick it up together and grab something to eat on the way back. Let me know what you think. ";
+
+fn voice_input() -> PathBuf {
+    let d = dir();
+    let m4a = d.join("speech-60s.m4a");
+    if !m4a.exists() {
+        let wav = d.join("speech.wav");
+        tool("espeak-ng", &["-s", "165", "-w", s(&wav), TEXT]);
+        ffmpeg(&["-stream_loop", "-1", "-i", s(&wav), "-t", "60", "-c:a", "aac", "-b:a", "64k", s(&m4a)]);
+    }
+    m4a
+}
+
+fn video_input() -> PathBuf {
+    let d = dir();
+    // Phone-like: ~16 Mb/s with a little sensor-like noise (a clean test pattern compresses
+    // unrealistically well).
+    let mp4 = d.join("video-1080p30-10s-16M.mp4");
+    if !mp4.exists() {
+        ffmpeg(&[
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc2=size=1920x1080:rate=30:duration=10,noise=alls=6:allf=t",
+            "-f",
+            "lavfi",
+            "-i",
+            "sine=frequency=330:sample_rate=48000:duration=10",
+            "-c:v",
+            "libx264",
+            "-preset",
+            "fast",
+            "-b:v",
+            "16M",
+            "-maxrate",
+            "20M",
+            "-bufsize",
+            "32M",
+            "-pix_fmt",
+            "yuv420p",
+            "-c:a",
+            "aac",
+            "-ac",
+            "2",
+            "-b:a",
+            "128k",
+            s(&mp4),
+        ]);
+    }
+    mp4
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    v[v.len() / 2]
+}
+
+fn time_ms(f: &mut dyn FnMut()) -> f64 {
+    let t = Instant::now();
+    f();
+    t.elapsed().as_secs_f64() * 1e3
+}
+
+/// Alternates the two, one warm-up each, and returns (ours, cli) medians in ms.
+fn compare(ours: &mut dyn FnMut(), cli: &mut dyn FnMut()) -> (f64, f64, Vec<f64>, Vec<f64>) {
+    ours();
+    cli();
+    let (mut a, mut b) = (Vec::new(), Vec::new());
+    for _ in 0..RUNS {
+        a.push(time_ms(ours));
+        b.push(time_ms(cli));
+    }
+    (median(a.clone()), median(b.clone()), a, b)
+}
+
+fn loadavg() -> String {
+    std::fs::read_to_string("/proc/loadavg").map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" ")).unwrap_or_else(|_| "?".into())
+}
+
+fn fmt(v: &[f64]) -> String {
+    v.iter().map(|x| format!("{x:.0}")).collect::<Vec<_>>().join(" ")
+}
+
+fn main() {
+    // `cargo bench` passes `--bench`; a filter argument selects one part.
+    let filter: Option<String> = std::env::args().skip(1).find(|a| !a.starts_with('-'));
+    let want = |name: &str| filter.as_deref().is_none_or(|f| name.contains(f));
+    let out_dir = dir();
+    println!("av bench: {RUNS} timed runs each after a warm-up, alternating ours / ffmpeg CLI; load {}", loadavg());
+
+    if want("voice") {
+        let input = voice_input();
+        let bytes = std::fs::read(&input).unwrap();
+        let settings = VoiceSettings::default();
+        let cli_out = out_dir.join("cli-voice.ogg");
+        let mut last = None;
+        let (ours, cli, a, b) = compare(&mut || last = Some(process_voice(&bytes, Format::M4a, &settings).expect("process_voice")), &mut || {
+            ffmpeg(&[
+                "-i",
+                s(&input),
+                "-c:a",
+                "libopus",
+                "-b:a",
+                "24k",
+                "-application",
+                "voip",
+                "-ac",
+                "1",
+                "-ar",
+                "48000",
+                "-fflags",
+                "+bitexact",
+                "-flags:a",
+                "+bitexact",
+                "-map_metadata",
+                "-1",
+                s(&cli_out),
+            ])
+        });
+        let out = last.unwrap();
+        let cli_len = std::fs::metadata(&cli_out).map(|m| m.len()).unwrap_or(0);
+        println!("voice: 60 s speech AAC/M4A ({} KB) → Ogg Opus 24 kb/s voip mono 48 kHz", bytes.len() / 1024);
+        println!("  ours (decode once → duration + waveform + libopus): median {ours:.0} ms  [{}]  → {} bytes, {} ms", fmt(&a), out.ogg.len(), out.duration_ms);
+        println!("  ffmpeg CLI (same libopus settings):                  median {cli:.0} ms  [{}]  → {cli_len} bytes", fmt(&b));
+        println!("  ratio CLI/ours: {:.2}×", cli / ours);
+    }
+
+    if want("video") {
+        let input = video_input();
+        let bytes = std::fs::read(&input).unwrap();
+        let settings = VideoSettings::default();
+        let cli_out = out_dir.join("cli-video.mp4");
+        let threads = settings.threads.to_string();
+        let crf = settings.crf.to_string();
+        let abr = format!("{}", settings.audio_bitrate);
+        let mut last = None;
+        let (ours, cli, a, b) = compare(&mut || last = Some(process_video(&bytes, Format::Mp4, &settings).expect("process_video")), &mut || {
+            ffmpeg(&[
+                "-threads",
+                &threads,
+                "-i",
+                s(&input),
+                "-vf",
+                "scale=w=1280:h=720:flags=bicubic,format=yuv420p",
+                "-c:v",
+                "libx264",
+                "-preset",
+                &settings.preset,
+                "-crf",
+                &crf,
+                "-threads",
+                &threads,
+                "-c:a",
+                "aac",
+                "-b:a",
+                &abr,
+                "-movflags",
+                "+faststart",
+                "-fflags",
+                "+bitexact",
+                "-flags",
+                "+bitexact",
+                "-map_metadata",
+                "-1",
+                s(&cli_out),
+            ])
+        });
+        let out = last.unwrap();
+        let cli_len = std::fs::metadata(&cli_out).map(|m| m.len()).unwrap_or(0);
+        println!(
+            "video: 10 s 1080p30 H.264 + AAC ({} KB) → {}×{} libx264 preset {} crf {} threads {} + AAC, fast start",
+            bytes.len() / 1024,
+            out.mp4_width,
+            out.mp4_height,
+            settings.preset,
+            settings.crf,
+            settings.threads
+        );
+        println!("  ours (scan + transcode + poster/BlurHash): median {ours:.0} ms  [{}]  → {} bytes", fmt(&a), out.mp4.len());
+        println!("  ffmpeg CLI (same x264/AAC settings):       median {cli:.0} ms  [{}]  → {cli_len} bytes", fmt(&b));
+        println!("  ratio CLI/ours: {:.2}×", cli / ours);
+    }
+}

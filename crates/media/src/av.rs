@@ -1,0 +1,634 @@
+//! FFmpeg plumbing shared by the audio and video pipelines: one-time initialisation, logs routed
+//! to `tracing`, inputs opened from memory with a forced demuxer and a deadline, error mapping,
+//! and [`probe_av`].
+//!
+//! Decisions worth knowing:
+//! - **Input from memory**: the bytes are handed to FFmpeg through a custom AVIO context
+//!   (`ffmpeg-next`'s `StreamIo`), not a temporary file. They are copied once per call into a
+//!   shared buffer, which every pass of that call reads.
+//! - **Forced demuxer**: the demuxer is chosen from the sniffed [`Format`], never probed, so a file
+//!   cannot talk FFmpeg into a playlist or concat demuxer that opens other files or URLs.
+//! - **Deadline**: every item has a wall-clock budget. It is polled by FFmpeg through the input's
+//!   interrupt callback and by our own loops between packets and frames; running out gives
+//!   [`MediaError::TimedOut`].
+//! - **Logs**: FFmpeg's log callback formats each line and forwards it to `tracing` (target
+//!   `ffmpeg`), never to stderr. Lines logged on the calling thread while a pass runs are also
+//!   kept (bounded) so demuxer complaints such as "File ended prematurely" turn into
+//!   [`MediaError::Corrupt`] with FFmpeg's own words.
+
+use std::cell::RefCell;
+use std::ffi::{CStr, CString};
+use std::io::Cursor;
+use std::sync::{Arc, Once};
+use std::time::{Duration, Instant};
+
+use ffmpeg::ffi;
+use ffmpeg::format::context::{Input, StreamIo};
+use ffmpeg::media::Type as MediaType;
+use ffmpeg_next as ffmpeg;
+
+use crate::sniff::{ogg_codec, Format, MediaClass, OggCodec};
+use crate::MediaError;
+
+static INIT: Once = Once::new();
+
+/// Initialises FFmpeg once per process: registers nothing (FFmpeg ≥ 5 needs no registration),
+/// sets the log level to warnings and routes log lines to `tracing`.
+pub(crate) fn init() {
+    INIT.call_once(|| {
+        if let Err(e) = ffmpeg::init() {
+            tracing::warn!(error = %e, "FFmpeg initialisation reported an error");
+        }
+        unsafe {
+            ffi::av_log_set_level(ffi::AV_LOG_WARNING);
+            install_log_callback();
+        }
+    });
+}
+
+#[cfg(all(target_arch = "x86_64", target_os = "linux"))]
+unsafe fn install_log_callback() {
+    unsafe { ffi::av_log_set_callback(Some(log_callback)) };
+}
+
+/// On targets whose `va_list` is passed differently we cannot format FFmpeg's lines portably:
+/// stay quiet rather than write to stderr.
+#[cfg(not(all(target_arch = "x86_64", target_os = "linux")))]
+unsafe fn install_log_callback() {
+    unsafe { ffi::av_log_set_level(ffi::AV_LOG_QUIET) };
+}
+
+const CAPTURE_MAX: usize = 64;
+
+thread_local! {
+    /// Lines logged on this thread while a [`LogCapture`] is alive: (level, source, text).
+    static CAPTURED: RefCell<Option<Vec<(i32, String, String)>>> = const { RefCell::new(None) };
+}
+
+#[cfg(all(target_arch = "x86_64", target_os = "linux"))]
+unsafe extern "C" fn log_callback(avcl: *mut std::ffi::c_void, level: std::ffi::c_int, fmt: *const std::ffi::c_char, vl: *mut ffi::__va_list_tag) {
+    if level > unsafe { ffi::av_log_get_level() } || fmt.is_null() {
+        return;
+    }
+    let mut buf = [0 as std::ffi::c_char; 1024];
+    let mut print_prefix: std::ffi::c_int = 0;
+    let n = unsafe { ffi::av_log_format_line2(avcl, level, fmt, vl, buf.as_mut_ptr(), buf.len() as std::ffi::c_int, &mut print_prefix) };
+    if n < 0 {
+        return;
+    }
+    let text = unsafe { CStr::from_ptr(buf.as_ptr()) }.to_string_lossy();
+    let text = text.trim();
+    if text.is_empty() {
+        return;
+    }
+    let source = unsafe { log_source(avcl) };
+    // Never let a panic cross the FFI boundary.
+    let _ = std::panic::catch_unwind(|| {
+        CAPTURED.with(|c| {
+            if let Ok(mut c) = c.try_borrow_mut() {
+                if let Some(v) = c.as_mut() {
+                    if v.len() < CAPTURE_MAX {
+                        v.push((level, source.clone(), text.to_string()));
+                    }
+                }
+            }
+        });
+        if level <= ffi::AV_LOG_FATAL {
+            tracing::warn!(target: "ffmpeg", source = %source, "{text}");
+        } else if level <= ffi::AV_LOG_ERROR {
+            tracing::info!(target: "ffmpeg", source = %source, "{text}");
+        } else if level <= ffi::AV_LOG_WARNING {
+            tracing::debug!(target: "ffmpeg", source = %source, "{text}");
+        } else {
+            tracing::trace!(target: "ffmpeg", source = %source, "{text}");
+        }
+    });
+}
+
+/// The `item_name` of the logging object ("mov,mp4,m4a,3gp,3g2,mj2", "h264", …).
+#[cfg(all(target_arch = "x86_64", target_os = "linux"))]
+unsafe fn log_source(avcl: *mut std::ffi::c_void) -> String {
+    if avcl.is_null() {
+        return String::new();
+    }
+    unsafe {
+        let class = *(avcl as *const *const ffi::AVClass);
+        if class.is_null() {
+            return String::new();
+        }
+        let name = match (*class).item_name {
+            Some(f) => f(avcl),
+            None => (*class).class_name,
+        };
+        if name.is_null() {
+            String::new()
+        } else {
+            CStr::from_ptr(name).to_string_lossy().into_owned()
+        }
+    }
+}
+
+/// Keeps the FFmpeg log lines of the current thread while alive (nested captures share one
+/// buffer; the outermost ends it).
+pub(crate) struct LogCapture {
+    outer: bool,
+}
+
+impl LogCapture {
+    pub(crate) fn start() -> Self {
+        let outer = CAPTURED.with(|c| {
+            let mut c = c.borrow_mut();
+            if c.is_none() {
+                *c = Some(Vec::new());
+                true
+            } else {
+                false
+            }
+        });
+        LogCapture { outer }
+    }
+
+    /// The first captured line (warning or worse) that says the data ends early or is damaged.
+    pub(crate) fn damage(&self) -> Option<String> {
+        const SIGNS: [&str; 8] = [
+            "ended prematurely",
+            "partial file",
+            "truncat",
+            "filesize and duration do not match",
+            "packet corrupt",
+            "invalid data found",
+            "incomplete frame",
+            "premature end",
+        ];
+        CAPTURED.with(|c| {
+            let c = c.borrow();
+            let lines = c.as_ref()?;
+            lines
+                .iter()
+                .filter(|(level, _, _)| *level <= ffi::AV_LOG_WARNING)
+                .find(|(_, _, text)| {
+                    let lower = text.to_ascii_lowercase();
+                    SIGNS.iter().any(|s| lower.contains(s))
+                })
+                .map(|(_, source, text)| if source.is_empty() { text.clone() } else { format!("{source}: {text}") })
+        })
+    }
+}
+
+impl Drop for LogCapture {
+    fn drop(&mut self) {
+        if self.outer {
+            CAPTURED.with(|c| {
+                if let Ok(mut c) = c.try_borrow_mut() {
+                    *c = None;
+                }
+            });
+        }
+    }
+}
+
+/// A wall-clock budget for one item.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Deadline {
+    end: Instant,
+    budget: Duration,
+    stage: &'static str,
+}
+
+impl Deadline {
+    pub(crate) fn new(budget: Duration, stage: &'static str) -> Self {
+        let now = Instant::now();
+        Deadline { end: now.checked_add(budget).unwrap_or(now + Duration::from_secs(86_400 * 365)), budget, stage }
+    }
+
+    pub(crate) fn expired(&self) -> bool {
+        Instant::now() >= self.end
+    }
+
+    pub(crate) fn error(&self) -> MediaError {
+        MediaError::TimedOut { stage: self.stage, budget_ms: self.budget.as_millis().min(u64::MAX as u128) as u64 }
+    }
+
+    pub(crate) fn check(&self) -> Result<(), MediaError> {
+        if self.expired() {
+            Err(self.error())
+        } else {
+            Ok(())
+        }
+    }
+}
+
+/// The input bytes, copied once per call and shared by every pass over them.
+#[derive(Clone)]
+pub(crate) struct SharedBytes(Arc<Vec<u8>>);
+
+impl SharedBytes {
+    pub(crate) fn new(bytes: &[u8]) -> Self {
+        SharedBytes(Arc::new(bytes.to_vec()))
+    }
+
+    pub(crate) fn from_vec(bytes: Vec<u8>) -> Self {
+        SharedBytes(Arc::new(bytes))
+    }
+}
+
+impl AsRef<[u8]> for SharedBytes {
+    fn as_ref(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+/// The FFmpeg demuxer for a sniffed format (`None`: not an audio/video container).
+pub(crate) fn demuxer_for(format: Format) -> Option<&'static str> {
+    use Format::*;
+    Some(match format {
+        Mp4 | Mov | ThreeGp | M4a => "mov",
+        Webm | WebmAudio | Mkv | Mka => "matroska",
+        Ogg | Ogv => "ogg",
+        Mp3 => "mp3",
+        Wav => "wav",
+        Flac => "flac",
+        Aac => "aac",
+        Amr => "amr",
+        Avi => "avi",
+        _ => return None,
+    })
+}
+
+/// Opens `bytes` with the demuxer of `format`, reads the stream parameters, and arms the
+/// deadline as the input's interrupt callback. `options` are demuxer options.
+pub(crate) fn open_input(bytes: &SharedBytes, format: Format, deadline: &Deadline, options: &[(&str, &str)]) -> Result<Input, MediaError> {
+    let name = demuxer_for(format)
+        .ok_or_else(|| MediaError::UnsupportedCodec { message: format!("{} files carry no audio or video this pipeline reads", format.name()) })?;
+    let cname = CString::new(name).map_err(|_| MediaError::internal("demuxer name"))?;
+    let io =
+        StreamIo::from_read_seek_with_capacity(Cursor::new(bytes.clone()), 64 * 1024).map_err(|e| MediaError::internal(format!("FFmpeg custom I/O: {e}")))?;
+    let mut dict = ffmpeg::Dictionary::new();
+    for (k, v) in options {
+        dict.set(k, v);
+    }
+    let end = deadline.end;
+    let interrupt = ffmpeg::util::interrupt::new(Box::new(move || Instant::now() >= end));
+    let mut io = io;
+    unsafe {
+        let demuxer = ffi::av_find_input_format(cname.as_ptr());
+        if demuxer.is_null() {
+            return Err(MediaError::internal(format!("this FFmpeg build has no {name} demuxer")));
+        }
+        let mut ps = ffi::avformat_alloc_context();
+        if ps.is_null() {
+            return Err(MediaError::internal("out of memory allocating a format context"));
+        }
+        (*ps).interrupt_callback = interrupt.interrupt;
+        (*ps).pb = io.as_mut_ptr();
+        (*ps).flags |= ffi::AVFMT_FLAG_CUSTOM_IO as std::ffi::c_int;
+        let mut opts = dict.disown();
+        let r = ffi::avformat_open_input(&mut ps, std::ptr::null(), demuxer, &mut opts);
+        ffmpeg::Dictionary::own(opts);
+        if r < 0 {
+            // FFmpeg freed the context; `io` (not owned by it) is dropped here.
+            return Err(open_error(format, deadline, ffmpeg::Error::from(r)));
+        }
+        let r = ffi::avformat_find_stream_info(ps, std::ptr::null_mut());
+        if r < 0 {
+            ffi::avformat_close_input(&mut ps);
+            return Err(open_error(format, deadline, ffmpeg::Error::from(r)));
+        }
+        Ok(Input::wrap_with_custom_io_and_interrupt(ps, io, interrupt.guard))
+    }
+}
+
+fn open_error(format: Format, deadline: &Deadline, e: ffmpeg::Error) -> MediaError {
+    if deadline.expired() || e == ffmpeg::Error::Exit {
+        return deadline.error();
+    }
+    match e {
+        ffmpeg::Error::Other { errno } if errno == libc_enomem() => {
+            MediaError::internal(format!("FFmpeg ran out of memory opening the {} file", format.name()))
+        }
+        ffmpeg::Error::Eof => MediaError::corrupt(format!("the {} file ends before its headers are complete; it is truncated", format.name())),
+        other => MediaError::corrupt(format!("the {} container cannot be read ({other}); the file is damaged or truncated", format.name())),
+    }
+}
+
+fn libc_enomem() -> i32 {
+    12
+}
+
+/// Maps an error from a read/decode/encode call in a pass.
+pub(crate) fn pass_error(what: &str, deadline: &Deadline, e: ffmpeg::Error) -> MediaError {
+    if deadline.expired() || e == ffmpeg::Error::Exit {
+        return deadline.error();
+    }
+    match e {
+        ffmpeg::Error::InvalidData | ffmpeg::Error::Eof => {
+            MediaError::corrupt(format!("{what} does not decode cleanly ({e}); the file is damaged or truncated"))
+        }
+        ffmpeg::Error::Other { errno } if errno == libc_enomem() => MediaError::internal(format!("FFmpeg ran out of memory while {what}")),
+        ffmpeg::Error::Other { errno: 22 } => MediaError::corrupt(format!("{what} does not decode cleanly (invalid values in the stream)")),
+        other => MediaError::corrupt(format!("{what} does not decode cleanly ({other})")),
+    }
+}
+
+/// Maps an error from an encoder or muxer (never the input's fault).
+pub(crate) fn internal_error(what: &str, e: ffmpeg::Error) -> MediaError {
+    MediaError::internal(format!("{what}: {e}"))
+}
+
+/// `AVERROR(EAGAIN)`: "feed more input" / "output not ready".
+pub(crate) const EAGAIN: i32 = 11;
+
+/// An audio filter graph `abuffer → {spec} → abuffersink` for frames of one shape (rate,
+/// sample format, layout). Frames of another shape need a new chain ([`AudioChain::accepts`]).
+pub(crate) struct AudioChain {
+    graph: ffmpeg::filter::Graph,
+    rate: u32,
+    format: ffmpeg::format::Sample,
+    layout: u64,
+    channels: u16,
+    next_pts: i64,
+}
+
+impl AudioChain {
+    /// `frame_size`: fixed output frame size (encoders without variable frame size, e.g. AAC).
+    pub(crate) fn new(f: &ffmpeg::frame::Audio, spec: &str, frame_size: Option<u32>) -> Result<Self, MediaError> {
+        let layout = frame_layout(f);
+        let fail = |e: ffmpeg::Error| internal_error("audio filter graph", e);
+        let mut graph = ffmpeg::filter::Graph::new();
+        unsafe {
+            (*graph.as_mut_ptr()).nb_threads = 1;
+        }
+        let args = format!("time_base=1/{rate}:sample_rate={rate}:sample_fmt={fmt}:channel_layout=0x{layout:x}", rate = f.rate(), fmt = f.format().name(),);
+        let abuffer = ffmpeg::filter::find("abuffer").ok_or_else(|| MediaError::internal("no abuffer filter"))?;
+        let abuffersink = ffmpeg::filter::find("abuffersink").ok_or_else(|| MediaError::internal("no abuffersink filter"))?;
+        graph.add(&abuffer, "in", &args).map_err(fail)?;
+        graph.add(&abuffersink, "out", "").map_err(fail)?;
+        graph.output("in", 0).and_then(|p| p.input("out", 0)).and_then(|p| p.parse(spec)).map_err(fail)?;
+        graph.validate().map_err(fail)?;
+        if let Some(n) = frame_size {
+            graph.get("out").ok_or_else(|| MediaError::internal("audio graph lost its sink"))?.sink().set_frame_size(n);
+        }
+        Ok(AudioChain { graph, rate: f.rate(), format: f.format(), layout, channels: f.channels(), next_pts: 0 })
+    }
+
+    pub(crate) fn accepts(&self, f: &ffmpeg::frame::Audio) -> bool {
+        f.rate() == self.rate && f.format() == self.format && frame_layout(f) == self.layout && f.channels() == self.channels
+    }
+
+    /// Sets the first timestamp (in 1/rate units) of the counted timeline.
+    pub(crate) fn start_at(&mut self, pts: i64) {
+        self.next_pts = pts;
+    }
+
+    /// Feeds a frame stamped with the running sample count (not its own timestamp).
+    pub(crate) fn push_counted(&mut self, f: &mut ffmpeg::frame::Audio) -> Result<(), MediaError> {
+        f.set_pts(Some(self.next_pts));
+        self.next_pts += f.samples() as i64;
+        if f.channel_layout().is_empty() {
+            f.set_channel_layout(ffmpeg::ChannelLayout::from_bits_truncate(self.layout));
+        }
+        let mut src = self.graph.get("in").ok_or_else(|| MediaError::internal("audio graph lost its source"))?;
+        src.source().add(f).map_err(|e| internal_error("feeding the audio filter graph", e))
+    }
+
+    pub(crate) fn flush(&mut self) -> Result<(), MediaError> {
+        let mut src = self.graph.get("in").ok_or_else(|| MediaError::internal("audio graph lost its source"))?;
+        src.source().flush().map_err(|e| internal_error("flushing the audio filter graph", e))
+    }
+
+    /// The next output frame, `false` when none is ready.
+    pub(crate) fn pull(&mut self, out: &mut ffmpeg::frame::Audio) -> Result<bool, MediaError> {
+        let mut sink = self.graph.get("out").ok_or_else(|| MediaError::internal("audio graph lost its sink"))?;
+        match sink.sink().frame(out) {
+            Ok(()) => Ok(true),
+            Err(ffmpeg::Error::Eof) => Ok(false),
+            Err(ffmpeg::Error::Other { errno }) if errno == EAGAIN => Ok(false),
+            Err(e) => Err(internal_error("reading the audio filter graph", e)),
+        }
+    }
+
+    /// Time base of the frames [`AudioChain::pull`] returns.
+    pub(crate) fn out_time_base(&mut self) -> ffmpeg::Rational {
+        match self.graph.get("out") {
+            Some(mut c) => c.sink().time_base(),
+            None => ffmpeg::Rational::new(1, self.rate as i32),
+        }
+    }
+}
+
+/// The frame's channel layout mask, or the default layout for its channel count.
+pub(crate) fn frame_layout(f: &ffmpeg::frame::Audio) -> u64 {
+    let l = f.channel_layout();
+    if !l.is_empty() && l.channels() == f.channels() as i32 {
+        l.bits()
+    } else {
+        ffmpeg::ChannelLayout::default(f.channels() as i32).bits()
+    }
+}
+
+/// What a quick look at an audio/video file shows (container headers only: nothing here is
+/// trusted for limits; durations are measured by the pipelines).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AvProbe {
+    /// A real video track (cover art / attached pictures do not count).
+    pub has_video: bool,
+    /// An audio track.
+    pub has_audio: bool,
+    /// Video codec name (FFmpeg's, e.g. "h264", "vp9").
+    pub video_codec: Option<String>,
+    /// Audio codec name (e.g. "aac", "opus").
+    pub audio_codec: Option<String>,
+    /// Displayed width of the video (rotation applied), 0 without video.
+    pub width: u32,
+    /// Displayed height of the video (rotation applied), 0 without video.
+    pub height: u32,
+    /// Clockwise rotation to apply for display: 0, 90, 180 or 270.
+    pub rotation: u32,
+    /// The container's own duration claim in ms, if any (informational only).
+    pub declared_duration_ms: Option<u64>,
+}
+
+impl AvProbe {
+    /// The class the pipeline should treat the file as: audio when it has sound and no video
+    /// track (an audio-only MP4 or WebM is a voice note candidate), video otherwise.
+    pub fn media_class(&self) -> MediaClass {
+        if self.has_audio && !self.has_video {
+            MediaClass::Audio
+        } else {
+            MediaClass::Video
+        }
+    }
+}
+
+/// Opens an audio/video file and reports its tracks, so the worker can refine the class of an
+/// MP4, MOV or WebM/Matroska file that sniffing could not settle. Reads headers only.
+pub fn probe_av(bytes: &[u8], format: Format) -> Result<AvProbe, MediaError> {
+    init();
+    let deadline = Deadline::new(Duration::from_secs(20), "probing the file");
+    let _capture = LogCapture::start();
+    let shared = SharedBytes::new(bytes);
+    let input = open_input(&shared, format, &deadline, &[])?;
+    let video = best_video_stream(&input);
+    let audio = input.streams().best(MediaType::Audio).map(|s| s.index());
+    let mut probe = AvProbe {
+        has_video: video.is_some(),
+        has_audio: audio.is_some(),
+        video_codec: None,
+        audio_codec: None,
+        width: 0,
+        height: 0,
+        rotation: 0,
+        declared_duration_ms: (input.duration() > 0).then(|| (input.duration() as u64) / 1000),
+    };
+    if let Some(v) = video {
+        let st = input.stream(v).ok_or_else(|| MediaError::internal("stream vanished"))?;
+        let par = st.parameters();
+        probe.video_codec = Some(par.id().name().to_string());
+        let orient = Orientation::of_stream(&st);
+        let (w, h) = unsafe { ((*par.as_ptr()).width.max(0) as u32, (*par.as_ptr()).height.max(0) as u32) };
+        let sar = unsafe { (*par.as_ptr()).sample_aspect_ratio };
+        let (dw, dh) = display_size(w, h, sar.num, sar.den);
+        (probe.width, probe.height) = if orient.transposes() { (dh, dw) } else { (dw, dh) };
+        probe.rotation = orient.rotation;
+    }
+    if let Some(a) = audio {
+        let st = input.stream(a).ok_or_else(|| MediaError::internal("stream vanished"))?;
+        probe.audio_codec = Some(st.parameters().id().name().to_string());
+    }
+    if format == Format::Ogg && ogg_codec(bytes) == Some(OggCodec::Theora) {
+        probe.has_video = true;
+    }
+    Ok(probe)
+}
+
+/// The best video stream that is not an attached picture (cover art).
+pub(crate) fn best_video_stream(input: &Input) -> Option<usize> {
+    let attached = |s: &ffmpeg::Stream| s.disposition().contains(ffmpeg::format::stream::Disposition::ATTACHED_PIC);
+    if let Some(s) = input.streams().best(MediaType::Video) {
+        if !attached(&s) {
+            return Some(s.index());
+        }
+    }
+    input.streams().find(|s| s.parameters().medium() == MediaType::Video && !attached(s)).map(|s| s.index())
+}
+
+/// Storage size → display size with the sample aspect ratio applied (non-square pixels are
+/// stretched horizontally, as players do).
+pub(crate) fn display_size(w: u32, h: u32, sar_num: i32, sar_den: i32) -> (u32, u32) {
+    if sar_num > 0 && sar_den > 0 && sar_num != sar_den {
+        let dw = ((w as u64 * sar_num as u64 + sar_den as u64 / 2) / sar_den as u64).clamp(1, 16384 * 4) as u32;
+        (dw, h)
+    } else {
+        (w, h)
+    }
+}
+
+/// How a video's pixels must be turned to be displayed upright (FFmpeg CLI's autorotate rules).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(crate) struct Orientation {
+    /// Clockwise rotation in degrees: 0, 90, 180, 270.
+    pub rotation: u32,
+    /// The libavfilter chain that applies it ("" when none).
+    pub filters: &'static str,
+}
+
+impl Orientation {
+    pub(crate) fn transposes(&self) -> bool {
+        self.rotation == 90 || self.rotation == 270
+    }
+
+    /// From the stream's display matrix side data, else its legacy `rotate` tag.
+    pub(crate) fn of_stream(st: &ffmpeg::Stream) -> Orientation {
+        unsafe {
+            let mut size: usize = 0;
+            let p = ffi::av_stream_get_side_data(st.as_ptr(), ffi::AVPacketSideDataType::AV_PKT_DATA_DISPLAYMATRIX, &mut size);
+            if !p.is_null() && size >= 9 * 4 {
+                let mut m = [0i32; 9];
+                std::ptr::copy_nonoverlapping(p as *const u8, m.as_mut_ptr() as *mut u8, 36);
+                return Orientation::from_matrix(&m);
+            }
+        }
+        if let Some(tag) = st.metadata().get("rotate") {
+            if let Ok(deg) = tag.trim().parse::<f64>() {
+                return Orientation::from_degrees(deg);
+            }
+        }
+        Orientation::default()
+    }
+
+    /// FFmpeg 5.1 `ffmpeg_filter.c` `configure_input_video_filter` (autorotate), with angles
+    /// that are not a multiple of 90° rounded to the nearest one.
+    pub(crate) fn from_matrix(m: &[i32; 9]) -> Orientation {
+        let r = unsafe { ffi::av_display_rotation_get(m.as_ptr()) };
+        if !r.is_finite() {
+            return Orientation::default();
+        }
+        let mut theta = -r.round();
+        theta -= 360.0 * (theta / 360.0 + 0.9 / 360.0).floor();
+        let quadrant = ((theta / 90.0).round() as i64).rem_euclid(4);
+        match quadrant {
+            1 => Orientation { rotation: 90, filters: if m[3] > 0 { "transpose=cclock_flip" } else { "transpose=clock" } },
+            2 => Orientation {
+                rotation: 180,
+                filters: match (m[0] < 0, m[4] < 0) {
+                    (true, true) => "hflip,vflip",
+                    (true, false) => "hflip",
+                    (false, true) => "vflip",
+                    (false, false) => "",
+                },
+            },
+            3 => Orientation { rotation: 270, filters: if m[3] < 0 { "transpose=clock_flip" } else { "transpose=cclock" } },
+            _ => Orientation { rotation: 0, filters: if m[4] < 0 { "vflip" } else { "" } },
+        }
+    }
+
+    fn from_degrees(deg: f64) -> Orientation {
+        let quadrant = ((deg / 90.0).round() as i64).rem_euclid(4);
+        match quadrant {
+            1 => Orientation { rotation: 90, filters: "transpose=clock" },
+            2 => Orientation { rotation: 180, filters: "hflip,vflip" },
+            3 => Orientation { rotation: 270, filters: "transpose=cclock" },
+            _ => Orientation::default(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn matrix_for(deg: f64) -> [i32; 9] {
+        let mut m = [0i32; 9];
+        unsafe { ffi::av_display_rotation_set(m.as_mut_ptr(), deg) };
+        m
+    }
+
+    #[test]
+    fn orientation_follows_ffmpeg_autorotate() {
+        // av_display_rotation_set(x) describes a clockwise rotation of x degrees (what an
+        // iPhone held upright writes, ffprobe's "rotation=-90"): displayed turned clockwise.
+        assert_eq!(Orientation::from_matrix(&matrix_for(90.0)).rotation, 90);
+        assert_eq!(Orientation::from_matrix(&matrix_for(90.0)).filters, "transpose=clock");
+        assert_eq!(Orientation::from_matrix(&matrix_for(-90.0)).rotation, 270);
+        assert_eq!(Orientation::from_matrix(&matrix_for(-90.0)).filters, "transpose=cclock");
+        assert_eq!(Orientation::from_matrix(&matrix_for(180.0)).rotation, 180);
+        assert_eq!(Orientation::from_matrix(&matrix_for(180.0)).filters, "hflip,vflip");
+        assert_eq!(Orientation::from_matrix(&matrix_for(0.0)), Orientation::default());
+        assert_eq!(Orientation::from_degrees(90.0).filters, "transpose=clock");
+        assert_eq!(Orientation::from_degrees(-90.0).rotation, 270);
+    }
+
+    #[test]
+    fn display_size_applies_sar() {
+        assert_eq!(display_size(720, 576, 16, 15), (768, 576));
+        assert_eq!(display_size(1920, 1080, 1, 1), (1920, 1080));
+        assert_eq!(display_size(1920, 1080, 0, 1), (1920, 1080));
+    }
+
+    #[test]
+    fn demuxers() {
+        assert_eq!(demuxer_for(Format::M4a), Some("mov"));
+        assert_eq!(demuxer_for(Format::WebmAudio), Some("matroska"));
+        assert_eq!(demuxer_for(Format::Jpeg), None);
+    }
+}

@@ -1,0 +1,639 @@
+//! Audio and video pipelines end to end, on media generated here with espeak-ng, sox and the
+//! ffmpeg CLI (never downloaded), outputs checked with ffprobe and the ffmpeg CLI's decoders.
+//!
+//! A missing tool fails the test with its name: `make test` installs them.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use mediagate_media::{
+    probe_av, process_video, process_voice, sample_frames, sniff, Format, FrameSampling, MediaClass, MediaError, VideoSettings, VoiceSettings,
+};
+use sha2::{Digest, Sha256};
+
+// ---------------------------------------------------------------------------------------------
+// fixtures
+
+fn dir() -> &'static Path {
+    static D: OnceLock<tempfile::TempDir> = OnceLock::new();
+    D.get_or_init(|| tempfile::Builder::new().prefix("mediagate-av-tests-").tempdir().expect("temp dir")).path()
+}
+
+/// Runs a tool; a missing tool is a test failure that names it.
+fn run(tool: &str, args: &[&str]) -> std::process::Output {
+    let out = Command::new(tool)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("`{tool}` could not be run ({e}): it is required by these tests; run `make test` (scripts/setup-deps.sh installs it)"));
+    assert!(out.status.success(), "{tool} {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+    out
+}
+
+fn ffmpeg(args: &[&str]) {
+    let mut all = vec!["-hide_banner", "-loglevel", "error", "-nostdin", "-y"];
+    all.extend_from_slice(args);
+    run("ffmpeg", &all);
+}
+
+fn path(name: &str) -> PathBuf {
+    dir().join(name)
+}
+
+fn p(path: &Path) -> &str {
+    path.to_str().unwrap()
+}
+
+macro_rules! fixture {
+    ($name:ident, $file:expr, |$out:ident| $make:block) => {
+        fn $name() -> &'static Path {
+            static P: OnceLock<PathBuf> = OnceLock::new();
+            P.get_or_init(|| {
+                let $out = path($file);
+                $make
+                $out
+            })
+        }
+    };
+}
+
+fixture!(speech_wav, "speech.wav", |out| {
+    run("espeak-ng", &["-w", p(&out), "Hello, this is a voice note for the media pipeline. It should come out as Ogg Opus, mono, at forty eight kilohertz."]);
+});
+
+fn speech_as(name: &str, args: &[&str]) -> PathBuf {
+    let out = path(name);
+    let mut a = vec!["-i", p(speech_wav())];
+    a.extend_from_slice(args);
+    a.push(p(&out));
+    ffmpeg(&a);
+    out
+}
+
+fixture!(speech_opus, "speech.opus.ogg", |out| {
+    ffmpeg(&["-i", p(speech_wav()), "-c:a", "libopus", "-b:a", "32k", "-f", "ogg", p(&out)]);
+});
+
+fn tone(name: &str, seconds: &str, rate: &str) -> PathBuf {
+    let out = path(name);
+    run("sox", &["-n", "-r", rate, "-c", "1", "-b", "16", p(&out), "synth", seconds, "sine", "300-900", "vol", "0.5"]);
+    out
+}
+
+fn read(path: &Path) -> Vec<u8> {
+    std::fs::read(path).unwrap()
+}
+
+fn sha(bytes: &[u8]) -> String {
+    hex::encode(Sha256::digest(bytes))
+}
+
+fn write(name: &str, bytes: &[u8]) -> PathBuf {
+    let out = path(name);
+    std::fs::write(&out, bytes).unwrap();
+    out
+}
+
+/// ffprobe's JSON for a file: streams and format.
+fn probe(path: &Path) -> serde_json::Value {
+    let out = run("ffprobe", &["-v", "error", "-print_format", "json", "-show_format", "-show_streams", p(path)]);
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+fn streams<'a>(v: &'a serde_json::Value, kind: &str) -> Vec<&'a serde_json::Value> {
+    v["streams"].as_array().unwrap().iter().filter(|s| s["codec_type"] == kind).collect()
+}
+
+fn num(v: &serde_json::Value) -> f64 {
+    match v {
+        serde_json::Value::String(s) => s.parse().unwrap(),
+        serde_json::Value::Number(n) => n.as_f64().unwrap(),
+        other => panic!("not a number: {other}"),
+    }
+}
+
+fn voice(path: &Path) -> Result<mediagate_media::VoiceOutput, MediaError> {
+    let bytes = read(path);
+    let format = sniff(&bytes).expect("sniffed");
+    process_voice(&bytes, format, &VoiceSettings::default())
+}
+
+/// Checks a voice output with ffprobe and returns its duration in ms.
+fn check_voice_output(out: &mediagate_media::VoiceOutput, name: &str) -> f64 {
+    assert_eq!(out.waveform.len(), 100);
+    assert!(out.waveform.iter().all(|&v| v <= 31));
+    assert_eq!(out.waveform.iter().max(), Some(&31), "normalised to the clip's peak");
+    assert!(out.ogg.starts_with(b"OggS"));
+    let f = write(name, &out.ogg);
+    let v = probe(&f);
+    let a = streams(&v, "audio");
+    assert_eq!(a.len(), 1);
+    assert_eq!(a[0]["codec_name"], "opus");
+    assert_eq!(a[0]["channels"], 1);
+    assert_eq!(num(&a[0]["sample_rate"]), 48000.0);
+    assert_eq!(v["format"]["format_name"], "ogg");
+    let dur = num(&v["format"]["duration"]) * 1000.0;
+    assert!((dur - out.duration_ms as f64).abs() <= 150.0, "ffprobe says {dur} ms, we said {} ms", out.duration_ms);
+    // And a real decoder reads it to the end without complaint.
+    run("ffmpeg", &["-v", "error", "-xerror", "-i", p(&f), "-f", "null", "-"]);
+    dur
+}
+
+// ---------------------------------------------------------------------------------------------
+// voice notes
+
+#[test]
+fn voice_every_accepted_format() {
+    let speech_ms = {
+        let v = probe(speech_wav());
+        num(&v["format"]["duration"]) * 1000.0
+    };
+    let inputs: Vec<(&str, PathBuf, Format)> = vec![
+        ("Ogg Opus", speech_opus().to_path_buf(), Format::Ogg),
+        ("Ogg Vorbis", speech_as("speech.vorbis.ogg", &["-c:a", "libvorbis", "-f", "ogg"]), Format::Ogg),
+        ("WebM Opus", speech_as("speech.webm", &["-c:a", "libopus", "-f", "webm"]), Format::WebmAudio),
+        ("MP3", speech_as("speech.mp3", &["-c:a", "libmp3lame", "-b:a", "64k"]), Format::Mp3),
+        ("M4A AAC", speech_as("speech.m4a", &["-c:a", "aac", "-b:a", "64k"]), Format::M4a),
+        ("MP4 AAC (audio only)", speech_as("speech-audio.mp4", &["-c:a", "aac", "-f", "mp4"]), Format::M4a),
+        ("WAV", speech_wav().to_path_buf(), Format::Wav),
+        ("FLAC", speech_as("speech.flac", &["-c:a", "flac"]), Format::Flac),
+        // What browsers' MediaRecorder and streaming recorders write: sizes unknown, no cues.
+        ("WebM Opus (live)", speech_as("speech-live.webm", &["-c:a", "libopus", "-f", "webm", "-live", "1"]), Format::WebmAudio),
+        ("fragmented MP4 AAC", speech_as("speech-frag.mp4", &["-c:a", "aac", "-movflags", "frag_keyframe+empty_moov", "-f", "mp4"]), Format::M4a),
+    ];
+    for (label, file, format) in inputs {
+        let bytes = read(&file);
+        assert_eq!(sniff(&bytes), Some(format), "{label} sniffed");
+        assert_eq!(format.media_class(), MediaClass::Audio, "{label} is audio");
+        let out = process_voice(&bytes, format, &VoiceSettings::default()).unwrap_or_else(|e| panic!("{label}: {e}"));
+        // Encoders pad (MP3, AAC, Opus add up to a few tens of ms): the input's own length ±150 ms.
+        assert!((out.duration_ms as f64 - speech_ms).abs() < 150.0, "{label}: {} ms vs {speech_ms} ms", out.duration_ms);
+        check_voice_output(&out, &format!("out-{}.ogg", label.replace(' ', "_")));
+    }
+}
+
+#[test]
+fn voice_limit_is_measured_by_decoding() {
+    // 59.9 s passes (AAC in M4A, whose priming/padding the allowance covers).
+    let src = tone("tone-59.9.wav", "59.9", "16000");
+    let m4a = path("tone-59.9.m4a");
+    ffmpeg(&["-i", p(&src), "-c:a", "aac", "-b:a", "48k", p(&m4a)]);
+    let out = voice(&m4a).expect("59.9 s passes");
+    assert!((59_850..=60_100).contains(&out.duration_ms), "{}", out.duration_ms);
+    check_voice_output(&out, "out-59.9.ogg");
+
+    // 61 s (WAV) and 75 s (Ogg Opus) fail, and decoding stops soon after the limit.
+    let wav61 = tone("tone-61.wav", "61", "16000");
+    let ogg75 = path("tone-75.ogg");
+    ffmpeg(&["-i", p(&tone("tone-75.wav", "75", "16000")), "-c:a", "libopus", "-b:a", "16k", p(&ogg75)]);
+    for f in [&wav61, &ogg75] {
+        match voice(f) {
+            Err(MediaError::TooLong { duration_ms, limit_ms, .. }) => {
+                assert_eq!(limit_ms, 60_000);
+                assert!((60_250..61_000).contains(&duration_ms), "stopped at {duration_ms} ms");
+            }
+            other => panic!("{}: expected TooLong, got {other:?}", f.display()),
+        }
+        assert_eq!(voice(f).unwrap_err().code(), "input.too_long");
+    }
+}
+
+#[test]
+fn voice_two_hours_are_not_decoded_whole() {
+    // 2 h of Opus: one minute encoded, then repeated by stream copy (cheap to make).
+    let minute = path("one-minute.ogg");
+    ffmpeg(&["-f", "lavfi", "-i", "anoisesrc=d=60:r=8000:a=0.1", "-c:a", "libopus", "-b:a", "6k", "-application", "voip", p(&minute)]);
+    let src = path("two-hours.ogg");
+    ffmpeg(&["-stream_loop", "119", "-i", p(&minute), "-c", "copy", p(&src)]);
+    let declared = num(&probe(&src)["format"]["duration"]);
+    assert!(declared > 7_000.0, "fixture is {declared} s");
+    let t = Instant::now();
+    let err = voice(&src).unwrap_err();
+    assert!(matches!(err, MediaError::TooLong { .. }), "{err:?}");
+    assert!(t.elapsed() < Duration::from_secs(5), "took {:?}", t.elapsed());
+}
+
+#[test]
+fn voice_lying_wav_is_measured_by_what_it_holds() {
+    // 90 s of audio whose data chunk (and RIFF size) declare 10 s.
+    let src = tone("lying-90.wav", "90", "8000");
+    let mut b = read(&src);
+    let data = b.windows(4).position(|w| w == b"data").expect("data chunk");
+    let declared: u32 = 10 * 8000 * 2;
+    b[data + 4..data + 8].copy_from_slice(&declared.to_le_bytes());
+    let riff = (data as u32 + 8 + declared) - 8;
+    b[4..8].copy_from_slice(&riff.to_le_bytes());
+    let lying = write("lying.wav", &b);
+    // Headers indeed claim 10 s.
+    let claimed = num(&probe(&lying)["format"]["duration"]);
+    assert!((claimed - 10.0).abs() < 0.1, "ffprobe reads {claimed} s");
+    match voice(&lying) {
+        Err(MediaError::TooLong { duration_ms, .. }) => assert!(duration_ms > 60_250),
+        other => panic!("a WAV holding 90 s must not pass as 10 s: {other:?}"),
+    }
+    // A WAV holding 30 s but declaring 10 s is measured (and transcoded) as 30 s.
+    let src = tone("lying-30.wav", "30", "8000");
+    let mut b = read(&src);
+    let data = b.windows(4).position(|w| w == b"data").unwrap();
+    b[data + 4..data + 8].copy_from_slice(&declared.to_le_bytes());
+    let out = voice(&write("lying-30-10.wav", &b)).unwrap();
+    assert!((29_900..=30_100).contains(&out.duration_ms), "{}", out.duration_ms);
+    check_voice_output(&out, "out-lying-30.ogg");
+}
+
+#[test]
+fn voice_truncated_or_garbage_is_corrupt() {
+    let cut = |src: &Path, name: &str| {
+        let b = read(src);
+        write(name, &b[..b.len() * 6 / 10])
+    };
+    let cases = [
+        ("Ogg Opus", cut(speech_opus(), "cut.ogg")),
+        ("M4A (moov at the end)", cut(&speech_as("speech-cut-src.m4a", &["-c:a", "aac"]), "cut.m4a")),
+        ("M4A (fast start)", cut(&speech_as("speech-fs.m4a", &["-c:a", "aac", "-movflags", "+faststart"]), "cut-fs.m4a")),
+        ("FLAC", cut(&speech_as("speech-cut-src.flac", &["-c:a", "flac"]), "cut.flac")),
+        ("WebM", cut(&speech_as("speech-cut-src.webm", &["-c:a", "libopus", "-f", "webm"]), "cut.webm")),
+        ("WAV", cut(speech_wav(), "cut.wav")),
+    ];
+    for (label, f) in cases {
+        match voice(&f) {
+            Err(MediaError::Corrupt { message }) => {
+                assert!(!message.is_empty(), "{label}");
+                eprintln!("{label}: {message}");
+            }
+            other => panic!("{label}: expected Corrupt, got {other:?}"),
+        }
+    }
+    // Garbage after a valid Ogg page header.
+    let mut g = read(speech_opus())[..200].to_vec();
+    g.extend(std::iter::repeat_n(0x5Au8, 5000));
+    let err = process_voice(&g, Format::Ogg, &VoiceSettings::default()).unwrap_err();
+    assert_eq!(err.code(), "input.corrupt", "{err:?}");
+}
+
+#[test]
+fn voice_is_deterministic_and_refuses_video() {
+    let bytes = read(&speech_as("speech-det.m4a", &["-c:a", "aac"]));
+    let a = process_voice(&bytes, Format::M4a, &VoiceSettings::default()).unwrap();
+    let b = process_voice(&bytes, Format::M4a, &VoiceSettings::default()).unwrap();
+    assert_eq!(sha(&a.ogg), sha(&b.ogg));
+    assert_eq!(a.waveform, b.waveform);
+    // Bitrate is honoured (24 kb/s default vs 64 kb/s).
+    let hi = process_voice(&bytes, Format::M4a, &VoiceSettings { bitrate: 64_000, ..Default::default() }).unwrap();
+    assert!(hi.ogg.len() > a.ogg.len() * 3 / 2, "{} vs {}", hi.ogg.len(), a.ogg.len());
+    // A video is not a voice note.
+    let v = read(no_audio_mp4());
+    let err = process_voice(&v, Format::Mp4, &VoiceSettings::default()).unwrap_err();
+    assert_eq!(err.code(), "input.unsupported_format", "{err:?}");
+}
+
+#[test]
+fn voice_budget_gives_a_clear_error() {
+    let bytes = read(speech_opus());
+    let s = VoiceSettings { budget: Duration::from_nanos(1), ..Default::default() };
+    let err = process_voice(&bytes, Format::Ogg, &s).unwrap_err();
+    assert!(matches!(err, MediaError::TimedOut { .. }), "{err:?}");
+    assert!(!err.is_input_error());
+}
+
+#[test]
+fn probe_refines_audio_only_containers() {
+    let webm = read(&speech_as("probe.webm", &["-c:a", "libopus", "-f", "webm"]));
+    let p = probe_av(&webm, Format::WebmAudio).unwrap();
+    assert!(p.has_audio && !p.has_video);
+    assert_eq!(p.media_class(), MediaClass::Audio);
+    let mp4 = read(video_1080p());
+    let p = probe_av(&mp4, Format::Mp4).unwrap();
+    assert!(p.has_audio && p.has_video);
+    assert_eq!((p.width, p.height), (1920, 1080));
+    assert_eq!(p.video_codec.as_deref(), Some("h264"));
+    assert_eq!(p.media_class(), MediaClass::Video);
+}
+
+// ---------------------------------------------------------------------------------------------
+// videos
+
+fixture!(video_1080p, "in-1080p.mov", |out| {
+    // QuickTime with GPS (©xyz) and creation_time, as an iPhone writes them.
+    ffmpeg(&[
+        "-f",
+        "lavfi",
+        "-i",
+        "testsrc2=size=1920x1080:rate=30:duration=2",
+        "-f",
+        "lavfi",
+        "-i",
+        "sine=frequency=440:sample_rate=48000:duration=2",
+        "-c:v",
+        "libx264",
+        "-preset",
+        "ultrafast",
+        "-pix_fmt",
+        "yuv420p",
+        "-c:a",
+        "aac",
+        "-ac",
+        "2",
+        "-metadata",
+        "location=+48.8584+002.2945/",
+        "-metadata",
+        "creation_time=2024-05-01T10:00:00Z",
+        "-f",
+        "mov",
+        p(&out),
+    ]);
+});
+
+fixture!(no_audio_mp4, "in-noaudio.mp4", |out| {
+    ffmpeg(&["-f", "lavfi", "-i", "testsrc2=size=320x240:rate=25:duration=1", "-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p", p(&out)]);
+});
+
+fn check_faststart(mp4: &[u8]) {
+    let mut at = 0usize;
+    let mut order = Vec::new();
+    while at + 8 <= mp4.len() {
+        let size = u32::from_be_bytes(mp4[at..at + 4].try_into().unwrap()) as usize;
+        order.push(String::from_utf8_lossy(&mp4[at + 4..at + 8]).to_string());
+        if size < 8 {
+            break;
+        }
+        at += size;
+    }
+    let moov = order.iter().position(|b| b == "moov").expect("moov");
+    let mdat = order.iter().position(|b| b == "mdat").expect("mdat");
+    assert!(moov < mdat, "fast start: {order:?}");
+}
+
+#[test]
+fn video_1080p_h264_aac_to_720p_without_metadata() {
+    let bytes = read(video_1080p());
+    assert_eq!(sniff(&bytes), Some(Format::Mov));
+    let inp = probe(video_1080p());
+    assert!(inp["format"]["tags"]["location"].is_string(), "fixture carries GPS: {}", inp["format"]);
+    let s = VideoSettings { sampling: Some(FrameSampling::default()), ..Default::default() };
+    let out = process_video(&bytes, Format::Mov, &s).unwrap();
+    assert_eq!((out.width, out.height), (1920, 1080));
+    assert_eq!((out.mp4_width, out.mp4_height), (1280, 720));
+    assert!(out.has_audio);
+    assert!((1_950..=2_100).contains(&out.duration_ms), "{}", out.duration_ms);
+    check_faststart(&out.mp4);
+
+    let f = write("out-1080p.mp4", &out.mp4);
+    let v = probe(&f);
+    let vs = streams(&v, "video");
+    let a = streams(&v, "audio");
+    assert_eq!(vs.len(), 1);
+    assert_eq!(vs[0]["codec_name"], "h264");
+    assert_eq!(vs[0]["pix_fmt"], "yuv420p");
+    assert_eq!((vs[0]["width"].as_u64(), vs[0]["height"].as_u64()), (Some(1280), Some(720)));
+    assert_eq!(a.len(), 1);
+    assert_eq!(a[0]["codec_name"], "aac");
+    assert_eq!(a[0]["channels"], 2);
+    assert_eq!(num(&a[0]["sample_rate"]), 48000.0);
+    let dur = num(&v["format"]["duration"]) * 1000.0;
+    assert!((dur - out.duration_ms as f64).abs() < 150.0, "{dur} vs {}", out.duration_ms);
+    // Metadata removed: no GPS, no creation time, anywhere in the file.
+    let mut tags = vec![&v["format"]["tags"]];
+    tags.extend(v["streams"].as_array().unwrap().iter().map(|s| &s["tags"]));
+    for t in tags {
+        let t = t.as_object().unwrap();
+        assert!(!t.contains_key("location") && !t.contains_key("creation_time") && !t.contains_key("encoder"), "{t:?}");
+    }
+    assert!(!format!("{v}").contains("48.8584"));
+    assert!(!out.mp4.windows(4).any(|w| w == b"\xa9xyz"));
+    assert!(!out.mp4.windows(7).any(|w| w == b"48.8584"));
+    run("ffmpeg", &["-v", "error", "-xerror", "-i", p(&f), "-f", "null", "-"]);
+
+    // Poster: a JPEG of the encoded size, with a BlurHash; frames for the classifier.
+    assert!(out.poster.bytes.starts_with(&[0xFF, 0xD8, 0xFF]));
+    assert_eq!((out.poster.width, out.poster.height), (1280, 720));
+    let pf = write("out-poster.jpg", &out.poster.bytes);
+    let pv = probe(&pf);
+    assert_eq!(streams(&pv, "video")[0]["codec_name"], "mjpeg");
+    assert_eq!(out.blurhash.len(), 28, "4×3 components: {}", out.blurhash);
+    assert!(!out.frames.is_empty() && out.frames.len() <= 16);
+    assert!(out.frames[0].poster);
+    assert_eq!(out.frames.iter().filter(|f| f.poster).count(), 1);
+    for fr in &out.frames {
+        assert_eq!((fr.width, fr.height), (512, 288));
+        assert_eq!(fr.data.len(), 512 * 288 * 3);
+    }
+    // One a second over 2 s: t=0 and t=1 s, plus the poster (at 0.2 s: 10 % in).
+    assert_eq!(out.frames.len(), 3, "{:?}", out.frames.iter().map(|f| f.timestamp_ms).collect::<Vec<_>>());
+}
+
+#[test]
+fn video_vp9_opus_webm() {
+    let src = path("in-vp9.webm");
+    ffmpeg(&[
+        "-f",
+        "lavfi",
+        "-i",
+        "testsrc2=size=640x360:rate=24:duration=1.5",
+        "-f",
+        "lavfi",
+        "-i",
+        "sine=frequency=300:sample_rate=48000:duration=1.5",
+        "-c:v",
+        "libvpx-vp9",
+        "-deadline",
+        "realtime",
+        "-cpu-used",
+        "8",
+        "-b:v",
+        "300k",
+        "-c:a",
+        "libopus",
+        "-ac",
+        "1",
+        p(&src),
+    ]);
+    let bytes = read(&src);
+    assert_eq!(sniff(&bytes), Some(Format::Webm));
+    let out = process_video(&bytes, Format::Webm, &VideoSettings::default()).unwrap();
+    assert_eq!((out.width, out.height), (640, 360));
+    assert_eq!((out.mp4_width, out.mp4_height), (640, 360), "never upscaled");
+    assert!(out.has_audio);
+    assert!((1_450..=1_600).contains(&out.duration_ms), "{}", out.duration_ms);
+    let v = probe(&write("out-vp9.mp4", &out.mp4));
+    assert_eq!(streams(&v, "video")[0]["codec_name"], "h264");
+    let a = streams(&v, "audio");
+    assert_eq!(a[0]["codec_name"], "aac");
+    assert_eq!(a[0]["channels"], 1);
+}
+
+#[test]
+fn video_rotated_phone_clip_stays_portrait() {
+    // Stored 1280×720 landscape, top half red, bottom half blue, displayed rotated by 90° one
+    // way or the other. (FFmpeg 5.1's CLI turns a `rotate` tag into a display matrix only when
+    // stream copying; ffprobe then reports rotation -90 for "270", like an upright iPhone clip.)
+    let plain = path("in-rotated-plain.mp4");
+    ffmpeg(&[
+        "-f",
+        "lavfi",
+        "-i",
+        "color=c=red:s=1280x720:r=25:d=1,drawbox=x=0:y=360:w=1280:h=360:color=blue:t=fill",
+        "-c:v",
+        "libx264",
+        "-preset",
+        "ultrafast",
+        "-pix_fmt",
+        "yuv420p",
+        p(&plain),
+    ]);
+    let px = |d: &[u8], w: usize, x: usize, y: usize| [d[(y * w + x) * 3], d[(y * w + x) * 3 + 1], d[(y * w + x) * 3 + 2]];
+    let mut sides = Vec::new();
+    for tag in ["90", "270"] {
+        let src = path(&format!("in-rotated-{tag}.mp4"));
+        ffmpeg(&["-i", p(&plain), "-c", "copy", "-metadata:s:v:0", &format!("rotate={tag}"), p(&src)]);
+        let bytes = read(&src);
+        let pr = probe_av(&bytes, Format::Mp4).unwrap();
+        assert_eq!((pr.width, pr.height), (720, 1280));
+        assert!(pr.rotation == 90 || pr.rotation == 270, "{pr:?}");
+        let s = VideoSettings { sampling: Some(FrameSampling { max_edge: 1280, ..Default::default() }), ..Default::default() };
+        let out = process_video(&bytes, Format::Mp4, &s).unwrap();
+        assert_eq!((out.width, out.height), (720, 1280), "displayed size is portrait");
+        assert_eq!((out.mp4_width, out.mp4_height), (720, 1280));
+        let f = write(&format!("out-rotated-{tag}.mp4"), &out.mp4);
+        let v = probe(&f);
+        let vs = streams(&v, "video");
+        assert_eq!((vs[0]["width"].as_u64(), vs[0]["height"].as_u64()), (Some(720), Some(1280)));
+        assert!(vs[0]["side_data_list"].is_null(), "no display matrix left: {}", vs[0]);
+
+        // Same pixels as the ffmpeg CLI's autorotate: compare which side is red.
+        let reference = path(&format!("rotated-ref-{tag}.rgb"));
+        ffmpeg(&["-i", p(&src), "-frames:v", "1", "-f", "rawvideo", "-pix_fmt", "rgb24", p(&reference)]);
+        let r = read(&reference);
+        assert_eq!(r.len(), 720 * 1280 * 3, "the CLI shows it 720×1280 too");
+        let red_right = px(&r, 720, 600, 640)[0] > 200;
+        let poster = &out.frames[0];
+        assert_eq!((poster.width, poster.height), (720, 1280));
+        assert_eq!(px(&poster.data, 720, 600, 640)[0] > 200, red_right, "rotate={tag}: right side");
+        assert_eq!(px(&poster.data, 720, 120, 640)[0] > 200, !red_right, "rotate={tag}: left side");
+        // Our MP4 decodes to the same picture.
+        let ours_mp4 = path(&format!("rotated-ours-{tag}.rgb"));
+        ffmpeg(&["-i", p(&f), "-frames:v", "1", "-f", "rawvideo", "-pix_fmt", "rgb24", p(&ours_mp4)]);
+        assert_eq!(px(&read(&ours_mp4), 720, 600, 640)[0] > 200, red_right);
+        sides.push(red_right);
+    }
+    assert_ne!(sides[0], sides[1], "the two rotations turn opposite ways");
+}
+
+#[test]
+fn video_without_audio_has_no_audio_stream() {
+    let bytes = read(no_audio_mp4());
+    let out = process_video(&bytes, Format::Mp4, &VideoSettings::default()).unwrap();
+    assert!(!out.has_audio);
+    assert_eq!((out.mp4_width, out.mp4_height), (320, 240));
+    let v = probe(&write("out-noaudio.mp4", &out.mp4));
+    assert_eq!(streams(&v, "audio").len(), 0);
+    assert_eq!(streams(&v, "video").len(), 1);
+    assert!((950..=1_100).contains(&out.duration_ms), "{}", out.duration_ms);
+}
+
+#[test]
+fn video_too_long_is_refused_before_transcoding() {
+    let src = path("in-190s.mp4");
+    ffmpeg(&["-f", "lavfi", "-i", "testsrc=size=64x64:rate=1:duration=190", "-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p", p(&src)]);
+    let bytes = read(&src);
+    let t = Instant::now();
+    match process_video(&bytes, Format::Mp4, &VideoSettings::default()) {
+        Err(MediaError::TooLong { duration_ms, limit_ms, .. }) => {
+            assert_eq!(limit_ms, 180_000);
+            assert!((189_000..=191_000).contains(&duration_ms), "{duration_ms}");
+        }
+        other => panic!("expected TooLong, got {other:?}"),
+    }
+    assert!(t.elapsed() < Duration::from_secs(2), "no transcode: {:?}", t.elapsed());
+    let err = sample_frames(&bytes, Format::Mp4, &FrameSampling::default(), &VideoSettings::default()).unwrap_err();
+    assert_eq!(err.code(), "input.too_long");
+}
+
+#[test]
+fn video_is_deterministic() {
+    let bytes = read(video_1080p());
+    let s = VideoSettings::default();
+    let a = process_video(&bytes, Format::Mov, &s).unwrap();
+    let b = process_video(&bytes, Format::Mov, &s).unwrap();
+    assert_eq!(sha(&a.mp4), sha(&b.mp4));
+    assert_eq!(sha(&a.poster.bytes), sha(&b.poster.bytes));
+    assert_eq!(a.blurhash, b.blurhash);
+}
+
+#[test]
+fn video_limits_and_damage() {
+    // Pixel limit from codec parameters, before decoding.
+    let bytes = read(no_audio_mp4());
+    let err = process_video(&bytes, Format::Mp4, &VideoSettings { max_pixels: 320 * 240 - 1, ..Default::default() }).unwrap_err();
+    assert!(matches!(err, MediaError::TooManyPixels { width: 320, height: 240, .. }), "{err:?}");
+    // Truncated (fast-start source, so the index survives and the data does not).
+    let src = path("in-fs.mp4");
+    ffmpeg(&["-i", p(no_audio_mp4()), "-c", "copy", "-movflags", "+faststart", p(&src)]);
+    let b = read(&src);
+    let err = process_video(&b[..b.len() * 6 / 10], Format::Mp4, &VideoSettings::default()).unwrap_err();
+    assert_eq!(err.code(), "input.corrupt", "{err:?}");
+    // Truncated with the index at the end: the container cannot be read.
+    let err = process_video(&bytes[..bytes.len() / 2], Format::Mp4, &VideoSettings::default()).unwrap_err();
+    assert_eq!(err.code(), "input.corrupt", "{err:?}");
+    // Budget.
+    let err = process_video(&bytes, Format::Mp4, &VideoSettings { budget: Duration::from_nanos(1), ..Default::default() }).unwrap_err();
+    assert!(matches!(err, MediaError::TimedOut { .. }), "{err:?}");
+    // Not a video.
+    let err = process_video(&read(speech_opus()), Format::Ogg, &VideoSettings::default()).unwrap_err();
+    assert_eq!(err.code(), "input.unsupported_format");
+}
+
+#[test]
+fn sample_frames_for_the_classifier() {
+    let bytes = read(video_1080p());
+    let sampling = FrameSampling { every: Duration::from_millis(500), max_frames: 3, max_edge: 224 };
+    let frames = sample_frames(&bytes, Format::Mov, &sampling, &VideoSettings::default()).unwrap();
+    assert_eq!(frames.len(), 3);
+    assert!(frames[0].poster);
+    for f in &frames {
+        assert_eq!((f.width, f.height), (224, 126));
+        assert_eq!(f.data.len(), 224 * 126 * 3);
+        assert!(f.data.iter().any(|&x| x > 0));
+    }
+}
+
+/// Damaged bytes in the middle of valid files: an input error (or a clean result when the
+/// damage falls where the decoder can conceal it), never a panic, a hang or an internal error.
+#[test]
+fn damaged_files_never_panic_or_hang() {
+    let mut files: Vec<(PathBuf, bool)> = vec![
+        (speech_opus().to_path_buf(), false),
+        (speech_as("dmg.mp3", &["-c:a", "libmp3lame"]), false),
+        (speech_as("dmg.m4a", &["-c:a", "aac", "-movflags", "+faststart"]), false),
+        (speech_as("dmg.flac", &["-c:a", "flac"]), false),
+        (speech_as("dmg.webm", &["-c:a", "libopus", "-f", "webm"]), false),
+        (no_audio_mp4().to_path_buf(), true),
+    ];
+    let webm = path("dmg-vp8.webm");
+    ffmpeg(&["-f", "lavfi", "-i", "testsrc2=size=320x240:rate=15:duration=1", "-c:v", "libvpx", "-deadline", "realtime", p(&webm)]);
+    files.push((webm, true));
+    for (f, is_video) in files {
+        let good = read(&f);
+        let format = sniff(&good).unwrap();
+        for (i, step) in [97usize, 13, 3].into_iter().enumerate() {
+            let mut b = good.clone();
+            let (from, to) = (b.len() / 3, b.len() * 2 / 3);
+            for (k, x) in b[from..to].iter_mut().enumerate() {
+                if k % step == 0 {
+                    *x = x.wrapping_mul(31).wrapping_add(7 + i as u8);
+                }
+            }
+            let t = Instant::now();
+            let r = if is_video {
+                process_video(&b, format, &VideoSettings::default()).map(|_| ())
+            } else {
+                process_voice(&b, format, &VoiceSettings::default()).map(|_| ())
+            };
+            assert!(t.elapsed() < Duration::from_secs(20), "{}: {:?}", f.display(), t.elapsed());
+            if let Err(e) = r {
+                assert!(e.is_input_error(), "{} (every {step}th byte): {e:?}", f.display());
+            }
+        }
+    }
+}
