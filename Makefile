@@ -14,7 +14,7 @@ S3S_FS         := $(CURDIR)/.tools/bin/s3s-fs
 BENCH_VENV     := bench/.venv
 PYVIPS_VERSION := 3.2.0
 # Benchmarks run by `make bench`: one "<package>:<bench target>" per entry; add new ones here.
-BENCHES        := mediagate-media:photo
+BENCHES        := mediagate-media:photo mediagate-media:av mediagate-classify:classify mediagate:pipeline
 
 # Integration tests spawn their own s3s-fs from here.
 export MEDIAGATE_S3FS_BIN := $(S3S_FS)
@@ -53,6 +53,15 @@ rabbitmq:
 s3:
 	@bash scripts/ensure-local-s3.sh
 
+# The nudity classifier's model and ONNX Runtime library, verified against models/SHA256SUMS.
+.PHONY: models reference-venv
+models:
+	@bash scripts/fetch-models.sh
+
+# The reference open_nsfw implementation (Python) the classifier's parity test and bench compare with.
+reference-venv: models
+	@bash scripts/reference-venv.sh
+
 stop-s3:
 	@if [[ -f .local/s3.pid ]]; then \
 	  pid=$$(cat .local/s3.pid); \
@@ -67,15 +76,15 @@ stop-s3:
 build:
 	cargo build --release --locked -p mediagate
 
-run: deps rabbitmq s3 build
+run: deps rabbitmq s3 models build
 	$(S3_ENV) $(BIN) ensure-buckets
 	exec env $(S3_ENV) $(BIN) worker
 
-test: deps rabbitmq
-	cargo test --release --locked --workspace
+test: deps rabbitmq models reference-venv
+	@bash scripts/test-summary.sh
 
 bench: export MEDIAGATE_BENCH_PYTHON := $(CURDIR)/$(BENCH_VENV)/bin/python
-bench: deps rabbitmq
+bench: deps rabbitmq models reference-venv
 	@if ! $(BENCH_VENV)/bin/python -c 'import sys, pyvips; sys.exit(pyvips.__version__ != "$(PYVIPS_VERSION)")' 2>/dev/null; then \
 	  echo "setting up $(BENCH_VENV) with pyvips==$(PYVIPS_VERSION)"; \
 	  python3 -m venv $(BENCH_VENV); \

@@ -61,13 +61,13 @@ fn run_batch(label: &str, src: &[u8], jobs: usize, concurrency: usize) {
     let log = logdir.path().join("worker.log");
     let worker = Tethered::spawn(std::path::Path::new(env!("CARGO_BIN_EXE_mediagate")), &["worker"], &env, &log);
 
+    wait_ready(&metrics_addr_of(&env), &log);
     let ids: Vec<String> = (0..jobs).map(|i| format!("bench-{}-{i}", std::process::id())).collect();
     let elapsed = rt.block_on(async {
         for id in &ids {
             store.put("incoming", &format!("{id}/0.jpg"), src.to_vec(), "image/jpeg").await.unwrap();
         }
         let conn = Connection::connect(&amqp_url(&vhost), ConnectionProperties::default()).await.unwrap();
-        wait_for_topology(&conn, &log).await;
         let ch = conn.create_channel().await.unwrap();
         let q = ch
             .queue_declare("".into(), QueueDeclareOptions { exclusive: true, ..Default::default() }, FieldTable::default())

@@ -18,6 +18,9 @@ pub enum Command {
     Worker(WorkerArgs),
     /// Upload files to the first source bucket and publish a job (optionally wait for its verdict).
     Submit(SubmitArgs),
+    /// Publish stored jobs again from `manifests/` (new model, sizes or limits) on the
+    /// low-priority `reprocess` queue.
+    Reprocess(ReprocessArgs),
     /// Create the configured source, output, quarantine and manifest buckets if missing
     /// (local set-up and first deployment; the worker itself never creates buckets).
     EnsureBuckets,
@@ -100,6 +103,9 @@ pub struct WorkerArgs {
     /// JPEG quality of photo variants (1–100).
     #[arg(long, env = "MEDIAGATE_JPEG_QUALITY", default_value_t = 85, value_parser = clap::value_parser!(u8).range(1..=100))]
     pub jpeg_quality: u8,
+    /// Address of the HTTP endpoints `/healthz`, `/readyz` and `/metrics`; empty disables them.
+    #[arg(long, env = "MEDIAGATE_METRICS_ADDR", default_value = "0.0.0.0:9464")]
+    pub metrics_addr: String,
     /// This worker's id in verdicts; default: the host name.
     #[arg(long, env = "MEDIAGATE_WORKER_ID")]
     pub worker_id: Option<String>,
@@ -132,6 +138,24 @@ pub struct SubmitArgs {
     /// Seconds to wait for the verdict.
     #[arg(long, default_value_t = 120)]
     pub timeout: u64,
+}
+
+/// `mediagate reprocess`.
+#[derive(Debug, Args)]
+pub struct ReprocessArgs {
+    /// Only jobs whose verdict's `processed_at` is at or after this RFC 3339 time.
+    #[arg(long)]
+    pub since: Option<String>,
+    /// Only jobs whose verdict has this status; repeat for several (default: all).
+    #[arg(long, value_parser = ["cleared", "blocked", "rejected", "partial", "failed"])]
+    pub status: Vec<String>,
+    /// Only count and list the matching jobs; publish nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Progress file: the last manifest handled is saved here after each chunk, and a run
+    /// started with an existing file resumes after it.
+    #[arg(long)]
+    pub state: Option<std::path::PathBuf>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -1,8 +1,11 @@
 //! The `mediagate` binary: a thin layer of commands over the library crates.
 
 mod cli;
+mod reprocess;
 mod submit;
 
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
@@ -11,7 +14,7 @@ use mediagate_contract::{Limits, Thresholds};
 use mediagate_media::PhotoSettings;
 use mediagate_queue::{redact_url, Broker};
 use mediagate_store::{RetryPolicy, Store, StoreConfig};
-use mediagate_worker::WorkerConfig;
+use mediagate_worker::{Readiness, WorkerConfig};
 use tokio::sync::watch;
 use tracing::{error, info, warn};
 
@@ -31,6 +34,7 @@ fn main() -> std::process::ExitCode {
         match cli.command {
             Command::Worker(args) => worker(&cli.common, args).await,
             Command::Submit(args) => submit::run(&cli.common, args).await,
+            Command::Reprocess(args) => reprocess::run(&cli.common, args).await,
             Command::EnsureBuckets => ensure_buckets(&cli.common).await,
         }
     });
@@ -67,7 +71,7 @@ pub(crate) fn store_config(common: &Common) -> StoreConfig {
     }
 }
 
-fn manifest_bucket(common: &Common) -> String {
+pub(crate) fn manifest_bucket(common: &Common) -> String {
     common.manifest_bucket.clone().filter(|s| !s.is_empty()).unwrap_or_else(|| common.output_bucket.clone())
 }
 
@@ -122,6 +126,29 @@ fn worker_config(common: &Common, args: &WorkerArgs) -> Result<WorkerConfig> {
 async fn worker(common: &Common, args: WorkerArgs) -> Result<std::process::ExitCode> {
     let config = worker_config(common, &args)?;
     let store = Store::connect(&store_config(common)).await.context("configuring S3")?;
+    let readiness = Arc::new(Readiness::default());
+    // No classifier yet: nothing to load.
+    readiness.model.store(true, Ordering::Relaxed);
+    if !args.metrics_addr.trim().is_empty() {
+        let listener = tokio::net::TcpListener::bind(args.metrics_addr.trim())
+            .await
+            .with_context(|| format!("binding the health/metrics endpoint {} (MEDIAGATE_METRICS_ADDR)", args.metrics_addr))?;
+        info!(addr = %listener.local_addr().map(|a| a.to_string()).unwrap_or_default(), "serving /healthz /readyz /metrics");
+        tokio::spawn(mediagate_worker::health::serve(listener, readiness.clone()));
+    }
+    // Storage readiness: a cheap HeadBucket on the output bucket every few seconds.
+    {
+        let store = store.clone();
+        let readiness = readiness.clone();
+        let bucket = config.output_bucket.clone();
+        tokio::spawn(async move {
+            loop {
+                let ok = store.check(&bucket).await.is_ok();
+                readiness.storage.store(ok, Ordering::Relaxed);
+                tokio::time::sleep(Duration::from_secs(if ok { 10 } else { 2 })).await;
+            }
+        });
+    }
     let (stop_tx, stop_rx) = watch::channel(false);
     tokio::spawn(async move {
         wait_for_signal().await;
@@ -153,7 +180,7 @@ async fn worker(common: &Common, args: WorkerArgs) -> Result<std::process::ExitC
         let shutdown = async move {
             let _ = rx.wait_for(|s| *s).await;
         };
-        match mediagate_worker::run(config.clone(), store.clone(), &broker, shutdown).await {
+        match mediagate_worker::run(config.clone(), store.clone(), &broker, readiness.clone(), shutdown).await {
             Ok(()) => {
                 broker.close().await;
                 break;

@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use mediagate_contract::keys::output_key;
+use mediagate_contract::keys::{output_item_prefix, output_key};
 use mediagate_contract::{
     Item, ItemStatus, ItemVerdict, JobKind, MediaType, Output, Reason, ReasonCode,
 };
@@ -10,29 +10,90 @@ use mediagate_media::{sniff, Encoded, Format, MediaClass};
 use tracing::{debug, info_span, Instrument};
 
 use crate::codes::{media_error, source_error, Transient};
-use crate::Shared;
+use crate::metrics::{metrics, StageTimer};
+use crate::{Lane, Shared};
+
+/// What an item task needs to know about its job.
+pub(crate) struct ItemCtx {
+    pub shared: Arc<Shared>,
+    pub job_id: String,
+    pub kind: JobKind,
+    pub lane: Lane,
+    /// Remove objects under the item's prefix that the new verdict does not list.
+    pub tidy: bool,
+}
 
 /// Processes one item to its verdict entry. `Err` only for faults that are not the input's.
-pub(crate) async fn process_item(
-    shared: Arc<Shared>,
-    job_id: String,
-    kind: JobKind,
-    item: Item,
-) -> Result<ItemVerdict, Transient> {
-    let span = info_span!("item", job_id = %job_id, item_id = %item.item_id);
+pub(crate) async fn process_item(ctx: ItemCtx, item: Item) -> Result<ItemVerdict, Transient> {
+    let span = info_span!("item", job_id = %ctx.job_id, item_id = %item.item_id);
     async move {
+        // Batch items first pass the gate that keeps one slot for live traffic.
+        let _gate = match ctx.lane {
+            Lane::Batch => Some(
+                ctx.shared.batch_gate.clone().acquire_owned().await.map_err(|_| Transient::internal("worker is shutting down"))?,
+            ),
+            Lane::Live => None,
+        };
         // One CPU/memory slot per item in flight, across all jobs: bounds both the decode
         // threads and the bytes held (at most `concurrency` inputs of `max_input_bytes`).
-        let _slot = shared
+        let _slot = ctx
+            .shared
             .slots
             .clone()
             .acquire_owned()
             .await
-            .map_err(|_| Transient("worker is shutting down".into()))?;
+            .map_err(|_| Transient::internal("worker is shutting down"))?;
+        let verdict = process_in_slot(&ctx, &item).await?;
+        let media_type = media_label(verdict.media_type);
+        let reason = verdict.reason.as_ref().map(|r| r.code.as_str()).unwrap_or("none");
+        let status = match verdict.status {
+            ItemStatus::Cleared => "cleared",
+            ItemStatus::Blocked => "blocked",
+            ItemStatus::Rejected => "rejected",
+        };
+        metrics().items.with_label_values(&[status, reason, media_type]).inc();
+        if ctx.tidy {
+            remove_stale_outputs(&ctx, &item.item_id, &verdict).await?;
+        }
+        Ok(verdict)
+    }
+    .instrument(span)
+    .await
+}
+
+/// Deletes objects under `media/{job}/{item}/` that this verdict does not list (a variant whose
+/// extension changed, or outputs of an item that is now rejected or blocked).
+async fn remove_stale_outputs(ctx: &ItemCtx, item_id: &str, verdict: &ItemVerdict) -> Result<(), Transient> {
+    let bucket = &ctx.shared.config.output_bucket;
+    let prefix = output_item_prefix(&ctx.job_id, item_id);
+    let keys = ctx
+        .shared
+        .store
+        .list_keys(bucket, &prefix)
+        .await
+        .map_err(|e| Transient::storage(format!("listing s3://{bucket}/{prefix}: {e}")))?;
+    for key in keys {
+        if !verdict.outputs.iter().any(|o| o.key == key) {
+            ctx.shared.store.delete(bucket, &key).await.map_err(|e| Transient::storage(format!("deleting s3://{bucket}/{key}: {e}")))?;
+            debug!(%key, "removed a stale output");
+        }
+    }
+    Ok(())
+}
+
+/// The item's work once it holds a slot.
+async fn process_in_slot(ctx: &ItemCtx, item: &Item) -> Result<ItemVerdict, Transient> {
+    let shared = &ctx.shared;
+    let job_id = ctx.job_id.as_str();
+    let kind = ctx.kind;
+    {
         let cfg = &shared.config;
         let bucket = &item.source.bucket;
         let key = &item.source.key;
-        let bytes = match shared.store.get_limited(bucket, key, cfg.limits.max_input_bytes).await {
+        let fetch_timer = StageTimer::start("fetch", "any");
+        let fetched = shared.store.get_limited(bucket, key, cfg.limits.max_input_bytes).await;
+        drop(fetch_timer);
+        let bytes = match fetched {
             Ok(b) => b,
             Err(e) => return Ok(ItemVerdict::rejected(&item.item_id, None, source_error(e, bucket, key)?)),
         };
@@ -61,7 +122,7 @@ pub(crate) async fn process_item(
             return Ok(ItemVerdict::rejected(&item.item_id, Some(media_type), reason));
         }
         match format.media_class() {
-            MediaClass::Image => photo(&shared, &job_id, &item, bytes, format).await,
+            MediaClass::Image => photo(shared, job_id, item, bytes, format).await,
             MediaClass::Video | MediaClass::Audio => Ok(ItemVerdict::rejected(
                 &item.item_id,
                 Some(media_type),
@@ -76,8 +137,16 @@ pub(crate) async fn process_item(
             )),
         }
     }
-    .instrument(span)
-    .await
+}
+
+/// Metric label of a media type.
+fn media_label(t: Option<MediaType>) -> &'static str {
+    match t {
+        Some(MediaType::Image) => "image",
+        Some(MediaType::Video) => "video",
+        Some(MediaType::Audio) => "audio",
+        None => "unknown",
+    }
 }
 
 /// The verdict's media type of a sniffed format.
@@ -123,10 +192,12 @@ async fn photo(
     format: Format,
 ) -> Result<ItemVerdict, Transient> {
     let settings = shared.config.photo.clone();
+    let timer = StageTimer::start("process", "image");
     let result = tokio::task::spawn_blocking(move || {
         mediagate_media::process_photo(&bytes, &settings)
     })
     .await;
+    drop(timer);
     let out = match result {
         Ok(Ok(out)) => out,
         Ok(Err(e)) => return Ok(ItemVerdict::rejected(&item.item_id, Some(MediaType::Image), media_error(e)?)),
@@ -143,6 +214,7 @@ async fn photo(
             ))
         }
     };
+    let _store_timer = StageTimer::start("store", "image");
     let (full, thumb) = tokio::try_join!(
         store_output(shared, job_id, &item.item_id, "full", out.full),
         store_output(shared, job_id, &item.item_id, "thumb", out.thumb),
@@ -177,7 +249,7 @@ async fn store_output(
         .store
         .put(bucket, &key, enc.bytes, content_type)
         .await
-        .map_err(|e| Transient(format!("writing s3://{bucket}/{key}: {e}")))?;
+        .map_err(|e| Transient::storage(format!("writing s3://{bucket}/{key}: {e}")))?;
     Ok(Output {
         variant: variant.to_string(),
         bucket: bucket.clone(),

@@ -11,8 +11,8 @@ use mediagate_contract::{
 use tracing::{info, warn};
 
 use crate::codes::Transient;
-use crate::item::process_item;
-use crate::Shared;
+use crate::item::{process_item, ItemCtx};
+use crate::{Lane, Shared};
 
 /// What the run loop does with a delivery once its job has been handled.
 #[derive(Debug)]
@@ -26,6 +26,8 @@ pub(crate) async fn handle_delivery(
     shared: Arc<Shared>,
     body: &[u8],
     amqp_message_id: Option<&str>,
+    lane: Lane,
+    redelivered: bool,
 ) -> Result<Handled, Transient> {
     let job = match Job::parse(body, amqp_message_id) {
         ParseOutcome::Valid(job) => job,
@@ -48,7 +50,7 @@ pub(crate) async fn handle_delivery(
         }
     };
     let job_value = serde_json::from_slice::<serde_json::Value>(body)
-        .map_err(|e| Transient(format!("re-reading a body that parsed once: {e}")))?;
+        .map_err(|e| Transient::internal(format!("re-reading a body that parsed once: {e}")))?;
 
     let mut verdict = Verdict {
         job_id: Some(job.job_id.clone()),
@@ -66,12 +68,13 @@ pub(crate) async fn handle_delivery(
     }
 
     // Items of one job run concurrently; the worker-wide slots bound the CPU and memory.
+    // Objects from an earlier delivery or revision may exist under the item's prefix: a
+    // redelivery or a reprocess removes the ones its new verdict does not list.
+    let tidy = redelivered || job.reprocess;
     let mut tasks = tokio::task::JoinSet::new();
     for (index, item) in job.items.iter().cloned().enumerate() {
-        let shared = shared.clone();
-        let job_id = job.job_id.clone();
-        let kind = job.kind;
-        tasks.spawn(async move { (index, process_item(shared, job_id, kind, item).await) });
+        let ctx = ItemCtx { shared: shared.clone(), job_id: job.job_id.clone(), kind: job.kind, lane, tidy };
+        tasks.spawn(async move { (index, process_item(ctx, item).await) });
     }
     let mut items = vec![None; job.items.len()];
     let mut transient = None;
@@ -79,7 +82,7 @@ pub(crate) async fn handle_delivery(
         match joined {
             Ok((index, Ok(item))) => items[index] = Some(item),
             Ok((_, Err(t))) => transient = Some(t),
-            Err(e) => transient = Some(Transient(format!("an item task failed: {e}"))),
+            Err(e) => transient = Some(Transient::internal(format!("an item task failed: {e}"))),
         }
     }
     if let Some(t) = transient {
@@ -119,16 +122,17 @@ pub(crate) async fn write_manifest(
 ) -> Result<(), Transient> {
     let manifest = Manifest { job, verdict: verdict.clone() };
     let body = serde_json::to_vec(&manifest)
-        .map_err(|e| Transient(format!("serialising the manifest: {e}")))?;
+        .map_err(|e| Transient::internal(format!("serialising the manifest: {e}")))?;
     let bucket = &shared.config.manifest_bucket;
     let key = manifest_key(job_id);
+    let _timer = crate::metrics::StageTimer::start("manifest", "job");
     shared
         .store
         .put(bucket, &key, body, "application/json")
         .await
         .map_err(|e| {
             warn!(%bucket, %key, error = %e, "manifest write failed");
-            Transient(format!("writing s3://{bucket}/{key}: {e}"))
+            Transient::storage(format!("writing s3://{bucket}/{key}: {e}"))
         })?;
     Ok(())
 }

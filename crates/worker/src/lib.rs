@@ -7,8 +7,10 @@
 
 mod codes;
 mod config;
+pub mod health;
 mod item;
 mod job;
+pub mod metrics;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -21,8 +23,11 @@ use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use tracing::{error, info, warn, Instrument};
 
-pub use codes::Transient;
+pub use codes::{Cause, Transient};
 pub use config::WorkerConfig;
+pub use health::Readiness;
+
+use crate::metrics::metrics;
 
 /// State every job task shares.
 pub(crate) struct Shared {
@@ -30,6 +35,16 @@ pub(crate) struct Shared {
     pub store: Store,
     /// Items in flight across all jobs (CPU and memory bound).
     pub slots: Arc<Semaphore>,
+    /// Gate reprocess items pass before taking a slot: `concurrency - 1` permits, so at least
+    /// one slot is never held by batch work and a live job never waits behind a batch.
+    pub batch_gate: Arc<Semaphore>,
+}
+
+/// Where a job came from: live traffic or a batch reprocess.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Lane {
+    Live,
+    Batch,
 }
 
 /// Why the worker loop stopped other than by a requested shutdown.
@@ -44,12 +59,17 @@ pub enum WorkerError {
 /// so a failing dependency is not hammered by immediate redeliveries.
 const TRANSIENT_BACKOFF: Duration = Duration::from_secs(2);
 
+/// How long a job whose storage is unreachable is retried in place (not returned to the
+/// broker, so an outage does not burn its delivery count) before it is handed back.
+const STORAGE_OUTAGE_PATIENCE: Duration = Duration::from_secs(600);
+
 /// Consumes and processes jobs until `shutdown` resolves, then stops taking new jobs, lets the
 /// jobs in hand finish (their verdicts published, deliveries acked) and returns `Ok`.
 pub async fn run(
     config: WorkerConfig,
     store: Store,
     broker: &Broker,
+    readiness: Arc<Readiness>,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), WorkerError> {
     broker.declare_topology().await?;
@@ -58,12 +78,25 @@ pub async fn run(
     let tag = format!("mediagate-{}", config.worker_id);
     let mut uploads = broker.consumer(names::UPLOADS_QUEUE, prefetch, &tag).await?;
     let mut dead = broker.consumer(names::DEAD_QUEUE, 1, &format!("{tag}-dead")).await?;
+    let concurrency = config.concurrency.max(1);
+    let batch_slots = concurrency - 1;
+    // Reprocess jobs only ever get spare capacity: never the last slot, and a prefetch that
+    // holds no more batch jobs than the slots they may use.
+    let mut reprocess = if batch_slots > 0 {
+        let prefetch = u16::try_from(batch_slots).unwrap_or(u16::MAX);
+        Some(broker.consumer(names::REPROCESS_QUEUE, prefetch, &format!("{tag}-reprocess")).await?)
+    } else {
+        warn!("MEDIAGATE_CONCURRENCY is 1: this worker keeps its one slot for live traffic and does not take reprocess jobs");
+        None
+    };
     let shared = Arc::new(Shared {
-        slots: Arc::new(Semaphore::new(config.concurrency.max(1))),
+        slots: Arc::new(Semaphore::new(concurrency)),
+        batch_gate: Arc::new(Semaphore::new(batch_slots)),
         config,
         store,
     });
-    info!(concurrency = shared.config.concurrency, worker_id = %shared.config.worker_id, "worker consuming");
+    info!(concurrency, batch_slots, worker_id = %shared.config.worker_id, "worker consuming");
+    readiness.broker.store(true, std::sync::atomic::Ordering::Relaxed);
 
     let mut tasks = JoinSet::new();
     tokio::pin!(shutdown);
@@ -72,12 +105,22 @@ pub async fn run(
             _ = &mut shutdown => break Ok(()),
             next = uploads.next() => match next {
                 Some(Ok(delivery)) => {
-                    tasks.spawn(job_task(shared.clone(), publisher.clone(), delivery));
+                    tasks.spawn(job_task(shared.clone(), publisher.clone(), delivery, Lane::Live));
                 }
                 Some(Err(e)) => break Err(WorkerError::Broker(e)),
                 None => break Err(WorkerError::Broker(QueueError::Closed {
                     what: "consumer",
                     detail: "the uploads consumer was cancelled by the broker".into(),
+                })),
+            },
+            next = next_or_pending(reprocess.as_mut()) => match next {
+                Some(Ok(delivery)) => {
+                    tasks.spawn(job_task(shared.clone(), publisher.clone(), delivery, Lane::Batch));
+                }
+                Some(Err(e)) => break Err(WorkerError::Broker(e)),
+                None => break Err(WorkerError::Broker(QueueError::Closed {
+                    what: "consumer",
+                    detail: "the reprocess consumer was cancelled by the broker".into(),
                 })),
             },
             next = dead.next() => match next {
@@ -94,9 +137,13 @@ pub async fn run(
             Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
         }
     };
+    readiness.broker.store(false, std::sync::atomic::Ordering::Relaxed);
     // Stop taking jobs; the ones in hand finish with their verdicts.
     let _ = uploads.cancel().await;
     let _ = dead.cancel().await;
+    if let Some(r) = &reprocess {
+        let _ = r.cancel().await;
+    }
     let in_flight = tasks.len();
     if in_flight > 0 {
         info!(in_flight, "finishing jobs in hand before stopping");
@@ -107,20 +154,44 @@ pub async fn run(
 
 /// Processes one delivery and settles it: ack after the verdict is confirmed, requeue on a
 /// transient fault (the quorum queue's delivery limit then applies).
-async fn job_task(shared: Arc<Shared>, publisher: VerdictPublisher, delivery: Delivery) {
+async fn job_task(shared: Arc<Shared>, publisher: VerdictPublisher, delivery: Delivery, lane: Lane) {
     let span = tracing::info_span!(
         "job",
+        lane = ?lane,
         message_id = delivery.message_id.as_deref().unwrap_or(""),
         redelivered = delivery.redelivered,
         delivery_count = delivery.delivery_count.unwrap_or(0),
     );
     async move {
         let started = std::time::Instant::now();
-        match job::handle_delivery(shared.clone(), &delivery.body, delivery.message_id.as_deref()).await {
+        let lane_label = match lane {
+            Lane::Live => "live",
+            Lane::Batch => "batch",
+        };
+        metrics().in_flight.inc();
+        let mut backoff = Duration::from_secs(1);
+        let outcome = loop {
+            match job::handle_delivery(shared.clone(), &delivery.body, delivery.message_id.as_deref(), lane, delivery.redelivered).await {
+                // The store is down: keep the job and try again in place; the outage is not the
+                // job's fault and must not count against its delivery limit.
+                Err(t) if t.cause == Cause::Storage && started.elapsed() < STORAGE_OUTAGE_PATIENCE => {
+                    metrics().retries.with_label_values(&["storage_in_place"]).inc();
+                    warn!(error = %t, retry_in_ms = backoff.as_millis() as u64, "storage unavailable; retrying the job in place");
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_secs(30));
+                }
+                other => break other,
+            }
+        };
+        match outcome {
             Ok(handled) => {
                 let v = &handled.verdict;
+                let publish_timer = metrics::StageTimer::start("publish", "job");
                 match publish(&publisher, v).await {
                     Ok(()) => {
+                        drop(publish_timer);
+                        metrics().jobs.with_label_values(&[v.status.as_str(), lane_label]).inc();
+                        metrics().job_seconds.with_label_values(&[lane_label]).observe(started.elapsed().as_secs_f64());
                         info!(job_id = v.job_id.as_deref().unwrap_or(""), status = v.status.as_str(),
                               items = v.items.len(), ms = started.elapsed().as_millis() as u64, "verdict published");
                         if let Err(e) = delivery.acker.ack().await {
@@ -128,17 +199,20 @@ async fn job_task(shared: Arc<Shared>, publisher: VerdictPublisher, delivery: De
                         }
                     }
                     Err(e) => {
+                        metrics().retries.with_label_values(&["publish"]).inc();
                         warn!(error = %e, "verdict not confirmed; returning the job to the queue");
                         requeue(&delivery).await;
                     }
                 }
             }
             Err(t) => {
-                warn!(error = %t, "transient fault; returning the job to the queue");
+                metrics().retries.with_label_values(&[t.cause.as_str()]).inc();
+                warn!(error = %t, cause = t.cause.as_str(), "transient fault; returning the job to the queue");
                 tokio::time::sleep(TRANSIENT_BACKOFF).await;
                 requeue(&delivery).await;
             }
         }
+        metrics().in_flight.dec();
     }
     .instrument(span)
     .await
@@ -177,6 +251,7 @@ async fn dead_letter_task(shared: Arc<Shared>, publisher: VerdictPublisher, deli
         )
     };
     error!(job_id = job_id.as_deref().unwrap_or(""), "job dead-lettered; publishing a failed verdict");
+    metrics().dead_lettered.inc();
     let job_value = serde_json::from_slice::<serde_json::Value>(&delivery.body)
         .unwrap_or_else(|_| serde_json::Value::String(String::from_utf8_lossy(&delivery.body).into_owned()));
     let stored = match &job_id {
@@ -188,6 +263,14 @@ async fn dead_letter_task(shared: Arc<Shared>, publisher: VerdictPublisher, deli
     } else {
         tokio::time::sleep(TRANSIENT_BACKOFF).await;
         requeue(&delivery).await;
+    }
+}
+
+/// The next delivery of an optional consumer; pending forever when there is none.
+async fn next_or_pending(c: Option<&mut mediagate_queue::JobConsumer>) -> Option<Result<Delivery, QueueError>> {
+    match c {
+        Some(c) => c.next().await,
+        None => std::future::pending().await,
     }
 }
 

@@ -6,4 +6,7 @@ mod support;
 mod cli;
 mod photos;
 mod rules;
+mod ops;
+mod reprocess;
+mod schemas;
 mod shutdown;

@@ -3,7 +3,7 @@
 use serde_json::{json, Value};
 
 use crate::support::media::*;
-use crate::support::{harness, item, job_id, media_job, sha256_hex, SeenVerdict, TEST_MAX_INPUT_BYTES};
+use crate::support::{assert_valid, harness, item, job_id, job_schema, media_job, sha256_hex, SeenVerdict, TEST_MAX_INPUT_BYTES};
 
 /// Uploads each file under the job's prefix and runs a media job over them.
 fn run_files(name: &str, files: Vec<(&str, Vec<u8>)>) -> (String, SeenVerdict) {
@@ -19,7 +19,9 @@ fn run_files(name: &str, files: Vec<(&str, Vec<u8>)>) -> (String, SeenVerdict) {
         })
         .collect();
     let refs: Vec<&str> = keys.iter().map(String::as_str).collect();
-    let v = h.run_job(&media_job(&id, &refs));
+    let job = media_job(&id, &refs);
+    assert_valid(job_schema(), &job, "job");
+    let v = h.run_job(&job);
     (id, v)
 }
 

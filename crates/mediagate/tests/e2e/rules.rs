@@ -4,7 +4,7 @@
 use serde_json::{json, Value};
 
 use crate::support::media::jpeg;
-use crate::support::{harness, job_id, media_job, SeenVerdict};
+use crate::support::{harness, job_id, job_schema, media_job, SeenVerdict};
 
 fn rejected_with(v: &SeenVerdict, code: &str) {
     assert_eq!(v.body["status"], "rejected", "{}", v.body);
@@ -125,6 +125,7 @@ fn schema_violations_get_job_invalid_naming_the_field() {
     let h = harness();
     let (id, mut job) = with_source("schema");
     job["sender"]["age_band"] = json!("teen");
+    assert!(!job_schema().is_valid(&job), "the schema refuses what the worker refuses");
     let v = h.run_job(&job);
     rejected_with(&v, "job.invalid");
     assert!(v.body["reason"]["message"].as_str().unwrap().contains("sender.age_band"), "{}", v.body);

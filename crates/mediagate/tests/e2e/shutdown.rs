@@ -27,9 +27,9 @@ fn sigterm_finishes_the_job_in_hand_and_leaves_the_rest_queued() {
     for id in &ids {
         h.put("incoming", &format!("{id}/0.jpg"), src.clone());
     }
+    wait_ready(&metrics_addr_of(&env), &log);
     h.rt.block_on(async {
         let conn = Connection::connect(&amqp_url(&vhost), ConnectionProperties::default()).await.expect("connect");
-        wait_for_topology(&conn, &log).await;
         let ch = conn.create_channel().await.unwrap();
         let q = ch
             .queue_declare("".into(), QueueDeclareOptions { exclusive: true, ..Default::default() }, FieldTable::default())

@@ -25,6 +25,30 @@ pub const SECRET_KEY: &str = "mediagate-test-secret";
 /// The byte limit the test worker runs with, so `input.too_large` needs only a few MiB (a 12 MP test JPEG is ~5 MB).
 pub const TEST_MAX_INPUT_BYTES: u64 = 8 * 1024 * 1024;
 
+/// The verdict schema every received verdict is checked against.
+pub fn verdict_schema() -> &'static jsonschema::Validator {
+    static V: OnceLock<jsonschema::Validator> = OnceLock::new();
+    V.get_or_init(|| {
+        let text = std::fs::read_to_string(workspace_root().join("schemas/verdict.v1.schema.json")).expect("verdict schema");
+        jsonschema::validator_for(&serde_json::from_str(&text).expect("schema JSON")).expect("valid schema")
+    })
+}
+
+/// The job schema; valid jobs the tests publish are checked against it.
+pub fn job_schema() -> &'static jsonschema::Validator {
+    static V: OnceLock<jsonschema::Validator> = OnceLock::new();
+    V.get_or_init(|| {
+        let text = std::fs::read_to_string(workspace_root().join("schemas/job.v1.schema.json")).expect("job schema");
+        jsonschema::validator_for(&serde_json::from_str(&text).expect("schema JSON")).expect("valid schema")
+    })
+}
+
+/// Panics with every schema error of `v`.
+pub fn assert_valid(schema: &jsonschema::Validator, v: &Value, what: &str) {
+    let errors: Vec<String> = schema.iter_errors(v).map(|e| format!("{} at {}", e, e.instance_path())).collect();
+    assert!(errors.is_empty(), "{what} breaks its JSON Schema: {errors:#?}\n{v}");
+}
+
 /// A verdict as a consumer sees it: the JSON and the AMQP envelope.
 #[derive(Debug, Clone)]
 pub struct SeenVerdict {
@@ -69,6 +93,23 @@ impl Tethered {
         }
         let child = cmd.spawn().unwrap_or_else(|e| panic!("spawning {}: {e}", program.display()));
         Tethered { child }
+    }
+
+    /// The wrapped process's own pid (the wrapper's child).
+    pub fn inner_pid(&self) -> Option<u32> {
+        let w = self.child.id();
+        let children = std::fs::read_to_string(format!("/proc/{w}/task/{w}/children")).ok()?;
+        children.split_whitespace().filter_map(|p| p.parse().ok()).find(|pid: &u32| {
+            std::fs::read_to_string(format!("/proc/{pid}/comm")).map(|c| c.trim() != "cat").unwrap_or(false)
+        })
+    }
+
+    /// SIGKILL to the wrapped process (a crash), then waits for the wrapper to exit.
+    pub fn kill9(&mut self) {
+        if let Some(pid) = self.inner_pid() {
+            let _ = Command::new("kill").args(["-KILL", &pid.to_string()]).status();
+        }
+        let _ = self.child.wait();
     }
 
     /// Sends SIGTERM (forwarded to the process) and waits up to `timeout` for its exit code.
@@ -171,15 +212,21 @@ impl S3Server {
 pub fn start_s3(logdir: &Path) -> S3Server {
     let dir = tempfile::tempdir().expect("tempdir");
     let port = free_port();
+    let proc = spawn_s3(dir.path(), port, logdir);
+    S3Server { port, dir, proc }
+}
+
+/// (Re)starts s3s-fs over `root` on `port`, waiting until it listens.
+pub fn spawn_s3(root: &Path, port: u16, logdir: &Path) -> Tethered {
     let proc = Tethered::spawn(
         &s3fs_bin(),
         &["--host", "127.0.0.1", "--port", &port.to_string(), "--access-key", ACCESS_KEY, "--secret-key", SECRET_KEY,
-          dir.path().to_str().expect("utf-8 temp path")],
+          root.to_str().expect("utf-8 temp path")],
         &[],
-        &logdir.join("s3s-fs.log"),
+        &logdir.join(format!("s3s-fs-{}.log", Instant::now().elapsed().as_nanos())),
     );
     wait_port(port, "s3s-fs", Duration::from_secs(20));
-    S3Server { port, dir, proc }
+    proc
 }
 
 /// Everything a test needs; see [`harness`].
@@ -190,6 +237,8 @@ pub struct Harness {
     pub store: Store,
     pub worker: Mutex<Tethered>,
     pub logdir: tempfile::TempDir,
+    /// The worker's `/healthz`, `/readyz`, `/metrics` address.
+    pub metrics_addr: String,
     channel: lapin::Channel,
     _conn: Connection,
     verdicts: Arc<Mutex<HashMap<String, Vec<SeenVerdict>>>>,
@@ -209,6 +258,7 @@ pub fn worker_env(vhost: &str, s3: &S3Server) -> Vec<(&'static str, String)> {
         ("MEDIAGATE_MAX_INPUT_BYTES", TEST_MAX_INPUT_BYTES.to_string()),
         ("MEDIAGATE_CONCURRENCY", "2".into()),
         ("MEDIAGATE_WORKER_ID", "test-worker".into()),
+        ("MEDIAGATE_METRICS_ADDR", format!("127.0.0.1:{}", free_port())),
         ("MEDIAGATE_LOG_FORMAT", "text".into()),
         ("RUST_LOG", "info".into()),
     ]
@@ -231,6 +281,24 @@ pub async fn wait_for_topology(conn: &Connection, log: &Path) {
         assert!(start.elapsed() < Duration::from_secs(60), "the worker did not declare its topology within 60 s; see {}", log.display());
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+}
+
+/// Waits (up to 60 s) for a worker's `/readyz` to answer 200: its topology is declared (queues
+/// *and* bindings), it consumes, and S3 answers. A passive queue check alone races the bindings.
+pub fn wait_ready(metrics_addr: &str, log: &Path) {
+    let start = Instant::now();
+    loop {
+        if std::net::TcpStream::connect(metrics_addr).is_ok() && http_get(metrics_addr, "/readyz").0 == 200 {
+            return;
+        }
+        assert!(start.elapsed() < Duration::from_secs(60), "the worker was not ready within 60 s; see {}", log.display());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// The metrics address a worker environment names.
+pub fn metrics_addr_of(env: &[(&'static str, String)]) -> String {
+    env.iter().find(|(k, _)| *k == "MEDIAGATE_METRICS_ADDR").map(|(_, v)| v.clone()).expect("MEDIAGATE_METRICS_ADDR")
 }
 
 /// Messages waiting in a queue (passive declare).
@@ -266,12 +334,10 @@ pub fn harness() -> &'static Harness {
             }
             store
         });
-        let worker = Tethered::spawn(
-            Path::new(env!("CARGO_BIN_EXE_mediagate")),
-            &["worker"],
-            &worker_env(&vhost, &s3),
-            &logdir.path().join("worker.log"),
-        );
+        let env = worker_env(&vhost, &s3);
+        let metrics_addr = env.iter().find(|(k, _)| *k == "MEDIAGATE_METRICS_ADDR").map(|(_, v)| v.clone()).expect("metrics addr");
+        let worker = Tethered::spawn(Path::new(env!("CARGO_BIN_EXE_mediagate")), &["worker"], &env, &logdir.path().join("worker.log"));
+        wait_ready(&metrics_addr, &logdir.path().join("worker.log"));
         let (conn, channel, verdicts, uncorrelated) = rt.block_on(async {
             let conn = Connection::connect(&amqp_url(&vhost), ConnectionProperties::default()).await.expect("amqp connect");
             let channel = conn.create_channel().await.expect("channel");
@@ -313,7 +379,7 @@ pub fn harness() -> &'static Harness {
             });
             (conn, channel, verdicts, uncorrelated)
         });
-        Harness { rt, vhost, s3, store, worker: Mutex::new(worker), logdir, channel, _conn: conn, verdicts, uncorrelated }
+        Harness { rt, vhost, s3, store, worker: Mutex::new(worker), logdir, metrics_addr, channel, _conn: conn, verdicts, uncorrelated }
     })
 }
 
@@ -370,6 +436,7 @@ impl Harness {
         let start = Instant::now();
         loop {
             if let Some(v) = self.verdicts.lock().unwrap().get(job_id).and_then(|v| v.first().cloned()) {
+                assert_valid(verdict_schema(), &v.body, "verdict");
                 return v;
             }
             if start.elapsed() > Duration::from_secs(90) {
@@ -389,6 +456,7 @@ impl Harness {
         let start = Instant::now();
         loop {
             if let Some(v) = self.uncorrelated().into_iter().find(|v| pred(v)) {
+                assert_valid(verdict_schema(), &v.body, "verdict");
                 return v;
             }
             assert!(start.elapsed() < Duration::from_secs(60), "no matching uncorrelated verdict within 60 s");
@@ -409,6 +477,19 @@ impl Harness {
             panic!("the worker exited ({status}); log:\n{}", self.worker_log_tail());
         }
     }
+}
+
+/// A plain HTTP GET on loopback: (status code, body).
+pub fn http_get(addr: &str, path: &str) -> (u16, String) {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).unwrap_or_else(|e| panic!("connect {addr}: {e}"));
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    write!(s, "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    let code = out.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
+    let body = out.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
+    (code, body)
 }
 
 /// A unique job id for this test process.
@@ -444,4 +525,187 @@ pub fn item<'a>(v: &'a SeenVerdict, item_id: &str) -> &'a Value {
 pub fn sha256_hex(bytes: &[u8]) -> String {
     use sha2::Digest;
     hex::encode(sha2::Sha256::digest(bytes))
+}
+
+/// A worker of its own, on its own vhost and S3 server: for tests that change settings,
+/// restart things, or must not see other tests' jobs and manifests.
+pub struct Isolated {
+    pub rt: tokio::runtime::Runtime,
+    pub vhost: String,
+    pub s3: S3Server,
+    pub store: Store,
+    pub worker: Option<Tethered>,
+    pub env: Vec<(&'static str, String)>,
+    pub log: PathBuf,
+    pub logdir: tempfile::TempDir,
+    pub conn: Connection,
+    channel: lapin::Channel,
+    verdicts: Arc<Mutex<Vec<SeenVerdict>>>,
+}
+
+impl Isolated {
+    /// Starts S3, a vhost and a worker with the test settings overridden by `overrides`.
+    pub fn start(tag: &str, overrides: &[(&'static str, &str)]) -> Isolated {
+        let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
+        let logdir = tempfile::Builder::new().prefix("mediagate-iso-").tempdir().expect("tempdir");
+        let vhost = create_vhost(tag);
+        let s3 = start_s3(logdir.path());
+        let store = rt.block_on(async {
+            let store = Store::connect(&StoreConfig {
+                endpoint: Some(s3.endpoint()),
+                region: Some("us-east-1".into()),
+                access_key: Some(ACCESS_KEY.into()),
+                secret_key: Some(SECRET_KEY.into()),
+                ..StoreConfig::default()
+            })
+            .await
+            .expect("store");
+            for b in ["incoming", "media", "quarantine"] {
+                store.ensure_bucket(b).await.expect("bucket");
+            }
+            store
+        });
+        let mut env = worker_env(&vhost, &s3);
+        for (k, v) in overrides {
+            env.retain(|(e, _)| e != k);
+            env.push((k, v.to_string()));
+        }
+        let log = logdir.path().join("worker.log");
+        let worker = Tethered::spawn(Path::new(env!("CARGO_BIN_EXE_mediagate")), &["worker"], &env, &log);
+        wait_ready(&metrics_addr_of(&env), &log);
+        let verdicts: Arc<Mutex<Vec<SeenVerdict>>> = Arc::default();
+        let (conn, channel) = rt.block_on(async {
+            let conn = Connection::connect(&amqp_url(&vhost), ConnectionProperties::default()).await.expect("amqp connect");
+            wait_for_topology(&conn, &log).await;
+            let channel = conn.create_channel().await.expect("channel");
+            channel.confirm_select(ConfirmSelectOptions::default()).await.expect("confirms");
+            (conn, channel)
+        });
+        // Verdicts are read from the contract's durable `mediagate.verdicts` queue (this vhost
+        // has no other consumer), reconnecting when the broker goes away: nothing is missed
+        // across a broker restart, and a redelivered verdict is just a repeat.
+        let sink = verdicts.clone();
+        let url = amqp_url(&vhost);
+        rt.spawn(async move {
+            loop {
+                if let Ok(conn) = Connection::connect(&url, ConnectionProperties::default()).await {
+                    if let Ok(ch) = conn.create_channel().await {
+                        if let Ok(mut consumer) = ch
+                            .basic_consume("mediagate.verdicts".into(), "".into(), BasicConsumeOptions::default(), FieldTable::default())
+                            .await
+                        {
+                            while let Some(Ok(d)) = consumer.next().await {
+                                let p = &d.properties;
+                                sink.lock().unwrap().push(SeenVerdict {
+                                    body: serde_json::from_slice(&d.data).unwrap_or(Value::Null),
+                                    routing_key: d.routing_key.as_str().to_owned(),
+                                    correlation_id: p.correlation_id().as_ref().map(|s| s.as_str().to_owned()),
+                                    message_id: p.message_id().as_ref().map(|s| s.as_str().to_owned()),
+                                    content_type: p.content_type().as_ref().map(|s| s.as_str().to_owned()),
+                                    delivery_mode: *p.delivery_mode(),
+                                });
+                                let _ = d.acker.ack(BasicAckOptions::default()).await;
+                            }
+                        }
+                    }
+                }
+                tokio::time::sleep(Duration::from_millis(300)).await;
+            }
+        });
+        Isolated { rt, vhost, s3, store, worker: Some(worker), env, log, logdir, conn, channel, verdicts }
+    }
+
+    /// Uploads a source object to `incoming`.
+    pub fn put(&self, key: &str, bytes: Vec<u8>) {
+        self.rt.block_on(self.store.put("incoming", key, bytes, "application/octet-stream")).expect("put source");
+    }
+
+    pub fn get(&self, bucket: &str, key: &str) -> Option<Vec<u8>> {
+        match self.rt.block_on(self.store.get(bucket, key)) {
+            Ok(b) => Some(b),
+            Err(mediagate_store::StoreError::NotFound { .. }) => None,
+            Err(e) => panic!("get s3://{bucket}/{key}: {e}"),
+        }
+    }
+
+    /// Publishes a job body with routing key `upload`.
+    pub fn publish(&self, job: &Value) {
+        let id = job["job_id"].as_str().unwrap_or_default().to_string();
+        let props = BasicProperties::default().with_delivery_mode(2).with_content_type("application/json".into()).with_message_id(id.into());
+        self.rt.block_on(async {
+            let c = self
+                .channel
+                .basic_publish("mediagate.jobs".into(), "upload".into(), BasicPublishOptions::default(), job.to_string().as_bytes(), props)
+                .await
+                .expect("publish")
+                .await
+                .expect("confirm");
+            assert!(c.is_ack());
+        });
+    }
+
+    /// All verdicts seen so far for `job_id`, in arrival order.
+    pub fn verdicts_for(&self, job_id: &str) -> Vec<SeenVerdict> {
+        self.verdicts.lock().unwrap().iter().filter(|v| v.correlation_id.as_deref() == Some(job_id)).cloned().collect()
+    }
+
+    /// Waits until `job_id` has at least `n` verdicts; returns them.
+    pub fn wait_verdicts(&self, job_id: &str, n: usize, timeout: Duration) -> Vec<SeenVerdict> {
+        let start = Instant::now();
+        loop {
+            let v = self.verdicts_for(job_id);
+            if v.len() >= n {
+                for seen in &v {
+                    assert_valid(verdict_schema(), &seen.body, "verdict");
+                }
+                return v;
+            }
+            assert!(start.elapsed() < timeout, "{job_id}: {} of {n} verdicts after {timeout:?}; log:\n{}", v.len(), self.log_tail());
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Every verdict seen so far.
+    pub fn all_verdicts(&self) -> Vec<SeenVerdict> {
+        self.verdicts.lock().unwrap().clone()
+    }
+
+    pub fn log_tail(&self) -> String {
+        let log = std::fs::read_to_string(&self.log).unwrap_or_default();
+        let lines: Vec<&str> = log.lines().collect();
+        lines[lines.len().saturating_sub(80)..].join("\n")
+    }
+
+    /// Starts one more worker process with this environment's settings (its own id and
+    /// metrics port).
+    pub fn spawn_worker(&self, name: &str) -> Tethered {
+        let mut env = self.env.clone();
+        env.retain(|(k, _)| !matches!(*k, "MEDIAGATE_WORKER_ID" | "MEDIAGATE_METRICS_ADDR"));
+        env.push(("MEDIAGATE_WORKER_ID", name.to_string()));
+        env.push(("MEDIAGATE_METRICS_ADDR", format!("127.0.0.1:{}", free_port())));
+        let log = self.logdir.path().join(format!("{name}.log"));
+        let t = Tethered::spawn(Path::new(env!("CARGO_BIN_EXE_mediagate")), &["worker"], &env, &log);
+        wait_ready(&metrics_addr_of(&env), &log);
+        t
+    }
+
+    /// Messages waiting in a queue of this vhost (a fresh connection, so it works after a
+    /// broker restart).
+    pub fn depth(&self, queue: &str) -> u32 {
+        self.rt.block_on(async {
+            let conn = Connection::connect(&amqp_url(&self.vhost), ConnectionProperties::default()).await.expect("amqp connect");
+            let d = queue_depth(&conn, queue).await;
+            let _ = conn.close(200, "depth".into()).await;
+            d
+        })
+    }
+
+    /// A `mediagate` command with this environment's connection settings.
+    pub fn command(&self) -> Command {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_mediagate"));
+        for (k, v) in &self.env {
+            cmd.env(k, v);
+        }
+        cmd
+    }
 }

@@ -1,0 +1,142 @@
+//! Fault tests against real processes: a worker killed mid-batch, RabbitMQ restarted, the S3
+//! server down for 30 s, three workers on one queue. They restart shared infrastructure (the
+//! local broker), so they live in their own test binary and run one at a time.
+
+#[path = "e2e/support/mod.rs"]
+mod support;
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use support::media::jpeg;
+use support::{item, job_id, media_job, sha256_hex, spawn_s3, Isolated};
+
+/// One fault at a time: they share the broker.
+static SERIAL: Mutex<()> = Mutex::new(());
+
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Publishes `n` jobs over the same photo; returns their ids.
+fn batch(env: &Isolated, tag: &str, n: usize, src: &[u8]) -> Vec<String> {
+    let ids: Vec<String> = (0..n).map(|_| job_id(tag)).collect();
+    for id in &ids {
+        env.put(&format!("{id}/0.jpg"), src.to_vec());
+    }
+    for id in &ids {
+        env.publish(&media_job(id, &[&format!("{id}/0.jpg")]));
+    }
+    ids
+}
+
+/// Every job has a final verdict; repeats agree; outputs exist with the verdict's sha256, and
+/// all jobs (same source) have identical outputs.
+fn assert_complete(env: &Isolated, ids: &[String], timeout: Duration) {
+    let mut reference: Option<Vec<(String, String)>> = None;
+    for id in ids {
+        let vs = env.wait_verdicts(id, 1, timeout);
+        let first = &vs[0];
+        assert_eq!(first.body["status"], "cleared", "{id}: {}", first.body);
+        for repeat in &vs[1..] {
+            assert_eq!(repeat.body["status"], first.body["status"], "a repeated verdict agrees");
+            assert_eq!(repeat.body["items"], first.body["items"], "a repeated verdict agrees");
+        }
+        let outs: Vec<(String, String)> = item(first, "0")["outputs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|o| {
+                let key = o["key"].as_str().unwrap().to_string();
+                let bytes = env.get("media", &key).unwrap_or_else(|| panic!("{key} missing"));
+                assert_eq!(sha256_hex(&bytes), o["sha256"].as_str().unwrap(), "{key} intact");
+                (o["variant"].as_str().unwrap().to_string(), o["sha256"].as_str().unwrap().to_string())
+            })
+            .collect();
+        match &reference {
+            None => reference = Some(outs),
+            Some(r) => assert_eq!(&outs, r, "{id}: outputs identical to an undisturbed run"),
+        }
+    }
+}
+
+#[test]
+fn kill_9_mid_batch_then_restart_loses_nothing() {
+    let _g = serial();
+    let mut env = Isolated::start("k9", &[]);
+    let src = jpeg(4000, 3000, 21);
+    let ids = batch(&env, "k9", 8, &src);
+    // Let the worker get going, then crash it.
+    env.wait_verdicts(&ids[0], 1, Duration::from_secs(60));
+    env.worker.as_mut().unwrap().kill9();
+    let done_before = ids.iter().filter(|id| !env.verdicts_for(id).is_empty()).count();
+    assert!(done_before < ids.len(), "the crash happened mid-batch");
+    env.worker = Some(env.spawn_worker("worker-after-crash"));
+    assert_complete(&env, &ids, Duration::from_secs(120));
+}
+
+#[test]
+fn rabbitmq_restart_mid_batch_recovers_by_itself() {
+    let _g = serial();
+    let env = Isolated::start("rmq", &[]);
+    let src = jpeg(2000, 1500, 22);
+    let ids = batch(&env, "rmq", 10, &src);
+    env.wait_verdicts(&ids[0], 1, Duration::from_secs(60));
+    // Restart the broker application: every connection drops; durable quorum queues survive.
+    let run = |args: &[&str]| {
+        let out = std::process::Command::new("rabbitmqctl").args(args).output().expect("rabbitmqctl");
+        assert!(out.status.success(), "rabbitmqctl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    };
+    run(&["-q", "stop_app"]);
+    std::thread::sleep(Duration::from_secs(2));
+    run(&["-q", "start_app"]);
+    run(&["-q", "await_startup", "--timeout", "60"]);
+    assert_complete(&env, &ids, Duration::from_secs(180));
+    assert_eq!(env.depth("mediagate.uploads"), 0, "jobs left in the queue");
+    assert_eq!(env.depth("mediagate.dead"), 0, "nothing dead-lettered");
+    let log = std::fs::read_to_string(&env.log).unwrap_or_default();
+    assert!(log.contains("reconnecting") || log.contains("cannot reach the broker"), "the worker noticed the restart:\n{}", env.log_tail());
+}
+
+#[test]
+fn s3_down_for_30_seconds_loses_nothing_and_rejects_nothing() {
+    let _g = serial();
+    let mut env = Isolated::start("s3down", &[]);
+    let src = jpeg(1200, 900, 23);
+    // Stop S3 first, then publish: every job meets the outage.
+    let ids: Vec<String> = (0..6).map(|_| job_id("s3down")).collect();
+    for id in &ids {
+        env.put(&format!("{id}/0.jpg"), src.clone());
+    }
+    let root = env.s3.dir.path().to_path_buf();
+    let port = env.s3.port;
+    env.s3.proc.kill9();
+    for id in &ids {
+        env.publish(&media_job(id, &[&format!("{id}/0.jpg")]));
+    }
+    std::thread::sleep(Duration::from_secs(30));
+    assert!(ids.iter().all(|id| env.verdicts_for(id).is_empty()), "no verdict while S3 is down");
+    env.s3.proc = spawn_s3(&root, port, env.logdir.path());
+    assert_complete(&env, &ids, Duration::from_secs(120));
+    let log = std::fs::read_to_string(&env.log).unwrap_or_default();
+    assert!(log.contains("retrying the job in place"), "jobs were held in place, not requeued:\n{}", env.log_tail());
+}
+
+#[test]
+fn three_workers_share_a_hundred_jobs() {
+    let _g = serial();
+    let env = Isolated::start("three", &[]);
+    let _w2 = env.spawn_worker("worker-2");
+    let _w3 = env.spawn_worker("worker-3");
+    std::thread::sleep(Duration::from_millis(500));
+    let src = jpeg(800, 600, 24);
+    let ids = batch(&env, "three", 100, &src);
+    assert_complete(&env, &ids, Duration::from_secs(180));
+    let mut by_worker: HashMap<String, usize> = HashMap::new();
+    for v in env.all_verdicts() {
+        *by_worker.entry(v.body["worker"]["id"].as_str().unwrap_or("?").to_string()).or_default() += 1;
+    }
+    assert_eq!(by_worker.values().sum::<usize>(), 100, "exactly one verdict per job: {by_worker:?}");
+    assert_eq!(by_worker.len(), 3, "all three workers took jobs: {by_worker:?}");
+}

@@ -1,0 +1,108 @@
+//! Prometheus metrics of one worker: what ops watch to size the fleet and spot trouble.
+
+use std::sync::OnceLock;
+
+use prometheus::{
+    register_histogram_vec_with_registry, register_int_counter_vec_with_registry,
+    register_int_counter_with_registry, register_int_gauge_with_registry, Encoder, HistogramVec,
+    IntCounter, IntCounterVec, IntGauge, Registry, TextEncoder,
+};
+
+/// All of the worker's metrics, registered once per process.
+pub struct Metrics {
+    pub registry: Registry,
+    /// Jobs finished, by status and lane (live/batch).
+    pub jobs: IntCounterVec,
+    /// Items finished, by status, reason code (`none` when cleared) and media type.
+    pub items: IntCounterVec,
+    /// Seconds spent per stage (fetch, process, classify, store, manifest, publish) and media type.
+    pub stage_seconds: HistogramVec,
+    /// Seconds from taking a job to its confirmed verdict, by lane.
+    pub job_seconds: HistogramVec,
+    /// Jobs currently held by this worker.
+    pub in_flight: IntGauge,
+    /// Jobs handed back to the broker after a transient fault, by cause.
+    pub retries: IntCounterVec,
+    /// Jobs that reached the delivery limit and got a `failed` verdict.
+    pub dead_lettered: IntCounter,
+}
+
+/// The process-wide metrics.
+pub fn metrics() -> &'static Metrics {
+    static M: OnceLock<Metrics> = OnceLock::new();
+    M.get_or_init(|| Metrics::new().unwrap_or_else(|e| panic!("metric registration is static and cannot fail: {e}")))
+}
+
+const STAGE_BUCKETS: &[f64] = &[0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0];
+
+impl Metrics {
+    fn new() -> prometheus::Result<Metrics> {
+        let registry = Registry::new_custom(Some("mediagate".into()), None)?;
+        #[cfg(target_os = "linux")]
+        registry.register(Box::new(prometheus::process_collector::ProcessCollector::for_self()))?;
+        Ok(Metrics {
+            jobs: register_int_counter_vec_with_registry!("jobs_total", "Jobs finished, by verdict status and lane.", &["status", "lane"], registry)?,
+            items: register_int_counter_vec_with_registry!(
+                "items_total",
+                "Items finished, by status, reason code and media type.",
+                &["status", "reason", "media_type"],
+                registry
+            )?,
+            stage_seconds: register_histogram_vec_with_registry!(
+                "stage_seconds",
+                "Time per pipeline stage and media type.",
+                &["stage", "media_type"],
+                STAGE_BUCKETS.to_vec(),
+                registry
+            )?,
+            job_seconds: register_histogram_vec_with_registry!(
+                "job_seconds",
+                "Time from taking a job to its confirmed verdict.",
+                &["lane"],
+                STAGE_BUCKETS.to_vec(),
+                registry
+            )?,
+            in_flight: register_int_gauge_with_registry!("jobs_in_flight", "Jobs held by this worker now.", registry)?,
+            retries: register_int_counter_vec_with_registry!(
+                "retries_total",
+                "Jobs handed back to the broker after a transient fault.",
+                &["cause"],
+                registry
+            )?,
+            dead_lettered: register_int_counter_with_registry!(
+                "dead_lettered_total",
+                "Jobs that reached their delivery limit and got a failed verdict.",
+                registry
+            )?,
+            registry,
+        })
+    }
+
+    /// The text exposition format.
+    pub fn render(&self) -> String {
+        let mut buf = Vec::new();
+        if TextEncoder::new().encode(&self.registry.gather(), &mut buf).is_err() {
+            return String::new();
+        }
+        String::from_utf8(buf).unwrap_or_default()
+    }
+}
+
+/// Records a stage's duration when dropped.
+pub struct StageTimer {
+    stage: &'static str,
+    media_type: &'static str,
+    start: std::time::Instant,
+}
+
+impl StageTimer {
+    pub fn start(stage: &'static str, media_type: &'static str) -> StageTimer {
+        StageTimer { stage, media_type, start: std::time::Instant::now() }
+    }
+}
+
+impl Drop for StageTimer {
+    fn drop(&mut self) {
+        metrics().stage_seconds.with_label_values(&[self.stage, self.media_type]).observe(self.start.elapsed().as_secs_f64());
+    }
+}
