@@ -103,6 +103,24 @@ pub struct WorkerArgs {
     /// JPEG quality of photo variants (1–100).
     #[arg(long, env = "MEDIAGATE_JPEG_QUALITY", default_value_t = 85, value_parser = clap::value_parser!(u8).range(1..=100))]
     pub jpeg_quality: u8,
+    /// Opus bitrate of the `voice` variant, bit/s.
+    #[arg(long, env = "MEDIAGATE_VOICE_BITRATE", default_value_t = 24_000)]
+    pub voice_bitrate: u32,
+    /// Wall-clock budget for one voice note, seconds.
+    #[arg(long, env = "MEDIAGATE_VOICE_BUDGET_S", default_value_t = 60)]
+    pub voice_budget_s: u64,
+    /// libx264 CRF of the `video` variant.
+    #[arg(long, env = "MEDIAGATE_VIDEO_CRF", default_value_t = 23)]
+    pub video_crf: u8,
+    /// libx264 preset of the `video` variant.
+    #[arg(long, env = "MEDIAGATE_VIDEO_PRESET", default_value = "veryfast")]
+    pub video_preset: String,
+    /// Decoder and encoder threads per video (fixed, so outputs are byte-identical).
+    #[arg(long, env = "MEDIAGATE_VIDEO_THREADS", default_value_t = 2)]
+    pub video_threads: usize,
+    /// Wall-clock budget for one video, seconds.
+    #[arg(long, env = "MEDIAGATE_VIDEO_BUDGET_S", default_value_t = 600)]
+    pub video_budget_s: u64,
     /// Address of the HTTP endpoints `/healthz`, `/readyz` and `/metrics`; empty disables them.
     #[arg(long, env = "MEDIAGATE_METRICS_ADDR", default_value = "0.0.0.0:9464")]
     pub metrics_addr: String,

@@ -11,7 +11,7 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use clap::Parser;
 use mediagate_contract::{Limits, Thresholds};
-use mediagate_media::PhotoSettings;
+use mediagate_media::{PhotoSettings, VideoSettings, VoiceSettings};
 use mediagate_queue::{redact_url, Broker};
 use mediagate_store::{RetryPolicy, Store, StoreConfig};
 use mediagate_worker::{Readiness, WorkerConfig};
@@ -113,6 +113,21 @@ fn worker_config(common: &Common, args: &WorkerArgs) -> Result<WorkerConfig> {
             thumb_edge: args.photo_thumb_edge,
             jpeg_quality: args.jpeg_quality,
             max_pixels: limits.image_max_pixels,
+        },
+        voice: VoiceSettings {
+            max_ms: limits.voice_max_ms,
+            bitrate: args.voice_bitrate,
+            budget: Duration::from_secs(args.voice_budget_s.max(1)),
+            ..VoiceSettings::default()
+        },
+        video: VideoSettings {
+            max_ms: limits.video_max_ms,
+            max_pixels: limits.image_max_pixels,
+            crf: args.video_crf,
+            preset: args.video_preset.clone(),
+            threads: args.video_threads.max(1),
+            budget: Duration::from_secs(args.video_budget_s.max(1)),
+            ..VideoSettings::default()
         },
         limits,
         thresholds: Thresholds { minor: args.nudity_threshold_minor, adult: args.nudity_threshold_adult },

@@ -1,7 +1,7 @@
 //! The worker's settings, already validated; the binary fills them from flags and env.
 
 use mediagate_contract::{Limits, Thresholds};
-use mediagate_media::PhotoSettings;
+use mediagate_media::{PhotoSettings, VideoSettings, VoiceSettings};
 
 /// Everything a worker needs to decide and store; no connection details (those are the
 /// store's and the broker's).
@@ -20,6 +20,8 @@ pub struct WorkerConfig {
     pub limits: Limits,
     pub thresholds: Thresholds,
     pub photo: PhotoSettings,
+    pub voice: VoiceSettings,
+    pub video: VideoSettings,
     /// Reported in every verdict (`worker.id`).
     pub worker_id: String,
     /// Reported in every verdict (`worker.version`).
@@ -37,6 +39,8 @@ impl WorkerConfig {
             manifest_bucket: mediagate_contract::settings::DEFAULT_OUTPUT_BUCKET.to_string(),
             concurrency: 2,
             photo: PhotoSettings { max_pixels: limits.image_max_pixels, ..PhotoSettings::default() },
+            voice: VoiceSettings { max_ms: limits.voice_max_ms, ..VoiceSettings::default() },
+            video: VideoSettings { max_ms: limits.video_max_ms, max_pixels: limits.image_max_pixels, ..VideoSettings::default() },
             limits,
             thresholds: Thresholds::default(),
             worker_id: worker_id.into(),

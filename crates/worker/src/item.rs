@@ -117,26 +117,101 @@ async fn process_in_slot(ctx: &ItemCtx, item: &Item) -> Result<ItemVerdict, Tran
                 ),
             ));
         };
-        let media_type = media_type_of(format);
-        if let Some(reason) = kind_mismatch(kind, format) {
+        // MP4/MOV/WebM/Matroska may hold a video or only sound: the tracks decide.
+        let class = if mediagate_media::is_video_format(format) {
+            let probe_bytes = bytes.clone();
+            match blocking(move || mediagate_media::probe_av(&probe_bytes, format)).await {
+                Ok(Ok(probe)) => probe.media_class(),
+                Ok(Err(e)) => return Ok(ItemVerdict::rejected(&item.item_id, Some(media_type_of(format.media_class())), media_error(e)?)),
+                Err(reason) => return Ok(ItemVerdict::rejected(&item.item_id, Some(media_type_of(format.media_class())), reason)),
+            }
+        } else {
+            format.media_class()
+        };
+        let media_type = media_type_of(class);
+        if let Some(reason) = kind_mismatch(kind, format, class) {
             return Ok(ItemVerdict::rejected(&item.item_id, Some(media_type), reason));
         }
-        match format.media_class() {
-            MediaClass::Image => photo(shared, job_id, item, bytes, format).await,
-            MediaClass::Video | MediaClass::Audio => Ok(ItemVerdict::rejected(
-                &item.item_id,
-                Some(media_type),
-                Reason::new(
-                    ReasonCode::InputUnsupportedFormat,
-                    format!(
-                        "{} files are recognised but this worker version does not process {} yet",
-                        format.name(),
-                        if format.media_class() == MediaClass::Video { "video" } else { "audio" }
-                    ),
-                ),
-            )),
+        match class {
+            MediaClass::Image => photo(shared, job_id, item, bytes).await,
+            MediaClass::Audio => voice(shared, job_id, item, bytes, format).await,
+            MediaClass::Video => video(shared, job_id, item, bytes, format).await,
         }
     }
+}
+
+/// Runs media work on the blocking pool. A panic there is the input's doing (it would panic on
+/// every redelivery), so it becomes an `input.corrupt` reason rather than a crash or a retry.
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Result<T, Reason> {
+    tokio::task::spawn_blocking(f).await.map_err(|join| {
+        Reason::new(
+            ReasonCode::InputCorrupt,
+            format!("the decoder failed on this file ({join}); re-export it and send it again"),
+        )
+    })
+}
+
+/// A cleared item with its measurements and outputs; the caller fills in what applies.
+fn cleared(item_id: &str, media_type: MediaType, outputs: Vec<Output>) -> ItemVerdict {
+    ItemVerdict {
+        item_id: item_id.to_string(),
+        status: ItemStatus::Cleared,
+        media_type: Some(media_type),
+        reason: None,
+        width: None,
+        height: None,
+        duration_ms: None,
+        waveform: None,
+        blurhash: None,
+        nudity: None,
+        outputs,
+    }
+}
+
+/// Measures and transcodes a voice note to Ogg Opus, with its waveform.
+async fn voice(shared: &Arc<Shared>, job_id: &str, item: &Item, bytes: Vec<u8>, format: Format) -> Result<ItemVerdict, Transient> {
+    let settings = shared.config.voice.clone();
+    let timer = StageTimer::start("process", "audio");
+    let result = blocking(move || mediagate_media::process_voice(&bytes, format, &settings)).await;
+    drop(timer);
+    let out = match result {
+        Ok(Ok(out)) => out,
+        Ok(Err(e)) => return Ok(ItemVerdict::rejected(&item.item_id, Some(MediaType::Audio), media_error(e)?)),
+        Err(reason) => return Ok(ItemVerdict::rejected(&item.item_id, Some(MediaType::Audio), reason)),
+    };
+    let _store_timer = StageTimer::start("store", "audio");
+    let ogg = store_bytes(shared, job_id, &item.item_id, "voice", "ogg", "audio/ogg", out.ogg, None).await?;
+    Ok(ItemVerdict {
+        duration_ms: Some(out.duration_ms),
+        waveform: Some(out.waveform),
+        ..cleared(&item.item_id, MediaType::Audio, vec![ogg])
+    })
+}
+
+/// Measures and transcodes a video to H.264/AAC MP4 with a poster.
+async fn video(shared: &Arc<Shared>, job_id: &str, item: &Item, bytes: Vec<u8>, format: Format) -> Result<ItemVerdict, Transient> {
+    let settings = shared.config.video.clone();
+    let timer = StageTimer::start("process", "video");
+    let result = blocking(move || mediagate_media::process_video(&bytes, format, &settings)).await;
+    drop(timer);
+    let out = match result {
+        Ok(Ok(out)) => out,
+        Ok(Err(e)) => return Ok(ItemVerdict::rejected(&item.item_id, Some(MediaType::Video), media_error(e)?)),
+        Err(reason) => return Ok(ItemVerdict::rejected(&item.item_id, Some(MediaType::Video), reason)),
+    };
+    let _store_timer = StageTimer::start("store", "video");
+    let dims = Some((out.mp4_width, out.mp4_height));
+    let (mp4, poster) = tokio::try_join!(
+        store_bytes(shared, job_id, &item.item_id, "video", "mp4", "video/mp4", out.mp4, dims),
+        store_output(shared, job_id, &item.item_id, "poster", out.poster),
+    )?;
+    Ok(ItemVerdict {
+        width: Some(out.width),
+        height: Some(out.height),
+        duration_ms: Some(out.duration_ms),
+        blurhash: Some(out.blurhash),
+        ..cleared(&item.item_id, MediaType::Video, vec![mp4, poster])
+    })
 }
 
 /// Metric label of a media type.
@@ -149,9 +224,9 @@ fn media_label(t: Option<MediaType>) -> &'static str {
     }
 }
 
-/// The verdict's media type of a sniffed format.
-fn media_type_of(format: Format) -> MediaType {
-    match format.media_class() {
+/// The verdict's media type of a media class.
+fn media_type_of(class: MediaClass) -> MediaType {
+    match class {
         MediaClass::Image => MediaType::Image,
         MediaClass::Video => MediaType::Video,
         MediaClass::Audio => MediaType::Audio,
@@ -159,8 +234,7 @@ fn media_type_of(format: Format) -> MediaType {
 }
 
 /// Rule "sniffed type fits the kind": images and videos for `media`, audio for `voice_note`.
-fn kind_mismatch(kind: JobKind, format: Format) -> Option<Reason> {
-    let class = format.media_class();
+fn kind_mismatch(kind: JobKind, format: Format, class: MediaClass) -> Option<Reason> {
     let fits = match kind {
         JobKind::Media => matches!(class, MediaClass::Image | MediaClass::Video),
         JobKind::VoiceNote => class == MediaClass::Audio,
@@ -184,35 +258,15 @@ fn kind_mismatch(kind: JobKind, format: Format) -> Option<Reason> {
 }
 
 /// Decodes, resizes and stores a photo.
-async fn photo(
-    shared: &Arc<Shared>,
-    job_id: &str,
-    item: &Item,
-    bytes: Vec<u8>,
-    format: Format,
-) -> Result<ItemVerdict, Transient> {
+async fn photo(shared: &Arc<Shared>, job_id: &str, item: &Item, bytes: Vec<u8>) -> Result<ItemVerdict, Transient> {
     let settings = shared.config.photo.clone();
     let timer = StageTimer::start("process", "image");
-    let result = tokio::task::spawn_blocking(move || {
-        mediagate_media::process_photo(&bytes, &settings)
-    })
-    .await;
+    let result = blocking(move || mediagate_media::process_photo(&bytes, &settings)).await;
     drop(timer);
     let out = match result {
         Ok(Ok(out)) => out,
         Ok(Err(e)) => return Ok(ItemVerdict::rejected(&item.item_id, Some(MediaType::Image), media_error(e)?)),
-        // A decoder that panics on a file will panic on every redelivery: that is the input's
-        // doing, so the item is rejected rather than retried to the delivery limit.
-        Err(join) => {
-            return Ok(ItemVerdict::rejected(
-                &item.item_id,
-                Some(MediaType::Image),
-                Reason::new(
-                    ReasonCode::InputCorrupt,
-                    format!("the {} decoder failed on this file ({join}); re-export the photo and send it again", format.name()),
-                ),
-            ))
-        }
+        Err(reason) => return Ok(ItemVerdict::rejected(&item.item_id, Some(MediaType::Image), reason)),
     };
     let _store_timer = StageTimer::start("store", "image");
     let (full, thumb) = tokio::try_join!(
@@ -220,34 +274,36 @@ async fn photo(
         store_output(shared, job_id, &item.item_id, "thumb", out.thumb),
     )?;
     Ok(ItemVerdict {
-        item_id: item.item_id.clone(),
-        status: ItemStatus::Cleared,
-        media_type: Some(MediaType::Image),
-        reason: None,
         width: Some(out.width),
         height: Some(out.height),
-        duration_ms: None,
-        waveform: None,
         blurhash: Some(out.blurhash),
-        nudity: None,
-        outputs: vec![full, thumb],
+        ..cleared(&item.item_id, MediaType::Image, vec![full, thumb])
     })
 }
 
-/// Writes one variant and describes it for the verdict.
-async fn store_output(
+/// Writes one encoded image variant and describes it for the verdict.
+async fn store_output(shared: &Arc<Shared>, job_id: &str, item_id: &str, variant: &str, enc: Encoded) -> Result<Output, Transient> {
+    let dims = Some((enc.width, enc.height));
+    store_bytes(shared, job_id, item_id, variant, enc.kind.ext(), enc.kind.content_type(), enc.bytes, dims).await
+}
+
+/// Writes one variant under its contract key and describes it for the verdict.
+#[allow(clippy::too_many_arguments)]
+async fn store_bytes(
     shared: &Arc<Shared>,
     job_id: &str,
     item_id: &str,
     variant: &str,
-    enc: Encoded,
+    ext: &str,
+    content_type: &str,
+    bytes: Vec<u8>,
+    dims: Option<(u32, u32)>,
 ) -> Result<Output, Transient> {
     let bucket = &shared.config.output_bucket;
-    let key = output_key(job_id, item_id, variant, enc.kind.ext());
-    let content_type = enc.kind.content_type();
+    let key = output_key(job_id, item_id, variant, ext);
     let receipt = shared
         .store
-        .put(bucket, &key, enc.bytes, content_type)
+        .put(bucket, &key, bytes, content_type)
         .await
         .map_err(|e| Transient::storage(format!("writing s3://{bucket}/{key}: {e}")))?;
     Ok(Output {
@@ -256,8 +312,8 @@ async fn store_output(
         key,
         content_type: content_type.to_string(),
         bytes: receipt.bytes,
-        width: Some(enc.width),
-        height: Some(enc.height),
+        width: dims.map(|d| d.0),
+        height: dims.map(|d| d.1),
         sha256: receipt.sha256,
     })
 }

@@ -3,6 +3,7 @@
 
 mod support;
 
+mod av;
 mod cli;
 mod photos;
 mod rules;

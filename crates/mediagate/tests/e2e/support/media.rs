@@ -205,3 +205,88 @@ pub fn dims(bytes: &[u8]) -> (u32, u32) {
 pub fn contains(hay: &[u8], needle: &[u8]) -> bool {
     hay.windows(needle.len()).any(|w| w == needle)
 }
+
+/// Runs a media tool (ffmpeg, sox, espeak-ng) that writes `out_name` in a temp dir; returns
+/// the file's bytes. A missing tool fails the test with a message saying how to get it.
+pub fn tool_output(tool: &str, args: &[&str], out_name: &str) -> Vec<u8> {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = dir.path().join(out_name);
+    let args: Vec<String> = args.iter().map(|a| a.replace("{out}", out.to_str().unwrap()).replace("{dir}", dir.path().to_str().unwrap())).collect();
+    let status = std::process::Command::new(tool)
+        .args(&args)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .output()
+        .unwrap_or_else(|e| panic!("{tool} is needed to generate test media ({e}); run `make test`, which installs it"));
+    assert!(status.status.success(), "{tool} {args:?}: {}", String::from_utf8_lossy(&status.stderr));
+    std::fs::read(&out).expect("tool output")
+}
+
+/// `seconds` of synthetic speech-like audio (a warbling tone) as AAC in M4A.
+pub fn m4a_tone(seconds: f32) -> Vec<u8> {
+    let t = format!("{seconds}");
+    tool_output(
+        "ffmpeg",
+        &["-v", "error", "-f", "lavfi", "-i", "sine=frequency=220:beep_factor=3:sample_rate=44100", "-t", &t, "-c:a", "aac", "-b:a", "64k", "-y", "{out}"],
+        "tone.m4a",
+    )
+}
+
+/// Spoken words from espeak-ng, encoded by ffmpeg to the codec implied by `ext`.
+pub fn speech(text: &str, ext: &str) -> Vec<u8> {
+    let wav = tool_output("espeak-ng", &["-w", "{out}", text], "speech.wav");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let src = dir.path().join("in.wav");
+    std::fs::write(&src, wav).unwrap();
+    let codec: &[&str] = match ext {
+        "ogg" => &["-c:a", "libopus"],
+        "mp3" => &["-c:a", "libmp3lame"],
+        "m4a" => &["-c:a", "aac"],
+        _ => &[],
+    };
+    let mut args = vec!["-v", "error", "-i", src.to_str().unwrap()];
+    args.extend_from_slice(codec);
+    args.extend_from_slice(&["-y", "{out}"]);
+    tool_output("ffmpeg", &args, &format!("speech.{ext}"))
+}
+
+/// A test-pattern H.264 MP4 (with AAC sound when `audio`), `extra` ffmpeg output options.
+pub fn mp4(width: u32, height: u32, seconds: f32, fps: u32, audio: bool, extra: &[&str]) -> Vec<u8> {
+    let video = format!("testsrc2=size={width}x{height}:rate={fps}");
+    let t = format!("{seconds}");
+    let mut args = vec!["-v", "error", "-f", "lavfi", "-i", video.as_str()];
+    if audio {
+        args.extend_from_slice(&["-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000"]);
+    }
+    args.extend_from_slice(&["-t", &t, "-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p"]);
+    if audio {
+        args.extend_from_slice(&["-c:a", "aac"]);
+    }
+    args.extend_from_slice(extra);
+    args.extend_from_slice(&["-y", "{out}"]);
+    tool_output("ffmpeg", &args, "video.mp4")
+}
+
+/// ffprobe's JSON about a file's streams and format.
+pub fn ffprobe(bytes: &[u8], ext: &str) -> serde_json::Value {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join(format!("probe.{ext}"));
+    std::fs::write(&path, bytes).unwrap();
+    let out = std::process::Command::new("ffprobe")
+        .args(["-v", "error", "-print_format", "json", "-show_streams", "-show_format", path.to_str().unwrap()])
+        .output()
+        .unwrap_or_else(|e| panic!("ffprobe is needed ({e}); run `make test`"));
+    assert!(out.status.success(), "ffprobe: {}", String::from_utf8_lossy(&out.stderr));
+    serde_json::from_slice(&out.stdout).expect("ffprobe JSON")
+}
+
+/// A phone-style clip: stored landscape, tagged to display rotated by `degrees` (FFmpeg 5.1
+/// turns the `rotate` tag into a display matrix only when stream copying).
+pub fn mp4_rotated(width: u32, height: u32, seconds: f32, degrees: u32) -> Vec<u8> {
+    let plain = mp4(width, height, seconds, 15, false, &[]);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let src = dir.path().join("plain.mp4");
+    std::fs::write(&src, plain).unwrap();
+    let tag = format!("rotate={degrees}");
+    tool_output("ffmpeg", &["-v", "error", "-i", src.to_str().unwrap(), "-c", "copy", "-metadata:s:v:0", &tag, "-y", "{out}"], "rotated.mp4")
+}
