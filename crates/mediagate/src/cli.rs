@@ -121,6 +121,15 @@ pub struct WorkerArgs {
     /// Wall-clock budget for one video, seconds.
     #[arg(long, env = "MEDIAGATE_VIDEO_BUDGET_S", default_value_t = 600)]
     pub video_budget_s: u64,
+    /// ONNX Runtime intra-op threads of the classifier; default: CPUs / concurrency (at least 1).
+    #[arg(long, env = "MEDIAGATE_CLASSIFIER_THREADS")]
+    pub classifier_threads: Option<usize>,
+    /// Spacing of the video frames the classifier scores, ms.
+    #[arg(long, env = "MEDIAGATE_VIDEO_FRAME_INTERVAL_MS", default_value_t = 1000)]
+    pub video_frame_interval_ms: u64,
+    /// Most video frames scored per video, the poster included.
+    #[arg(long, env = "MEDIAGATE_VIDEO_MAX_FRAMES", default_value_t = 16)]
+    pub video_max_frames: usize,
     /// Address of the HTTP endpoints `/healthz`, `/readyz` and `/metrics`; empty disables them.
     #[arg(long, env = "MEDIAGATE_METRICS_ADDR", default_value = "0.0.0.0:9464")]
     pub metrics_addr: String,

@@ -11,7 +11,7 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use clap::Parser;
 use mediagate_contract::{Limits, Thresholds};
-use mediagate_media::{PhotoSettings, VideoSettings, VoiceSettings};
+use mediagate_media::{FrameSampling, PhotoSettings, VideoSettings, VoiceSettings};
 use mediagate_queue::{redact_url, Broker};
 use mediagate_store::{RetryPolicy, Store, StoreConfig};
 use mediagate_worker::{Readiness, WorkerConfig};
@@ -129,6 +129,11 @@ fn worker_config(common: &Common, args: &WorkerArgs) -> Result<WorkerConfig> {
             budget: Duration::from_secs(args.video_budget_s.max(1)),
             ..VideoSettings::default()
         },
+        frame_sampling: FrameSampling {
+            every: Duration::from_millis(args.video_frame_interval_ms.max(1)),
+            max_frames: args.video_max_frames.max(1),
+            ..FrameSampling::default()
+        },
         limits,
         thresholds: Thresholds { minor: args.nudity_threshold_minor, adult: args.nudity_threshold_adult },
         worker_id: args.worker_id.clone().unwrap_or_else(hostname),
@@ -142,7 +147,19 @@ async fn worker(common: &Common, args: WorkerArgs) -> Result<std::process::ExitC
     let config = worker_config(common, &args)?;
     let store = Store::connect(&store_config(common)).await.context("configuring S3")?;
     let readiness = Arc::new(Readiness::default());
-    // No classifier yet: nothing to load.
+    // The classifier is loaded once, before any job is taken: a missing or altered model stops
+    // the worker here with the make target that fixes it.
+    let threads = args.classifier_threads.filter(|&n| n > 0).unwrap_or_else(|| {
+        let cpus = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
+        (cpus / config.concurrency.max(1)).max(1)
+    });
+    let classifier_config = mediagate_classify::ClassifierConfig::resolve(threads);
+    let classifier = tokio::task::spawn_blocking(move || mediagate_classify::Classifier::load(&classifier_config))
+        .await
+        .context("loading the classifier")?
+        .context("loading the nudity classifier")?;
+    info!(model = classifier.model_name(), sha256 = classifier.model_sha256(), threads, "nudity classifier loaded");
+    let classifier = Some(Arc::new(classifier));
     readiness.model.store(true, Ordering::Relaxed);
     if !args.metrics_addr.trim().is_empty() {
         let listener = tokio::net::TcpListener::bind(args.metrics_addr.trim())
@@ -195,7 +212,7 @@ async fn worker(common: &Common, args: WorkerArgs) -> Result<std::process::ExitC
         let shutdown = async move {
             let _ = rx.wait_for(|s| *s).await;
         };
-        match mediagate_worker::run(config.clone(), store.clone(), &broker, readiness.clone(), shutdown).await {
+        match mediagate_worker::run(config.clone(), store.clone(), classifier.clone(), &broker, readiness.clone(), shutdown).await {
             Ok(()) => {
                 broker.close().await;
                 break;

@@ -1,7 +1,7 @@
 //! The worker's settings, already validated; the binary fills them from flags and env.
 
 use mediagate_contract::{Limits, Thresholds};
-use mediagate_media::{PhotoSettings, VideoSettings, VoiceSettings};
+use mediagate_media::{FrameSampling, PhotoSettings, VideoSettings, VoiceSettings};
 
 /// Everything a worker needs to decide and store; no connection details (those are the
 /// store's and the broker's).
@@ -22,6 +22,8 @@ pub struct WorkerConfig {
     pub photo: PhotoSettings,
     pub voice: VoiceSettings,
     pub video: VideoSettings,
+    /// Which video frames the classifier scores when the filter applies.
+    pub frame_sampling: FrameSampling,
     /// Reported in every verdict (`worker.id`).
     pub worker_id: String,
     /// Reported in every verdict (`worker.version`).
@@ -41,6 +43,7 @@ impl WorkerConfig {
             photo: PhotoSettings { max_pixels: limits.image_max_pixels, ..PhotoSettings::default() },
             voice: VoiceSettings { max_ms: limits.voice_max_ms, ..VoiceSettings::default() },
             video: VideoSettings { max_ms: limits.video_max_ms, max_pixels: limits.image_max_pixels, ..VideoSettings::default() },
+            frame_sampling: FrameSampling::default(),
             limits,
             thresholds: Thresholds::default(),
             worker_id: worker_id.into(),

@@ -2,11 +2,12 @@
 
 use std::sync::Arc;
 
-use mediagate_contract::keys::{output_item_prefix, output_key};
+use mediagate_classify::Classifier;
+use mediagate_contract::keys::{output_item_prefix, output_key, quarantine_original_key, quarantine_verdict_key};
 use mediagate_contract::{
-    Item, ItemStatus, ItemVerdict, JobKind, MediaType, Output, Reason, ReasonCode,
+    Item, ItemStatus, ItemVerdict, JobKind, MediaType, NudityPolicy, NudityResult, Output, Reason, ReasonCode,
 };
-use mediagate_media::{sniff, Encoded, Format, MediaClass};
+use mediagate_media::{sniff, Encoded, Format, MediaClass, MediaError};
 use tracing::{debug, info_span, Instrument};
 
 use crate::codes::{media_error, source_error, Transient};
@@ -21,6 +22,8 @@ pub(crate) struct ItemCtx {
     pub lane: Lane,
     /// Remove objects under the item's prefix that the new verdict does not list.
     pub tidy: bool,
+    /// The nudity filter of this job, when it applies.
+    pub nudity: Option<NudityPolicy>,
 }
 
 /// Processes one item to its verdict entry. `Err` only for faults that are not the input's.
@@ -52,7 +55,8 @@ pub(crate) async fn process_item(ctx: ItemCtx, item: Item) -> Result<ItemVerdict
             ItemStatus::Rejected => "rejected",
         };
         metrics().items.with_label_values(&[status, reason, media_type]).inc();
-        if ctx.tidy {
+        // A blocked item must leave no cleared output behind, whatever an earlier delivery wrote.
+        if ctx.tidy || verdict.status == ItemStatus::Blocked {
             remove_stale_outputs(&ctx, &item.item_id, &verdict).await?;
         }
         Ok(verdict)
@@ -133,9 +137,9 @@ async fn process_in_slot(ctx: &ItemCtx, item: &Item) -> Result<ItemVerdict, Tran
             return Ok(ItemVerdict::rejected(&item.item_id, Some(media_type), reason));
         }
         match class {
-            MediaClass::Image => photo(shared, job_id, item, bytes).await,
+            MediaClass::Image => photo(ctx, item, bytes, format).await,
             MediaClass::Audio => voice(shared, job_id, item, bytes, format).await,
-            MediaClass::Video => video(shared, job_id, item, bytes, format).await,
+            MediaClass::Video => video(ctx, item, bytes, format).await,
         }
     }
 }
@@ -188,30 +192,69 @@ async fn voice(shared: &Arc<Shared>, job_id: &str, item: &Item, bytes: Vec<u8>, 
     })
 }
 
-/// Measures and transcodes a video to H.264/AAC MP4 with a poster.
-async fn video(shared: &Arc<Shared>, job_id: &str, item: &Item, bytes: Vec<u8>, format: Format) -> Result<ItemVerdict, Transient> {
-    let settings = shared.config.video.clone();
+/// Measures and transcodes a video to H.264/AAC MP4 with a poster; when the filter applies,
+/// frames sampled from the same decode (the poster among them) are scored and the item's score
+/// is their maximum.
+async fn video(ctx: &ItemCtx, item: &Item, bytes: Vec<u8>, format: Format) -> Result<ItemVerdict, Transient> {
+    let shared = &ctx.shared;
+    let mut settings = shared.config.video.clone();
+    let filter = classifier_for(ctx)?;
+    if filter.is_some() {
+        settings.sampling = Some(shared.config.frame_sampling.clone());
+    }
     let timer = StageTimer::start("process", "video");
-    let result = blocking(move || mediagate_media::process_video(&bytes, format, &settings)).await;
+    let result = blocking(move || {
+        let mut out = mediagate_media::process_video(&bytes, format, &settings)?;
+        let frames = std::mem::take(&mut out.frames);
+        let score = match &filter {
+            Some((c, _)) => {
+                let t = std::time::Instant::now();
+                let mut max = 0f32;
+                for f in &frames {
+                    let s = c.score_rgb(f.width, f.height, &f.data).map_err(|e| MediaError::Internal { message: format!("scoring a video frame: {e}") })?;
+                    max = max.max(s);
+                }
+                metrics().stage_seconds.with_label_values(&["classify", "video"]).observe(t.elapsed().as_secs_f64());
+                Some((max, frames.len() as u32))
+            }
+            None => None,
+        };
+        Ok::<_, MediaError>((out, score))
+    })
+    .await;
     drop(timer);
-    let out = match result {
+    let (out, score) = match result {
         Ok(Ok(out)) => out,
         Ok(Err(e)) => return Ok(ItemVerdict::rejected(&item.item_id, Some(MediaType::Video), media_error(e)?)),
         Err(reason) => return Ok(ItemVerdict::rejected(&item.item_id, Some(MediaType::Video), reason)),
     };
-    let _store_timer = StageTimer::start("store", "video");
-    let dims = Some((out.mp4_width, out.mp4_height));
-    let (mp4, poster) = tokio::try_join!(
-        store_bytes(shared, job_id, &item.item_id, "video", "mp4", "video/mp4", out.mp4, dims),
-        store_output(shared, job_id, &item.item_id, "poster", out.poster),
-    )?;
-    Ok(ItemVerdict {
+    let nudity = match (score, ctx.nudity) {
+        (Some((s, n)), Some(policy)) => {
+            if n == 0 {
+                return Err(Transient::internal("the nudity filter applies but no video frame was sampled"));
+            }
+            Some(Scored::new(shared, policy, s, n)?.result)
+        }
+        _ => None,
+    };
+    let measured = ItemVerdict {
         width: Some(out.width),
         height: Some(out.height),
         duration_ms: Some(out.duration_ms),
-        blurhash: Some(out.blurhash),
-        ..cleared(&item.item_id, MediaType::Video, vec![mp4, poster])
-    })
+        blurhash: Some(out.blurhash.clone()),
+        nudity: nudity.clone(),
+        ..cleared(&item.item_id, MediaType::Video, Vec::new())
+    };
+    if nudity.as_ref().is_some_and(|n| n.flagged) {
+        return block(ctx, item, format, measured).await;
+    }
+    let _store_timer = StageTimer::start("store", "video");
+    let dims = Some((out.mp4_width, out.mp4_height));
+    let (mp4, poster) = tokio::try_join!(
+        store_bytes(shared, &ctx.job_id, &item.item_id, "video", "mp4", "video/mp4", out.mp4, dims),
+        store_output(shared, &ctx.job_id, &item.item_id, "poster", out.poster),
+    )?;
+    Ok(ItemVerdict { outputs: vec![mp4, poster], ..measured })
 }
 
 /// Metric label of a media type.
@@ -257,28 +300,130 @@ fn kind_mismatch(kind: JobKind, format: Format, class: MediaClass) -> Option<Rea
     })
 }
 
-/// Decodes, resizes and stores a photo.
-async fn photo(shared: &Arc<Shared>, job_id: &str, item: &Item, bytes: Vec<u8>) -> Result<ItemVerdict, Transient> {
+/// The classifier's verdict on one item, before anything is stored.
+struct Scored {
+    result: NudityResult,
+}
+
+impl Scored {
+    fn new(shared: &Shared, policy: NudityPolicy, score: f32, frames: u32) -> Result<Scored, Transient> {
+        let classifier = shared.classifier.as_ref().ok_or_else(|| Transient::internal("the nudity filter applies but no classifier is loaded"))?;
+        // Round to 6 decimals: an f32 widened to f64 prints noise digits otherwise.
+        let score = (f64::from(score) * 1e6).round() / 1e6;
+        Ok(Scored {
+            result: NudityResult {
+                model: classifier.model_name().to_string(),
+                model_sha256: classifier.model_sha256().to_string(),
+                score,
+                threshold: policy.threshold,
+                flagged: score >= policy.threshold,
+                frames,
+            },
+        })
+    }
+}
+
+/// The classifier for a job that needs the filter; `Err` when it is missing (never clear
+/// unfiltered media).
+fn classifier_for(ctx: &ItemCtx) -> Result<Option<(Arc<Classifier>, NudityPolicy)>, Transient> {
+    match ctx.nudity {
+        None => Ok(None),
+        Some(policy) => match &ctx.shared.classifier {
+            Some(c) => Ok(Some((c.clone(), policy))),
+            None => Err(Transient::internal("the nudity filter applies to this job but the worker has no classifier")),
+        },
+    }
+}
+
+/// Decodes, resizes and (when the filter applies) scores a photo, then stores it or, when
+/// flagged, quarantines the original.
+async fn photo(ctx: &ItemCtx, item: &Item, bytes: Vec<u8>, format: Format) -> Result<ItemVerdict, Transient> {
+    let shared = &ctx.shared;
     let settings = shared.config.photo.clone();
+    let filter = classifier_for(ctx)?;
     let timer = StageTimer::start("process", "image");
-    let result = blocking(move || mediagate_media::process_photo(&bytes, &settings)).await;
+    let result = blocking(move || {
+        let out = mediagate_media::process_photo(&bytes, &settings)?;
+        // The reference decodes the original bytes itself (no EXIF rotation, Pillow's decoder),
+        // so the score is computed from them, not from the resized variants.
+        let score = match &filter {
+            Some((c, _)) => {
+                let t = std::time::Instant::now();
+                let s = c.score_encoded(&bytes).map_err(|e| MediaError::Corrupt {
+                    message: format!("the nudity filter could not read this image ({e}); re-export it and send it again"),
+                })?;
+                metrics().stage_seconds.with_label_values(&["classify", "image"]).observe(t.elapsed().as_secs_f64());
+                Some(s)
+            }
+            None => None,
+        };
+        Ok::<_, MediaError>((out, score))
+    })
+    .await;
     drop(timer);
-    let out = match result {
+    let (out, score) = match result {
         Ok(Ok(out)) => out,
         Ok(Err(e)) => return Ok(ItemVerdict::rejected(&item.item_id, Some(MediaType::Image), media_error(e)?)),
         Err(reason) => return Ok(ItemVerdict::rejected(&item.item_id, Some(MediaType::Image), reason)),
     };
-    let _store_timer = StageTimer::start("store", "image");
-    let (full, thumb) = tokio::try_join!(
-        store_output(shared, job_id, &item.item_id, "full", out.full),
-        store_output(shared, job_id, &item.item_id, "thumb", out.thumb),
-    )?;
-    Ok(ItemVerdict {
+    let nudity = match (score, ctx.nudity) {
+        (Some(s), Some(policy)) => Some(Scored::new(shared, policy, s, 1)?.result),
+        _ => None,
+    };
+    let measured = ItemVerdict {
         width: Some(out.width),
         height: Some(out.height),
-        blurhash: Some(out.blurhash),
-        ..cleared(&item.item_id, MediaType::Image, vec![full, thumb])
-    })
+        blurhash: Some(out.blurhash.clone()),
+        nudity: nudity.clone(),
+        ..cleared(&item.item_id, MediaType::Image, Vec::new())
+    };
+    if nudity.as_ref().is_some_and(|n| n.flagged) {
+        return block(ctx, item, format, measured).await;
+    }
+    let _store_timer = StageTimer::start("store", "image");
+    let (full, thumb) = tokio::try_join!(
+        store_output(shared, &ctx.job_id, &item.item_id, "full", out.full),
+        store_output(shared, &ctx.job_id, &item.item_id, "thumb", out.thumb),
+    )?;
+    Ok(ItemVerdict { outputs: vec![full, thumb], ..measured })
+}
+
+/// Turns a measured item into a `blocked` one: no cleared output, the original copied byte for
+/// byte to quarantine with the item's verdict entry beside it (unless quarantine is off).
+async fn block(ctx: &ItemCtx, item: &Item, format: Format, measured: ItemVerdict) -> Result<ItemVerdict, Transient> {
+    let score = measured.nudity.as_ref().map(|n| (n.score, n.threshold)).unwrap_or_default();
+    let blocked = ItemVerdict {
+        status: ItemStatus::Blocked,
+        reason: Some(Reason::new(
+            ReasonCode::NudityFlagged,
+            format!(
+                "the nudity filter flagged this {} (score {:.3} at or above the threshold {:.2} that applies to this conversation); it was not delivered",
+                match measured.media_type {
+                    Some(MediaType::Video) => "video",
+                    _ => "photo",
+                },
+                score.0,
+                score.1
+            ),
+        )),
+        outputs: Vec::new(),
+        ..measured
+    };
+    if let Some(q) = &ctx.shared.config.quarantine_bucket {
+        let store = &ctx.shared.store;
+        let original = quarantine_original_key(&ctx.job_id, &item.item_id, format.ext());
+        store
+            .copy(&item.source.bucket, &item.source.key, q, &original)
+            .await
+            .map_err(|e| Transient::storage(format!("copying the original to s3://{q}/{original}: {e}")))?;
+        let entry = serde_json::to_vec_pretty(&blocked).map_err(|e| Transient::internal(format!("serialising the item verdict: {e}")))?;
+        let key = quarantine_verdict_key(&ctx.job_id, &item.item_id);
+        store
+            .put(q, &key, entry, "application/json")
+            .await
+            .map_err(|e| Transient::storage(format!("writing s3://{q}/{key}: {e}")))?;
+    }
+    Ok(blocked)
 }
 
 /// Writes one encoded image variant and describes it for the verdict.

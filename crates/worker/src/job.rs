@@ -5,7 +5,7 @@ use std::sync::Arc;
 use mediagate_contract::keys::manifest_key;
 use mediagate_contract::verdict::VERDICT_SCHEMA;
 use mediagate_contract::{
-    check_job_rules, job_status, ItemStatus, Job, JobStatus, Manifest, ParseOutcome, Reason,
+    check_job_rules, nudity_policy, job_status, ItemStatus, Job, JobStatus, Manifest, ParseOutcome, Reason,
     Verdict, WorkerInfo,
 };
 use tracing::{info, warn};
@@ -71,9 +71,11 @@ pub(crate) async fn handle_delivery(
     // Objects from an earlier delivery or revision may exist under the item's prefix: a
     // redelivery or a reprocess removes the ones its new verdict does not list.
     let tidy = redelivered || job.reprocess;
+    // The filter decision is the contract crate's; the classifier only runs when it applies.
+    let nudity = nudity_policy(&job, shared.config.thresholds);
     let mut tasks = tokio::task::JoinSet::new();
     for (index, item) in job.items.iter().cloned().enumerate() {
-        let ctx = ItemCtx { shared: shared.clone(), job_id: job.job_id.clone(), kind: job.kind, lane, tidy };
+        let ctx = ItemCtx { shared: shared.clone(), job_id: job.job_id.clone(), kind: job.kind, lane, tidy, nudity };
         tasks.spawn(async move { (index, process_item(ctx, item).await) });
     }
     let mut items = vec![None; job.items.len()];

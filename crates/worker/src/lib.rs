@@ -38,6 +38,9 @@ pub(crate) struct Shared {
     /// Gate reprocess items pass before taking a slot: `concurrency - 1` permits, so at least
     /// one slot is never held by batch work and a live job never waits behind a batch.
     pub batch_gate: Arc<Semaphore>,
+    /// The nudity classifier, loaded once per worker. A job that needs the filter is never
+    /// cleared without it.
+    pub classifier: Option<Arc<mediagate_classify::Classifier>>,
 }
 
 /// Where a job came from: live traffic or a batch reprocess.
@@ -68,6 +71,7 @@ const STORAGE_OUTAGE_PATIENCE: Duration = Duration::from_secs(600);
 pub async fn run(
     config: WorkerConfig,
     store: Store,
+    classifier: Option<Arc<mediagate_classify::Classifier>>,
     broker: &Broker,
     readiness: Arc<Readiness>,
     shutdown: impl Future<Output = ()>,
@@ -92,6 +96,7 @@ pub async fn run(
     let shared = Arc::new(Shared {
         slots: Arc::new(Semaphore::new(concurrency)),
         batch_gate: Arc::new(Semaphore::new(batch_slots)),
+        classifier,
         config,
         store,
     });

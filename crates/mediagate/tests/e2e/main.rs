@@ -7,6 +7,7 @@ mod av;
 mod cli;
 mod photos;
 mod rules;
+mod nudity;
 mod ops;
 mod reprocess;
 mod schemas;

@@ -260,6 +260,7 @@ pub fn worker_env(vhost: &str, s3: &S3Server) -> Vec<(&'static str, String)> {
         ("MEDIAGATE_WORKER_ID", "test-worker".into()),
         ("MEDIAGATE_METRICS_ADDR", format!("127.0.0.1:{}", free_port())),
         ("MEDIAGATE_LOG_FORMAT", "text".into()),
+        ("MEDIAGATE_CLASSIFIER_THREADS", "1".into()),
         ("RUST_LOG", "info".into()),
     ]
 }

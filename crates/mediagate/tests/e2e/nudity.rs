@@ -1,0 +1,120 @@
+//! The nudity filter end to end: who it applies to and at which threshold, the real ONNX
+//! model's score in the verdict, and blocking with quarantine (threshold lowered through the
+//! environment, since generated test images score low).
+
+use std::time::Duration;
+
+use serde_json::{json, Value};
+
+use crate::support::media::{jpeg, mp4};
+use crate::support::{harness, item, job_id, media_job, Isolated, SeenVerdict};
+
+fn run_with(name: &str, sender: &str, recipients: Value) -> SeenVerdict {
+    let h = harness();
+    let id = job_id(name);
+    let key = format!("{id}/0.jpg");
+    h.put("incoming", &key, jpeg(640, 480, 5));
+    let mut job = media_job(&id, &[&key]);
+    job["sender"]["age_band"] = json!(sender);
+    job["recipients"] = recipients;
+    h.run_job(&job)
+}
+
+fn r(band: &str, opt_in: bool) -> Value {
+    json!({"account_id": format!("r-{band}-{opt_in}"), "age_band": band, "nudity_filter": opt_in})
+}
+
+fn nudity(v: &SeenVerdict) -> Value {
+    assert_eq!(v.body["status"], "cleared", "{}", v.body);
+    item(v, "0")["nudity"].clone()
+}
+
+#[test]
+fn adults_without_opt_in_are_not_filtered() {
+    assert_eq!(nudity(&run_with("n-adults", "adult", json!([r("adult", false), r("adult", false)]))), Value::Null);
+}
+
+#[test]
+fn a_16_17_recipient_or_sender_gets_the_minor_threshold() {
+    for (sender, rcpts) in [("adult", json!([r("16_17", false)])), ("16_17", json!([r("adult", false)]))] {
+        let n = nudity(&run_with("n-minor", sender, rcpts));
+        assert_eq!(n["model"], "open_nsfw");
+        assert_eq!(n["model_sha256"], "864bb37bf8863564b87eb330ab8c785a79a773f4e7c43cb96db52ed8611305fa");
+        assert_eq!(n["threshold"], 0.5);
+        assert_eq!(n["frames"], 1);
+        let score = n["score"].as_f64().unwrap();
+        assert!((0.0..0.5).contains(&score), "a gradient photo scores low: {score}");
+        assert_eq!(n["flagged"], false);
+    }
+}
+
+#[test]
+fn an_opted_in_adult_gets_the_adult_threshold_and_mixed_bands_the_strictest() {
+    let n = nudity(&run_with("n-optin", "adult", json!([r("adult", true)])));
+    assert_eq!(n["threshold"], 0.8);
+    let n = nudity(&run_with("n-mixed", "adult", json!([r("adult", true), r("16_17", false)])));
+    assert_eq!(n["threshold"], 0.5);
+}
+
+#[test]
+fn the_score_is_the_same_for_the_same_photo() {
+    let a = nudity(&run_with("n-same-a", "adult", json!([r("16_17", false)])));
+    let b = nudity(&run_with("n-same-b", "adult", json!([r("adult", true)])));
+    assert_eq!(a["score"], b["score"]);
+}
+
+#[test]
+fn video_frames_are_scored() {
+    let h = harness();
+    let id = job_id("n-video");
+    let key = format!("{id}/0.mp4");
+    h.put("incoming", &key, mp4(320, 240, 3.0, 10, false, &[]));
+    let mut job = media_job(&id, &[&key]);
+    job["recipients"] = json!([r("16_17", false)]);
+    let v = h.run_job(&job);
+    let n = nudity(&v);
+    assert!(n["frames"].as_u64().unwrap() >= 3, "one frame per second at least: {n}");
+    assert_eq!(n["threshold"], 0.5);
+}
+
+#[test]
+fn flagged_items_are_blocked_quarantined_and_never_stored() {
+    // Threshold 0 for minors: every score reaches it.
+    let env = Isolated::start("nblock", &[("MEDIAGATE_NUDITY_THRESHOLD_MINOR", "0")]);
+    let id = job_id("n-block");
+    let photo = jpeg(800, 600, 6);
+    env.put(&format!("{id}/0.jpg"), photo.clone());
+    env.put(&format!("{id}/1.jpg"), jpeg(400, 300, 7));
+    let mut job = media_job(&id, &[&format!("{id}/0.jpg"), &format!("{id}/1.jpg")]);
+    job["recipients"] = json!([r("16_17", false)]);
+    env.publish(&job);
+    let v = env.wait_verdicts(&id, 1, Duration::from_secs(60)).remove(0);
+    assert_eq!(v.body["status"], "blocked", "{}", v.body);
+    assert_eq!(v.routing_key, "verdict.blocked");
+    let it = item(&v, "0");
+    assert_eq!(it["status"], "blocked");
+    assert_eq!(it["reason"]["code"], "nudity.flagged");
+    assert_eq!(it["outputs"], json!([]));
+    assert_eq!(it["nudity"]["flagged"], true);
+    assert_eq!(it["nudity"]["threshold"], 0.0);
+    assert!(it["width"].as_u64().is_some(), "measurements are kept for review");
+    // Nothing under media/, the original byte for byte in quarantine, the item entry beside it.
+    let listed = env.rt.block_on(env.store.list_keys("media", &format!("media/{id}/"))).unwrap();
+    assert!(listed.is_empty(), "{listed:?}");
+    assert_eq!(env.get("quarantine", &format!("{id}/0/original.jpg")).as_deref(), Some(photo.as_slice()));
+    let entry: Value = serde_json::from_slice(&env.get("quarantine", &format!("{id}/0/verdict.json")).unwrap()).unwrap();
+    assert_eq!(&entry, it);
+}
+
+#[test]
+fn without_a_quarantine_bucket_blocked_originals_are_not_kept() {
+    let env = Isolated::start("nnoq", &[("MEDIAGATE_NUDITY_THRESHOLD_ADULT", "0"), ("MEDIAGATE_QUARANTINE_BUCKET", "")]);
+    let id = job_id("n-noq");
+    env.put(&format!("{id}/0.jpg"), jpeg(300, 200, 8));
+    let mut job = media_job(&id, &[&format!("{id}/0.jpg")]);
+    job["recipients"] = json!([r("adult", true)]);
+    env.publish(&job);
+    let v = env.wait_verdicts(&id, 1, Duration::from_secs(60)).remove(0);
+    assert_eq!(v.body["status"], "blocked");
+    assert!(env.get("quarantine", &format!("{id}/0/original.jpg")).is_none());
+}
