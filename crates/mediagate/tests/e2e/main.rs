@@ -7,6 +7,7 @@ mod av;
 mod cli;
 mod photos;
 mod rules;
+mod malformed;
 mod nudity;
 mod ops;
 mod reprocess;
