@@ -30,7 +30,10 @@ endif
 # Set-up steps must run in order; cargo parallelises the builds itself.
 .NOTPARALLEL:
 
-.PHONY: help deps rabbitmq s3 stop-s3 build run test bench compose-check fmt lint clean-local
+examples-venv:
+	@bash scripts/examples-venv.sh
+
+.PHONY: examples-venv help deps rabbitmq s3 stop-s3 build run test bench compose-check fmt lint clean-local
 
 help:
 	@echo "make run            set up, start local RabbitMQ/S3 if needed, run the worker"
@@ -80,7 +83,7 @@ run: deps rabbitmq s3 models build
 	$(S3_ENV) $(BIN) ensure-buckets
 	exec env $(S3_ENV) $(BIN) worker
 
-test: deps rabbitmq models reference-venv
+test: deps rabbitmq models reference-venv examples-venv
 	@bash scripts/test-summary.sh
 
 bench: export MEDIAGATE_BENCH_PYTHON := $(CURDIR)/$(BENCH_VENV)/bin/python

@@ -258,6 +258,18 @@ pub(crate) fn demuxer_for(format: Format) -> Option<&'static str> {
 /// Opens `bytes` with the demuxer of `format`, reads the stream parameters, and arms the
 /// deadline as the input's interrupt callback. `options` are demuxer options.
 pub(crate) fn open_input(bytes: &SharedBytes, format: Format, deadline: &Deadline, options: &[(&str, &str)]) -> Result<Input, MediaError> {
+    open_input_with(bytes, format, deadline, options, true)
+}
+
+/// [`open_input`], optionally without `avformat_find_stream_info` (which decodes a few frames):
+/// for a second pass over an input whose stream parameters were kept from the first.
+pub(crate) fn open_input_with(
+    bytes: &SharedBytes,
+    format: Format,
+    deadline: &Deadline,
+    options: &[(&str, &str)],
+    find_stream_info: bool,
+) -> Result<Input, MediaError> {
     let name = demuxer_for(format)
         .ok_or_else(|| MediaError::UnsupportedCodec { message: format!("{} files carry no audio or video this pipeline reads", format.name()) })?;
     let cname = CString::new(name).map_err(|_| MediaError::internal("demuxer name"))?;
@@ -289,7 +301,7 @@ pub(crate) fn open_input(bytes: &SharedBytes, format: Format, deadline: &Deadlin
             // FFmpeg freed the context; `io` (not owned by it) is dropped here.
             return Err(open_error(format, deadline, ffmpeg::Error::from(r)));
         }
-        let r = ffi::avformat_find_stream_info(ps, std::ptr::null_mut());
+        let r = if find_stream_info { ffi::avformat_find_stream_info(ps, std::ptr::null_mut()) } else { 0 };
         if r < 0 {
             ffi::avformat_close_input(&mut ps);
             return Err(open_error(format, deadline, ffmpeg::Error::from(r)));

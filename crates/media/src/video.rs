@@ -45,7 +45,8 @@ use ffmpeg::{codec, filter, format as ffformat, frame, ChannelLayout, Packet, Ra
 use ffmpeg_next as ffmpeg;
 
 use crate::av::{
-    best_video_stream, display_size, init, internal_error, open_input, pass_error, AudioChain, Deadline, LogCapture, Orientation, SharedBytes, EAGAIN,
+    best_video_stream, display_size, init, internal_error, open_input, open_input_with, pass_error, AudioChain, Deadline, LogCapture, Orientation, SharedBytes,
+    EAGAIN,
 };
 use crate::photo::{Encoded, OutputKind};
 use crate::sniff::Format;
@@ -176,7 +177,7 @@ pub fn process_video(bytes: &[u8], format: Format, s: &VideoSettings) -> Result<
     let shared = SharedBytes::new(bytes);
     let plan = prepare(&shared, format, s, &deadline, &capture)?;
     let t_scan = t0.elapsed();
-    let mut input = open_input(&shared, format, &deadline, &[])?;
+    let mut input = open_input_with(&shared, format, &deadline, &[], false)?;
     let out = run_pass(&mut input, &plan, s, &deadline, &capture, true, s.sampling.as_ref())?;
     let mux = out.mux.ok_or_else(|| MediaError::internal("transcode pass produced no MP4"))?;
     let (poster_rgb, frames) = (out.poster, out.frames);
@@ -217,7 +218,7 @@ pub fn sample_frames(bytes: &[u8], format: Format, sampling: &FrameSampling, s: 
     let capture = LogCapture::start();
     let shared = SharedBytes::new(bytes);
     let plan = prepare(&shared, format, s, &deadline, &capture)?;
-    let mut input = open_input(&shared, format, &deadline, &[])?;
+    let mut input = open_input_with(&shared, format, &deadline, &[], false)?;
     Ok(run_pass(&mut input, &plan, s, &deadline, &capture, false, Some(sampling))?.frames)
 }
 
@@ -245,10 +246,13 @@ fn unsupported(message: impl Into<String>) -> MediaError {
 }
 
 /// What the headers and the scan pass decided.
-#[derive(Debug, Clone)]
 struct Plan {
     video: usize,
     audio: Option<usize>,
+    /// Complete stream parameters (after `find_stream_info`) of the first open: the transcode
+    /// pass reopens the input without probing again and builds its decoders from these.
+    video_par: codec::Parameters,
+    audio_par: Option<codec::Parameters>,
     codec: String,
     orientation: Orientation,
     /// Displayed size of the original (rotation and SAR applied).
@@ -302,6 +306,7 @@ fn prepare(bytes: &SharedBytes, format: Format, s: &VideoSettings, deadline: &De
     }
     let frame_rate = [st.avg_frame_rate(), st.rate()].into_iter().find(|r| r.numerator() > 0 && r.denominator() > 0 && r.numerator() / r.denominator() <= 1000);
 
+    let video_par = par.clone();
     let audio = input.streams().best(ffmpeg::media::Type::Audio).and_then(|a| {
         let name = a.parameters().id().name().to_string();
         let ok = audio_codec_allowed(&name) && ffmpeg::decoder::find(a.parameters().id()).is_some();
@@ -310,9 +315,10 @@ fn prepare(bytes: &SharedBytes, format: Format, s: &VideoSettings, deadline: &De
         }
         ok.then_some(a.index())
     });
+    let audio_par = audio.and_then(|a| input.stream(a)).map(|a| a.parameters().clone());
 
     let scan_ms = scan(&mut input, video, audio, s, deadline, capture)?;
-    Ok(Plan { video, audio, codec: codec_name, orientation, display, out, scaled, time_base, frame_rate, scan_ms })
+    Ok(Plan { video, audio, video_par, audio_par, codec: codec_name, orientation, display, out, scaled, time_base, frame_rate, scan_ms })
 }
 
 /// Fits `w`×`h` inside `long`×`short` in its own orientation; never upscales; even sizes.
@@ -436,18 +442,19 @@ fn run_pass(
     encode: bool,
     sampling: Option<&FrameSampling>,
 ) -> Result<PassOutput, MediaError> {
-    let st = input.stream(plan.video).ok_or_else(|| MediaError::internal("video stream vanished"))?;
-    let mut ctx = codec::context::Context::from_parameters(st.parameters()).map_err(|e| internal_error("video decoder context", e))?;
-    ctx.set_threading(codec::threading::Config { kind: codec::threading::Type::Frame, count: s.threads, ..Default::default() });
+    let mut ctx = codec::context::Context::from_parameters(plan.video_par.clone()).map_err(|e| internal_error("video decoder context", e))?;
     unsafe {
+        // Frame and slice threading, as FFmpeg's default (a fixed count keeps output identical).
+        (*ctx.as_mut_ptr()).thread_count = s.threads as std::ffi::c_int;
+        (*ctx.as_mut_ptr()).thread_type = (ffi::FF_THREAD_FRAME | ffi::FF_THREAD_SLICE) as std::ffi::c_int;
         (*ctx.as_mut_ptr()).pkt_timebase = plan.time_base.into();
     }
     let vdec = ctx.decoder().video().map_err(|e| MediaError::corrupt(format!("the {} video cannot be decoded ({e}); the file is damaged", plan.codec)))?;
 
-    let audio = match (encode, plan.audio) {
-        (true, Some(idx)) => {
+    let audio = match (encode, plan.audio, &plan.audio_par) {
+        (true, Some(idx), Some(par)) => {
             let ast = input.stream(idx).ok_or_else(|| MediaError::internal("audio stream vanished"))?;
-            Some(AudioIn::new(&ast)?)
+            Some(AudioIn::new(idx, ast.time_base(), par.clone())?)
         }
         _ => None,
     };
@@ -724,19 +731,18 @@ struct AudioIn {
 }
 
 impl AudioIn {
-    fn new(st: &ffmpeg::Stream) -> Result<Self, MediaError> {
-        let par = st.parameters();
+    fn new(index: usize, time_base: Rational, par: codec::Parameters) -> Result<Self, MediaError> {
         let mut ctx = codec::context::Context::from_parameters(par).map_err(|e| internal_error("audio decoder context", e))?;
         ctx.set_threading(codec::threading::Config { kind: codec::threading::Type::None, count: 1, ..Default::default() });
         unsafe {
-            (*ctx.as_mut_ptr()).pkt_timebase = st.time_base().into();
+            (*ctx.as_mut_ptr()).pkt_timebase = time_base.into();
         }
         let dec = ctx.decoder().audio().map_err(|e| MediaError::corrupt(format!("the audio track cannot be decoded ({e}); the file is damaged")))?;
         let in_rate = dec.rate();
         const AAC_RATES: [u32; 9] = [8000, 11025, 12000, 16000, 22050, 24000, 32000, 44100, 48000];
         let rate = if AAC_RATES.contains(&in_rate) { in_rate } else { 48_000 };
         let layout = if dec.channels() == 1 { ChannelLayout::MONO } else { ChannelLayout::STEREO };
-        Ok(AudioIn { index: st.index(), time_base: st.time_base(), dec, chain: None, rate, layout, started: false })
+        Ok(AudioIn { index, time_base, dec, chain: None, rate, layout, started: false })
     }
 
     fn spec(&self) -> String {
@@ -922,7 +928,13 @@ impl Mux {
         loop {
             let Some(aac) = self.aac.as_mut() else { return Ok(()) };
             let have = aac.fifo[0].len();
-            let n = if have >= AAC_FRAME { AAC_FRAME } else if last && have > 0 { have } else { return Ok(()) };
+            let n = if have >= AAC_FRAME {
+                AAC_FRAME
+            } else if last && have > 0 {
+                have
+            } else {
+                return Ok(());
+            };
             let mut f = frame::Audio::new(ffformat::Sample::F32(ffformat::sample::Type::Planar), n, aac.layout);
             f.set_rate(aac.rate);
             for (ch, buf) in aac.fifo.iter_mut().enumerate() {

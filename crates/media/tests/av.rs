@@ -71,6 +71,20 @@ fn speech_as(name: &str, args: &[&str]) -> PathBuf {
     out
 }
 
+/// The speech with a cover picture (an attached picture, not a video track).
+fn speech_with_cover(name: &str, args: &[&str]) -> PathBuf {
+    let cover = path("cover.png");
+    if !cover.exists() {
+        ffmpeg(&["-f", "lavfi", "-i", "color=c=blue:s=300x300:d=1", "-frames:v", "1", p(&cover)]);
+    }
+    let out = path(name);
+    let mut a = vec!["-i", p(speech_wav()), "-i", p(&cover), "-map", "0", "-map", "1", "-disposition:v", "attached_pic"];
+    a.extend_from_slice(args);
+    a.push(p(&out));
+    ffmpeg(&a);
+    out
+}
+
 fixture!(speech_opus, "speech.opus.ogg", |out| {
     ffmpeg(&["-i", p(speech_wav()), "-c:a", "libopus", "-b:a", "32k", "-f", "ogg", p(&out)]);
 });
@@ -158,6 +172,8 @@ fn voice_every_accepted_format() {
         ("MP4 AAC (audio only)", speech_as("speech-audio.mp4", &["-c:a", "aac", "-f", "mp4"]), Format::M4a),
         ("WAV", speech_wav().to_path_buf(), Format::Wav),
         ("FLAC", speech_as("speech.flac", &["-c:a", "flac"]), Format::Flac),
+        ("MP3 with cover art", speech_with_cover("speech-cover.mp3", &["-c:a", "libmp3lame", "-c:v", "png", "-id3v2_version", "3"]), Format::Mp3),
+        ("M4A with cover art", speech_with_cover("speech-cover.m4a", &["-c:a", "aac", "-c:v", "mjpeg"]), Format::M4a),
         // What browsers' MediaRecorder and streaming recorders write: sizes unknown, no cues.
         ("WebM Opus (live)", speech_as("speech-live.webm", &["-c:a", "libopus", "-f", "webm", "-live", "1"]), Format::WebmAudio),
         ("fragmented MP4 AAC", speech_as("speech-frag.mp4", &["-c:a", "aac", "-movflags", "frag_keyframe+empty_moov", "-f", "mp4"]), Format::M4a),
@@ -461,6 +477,51 @@ fn video_vp9_opus_webm() {
     let a = streams(&v, "audio");
     assert_eq!(a[0]["codec_name"], "aac");
     assert_eq!(a[0]["channels"], 1);
+}
+
+#[test]
+fn video_hevc_10bit_like_an_iphone() {
+    // HEVC Main 10 in QuickTime (`hvc1`), portrait by display matrix, AAC sound.
+    let plain = path("in-hevc-plain.mov");
+    ffmpeg(&[
+        "-f",
+        "lavfi",
+        "-i",
+        "testsrc2=size=640x360:rate=30:duration=1",
+        "-f",
+        "lavfi",
+        "-i",
+        "sine=frequency=500:sample_rate=44100:duration=1",
+        "-c:v",
+        "libx265",
+        "-preset",
+        "ultrafast",
+        "-x265-params",
+        "log-level=error",
+        "-pix_fmt",
+        "yuv420p10le",
+        "-tag:v",
+        "hvc1",
+        "-c:a",
+        "aac",
+        "-f",
+        "mov",
+        p(&plain),
+    ]);
+    let src = path("in-hevc.mov");
+    ffmpeg(&["-i", p(&plain), "-c", "copy", "-metadata:s:v:0", "rotate=270", "-f", "mov", p(&src)]);
+    let bytes = read(&src);
+    assert_eq!(sniff(&bytes), Some(Format::Mov));
+    let out = process_video(&bytes, Format::Mov, &VideoSettings::default()).unwrap();
+    assert_eq!((out.width, out.height), (360, 640));
+    assert_eq!((out.mp4_width, out.mp4_height), (360, 640));
+    let v = probe(&write("out-hevc.mp4", &out.mp4));
+    let vs = streams(&v, "video");
+    assert_eq!(vs[0]["codec_name"], "h264");
+    assert_eq!(vs[0]["pix_fmt"], "yuv420p", "8-bit 4:2:0 for every player");
+    let a = streams(&v, "audio");
+    assert_eq!(a[0]["codec_name"], "aac");
+    assert_eq!(num(&a[0]["sample_rate"]), 44100.0);
 }
 
 #[test]

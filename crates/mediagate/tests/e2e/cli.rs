@@ -78,3 +78,28 @@ fn docker_compose_file_is_valid() {
         .unwrap_or_else(|e| panic!("docker-compose is needed to validate docker-compose.yml ({e}); run `make test`, which installs it"));
     assert!(out.status.success(), "docker-compose config: {}", String::from_utf8_lossy(&out.stderr));
 }
+
+#[test]
+fn the_python_producer_example_gets_its_verdict() {
+    let h = harness();
+    let python = crate::support::workspace_root().join(".local/venv-examples/bin/python");
+    assert!(python.exists(), "{} is missing: run `make test` (it creates the examples' venv with pika and boto3)", python.display());
+    let dir = tempfile::tempdir().unwrap();
+    let photo = dir.path().join("p.jpg");
+    std::fs::write(&photo, jpeg(500, 400, 9)).unwrap();
+    let out = Command::new(&python)
+        .arg(crate::support::workspace_root().join("examples/python/producer.py"))
+        .args([photo.to_str().unwrap(), "--recipient-age", "16_17", "--timeout", "60"])
+        .env("MEDIAGATE_AMQP_URL", amqp_url(&h.vhost))
+        .env("MEDIAGATE_S3_ENDPOINT", h.s3.endpoint())
+        .env("AWS_ACCESS_KEY_ID", ACCESS_KEY)
+        .env("AWS_SECRET_ACCESS_KEY", SECRET_KEY)
+        .env("AWS_REGION", "us-east-1")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "producer.py: {}", String::from_utf8_lossy(&out.stderr));
+    let v: Value = serde_json::from_slice(&out.stdout).expect("the example prints the verdict JSON");
+    crate::support::assert_valid(crate::support::verdict_schema(), &v, "verdict");
+    assert_eq!(v["status"], "cleared", "{v}");
+    assert_eq!(v["items"][0]["nudity"]["threshold"], 0.5, "16–17 recipient: the filter applied");
+}
