@@ -101,6 +101,19 @@ fn run_batch(label: &str, src: &[u8], jobs: usize, concurrency: usize) {
         }
         start.elapsed()
     });
+    // Where the time went, from the worker's own histograms.
+    let (_, metrics) = http_get(&metrics_addr_of(&env), "/metrics");
+    let mut stages: Vec<String> = metrics
+        .lines()
+        .filter(|l| l.starts_with("mediagate_stage_seconds_sum") || l.starts_with("mediagate_job_seconds_sum"))
+        .filter_map(|l| {
+            let (name, v) = l.rsplit_once(' ')?;
+            let v: f64 = v.parse().ok()?;
+            Some(format!("{} {:.1} ms/job", name.trim_start_matches("mediagate_"), v * 1000.0 / jobs as f64))
+        })
+        .collect();
+    stages.sort();
+    println!("{label}: stage time per job (summed over concurrent jobs): {}", stages.join("; "));
     let pid = worker_pid(worker.child.id());
     let hwm = pid.and_then(|p| status_kb(p, "VmHWM:"));
     let per_s = jobs as f64 / elapsed.as_secs_f64();
@@ -129,6 +142,44 @@ fn run_batch(label: &str, src: &[u8], jobs: usize, concurrency: usize) {
     drop(worker);
 }
 
+/// Live-job latency when idle and with a deep reprocess backlog: the reprocess lane may never
+/// take the last slot, so a live job should wait for nobody.
+fn live_latency_under_reprocess() {
+    let env = Isolated::start("bench-lat", &[("MEDIAGATE_CONCURRENCY", "2"), ("RUST_LOG", "warn")]);
+    let live_src = jpeg(1600, 1200, 3);
+    let batch_src = jpeg(2400, 1800, 4);
+    let measure = |tag: &str, n: usize| -> Vec<f64> {
+        (0..n)
+            .map(|_| {
+                let id = job_id(tag);
+                env.put(&format!("{id}/0.jpg"), live_src.clone());
+                let start = Instant::now();
+                env.publish(&media_job(&id, &[&format!("{id}/0.jpg")]));
+                env.wait_verdicts(&id, 1, Duration::from_secs(120));
+                start.elapsed().as_secs_f64() * 1000.0
+            })
+            .collect()
+    };
+    let idle = median(measure("idle", 9));
+    let backlog = 400;
+    for _ in 0..backlog {
+        let id = job_id("batch");
+        env.put(&format!("{id}/0.jpg"), batch_src.clone());
+        let mut job = media_job(&id, &[&format!("{id}/0.jpg")]);
+        job["reprocess"] = serde_json::json!(true);
+        job["revision"] = serde_json::json!(1);
+        env.publish_to("reprocess", &job);
+    }
+    std::thread::sleep(Duration::from_secs(1));
+    let busy = median(measure("busy", 9));
+    let left = env.depth("mediagate.reprocess");
+    println!(
+        "live photo job latency (1600x1200, publish to verdict): idle {idle:.0} ms, with {backlog} reprocess jobs queued {busy:.0} ms \
+         ({:.2}x idle; target <= 2x); {left} reprocess jobs still queued at the end",
+        busy / idle
+    );
+}
+
 fn main() {
     if std::env::args().any(|a| a == "--list") {
         println!("pipeline: bench");
@@ -137,4 +188,5 @@ fn main() {
     println!("== pipeline bench (real worker, RabbitMQ, s3s-fs over loopback) ==");
     run_batch("12 MP JPEG", &jpeg(4000, 3000, 1), 20, 2);
     run_batch("small JPEG 640x480", &jpeg(640, 480, 2), 100, 2);
+    live_latency_under_reprocess();
 }

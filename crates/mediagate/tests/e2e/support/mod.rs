@@ -631,12 +631,17 @@ impl Isolated {
 
     /// Publishes a job body with routing key `upload`.
     pub fn publish(&self, job: &Value) {
+        self.publish_to("upload", job)
+    }
+
+    /// Publishes a job body with the given routing key (`upload` or `reprocess`).
+    pub fn publish_to(&self, routing_key: &str, job: &Value) {
         let id = job["job_id"].as_str().unwrap_or_default().to_string();
         let props = BasicProperties::default().with_delivery_mode(2).with_content_type("application/json".into()).with_message_id(id.into());
         self.rt.block_on(async {
             let c = self
                 .channel
-                .basic_publish("mediagate.jobs".into(), "upload".into(), BasicPublishOptions::default(), job.to_string().as_bytes(), props)
+                .basic_publish("mediagate.jobs".into(), routing_key.into(), BasicPublishOptions::default(), job.to_string().as_bytes(), props)
                 .await
                 .expect("publish")
                 .await
