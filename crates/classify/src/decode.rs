@@ -30,16 +30,10 @@ pub struct Rgb8 {
 
 fn check_pixels(width: u64, height: u64) -> Result<(), ClassifyError> {
     if width == 0 || height == 0 {
-        return Err(ClassifyError::Decode(format!(
-            "image has no pixels ({width}x{height})"
-        )));
+        return Err(ClassifyError::Decode(format!("image has no pixels ({width}x{height})")));
     }
     if width.saturating_mul(height) > MAX_PIXELS {
-        return Err(ClassifyError::TooManyPixels {
-            width,
-            height,
-            limit: MAX_PIXELS,
-        });
+        return Err(ClassifyError::TooManyPixels { width, height, limit: MAX_PIXELS });
     }
     Ok(())
 }
@@ -63,23 +57,10 @@ fn decode_jpeg(bytes: &[u8]) -> Result<Rgb8, ClassifyError> {
     check_pixels(header.width as u64, header.height as u64)?;
     let (w, h) = (header.width, header.height);
     let cmyk = matches!(header.colorspace, Colorspace::CMYK | Colorspace::YCCK);
-    let format = if cmyk {
-        PixelFormat::CMYK
-    } else {
-        PixelFormat::RGB
-    };
+    let format = if cmyk { PixelFormat::CMYK } else { PixelFormat::RGB };
     let mut buf = vec![0u8; w * h * format.size()];
-    d.decompress(
-        bytes,
-        Image {
-            pixels: &mut buf[..],
-            width: w,
-            pitch: w * format.size(),
-            height: h,
-            format,
-        },
-    )
-    .map_err(derr)?;
+    d.decompress(bytes, Image { pixels: &mut buf[..], width: w, pitch: w * format.size(), height: h, format })
+        .map_err(derr)?;
     let pixels = if cmyk {
         buf.chunks_exact(4)
             .flat_map(|p| {
@@ -92,11 +73,7 @@ fn decode_jpeg(bytes: &[u8]) -> Result<Rgb8, ClassifyError> {
     } else {
         buf
     };
-    Ok(Rgb8 {
-        width: w as u32,
-        height: h as u32,
-        pixels,
-    })
+    Ok(Rgb8 { width: w as u32, height: h as u32, pixels })
 }
 
 /// Pillow's `MULDIV255(a, b)`: `a * b / 255` rounded, in integers.
@@ -124,9 +101,8 @@ fn decode_png(bytes: &[u8]) -> Result<Rgb8, ClassifyError> {
         let info = reader.info();
         check_pixels(u64::from(info.width), u64::from(info.height))?;
     }
-    let size = reader
-        .output_buffer_size()
-        .ok_or_else(|| ClassifyError::Decode("PNG: output buffer size overflows".into()))?;
+    let size =
+        reader.output_buffer_size().ok_or_else(|| ClassifyError::Decode("PNG: output buffer size overflows".into()))?;
     let mut buf = vec![0u8; size];
     let frame = reader.next_frame(&mut buf).map_err(derr)?;
     let (w, h) = (frame.width as usize, frame.height as usize);
@@ -141,9 +117,7 @@ fn decode_png(bytes: &[u8]) -> Result<Rgb8, ClassifyError> {
         (ColorType::Rgba, BitDepth::Sixteen) => (4, true),
         (ColorType::Rgba, _) => (4, false),
         (ColorType::Indexed, _) => {
-            return Err(ClassifyError::Decode(
-                "PNG: palette was not expanded".into(),
-            ));
+            return Err(ClassifyError::Decode("PNG: palette was not expanded".into()));
         }
     };
     // Pillow's I;16 mode (16-bit grey in the file, with or without tRNS) -> RGB clips at 255;
@@ -168,33 +142,21 @@ fn decode_png(bytes: &[u8]) -> Result<Rgb8, ClassifyError> {
     if pixels.len() != w * h * 3 {
         return Err(ClassifyError::Decode("PNG: truncated image data".into()));
     }
-    Ok(Rgb8 {
-        width: w as u32,
-        height: h as u32,
-        pixels,
-    })
+    Ok(Rgb8 { width: w as u32, height: h as u32, pixels })
 }
 
 fn decode_other(bytes: &[u8]) -> Result<Rgb8, ClassifyError> {
-    let format = image::guess_format(bytes)
-        .map_err(|_| ClassifyError::UnsupportedFormat("not a recognised image".into()))?;
+    let format =
+        image::guess_format(bytes).map_err(|_| ClassifyError::UnsupportedFormat("not a recognised image".into()))?;
     let mut reader = image::ImageReader::with_format(std::io::Cursor::new(bytes), format);
     reader.limits(limits_for(MAX_PIXELS));
-    let (w, h) = reader
-        .into_dimensions()
-        .map_err(|e| ClassifyError::Decode(format!("{format:?}: {e}")))?;
+    let (w, h) = reader.into_dimensions().map_err(|e| ClassifyError::Decode(format!("{format:?}: {e}")))?;
     check_pixels(u64::from(w), u64::from(h))?;
     let mut reader = image::ImageReader::with_format(std::io::Cursor::new(bytes), format);
     reader.limits(limits_for(MAX_PIXELS));
-    let img = reader
-        .decode()
-        .map_err(|e| ClassifyError::Decode(format!("{format:?}: {e}")))?;
+    let img = reader.decode().map_err(|e| ClassifyError::Decode(format!("{format:?}: {e}")))?;
     let rgb = img.into_rgb8();
-    Ok(Rgb8 {
-        width: rgb.width(),
-        height: rgb.height(),
-        pixels: rgb.into_raw(),
-    })
+    Ok(Rgb8 { width: rgb.width(), height: rgb.height(), pixels: rgb.into_raw() })
 }
 
 /// Allocation cap for the `image` decoders: 8 bytes per allowed pixel (16-bit RGBA).
@@ -222,17 +184,8 @@ mod tests {
 
     #[test]
     fn rejects_garbage_and_truncation() {
-        assert!(matches!(
-            decode_like_pillow(b"hello"),
-            Err(ClassifyError::UnsupportedFormat(_))
-        ));
-        assert!(matches!(
-            decode_like_pillow(&[0xFF, 0xD8, 0xFF, 0xE0, 0, 1]),
-            Err(ClassifyError::Decode(_))
-        ));
-        assert!(matches!(
-            decode_like_pillow(b"\x89PNG\r\n\x1a\n\0\0"),
-            Err(ClassifyError::Decode(_))
-        ));
+        assert!(matches!(decode_like_pillow(b"hello"), Err(ClassifyError::UnsupportedFormat(_))));
+        assert!(matches!(decode_like_pillow(&[0xFF, 0xD8, 0xFF, 0xE0, 0, 1]), Err(ClassifyError::Decode(_))));
+        assert!(matches!(decode_like_pillow(b"\x89PNG\r\n\x1a\n\0\0"), Err(ClassifyError::Decode(_))));
     }
 }

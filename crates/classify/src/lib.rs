@@ -33,10 +33,7 @@ use sha2::{Digest, Sha256};
 
 pub use decode::{decode_like_pillow, Rgb8};
 pub use error::ClassifyError;
-pub use paths::{
-    resolve_model_paths, resolve_with, ModelPaths, ENV_MODEL_PATH, ENV_ORT_LIB, MODEL_FILE,
-    ORT_LIB_FILE,
-};
+pub use paths::{resolve_model_paths, resolve_with, ModelPaths, ENV_MODEL_PATH, ENV_ORT_LIB, MODEL_FILE, ORT_LIB_FILE};
 pub use preprocess::{preprocess, preprocess_rgb8, CROP, MEAN_BGR, RESIZE};
 pub use resample::resize_bilinear_rgb;
 
@@ -68,15 +65,8 @@ pub struct ClassifierConfig {
 impl ClassifierConfig {
     /// Paths from [`resolve_model_paths`] with the given thread count.
     pub fn resolve(intra_threads: usize) -> Self {
-        let ModelPaths {
-            model_path,
-            ort_lib,
-        } = resolve_model_paths();
-        ClassifierConfig {
-            model_path,
-            ort_lib,
-            intra_threads,
-        }
+        let ModelPaths { model_path, ort_lib } = resolve_model_paths();
+        ClassifierConfig { model_path, ort_lib, intra_threads }
     }
 }
 
@@ -106,36 +96,18 @@ static RUNTIME: Mutex<Option<(PathBuf, Environment)>> = Mutex::new(None);
 
 fn sha256_file(what: &'static str, path: &Path) -> Result<(String, Vec<u8>), ClassifyError> {
     let mut f = std::fs::File::open(path).map_err(|e| match e.kind() {
-        std::io::ErrorKind::NotFound => ClassifyError::MissingFile {
-            what,
-            path: path.to_path_buf(),
-        },
-        _ => ClassifyError::Io {
-            path: path.to_path_buf(),
-            source: e,
-        },
+        std::io::ErrorKind::NotFound => ClassifyError::MissingFile { what, path: path.to_path_buf() },
+        _ => ClassifyError::Io { path: path.to_path_buf(), source: e },
     })?;
     let mut bytes = Vec::new();
-    f.read_to_end(&mut bytes).map_err(|e| ClassifyError::Io {
-        path: path.to_path_buf(),
-        source: e,
-    })?;
+    f.read_to_end(&mut bytes).map_err(|e| ClassifyError::Io { path: path.to_path_buf(), source: e })?;
     Ok((hex::encode(Sha256::digest(&bytes)), bytes))
 }
 
-fn verify(
-    what: &'static str,
-    path: &Path,
-    expected: &'static str,
-) -> Result<Vec<u8>, ClassifyError> {
+fn verify(what: &'static str, path: &Path, expected: &'static str) -> Result<Vec<u8>, ClassifyError> {
     let (actual, bytes) = sha256_file(what, path)?;
     if actual != expected {
-        return Err(ClassifyError::ChecksumMismatch {
-            what,
-            path: path.to_path_buf(),
-            expected,
-            actual,
-        });
+        return Err(ClassifyError::ChecksumMismatch { what, path: path.to_path_buf(), expected, actual });
     }
     Ok(bytes)
 }
@@ -144,37 +116,25 @@ fn verify(
 fn runtime(lib: &Path) -> Result<Environment, ClassifyError> {
     let mut guard = RUNTIME.lock().map_err(|_| ClassifyError::Poisoned)?;
     let canonical = lib.canonicalize().map_err(|e| match e.kind() {
-        std::io::ErrorKind::NotFound => ClassifyError::MissingFile {
-            what: "ONNX Runtime library",
-            path: lib.to_path_buf(),
-        },
-        _ => ClassifyError::Io {
-            path: lib.to_path_buf(),
-            source: e,
-        },
+        std::io::ErrorKind::NotFound => {
+            ClassifyError::MissingFile { what: "ONNX Runtime library", path: lib.to_path_buf() }
+        }
+        _ => ClassifyError::Io { path: lib.to_path_buf(), source: e },
     })?;
     if let Some((loaded, env)) = guard.as_ref() {
         if *loaded == canonical {
             return Ok(env.clone());
         }
-        return Err(ClassifyError::RuntimeConflict {
-            loaded: loaded.clone(),
-            requested: canonical,
-        });
+        return Err(ClassifyError::RuntimeConflict { loaded: loaded.clone(), requested: canonical });
     }
     // Hash before dlopen: a library that is not the pinned one is never executed.
     drop(verify("ONNX Runtime library", &canonical, ORT_LIB_SHA256)?);
-    let builder = ort::init_from(&canonical).map_err(|e| ClassifyError::RuntimeLoad {
-        path: canonical.clone(),
-        message: e.to_string(),
-    })?;
+    let builder = ort::init_from(&canonical)
+        .map_err(|e| ClassifyError::RuntimeLoad { path: canonical.clone(), message: e.to_string() })?;
     let env = builder
         .with_name("mediagate-classify")
         .build()
-        .map_err(|e| ClassifyError::RuntimeLoad {
-            path: canonical.clone(),
-            message: e.to_string(),
-        })?;
+        .map_err(|e| ClassifyError::RuntimeLoad { path: canonical.clone(), message: e.to_string() })?;
     tracing::info!(library = %canonical.display(), "ONNX Runtime loaded");
     *guard = Some((canonical, env.clone()));
     Ok(env)
@@ -189,9 +149,7 @@ impl Classifier {
         // Model first: it is the likelier file to be missing, and hashing it is cheap.
         let model = verify("open_nsfw model", &cfg.model_path, MODEL_SHA256)?;
         let env = runtime(&cfg.ort_lib)?;
-        let rt = |e: ort::Error<ort::session::builder::SessionBuilder>| {
-            ClassifyError::Runtime(e.to_string())
-        };
+        let rt = |e: ort::Error<ort::session::builder::SessionBuilder>| ClassifyError::Runtime(e.to_string());
         let mut builder = Session::builder(&env)
             .map_err(|e| ClassifyError::Runtime(e.to_string()))?
             .with_optimization_level(GraphOptimizationLevel::All)
@@ -200,30 +158,17 @@ impl Classifier {
             builder = builder.with_intra_threads(cfg.intra_threads).map_err(rt)?;
         }
         // From the verified bytes, not the path: what was hashed is what runs.
-        let session = builder
-            .commit_from_memory(&model)
-            .map_err(|e| ClassifyError::Runtime(e.to_string()))?;
+        let session = builder.commit_from_memory(&model).map_err(|e| ClassifyError::Runtime(e.to_string()))?;
 
-        let input = session
-            .inputs()
-            .first()
-            .ok_or_else(|| ClassifyError::BadOutput("model has no input".into()))?;
-        let input_ok = input
-            .dtype()
-            .tensor_shape()
-            .is_some_and(|s| s.len() == 4 && s[1..] == [CROP as i64, CROP as i64, 3]);
+        let input = session.inputs().first().ok_or_else(|| ClassifyError::BadOutput("model has no input".into()))?;
+        let input_ok =
+            input.dtype().tensor_shape().is_some_and(|s| s.len() == 4 && s[1..] == [CROP as i64, CROP as i64, 3]);
         if !input_ok {
-            return Err(ClassifyError::BadOutput(format!(
-                "model input {:?} is not [N, 224, 224, 3]",
-                input.dtype()
-            )));
+            return Err(ClassifyError::BadOutput(format!("model input {:?} is not [N, 224, 224, 3]", input.dtype())));
         }
         let input_name = input.name().to_string();
         if session.outputs().len() != 1 {
-            return Err(ClassifyError::BadOutput(format!(
-                "model has {} outputs, expected 1",
-                session.outputs().len()
-            )));
+            return Err(ClassifyError::BadOutput(format!("model has {} outputs, expected 1", session.outputs().len())));
         }
         tracing::info!(
             model = %cfg.model_path.display(),
@@ -281,13 +226,10 @@ impl Classifier {
         let outputs = session
             .run(ort::inputs![self.input_name.as_str() => input])
             .map_err(|e| ClassifyError::Runtime(e.to_string()))?;
-        let (shape, data) = outputs[0]
-            .try_extract_tensor::<f32>()
-            .map_err(|e| ClassifyError::BadOutput(e.to_string()))?;
+        let (shape, data) =
+            outputs[0].try_extract_tensor::<f32>().map_err(|e| ClassifyError::BadOutput(e.to_string()))?;
         if shape[..] != [1, 2] || data.len() != 2 {
-            return Err(ClassifyError::BadOutput(format!(
-                "output shape {shape:?}, expected [1, 2]"
-            )));
+            return Err(ClassifyError::BadOutput(format!("output shape {shape:?}, expected [1, 2]")));
         }
         // [sfw, nsfw] softmax; the reference's Prediction.nsfw is index 1.
         let nsfw = data[1];
@@ -331,10 +273,7 @@ mod tests {
             intra_threads: 1,
         };
         let err = Classifier::load(&cfg).expect_err("must fail").to_string();
-        assert!(
-            err.contains("/nonexistent/models/open-nsfw.onnx") && err.contains("make models"),
-            "{err}"
-        );
+        assert!(err.contains("/nonexistent/models/open-nsfw.onnx") && err.contains("make models"), "{err}");
     }
 
     #[test]
@@ -342,21 +281,12 @@ mod tests {
         let tmp = tempfile::tempdir().expect("tempdir");
         let model = tmp.path().join("open-nsfw.onnx");
         std::fs::write(&model, b"not a model").expect("write");
-        let cfg = ClassifierConfig {
-            model_path: model.clone(),
-            ort_lib: tmp.path().join("lib.so"),
-            intra_threads: 1,
-        };
+        let cfg = ClassifierConfig { model_path: model.clone(), ort_lib: tmp.path().join("lib.so"), intra_threads: 1 };
         let err = Classifier::load(&cfg).expect_err("must fail");
-        assert!(
-            matches!(err, ClassifyError::ChecksumMismatch { .. }),
-            "{err}"
-        );
+        assert!(matches!(err, ClassifyError::ChecksumMismatch { .. }), "{err}");
         let msg = err.to_string();
         assert!(
-            msg.contains(MODEL_SHA256)
-                && msg.contains("make models")
-                && msg.contains(&*model.to_string_lossy()),
+            msg.contains(MODEL_SHA256) && msg.contains("make models") && msg.contains(&*model.to_string_lossy()),
             "{msg}"
         );
     }

@@ -35,11 +35,7 @@ pub fn resolve_model_paths() -> ModelPaths {
 }
 
 /// [`resolve_model_paths`] with its inputs injected (for tests).
-pub fn resolve_with(
-    env: impl Fn(&str) -> Option<OsString>,
-    cwd: &Path,
-    exe: Option<&Path>,
-) -> ModelPaths {
+pub fn resolve_with(env: impl Fn(&str) -> Option<OsString>, cwd: &Path, exe: Option<&Path>) -> ModelPaths {
     let mut dirs = vec![cwd.join("models")];
     if let Some(exe_dir) = exe.and_then(Path::parent) {
         dirs.push(exe_dir.join("models"));
@@ -49,15 +45,9 @@ pub fn resolve_with(
         if let Some(v) = env(var).filter(|v| !v.is_empty()) {
             return PathBuf::from(v);
         }
-        dirs.iter()
-            .map(|d| d.join(file))
-            .find(|p| p.is_file())
-            .unwrap_or_else(|| dirs[0].join(file))
+        dirs.iter().map(|d| d.join(file)).find(|p| p.is_file()).unwrap_or_else(|| dirs[0].join(file))
     };
-    ModelPaths {
-        model_path: pick(ENV_MODEL_PATH, MODEL_FILE),
-        ort_lib: pick(ENV_ORT_LIB, ORT_LIB_FILE),
-    }
+    ModelPaths { model_path: pick(ENV_MODEL_PATH, MODEL_FILE), ort_lib: pick(ENV_ORT_LIB, ORT_LIB_FILE) }
 }
 
 #[cfg(test)]
@@ -82,13 +72,7 @@ mod tests {
         // only beside the binary, two levels up (target/release -> repo/models)
         std::fs::write(root.join("repo/models").join(ORT_LIB_FILE), b"x").expect("write");
         let p = resolve_with(no_env, &cwd, Some(&exe));
-        assert_eq!(
-            p.ort_lib,
-            exe.parent()
-                .expect("parent")
-                .join("../../models")
-                .join(ORT_LIB_FILE)
-        );
+        assert_eq!(p.ort_lib, exe.parent().expect("parent").join("../../models").join(ORT_LIB_FILE));
 
         // the working directory's models/ wins over the binary's
         std::fs::write(cwd.join("models").join(ORT_LIB_FILE), b"x").expect("write");

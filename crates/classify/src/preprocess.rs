@@ -32,15 +32,9 @@ pub const MEAN_BGR: [f32; 3] = [104.0, 117.0, 123.0];
 const JPEG_QUALITY: i32 = 75;
 
 /// Checks that `rgb` holds exactly `width * height` packed RGB8 pixels.
-pub(crate) fn check_rgb(
-    width: u32,
-    height: u32,
-    rgb: &[u8],
-) -> Result<(usize, usize), ClassifyError> {
+pub(crate) fn check_rgb(width: u32, height: u32, rgb: &[u8]) -> Result<(usize, usize), ClassifyError> {
     if width == 0 || height == 0 {
-        return Err(ClassifyError::InvalidImage(format!(
-            "{width}x{height} has no pixels"
-        )));
+        return Err(ClassifyError::InvalidImage(format!("{width}x{height} has no pixels")));
     }
     let (w, h) = (width as usize, height as usize);
     let expected = w.checked_mul(h).and_then(|n| n.checked_mul(3));
@@ -74,27 +68,12 @@ fn jpeg_round_trip(rgb: &[u8], w: usize, h: usize) -> Result<Vec<u8>, ClassifyEr
     compressor.set_quality(JPEG_QUALITY).map_err(jerr)?;
     compressor.set_subsamp(Subsamp::Sub2x2).map_err(jerr)?;
     let jpeg = compressor
-        .compress_to_vec(Image {
-            pixels: rgb,
-            width: w,
-            pitch: w * 3,
-            height: h,
-            format: PixelFormat::RGB,
-        })
+        .compress_to_vec(Image { pixels: rgb, width: w, pitch: w * 3, height: h, format: PixelFormat::RGB })
         .map_err(jerr)?;
     let mut out = vec![0u8; w * h * 3];
     let mut decompressor = turbojpeg::Decompressor::new().map_err(jerr)?;
     decompressor
-        .decompress(
-            &jpeg,
-            Image {
-                pixels: &mut out[..],
-                width: w,
-                pitch: w * 3,
-                height: h,
-                format: PixelFormat::RGB,
-            },
-        )
+        .decompress(&jpeg, Image { pixels: &mut out[..], width: w, pitch: w * 3, height: h, format: PixelFormat::RGB })
         .map_err(jerr)?;
     Ok(out)
 }
@@ -123,18 +102,9 @@ mod tests {
 
     #[test]
     fn rejects_bad_buffers() {
-        assert!(matches!(
-            preprocess(0, 10, &[]),
-            Err(ClassifyError::InvalidImage(_))
-        ));
-        assert!(matches!(
-            preprocess(2, 2, &[0; 11]),
-            Err(ClassifyError::InvalidImage(_))
-        ));
-        assert!(matches!(
-            preprocess(u32::MAX, u32::MAX, &[0; 3]),
-            Err(ClassifyError::InvalidImage(_))
-        ));
+        assert!(matches!(preprocess(0, 10, &[]), Err(ClassifyError::InvalidImage(_))));
+        assert!(matches!(preprocess(2, 2, &[0; 11]), Err(ClassifyError::InvalidImage(_))));
+        assert!(matches!(preprocess(u32::MAX, u32::MAX, &[0; 3]), Err(ClassifyError::InvalidImage(_))));
     }
 
     #[test]

@@ -67,11 +67,7 @@ pub(crate) fn precompute_coeffs(in_size: usize, out_size: usize) -> Coeffs {
         for (x, kx) in k.iter().enumerate().take(n) {
             let v = if ww != 0.0 { kx / ww } else { *kx };
             let scaled = v * f64::from(1u32 << PRECISION_BITS);
-            kk[xx * ksize + x] = if v < 0.0 {
-                (-0.5 + scaled) as i32
-            } else {
-                (0.5 + scaled) as i32
-            };
+            kk[xx * ksize + x] = if v < 0.0 { (-0.5 + scaled) as i32 } else { (0.5 + scaled) as i32 };
         }
         bounds.push((xmin, n));
     }
@@ -220,11 +216,7 @@ mod avx2 {
             }
             let mut lanes = [0i32; 8];
             _mm256_storeu_si256(lanes.as_mut_ptr().cast(), _mm256_add_epi32(a, b));
-            [
-                HALF + lanes[0] + lanes[3],
-                HALF + lanes[1] + lanes[4],
-                HALF + lanes[2] + lanes[5],
-            ]
+            [HALF + lanes[0] + lanes[3], HALF + lanes[1] + lanes[4], HALF + lanes[2] + lanes[5]]
         }
     }
 }
@@ -313,13 +305,7 @@ fn vertical_reference(src: &[u8], w: usize, c: &Coeffs) -> Vec<u8> {
 /// Resizes a packed RGB8 image exactly as Pillow 13's `Image.resize(size, BILINEAR)` does.
 ///
 /// `src.len()` must be `src_w * src_h * 3` and all sizes non-zero (checked by the caller).
-pub fn resize_bilinear_rgb(
-    src: &[u8],
-    src_w: usize,
-    src_h: usize,
-    out_w: usize,
-    out_h: usize,
-) -> Vec<u8> {
+pub fn resize_bilinear_rgb(src: &[u8], src_w: usize, src_h: usize, out_w: usize, out_h: usize) -> Vec<u8> {
     debug_assert_eq!(src.len(), src_w * src_h * 3);
     if src_w == out_w && src_h == out_h {
         return src.to_vec(); // Image.resize returns self.copy()
@@ -330,8 +316,7 @@ pub fn resize_bilinear_rgb(
     let (dw, dh) = (src_w as i64 - out_w as i64, src_h as i64 - out_h as i64);
     let horizontal_first = !(dh > 0 && dh > dw * 2);
 
-    let mut vert = ((need_horizontal && horizontal_first) || need_vertical)
-        .then(|| precompute_coeffs(src_h, out_h));
+    let mut vert = ((need_horizontal && horizontal_first) || need_vertical).then(|| precompute_coeffs(src_h, out_h));
     let horiz = need_horizontal.then(|| precompute_coeffs(src_w, out_w));
 
     if horizontal_first {
@@ -352,10 +337,7 @@ pub fn resize_bilinear_rgb(
         }
     } else {
         // dh > 0 here, so the vertical pass is always needed.
-        let v = vert
-            .as_ref()
-            .map(|v| vertical(src, src_w, v))
-            .unwrap_or_else(|| src.to_vec());
+        let v = vert.as_ref().map(|v| vertical(src, src_w, v)).unwrap_or_else(|| src.to_vec());
         match &horiz {
             Some(h) => horizontal(&v, src_w, 0, out_h, h),
             None => v,
@@ -425,15 +407,11 @@ mod tests {
     fn channels_are_independent_and_axes_separable() {
         // A horizontal ramp keeps identical rows and a vertical resize alone keeps columns.
         let (w, h) = (9, 5);
-        let src: Vec<u8> = (0..h)
-            .flat_map(|_| (0..w).flat_map(|x| [x as u8 * 20, 255 - x as u8 * 20, 77]))
-            .collect();
+        let src: Vec<u8> = (0..h).flat_map(|_| (0..w).flat_map(|x| [x as u8 * 20, 255 - x as u8 * 20, 77])).collect();
         let out = resize_bilinear_rgb(&src, w, h, 4, 3);
         let row0 = &out[0..12];
         assert!(out.chunks_exact(12).all(|r| r == row0));
-        assert!(out
-            .chunks_exact(3)
-            .all(|p| p[2] == 77 && u16::from(p[0]) + u16::from(p[1]) == 255));
+        assert!(out.chunks_exact(3).all(|p| p[2] == 77 && u16::from(p[0]) + u16::from(p[1]) == 255));
     }
 
     #[test]
@@ -470,11 +448,7 @@ mod tests {
                 );
             }
             let vc = precompute_coeffs(h, oh);
-            assert_eq!(
-                vertical(&src, w, &vc),
-                vertical_reference(&src, w, &vc),
-                "vertical {w}x{h}->{oh}"
-            );
+            assert_eq!(vertical(&src, w, &vc), vertical_reference(&src, w, &vc), "vertical {w}x{h}->{oh}");
             assert_eq!(
                 horizontal_portable(&src, w, 0, h, &hc),
                 horizontal_reference(&src, w, 0, h, &hc),
@@ -488,27 +462,19 @@ mod tests {
         // 10x100 -> 8x10: dh = 90 > dw*2 = 4, so Pillow runs the vertical pass first; the result
         // must equal doing the passes by hand in that order.
         let (w, h) = (10usize, 100usize);
-        let src: Vec<u8> = (0..w * h * 3)
-            .map(|i| ((i * 31 + i / 7) % 251) as u8)
-            .collect();
+        let src: Vec<u8> = (0..w * h * 3).map(|i| ((i * 31 + i / 7) % 251) as u8).collect();
         let v = precompute_coeffs(h, 10);
         let hc = precompute_coeffs(w, 8);
         let by_hand = horizontal(&vertical(&src, w, &v), w, 0, 10, &hc);
         assert_eq!(resize_bilinear_rgb(&src, w, h, 8, 10), by_hand);
         // and horizontal first (only the rows used) for a wide shrink
         let (w, h) = (100usize, 10usize);
-        let src: Vec<u8> = (0..w * h * 3)
-            .map(|i| ((i * 13 + i / 5) % 253) as u8)
-            .collect();
+        let src: Vec<u8> = (0..w * h * 3).map(|i| ((i * 13 + i / 5) % 253) as u8).collect();
         let mut v = precompute_coeffs(h, 8);
         let first = v.bounds[0].0;
         let last = v.bounds[7].0 + v.bounds[7].1;
         v.bounds.iter_mut().for_each(|b| b.0 -= first);
-        let by_hand = vertical(
-            &horizontal(&src, w, first, last - first, &precompute_coeffs(w, 10)),
-            10,
-            &v,
-        );
+        let by_hand = vertical(&horizontal(&src, w, first, last - first, &precompute_coeffs(w, 10)), 10, &v);
         assert_eq!(resize_bilinear_rgb(&src, w, h, 10, 8), by_hand);
     }
 }

@@ -6,14 +6,8 @@ use std::path::{Path, PathBuf};
 use mediagate_classify::{Classifier, ClassifierConfig, ClassifyError, MODEL_FILE, ORT_LIB_SHA256};
 
 fn real_model() -> PathBuf {
-    let p = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../models")
-        .join(MODEL_FILE);
-    assert!(
-        p.exists(),
-        "{} missing: run `make models` first (this test never skips)",
-        p.display()
-    );
+    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../models").join(MODEL_FILE);
+    assert!(p.exists(), "{} missing: run `make models` first (this test never skips)", p.display());
     p
 }
 
@@ -32,28 +26,16 @@ fn runtime_library_is_verified_before_it_is_loaded() {
     .expect_err("missing library");
     assert!(matches!(err, ClassifyError::MissingFile { .. }), "{err}");
     let msg = err.to_string();
-    assert!(
-        msg.contains(&*ort_lib.to_string_lossy()) && msg.contains("make models"),
-        "{msg}"
-    );
+    assert!(msg.contains(&*ort_lib.to_string_lossy()) && msg.contains("make models"), "{msg}");
 
     // present but not the pinned build: refused before dlopen, so it is never executed
     std::fs::write(&ort_lib, b"\x7fELF not really").expect("write");
-    let err = Classifier::load(&ClassifierConfig {
-        model_path,
-        ort_lib: ort_lib.clone(),
-        intra_threads: 1,
-    })
-    .expect_err("foreign library");
-    assert!(
-        matches!(err, ClassifyError::ChecksumMismatch { .. }),
-        "{err}"
-    );
+    let err = Classifier::load(&ClassifierConfig { model_path, ort_lib: ort_lib.clone(), intra_threads: 1 })
+        .expect_err("foreign library");
+    assert!(matches!(err, ClassifyError::ChecksumMismatch { .. }), "{err}");
     let msg = err.to_string();
     assert!(
-        msg.contains(ORT_LIB_SHA256)
-            && msg.contains("make models")
-            && msg.contains(&*ort_lib.to_string_lossy()),
+        msg.contains(ORT_LIB_SHA256) && msg.contains("make models") && msg.contains(&*ort_lib.to_string_lossy()),
         "{msg}"
     );
 }

@@ -134,20 +134,14 @@ impl Job {
                     conversation_id: None,
                     reprocess: false,
                     revision: 0,
-                    reason: Reason::new(
-                        ReasonCode::JobInvalid,
-                        format!("the job body is not valid JSON: {e}"),
-                    ),
+                    reason: Reason::new(ReasonCode::JobInvalid, format!("the job body is not valid JSON: {e}")),
                 };
             }
         };
         let invalid = |reason: Reason| invalid_from_value(&value, amqp_message_id, reason);
 
         if !value.is_object() {
-            return invalid(Reason::new(
-                ReasonCode::JobInvalid,
-                "the job body must be a JSON object",
-            ));
+            return invalid(Reason::new(ReasonCode::JobInvalid, "the job body must be a JSON object"));
         }
         match value.get("schema").and_then(|s| s.as_str()) {
             Some(JOB_SCHEMA) => {}
@@ -168,10 +162,7 @@ impl Job {
             Ok(job) => job,
             Err(e) => {
                 let path = e.path().to_string();
-                return invalid(Reason::new(
-                    ReasonCode::JobInvalid,
-                    format!("field `{path}`: {}", e.into_inner()),
-                ));
+                return invalid(Reason::new(ReasonCode::JobInvalid, format!("field `{path}`: {}", e.into_inner())));
             }
         };
         if let Err(message) = job.validate_fields() {
@@ -221,9 +212,7 @@ impl Job {
         if let Some(caption) = &self.caption {
             let n = caption.chars().count();
             if n > MAX_CAPTION_CHARS {
-                return Err(format!(
-                    "field `caption` has {n} characters; at most {MAX_CAPTION_CHARS} are allowed"
-                ));
+                return Err(format!("field `caption` has {n} characters; at most {MAX_CAPTION_CHARS} are allowed"));
             }
         }
         Ok(())
@@ -236,14 +225,9 @@ impl Job {
 }
 
 /// Builds rule 1's outcome for a body that is JSON but not a valid job, salvaging the ids.
-fn invalid_from_value(
-    value: &serde_json::Value,
-    amqp_message_id: Option<&str>,
-    reason: Reason,
-) -> ParseOutcome {
-    let valid_str = |v: Option<&serde_json::Value>| {
-        v.and_then(|v| v.as_str()).filter(|s| is_valid_id(s)).map(str::to_owned)
-    };
+fn invalid_from_value(value: &serde_json::Value, amqp_message_id: Option<&str>, reason: Reason) -> ParseOutcome {
+    let valid_str =
+        |v: Option<&serde_json::Value>| v.and_then(|v| v.as_str()).filter(|s| is_valid_id(s)).map(str::to_owned);
     // The body "gives" a job_id when the field is present at all; an invalid one becomes null
     // rather than falling back, so a bad id can never be swapped for another key prefix.
     let job_id = match value.get("job_id") {
@@ -397,12 +381,9 @@ pub(crate) mod tests {
 
     #[test]
     fn every_identifier_is_checked() {
-        for path in [
-            &["job_id"][..],
-            &["message", "message_id"],
-            &["message", "conversation_id"],
-            &["sender", "account_id"],
-        ] {
+        for path in
+            [&["job_id"][..], &["message", "message_id"], &["message", "conversation_id"], &["sender", "account_id"]]
+        {
             let mut v = example();
             let mut target = &mut v;
             for p in path {

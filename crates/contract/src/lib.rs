@@ -23,6 +23,5 @@ pub use policy::{check_job_rules, nudity_policy, NudityPolicy};
 pub use reason::{Reason, ReasonCode};
 pub use settings::{Limits, Thresholds};
 pub use verdict::{
-    job_status, ItemStatus, ItemVerdict, JobStatus, Manifest, MediaType, NudityResult, Output,
-    Verdict, WorkerInfo,
+    job_status, ItemStatus, ItemVerdict, JobStatus, Manifest, MediaType, NudityResult, Output, Verdict, WorkerInfo,
 };

@@ -37,10 +37,7 @@ pub fn check_job_rules(job: &Job, source_buckets: &[String]) -> Result<(), Reaso
     if let Some(r) = job.recipients.iter().find(|r| r.age_band == AgeBand::Under16) {
         return Err(Reason::new(
             ReasonCode::PolicyUnder16,
-            format!(
-                "recipient {} is under 16; direct messages are not available under 16",
-                r.account_id
-            ),
+            format!("recipient {} is under 16; direct messages are not available under 16", r.account_id),
         ));
     }
     // Rule 4: no media as the first message to a new contact.
@@ -51,7 +48,7 @@ pub fn check_job_rules(job: &Job, source_buckets: &[String]) -> Result<(), Reaso
         ));
     }
     // Rule 5: every source bucket is on the allow-list.
-    if let Some(item) = job.items.iter().find(|i| !source_buckets.iter().any(|b| *b == i.source.bucket)) {
+    if let Some(item) = job.items.iter().find(|i| !source_buckets.contains(&i.source.bucket)) {
         return Err(Reason::new(
             ReasonCode::InputSourceNotAllowed,
             format!(
@@ -82,10 +79,7 @@ pub fn nudity_policy(job: &Job, thresholds: Thresholds) -> Option<NudityPolicy> 
     let minor = job.age_bands().any(|b| b == AgeBand::Age16To17);
     // For a 16–17 recipient the filter is on whatever the field says; the opt-in that picks the
     // adult threshold is an adult's own.
-    let adult_opt_in = job
-        .recipients
-        .iter()
-        .any(|r| r.age_band == AgeBand::Adult && r.nudity_filter);
+    let adult_opt_in = job.recipients.iter().any(|r| r.age_band == AgeBand::Adult && r.nudity_filter);
     let threshold = match (minor, adult_opt_in) {
         (false, false) => return None,
         (true, false) => thresholds.minor,

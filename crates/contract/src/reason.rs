@@ -98,8 +98,7 @@ impl Serialize for ReasonCode {
 impl<'de> Deserialize<'de> for ReasonCode {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let s = String::deserialize(d)?;
-        ReasonCode::from_wire(&s)
-            .ok_or_else(|| serde::de::Error::custom(format!("unknown reason code `{s}`")))
+        ReasonCode::from_wire(&s).ok_or_else(|| serde::de::Error::custom(format!("unknown reason code `{s}`")))
     }
 }
 

@@ -189,8 +189,17 @@ mod tests {
         let item = ItemVerdict::rejected("1", None, Reason::new(ReasonCode::InputCorrupt, "x"));
         let v = serde_json::to_value(&item).unwrap();
         for key in [
-            "item_id", "status", "media_type", "reason", "width", "height", "duration_ms",
-            "waveform", "blurhash", "nudity", "outputs",
+            "item_id",
+            "status",
+            "media_type",
+            "reason",
+            "width",
+            "height",
+            "duration_ms",
+            "waveform",
+            "blurhash",
+            "nudity",
+            "outputs",
         ] {
             assert!(v.as_object().unwrap().contains_key(key), "{key} missing");
         }

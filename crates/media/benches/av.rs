@@ -127,7 +127,9 @@ fn compare(ours: &mut dyn FnMut(), cli: &mut dyn FnMut()) -> (f64, f64, Vec<f64>
 }
 
 fn loadavg() -> String {
-    std::fs::read_to_string("/proc/loadavg").map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" ")).unwrap_or_else(|_| "?".into())
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_else(|_| "?".into())
 }
 
 fn fmt(v: &[f64]) -> String {
@@ -147,34 +149,45 @@ fn main() {
         let settings = VoiceSettings::default();
         let cli_out = out_dir.join("cli-voice.ogg");
         let mut last = None;
-        let (ours, cli, a, b) = compare(&mut || last = Some(process_voice(&bytes, Format::M4a, &settings).expect("process_voice")), &mut || {
-            ffmpeg(&[
-                "-i",
-                s(&input),
-                "-c:a",
-                "libopus",
-                "-b:a",
-                "24k",
-                "-application",
-                "voip",
-                "-ac",
-                "1",
-                "-ar",
-                "48000",
-                "-fflags",
-                "+bitexact",
-                "-flags:a",
-                "+bitexact",
-                "-map_metadata",
-                "-1",
-                s(&cli_out),
-            ])
-        });
+        let (ours, cli, a, b) = compare(
+            &mut || last = Some(process_voice(&bytes, Format::M4a, &settings).expect("process_voice")),
+            &mut || {
+                ffmpeg(&[
+                    "-i",
+                    s(&input),
+                    "-c:a",
+                    "libopus",
+                    "-b:a",
+                    "24k",
+                    "-application",
+                    "voip",
+                    "-ac",
+                    "1",
+                    "-ar",
+                    "48000",
+                    "-fflags",
+                    "+bitexact",
+                    "-flags:a",
+                    "+bitexact",
+                    "-map_metadata",
+                    "-1",
+                    s(&cli_out),
+                ])
+            },
+        );
         let out = last.unwrap();
         let cli_len = std::fs::metadata(&cli_out).map(|m| m.len()).unwrap_or(0);
         println!("voice: 60 s speech AAC/M4A ({} KB) → Ogg Opus 24 kb/s voip mono 48 kHz", bytes.len() / 1024);
-        println!("  ours (decode once → duration + waveform + libopus): median {ours:.0} ms  [{}]  → {} bytes, {} ms", fmt(&a), out.ogg.len(), out.duration_ms);
-        println!("  ffmpeg CLI (same libopus settings):                  median {cli:.0} ms  [{}]  → {cli_len} bytes", fmt(&b));
+        println!(
+            "  ours (decode once → duration + waveform + libopus): median {ours:.0} ms  [{}]  → {} bytes, {} ms",
+            fmt(&a),
+            out.ogg.len(),
+            out.duration_ms
+        );
+        println!(
+            "  ffmpeg CLI (same libopus settings):                  median {cli:.0} ms  [{}]  → {cli_len} bytes",
+            fmt(&b)
+        );
         println!("  ratio CLI/ours: {:.2}×", cli / ours);
     }
 
@@ -187,37 +200,40 @@ fn main() {
         let crf = settings.crf.to_string();
         let abr = format!("{}", settings.audio_bitrate);
         let mut last = None;
-        let (ours, cli, a, b) = compare(&mut || last = Some(process_video(&bytes, Format::Mp4, &settings).expect("process_video")), &mut || {
-            ffmpeg(&[
-                "-threads",
-                &threads,
-                "-i",
-                s(&input),
-                "-vf",
-                "scale=w=1280:h=720:flags=bicubic,format=yuv420p",
-                "-c:v",
-                "libx264",
-                "-preset",
-                &settings.preset,
-                "-crf",
-                &crf,
-                "-threads",
-                &threads,
-                "-c:a",
-                "aac",
-                "-b:a",
-                &abr,
-                "-movflags",
-                "+faststart",
-                "-fflags",
-                "+bitexact",
-                "-flags",
-                "+bitexact",
-                "-map_metadata",
-                "-1",
-                s(&cli_out),
-            ])
-        });
+        let (ours, cli, a, b) = compare(
+            &mut || last = Some(process_video(&bytes, Format::Mp4, &settings).expect("process_video")),
+            &mut || {
+                ffmpeg(&[
+                    "-threads",
+                    &threads,
+                    "-i",
+                    s(&input),
+                    "-vf",
+                    "scale=w=1280:h=720:flags=bicubic,format=yuv420p",
+                    "-c:v",
+                    "libx264",
+                    "-preset",
+                    &settings.preset,
+                    "-crf",
+                    &crf,
+                    "-threads",
+                    &threads,
+                    "-c:a",
+                    "aac",
+                    "-b:a",
+                    &abr,
+                    "-movflags",
+                    "+faststart",
+                    "-fflags",
+                    "+bitexact",
+                    "-flags",
+                    "+bitexact",
+                    "-map_metadata",
+                    "-1",
+                    s(&cli_out),
+                ])
+            },
+        );
         let out = last.unwrap();
         let cli_len = std::fs::metadata(&cli_out).map(|m| m.len()).unwrap_or(0);
         println!(
@@ -229,7 +245,11 @@ fn main() {
             settings.crf,
             settings.threads
         );
-        println!("  ours (scan + transcode + poster/BlurHash): median {ours:.0} ms  [{}]  → {} bytes", fmt(&a), out.mp4.len());
+        println!(
+            "  ours (scan + transcode + poster/BlurHash): median {ours:.0} ms  [{}]  → {} bytes",
+            fmt(&a),
+            out.mp4.len()
+        );
         println!("  ffmpeg CLI (same x264/AAC settings):       median {cli:.0} ms  [{}]  → {cli_len} bytes", fmt(&b));
         println!("  ratio CLI/ours: {:.2}×", cli / ours);
     }

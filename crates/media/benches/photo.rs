@@ -50,7 +50,13 @@ fn inputs() -> (PathBuf, PathBuf) {
     if !jpg.exists() || !png.exists() {
         let (w, h) = (4000u32, 3000u32);
         let rgb = photo_like(w, h);
-        let image = turbojpeg::Image { pixels: &rgb[..], width: w as usize, pitch: 3 * w as usize, height: h as usize, format: turbojpeg::PixelFormat::RGB };
+        let image = turbojpeg::Image {
+            pixels: &rgb[..],
+            width: w as usize,
+            pitch: 3 * w as usize,
+            height: h as usize,
+            format: turbojpeg::PixelFormat::RGB,
+        };
         let jpeg = turbojpeg::compress(image, 92, turbojpeg::Subsamp::Sub2x2).expect("encode bench JPEG");
         std::fs::write(&jpg, &jpeg[..]).expect("write bench JPEG");
         image::RgbImage::from_raw(w, h, rgb).expect("rgb buffer").save(&png).expect("write bench PNG");
@@ -75,7 +81,9 @@ fn times_ms(runs: usize, mut f: impl FnMut()) -> Vec<f64> {
 }
 
 fn loadavg() -> String {
-    std::fs::read_to_string("/proc/loadavg").map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" ")).unwrap_or_else(|_| "?".into())
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_else(|_| "?".into())
 }
 
 fn peak_rss_mib() -> Option<f64> {
@@ -92,7 +100,9 @@ struct Peer {
 
 fn run_peer(jpg: &Path, png: &Path) -> Result<Peer, String> {
     let root = repo_root();
-    let python = std::env::var_os("MEDIAGATE_BENCH_PYTHON").map(PathBuf::from).unwrap_or_else(|| root.join("bench/.venv/bin/python"));
+    let python = std::env::var_os("MEDIAGATE_BENCH_PYTHON")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root.join("bench/.venv/bin/python"));
     if !python.exists() {
         return Err(format!("{} not found", python.display()));
     }
@@ -104,13 +114,19 @@ fn run_peer(jpg: &Path, png: &Path) -> Result<Peer, String> {
         .output()
         .map_err(|e| format!("could not start {}: {e}", python.display()))?;
     if !out.status.success() {
-        return Err(format!("{} exited with {}: {}", python.display(), out.status, String::from_utf8_lossy(&out.stderr).trim()));
+        return Err(format!(
+            "{} exited with {}: {}",
+            python.display(),
+            out.status,
+            String::from_utf8_lossy(&out.stderr).trim()
+        ));
     }
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).map_err(|e| format!("bad peer output: {e}"))?;
     let mut times_ms = std::collections::HashMap::new();
     if let Some(cases) = v["cases"].as_object() {
         for (k, c) in cases {
-            let t: Vec<f64> = c["times_ms"].as_array().map(|a| a.iter().filter_map(|x| x.as_f64()).collect()).unwrap_or_default();
+            let t: Vec<f64> =
+                c["times_ms"].as_array().map(|a| a.iter().filter_map(|x| x.as_f64()).collect()).unwrap_or_default();
             times_ms.insert(k.clone(), t);
         }
     }
@@ -130,10 +146,17 @@ fn main() {
     let (jpg, png) = inputs();
     let jpeg_bytes = std::fs::read(&jpg).expect("read bench JPEG");
     let png_bytes = std::fs::read(&png).expect("read bench PNG");
-    println!("inputs: {} ({:.1} MB), {} ({:.1} MB)", jpg.display(), jpeg_bytes.len() as f64 / 1e6, png.display(), png_bytes.len() as f64 / 1e6);
+    println!(
+        "inputs: {} ({:.1} MB), {} ({:.1} MB)",
+        jpg.display(),
+        jpeg_bytes.len() as f64 / 1e6,
+        png.display(),
+        png_bytes.len() as f64 / 1e6
+    );
     println!("load average at start: {}", loadavg());
 
-    let (mut decode_rgb, mut decode_yuv, mut ours_jpeg, mut ours_png) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let (mut decode_rgb, mut decode_yuv, mut ours_jpeg, mut ours_png) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     let mut peer_jpeg = Vec::new();
     let mut peer_png = Vec::new();
     let mut peer_result: Result<String, String> = Err("not run".into());
@@ -165,7 +188,13 @@ fn main() {
     let sample = process_photo(&jpeg_bytes, &settings).expect("process JPEG");
     println!(
         "outputs: full {}×{} {} B, thumb {}×{} {} B, blurhash {}",
-        sample.full.width, sample.full.height, sample.full.bytes.len(), sample.thumb.width, sample.thumb.height, sample.thumb.bytes.len(), sample.blurhash
+        sample.full.width,
+        sample.full.height,
+        sample.full.bytes.len(),
+        sample.thumb.width,
+        sample.thumb.height,
+        sample.thumb.bytes.len(),
+        sample.blurhash
     );
 
     // Throughput: two threads, each processing the JPEG repeatedly (what MEDIAGATE_CONCURRENCY=2 does).
@@ -199,7 +228,10 @@ fn main() {
             decode.map(|(rgb, yuv)| format!("{rgb:.1} (RGB) {yuv:.1} (YUV)")).unwrap_or_else(|| "-".into()),
         );
     }
-    println!("medians of {} runs ({ROUNDS} rounds of {RUNS}, ours and peer alternating); peer/ours > 1 means we are faster", RUNS * ROUNDS);
+    println!(
+        "medians of {} runs ({ROUNDS} rounds of {RUNS}, ours and peer alternating); peer/ours > 1 means we are faster",
+        RUNS * ROUNDS
+    );
     println!("decode-alone: libjpeg-turbo full-size decode to RGB (the floor of an RGB pipeline) and to Y'CbCr planes (what we do)");
     match &peer_result {
         Ok(d) => println!("peer: {d}"),

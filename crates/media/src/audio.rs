@@ -35,7 +35,10 @@ use ffmpeg::ffi;
 use ffmpeg::{codec, format as ffformat, frame, ChannelLayout, Packet};
 use ffmpeg_next as ffmpeg;
 
-use crate::av::{best_video_stream, init, internal_error, open_input, pass_error, AudioChain, Deadline, LogCapture, SharedBytes, EAGAIN};
+use crate::av::{
+    best_video_stream, init, internal_error, open_input, pass_error, AudioChain, Deadline, LogCapture, SharedBytes,
+    EAGAIN,
+};
 use crate::sniff::{ogg_codec, Format, OggCodec};
 use crate::MediaError;
 
@@ -150,7 +153,13 @@ fn unsupported(message: impl Into<String>) -> MediaError {
 const SEND_AUDIO: &str = "send Ogg Opus, Ogg Vorbis, WebM Opus, MP3, AAC (M4A), FLAC or WAV";
 
 /// The one decode pass: every packet of the best audio stream, resampled to 48 kHz mono f32.
-fn decode_mono48(bytes: &[u8], format: Format, s: &VoiceSettings, deadline: &Deadline, capture: &LogCapture) -> Result<Vec<f32>, MediaError> {
+fn decode_mono48(
+    bytes: &[u8],
+    format: Format,
+    s: &VoiceSettings,
+    deadline: &Deadline,
+    capture: &LogCapture,
+) -> Result<Vec<f32>, MediaError> {
     if !is_voice_format(format) {
         return Err(unsupported(format!("{} files cannot be voice notes; {SEND_AUDIO}", format.name())));
     }
@@ -177,23 +186,31 @@ fn decode_mono48(bytes: &[u8], format: Format, s: &VoiceSettings, deadline: &Dea
     };
     let mut input = open_input(&shared, format, deadline, &[])?;
     if best_video_stream(&input).is_some() {
-        return Err(unsupported(format!("the {} file has a video track; a voice note is sound only ({SEND_AUDIO})", format.name())));
+        return Err(unsupported(format!(
+            "the {} file has a video track; a voice note is sound only ({SEND_AUDIO})",
+            format.name()
+        )));
     }
-    let stream =
-        input.streams().best(ffmpeg::media::Type::Audio).ok_or_else(|| MediaError::corrupt(format!("the {} file holds no audio track", format.name())))?;
+    let stream = input
+        .streams()
+        .best(ffmpeg::media::Type::Audio)
+        .ok_or_else(|| MediaError::corrupt(format!("the {} file holds no audio track", format.name())))?;
     let index = stream.index();
     let par = stream.parameters();
     let codec_name = par.id().name().to_string();
     if !voice_codec_allowed(&codec_name) {
         return Err(unsupported(format!("{codec_name} audio is not supported for voice notes; {SEND_AUDIO}")));
     }
-    let mut ctx = codec::context::Context::from_parameters(par).map_err(|e| internal_error("audio decoder context", e))?;
+    let mut ctx =
+        codec::context::Context::from_parameters(par).map_err(|e| internal_error("audio decoder context", e))?;
     ctx.set_threading(codec::threading::Config { kind: codec::threading::Type::None, count: 1, ..Default::default() });
     unsafe {
         (*ctx.as_mut_ptr()).pkt_timebase = stream.time_base().into();
     }
     let mut decoder = ctx.decoder().audio().map_err(|e| match e {
-        ffmpeg::Error::DecoderNotFound => unsupported(format!("{codec_name} audio has no decoder in this build; {SEND_AUDIO}")),
+        ffmpeg::Error::DecoderNotFound => {
+            unsupported(format!("{codec_name} audio has no decoder in this build; {SEND_AUDIO}"))
+        }
         e => MediaError::corrupt(format!("the {codec_name} audio cannot be decoded ({e}); the file is damaged")),
     })?;
 
@@ -361,7 +378,8 @@ impl Seek for MemorySink {
 /// libopus (application `voip`, VBR, complexity 10 — the CLI's defaults) in Ogg, bit-exact.
 fn encode_opus(samples: &[f32], bitrate: u32, deadline: &Deadline) -> Result<Vec<u8>, MediaError> {
     let fail = |what: &'static str| move |e: ffmpeg::Error| internal_error(what, e);
-    let codec = ffmpeg::encoder::find_by_name("libopus").ok_or_else(|| MediaError::internal("this FFmpeg build has no libopus encoder"))?;
+    let codec = ffmpeg::encoder::find_by_name("libopus")
+        .ok_or_else(|| MediaError::internal("this FFmpeg build has no libopus encoder"))?;
     let sink = MemorySink::default();
     let io = ffformat::context::StreamIo::from_write_seek(sink.clone()).map_err(fail("Ogg output"))?;
     let mut octx = ffformat::output_to_stream(io, None, Some("ogg")).map_err(fail("Ogg muxer"))?;
@@ -400,29 +418,35 @@ fn encode_opus(samples: &[f32], bitrate: u32, deadline: &Deadline) -> Result<Vec
     let enc_tb = ffmpeg::Rational::new(1, RATE as i32);
 
     let mut packet = Packet::empty();
-    let mut write_ready = |enc: &mut codec::encoder::Audio, octx: &mut ffformat::context::Output| -> Result<(), MediaError> {
-        loop {
-            match enc.receive_packet(&mut packet) {
-                Ok(()) => {
-                    packet.set_stream(0);
-                    packet.rescale_ts(enc_tb, stream_tb);
-                    packet.write_interleaved(octx).map_err(fail("writing Ogg"))?;
+    let mut write_ready =
+        |enc: &mut codec::encoder::Audio, octx: &mut ffformat::context::Output| -> Result<(), MediaError> {
+            loop {
+                match enc.receive_packet(&mut packet) {
+                    Ok(()) => {
+                        packet.set_stream(0);
+                        packet.rescale_ts(enc_tb, stream_tb);
+                        packet.write_interleaved(octx).map_err(fail("writing Ogg"))?;
+                    }
+                    Err(ffmpeg::Error::Other { errno }) if errno == EAGAIN => return Ok(()),
+                    Err(ffmpeg::Error::Eof) => return Ok(()),
+                    Err(e) => return Err(internal_error("Opus encoder", e)),
                 }
-                Err(ffmpeg::Error::Other { errno }) if errno == EAGAIN => return Ok(()),
-                Err(ffmpeg::Error::Eof) => return Ok(()),
-                Err(e) => return Err(internal_error("Opus encoder", e)),
             }
-        }
-    };
+        };
 
-    let mut f = frame::Audio::new(ffformat::Sample::F32(ffformat::sample::Type::Packed), OPUS_FRAME, ChannelLayout::MONO);
+    let mut f =
+        frame::Audio::new(ffformat::Sample::F32(ffformat::sample::Type::Packed), OPUS_FRAME, ChannelLayout::MONO);
     f.set_rate(RATE);
     for (i, chunk) in samples.chunks(OPUS_FRAME).enumerate() {
         if i % 256 == 0 {
             deadline.check()?;
         }
         if chunk.len() != f.samples() {
-            f = frame::Audio::new(ffformat::Sample::F32(ffformat::sample::Type::Packed), chunk.len(), ChannelLayout::MONO);
+            f = frame::Audio::new(
+                ffformat::Sample::F32(ffformat::sample::Type::Packed),
+                chunk.len(),
+                ChannelLayout::MONO,
+            );
             f.set_rate(RATE);
         }
         let dst = f.data_mut(0);
@@ -444,8 +468,12 @@ fn encode_opus(samples: &[f32], bitrate: u32, deadline: &Deadline) -> Result<Vec
 /// Bytes that are not an Ogg page end the walk without a verdict (FFmpeg resyncs on its own).
 fn check_ogg_pages(b: &[u8]) -> Result<(), MediaError> {
     let mut at = 0usize;
-    let truncated =
-        |need: usize| MediaError::corrupt(format!("the Ogg data ends after {} bytes, inside a page that needs {need}; the file is truncated", b.len()));
+    let truncated = |need: usize| {
+        MediaError::corrupt(format!(
+            "the Ogg data ends after {} bytes, inside a page that needs {need}; the file is truncated",
+            b.len()
+        ))
+    };
     while at < b.len() {
         let Some(h) = b.get(at..at + 27) else { return Err(truncated(at + 27)) };
         if &h[..4] != b"OggS" {
@@ -481,7 +509,10 @@ fn wav_data_fix(b: &[u8]) -> Result<Option<(usize, u32)>, MediaError> {
     let mut at = 12usize;
     loop {
         let (Some(id), Some(size)) = (b.get(at..at + 4), le32(b, at + 4)) else {
-            return Err(MediaError::corrupt(format!("the WAV file ends after {} bytes without a data chunk; it is truncated", b.len())));
+            return Err(MediaError::corrupt(format!(
+                "the WAV file ends after {} bytes without a data chunk; it is truncated",
+                b.len()
+            )));
         };
         let start = at + 8;
         let size = size as usize;
@@ -509,7 +540,10 @@ fn wav_data_fix(b: &[u8]) -> Result<Option<(usize, u32)>, MediaError> {
         }
         at = start.saturating_add(size).saturating_add(size & 1);
         if at >= b.len() {
-            return Err(MediaError::corrupt(format!("the WAV file ends after {} bytes without a data chunk; it is truncated", b.len())));
+            return Err(MediaError::corrupt(format!(
+                "the WAV file ends after {} bytes without a data chunk; it is truncated",
+                b.len()
+            )));
         }
     }
 }

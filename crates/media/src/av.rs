@@ -66,13 +66,28 @@ thread_local! {
 }
 
 #[cfg(all(target_arch = "x86_64", target_os = "linux"))]
-unsafe extern "C" fn log_callback(avcl: *mut std::ffi::c_void, level: std::ffi::c_int, fmt: *const std::ffi::c_char, vl: *mut ffi::__va_list_tag) {
+unsafe extern "C" fn log_callback(
+    avcl: *mut std::ffi::c_void,
+    level: std::ffi::c_int,
+    fmt: *const std::ffi::c_char,
+    vl: *mut ffi::__va_list_tag,
+) {
     if level > unsafe { ffi::av_log_get_level() } || fmt.is_null() {
         return;
     }
     let mut buf = [0 as std::ffi::c_char; 1024];
     let mut print_prefix: std::ffi::c_int = 0;
-    let n = unsafe { ffi::av_log_format_line2(avcl, level, fmt, vl, buf.as_mut_ptr(), buf.len() as std::ffi::c_int, &mut print_prefix) };
+    let n = unsafe {
+        ffi::av_log_format_line2(
+            avcl,
+            level,
+            fmt,
+            vl,
+            buf.as_mut_ptr(),
+            buf.len() as std::ffi::c_int,
+            &mut print_prefix,
+        )
+    };
     if n < 0 {
         return;
     }
@@ -257,7 +272,12 @@ pub(crate) fn demuxer_for(format: Format) -> Option<&'static str> {
 
 /// Opens `bytes` with the demuxer of `format`, reads the stream parameters, and arms the
 /// deadline as the input's interrupt callback. `options` are demuxer options.
-pub(crate) fn open_input(bytes: &SharedBytes, format: Format, deadline: &Deadline, options: &[(&str, &str)]) -> Result<Input, MediaError> {
+pub(crate) fn open_input(
+    bytes: &SharedBytes,
+    format: Format,
+    deadline: &Deadline,
+    options: &[(&str, &str)],
+) -> Result<Input, MediaError> {
     open_input_with(bytes, format, deadline, options, true)
 }
 
@@ -270,11 +290,12 @@ pub(crate) fn open_input_with(
     options: &[(&str, &str)],
     find_stream_info: bool,
 ) -> Result<Input, MediaError> {
-    let name = demuxer_for(format)
-        .ok_or_else(|| MediaError::UnsupportedCodec { message: format!("{} files carry no audio or video this pipeline reads", format.name()) })?;
+    let name = demuxer_for(format).ok_or_else(|| MediaError::UnsupportedCodec {
+        message: format!("{} files carry no audio or video this pipeline reads", format.name()),
+    })?;
     let cname = CString::new(name).map_err(|_| MediaError::internal("demuxer name"))?;
-    let io =
-        StreamIo::from_read_seek_with_capacity(Cursor::new(bytes.clone()), 64 * 1024).map_err(|e| MediaError::internal(format!("FFmpeg custom I/O: {e}")))?;
+    let io = StreamIo::from_read_seek_with_capacity(Cursor::new(bytes.clone()), 64 * 1024)
+        .map_err(|e| MediaError::internal(format!("FFmpeg custom I/O: {e}")))?;
     let mut dict = ffmpeg::Dictionary::new();
     for (k, v) in options {
         dict.set(k, v);
@@ -318,8 +339,14 @@ fn open_error(format: Format, deadline: &Deadline, e: ffmpeg::Error) -> MediaErr
         ffmpeg::Error::Other { errno } if errno == libc_enomem() => {
             MediaError::internal(format!("FFmpeg ran out of memory opening the {} file", format.name()))
         }
-        ffmpeg::Error::Eof => MediaError::corrupt(format!("the {} file ends before its headers are complete; it is truncated", format.name())),
-        other => MediaError::corrupt(format!("the {} container cannot be read ({other}); the file is damaged or truncated", format.name())),
+        ffmpeg::Error::Eof => MediaError::corrupt(format!(
+            "the {} file ends before its headers are complete; it is truncated",
+            format.name()
+        )),
+        other => MediaError::corrupt(format!(
+            "the {} container cannot be read ({other}); the file is damaged or truncated",
+            format.name()
+        )),
     }
 }
 
@@ -336,8 +363,12 @@ pub(crate) fn pass_error(what: &str, deadline: &Deadline, e: ffmpeg::Error) -> M
         ffmpeg::Error::InvalidData | ffmpeg::Error::Eof => {
             MediaError::corrupt(format!("{what} does not decode cleanly ({e}); the file is damaged or truncated"))
         }
-        ffmpeg::Error::Other { errno } if errno == libc_enomem() => MediaError::internal(format!("FFmpeg ran out of memory while {what}")),
-        ffmpeg::Error::Other { errno: 22 } => MediaError::corrupt(format!("{what} does not decode cleanly (invalid values in the stream)")),
+        ffmpeg::Error::Other { errno } if errno == libc_enomem() => {
+            MediaError::internal(format!("FFmpeg ran out of memory while {what}"))
+        }
+        ffmpeg::Error::Other { errno: 22 } => {
+            MediaError::corrupt(format!("{what} does not decode cleanly (invalid values in the stream)"))
+        }
         other => MediaError::corrupt(format!("{what} does not decode cleanly ({other})")),
     }
 }
@@ -370,9 +401,14 @@ impl AudioChain {
         unsafe {
             (*graph.as_mut_ptr()).nb_threads = 1;
         }
-        let args = format!("time_base=1/{rate}:sample_rate={rate}:sample_fmt={fmt}:channel_layout=0x{layout:x}", rate = f.rate(), fmt = f.format().name(),);
+        let args = format!(
+            "time_base=1/{rate}:sample_rate={rate}:sample_fmt={fmt}:channel_layout=0x{layout:x}",
+            rate = f.rate(),
+            fmt = f.format().name(),
+        );
         let abuffer = ffmpeg::filter::find("abuffer").ok_or_else(|| MediaError::internal("no abuffer filter"))?;
-        let abuffersink = ffmpeg::filter::find("abuffersink").ok_or_else(|| MediaError::internal("no abuffersink filter"))?;
+        let abuffersink =
+            ffmpeg::filter::find("abuffersink").ok_or_else(|| MediaError::internal("no abuffersink filter"))?;
         graph.add(&abuffer, "in", &args).map_err(fail)?;
         graph.add(&abuffersink, "out", "").map_err(fail)?;
         graph.output("in", 0).and_then(|p| p.input("out", 0)).and_then(|p| p.parse(spec)).map_err(fail)?;
@@ -384,7 +420,10 @@ impl AudioChain {
     }
 
     pub(crate) fn accepts(&self, f: &ffmpeg::frame::Audio) -> bool {
-        f.rate() == self.rate && f.format() == self.format && frame_layout(f) == self.layout && f.channels() == self.channels
+        f.rate() == self.rate
+            && f.format() == self.format
+            && frame_layout(f) == self.layout
+            && f.channels() == self.channels
     }
 
     /// Sets the first timestamp (in 1/rate units) of the counted timeline.
@@ -553,7 +592,11 @@ impl Orientation {
     pub(crate) fn of_stream(st: &ffmpeg::Stream) -> Orientation {
         unsafe {
             let mut size: usize = 0;
-            let p = ffi::av_stream_get_side_data(st.as_ptr(), ffi::AVPacketSideDataType::AV_PKT_DATA_DISPLAYMATRIX, &mut size);
+            let p = ffi::av_stream_get_side_data(
+                st.as_ptr(),
+                ffi::AVPacketSideDataType::AV_PKT_DATA_DISPLAYMATRIX,
+                &mut size,
+            );
             if !p.is_null() && size >= 9 * 4 {
                 let mut m = [0i32; 9];
                 std::ptr::copy_nonoverlapping(p as *const u8, m.as_mut_ptr() as *mut u8, 36);
@@ -579,7 +622,10 @@ impl Orientation {
         theta -= 360.0 * (theta / 360.0 + 0.9 / 360.0).floor();
         let quadrant = ((theta / 90.0).round() as i64).rem_euclid(4);
         match quadrant {
-            1 => Orientation { rotation: 90, filters: if m[3] > 0 { "transpose=cclock_flip" } else { "transpose=clock" } },
+            1 => Orientation {
+                rotation: 90,
+                filters: if m[3] > 0 { "transpose=cclock_flip" } else { "transpose=clock" },
+            },
             2 => Orientation {
                 rotation: 180,
                 filters: match (m[0] < 0, m[4] < 0) {
@@ -589,7 +635,10 @@ impl Orientation {
                     (false, false) => "",
                 },
             },
-            3 => Orientation { rotation: 270, filters: if m[3] < 0 { "transpose=clock_flip" } else { "transpose=cclock" } },
+            3 => Orientation {
+                rotation: 270,
+                filters: if m[3] < 0 { "transpose=clock_flip" } else { "transpose=cclock" },
+            },
             _ => Orientation { rotation: 0, filters: if m[4] < 0 { "vflip" } else { "" } },
         }
     }

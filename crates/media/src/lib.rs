@@ -15,9 +15,9 @@ mod raster;
 mod sniff;
 mod video;
 
+pub use audio::{is_voice_format, process_voice, VoiceOutput, VoiceSettings, WAVEFORM_BUCKETS, WAVEFORM_MAX};
+pub use av::{probe_av, AvProbe};
 pub use error::MediaError;
 pub use photo::{probe_dimensions, process_photo, Encoded, OutputKind, PhotoOutput, PhotoSettings};
 pub use sniff::{ogg_codec, sniff, Format, MediaClass, OggCodec};
-pub use audio::{is_voice_format, process_voice, VoiceOutput, VoiceSettings, WAVEFORM_BUCKETS, WAVEFORM_MAX};
-pub use av::{probe_av, AvProbe};
 pub use video::{is_video_format, process_video, sample_frames, FrameSampling, RgbFrame, VideoOutput, VideoSettings};

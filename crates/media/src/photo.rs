@@ -163,7 +163,9 @@ pub fn probe_dimensions(bytes: &[u8], format: Format) -> Result<(u32, u32), Medi
     let dims = match format {
         Format::Jpeg => {
             let mut d = Decompressor::new().map_err(|e| MediaError::internal(format!("turbojpeg init: {e}")))?;
-            let h = d.read_header(bytes).map_err(|e| MediaError::corrupt(format!("JPEG header is unreadable: {}", tj_message(&e))))?;
+            let h = d
+                .read_header(bytes)
+                .map_err(|e| MediaError::corrupt(format!("JPEG header is unreadable: {}", tj_message(&e))))?;
             (
                 u32::try_from(h.width).map_err(|_| MediaError::corrupt("JPEG width is out of range"))?,
                 u32::try_from(h.height).map_err(|_| MediaError::corrupt("JPEG height is out of range"))?,
@@ -177,7 +179,10 @@ pub fn probe_dimensions(bytes: &[u8], format: Format) -> Result<(u32, u32), Medi
         }
         Format::Gif => {
             if bytes.len() < 13 {
-                return Err(MediaError::corrupt(format!("GIF data ends after {} bytes, inside its header", bytes.len())));
+                return Err(MediaError::corrupt(format!(
+                    "GIF data ends after {} bytes, inside its header",
+                    bytes.len()
+                )));
             }
             (u16::from_le_bytes([bytes[6], bytes[7]]) as u32, u16::from_le_bytes([bytes[8], bytes[9]]) as u32)
         }
@@ -186,7 +191,12 @@ pub fn probe_dimensions(bytes: &[u8], format: Format) -> Result<(u32, u32), Medi
         other => return Err(unsupported(other)),
     };
     if dims.0 == 0 || dims.1 == 0 {
-        return Err(MediaError::corrupt(format!("{} header declares an empty {}×{} image", format.name(), dims.0, dims.1)));
+        return Err(MediaError::corrupt(format!(
+            "{} header declares an empty {}×{} image",
+            format.name(),
+            dims.0,
+            dims.1
+        )));
     }
     Ok(dims)
 }
@@ -225,7 +235,9 @@ fn webp_dimensions(b: &[u8]) -> Result<(u32, u32), MediaError> {
 }
 
 fn bmp_dimensions(b: &[u8]) -> Result<(u32, u32), MediaError> {
-    let h = b.get(14..26).ok_or_else(|| MediaError::corrupt(format!("BMP data ends after {} bytes, inside its header", b.len())))?;
+    let h = b
+        .get(14..26)
+        .ok_or_else(|| MediaError::corrupt(format!("BMP data ends after {} bytes, inside its header", b.len())))?;
     let dib = u32::from_le_bytes([h[0], h[1], h[2], h[3]]);
     if dib == 12 {
         Ok((u16::from_le_bytes([h[4], h[5]]) as u32, u16::from_le_bytes([h[6], h[7]]) as u32))
@@ -280,9 +292,15 @@ pub(crate) fn decode(bytes: &[u8], settings: &PhotoSettings) -> Result<DecodedPh
             // The pure-Rust decoders are fuzzed but not proven panic-free; a panic on hostile
             // input must reject the item, not take the worker thread down. Nothing shared is
             // mutated inside, so unwinding cannot leave broken state behind.
-            let decoded = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| decode_with_image(bytes, format, w, h, settings)));
+            let decoded = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                decode_with_image(bytes, format, w, h, settings)
+            }));
             decoded.unwrap_or_else(|panic| {
-                let what = panic.downcast_ref::<&str>().map(|s| s.to_string()).or_else(|| panic.downcast_ref::<String>().cloned()).unwrap_or_default();
+                let what = panic
+                    .downcast_ref::<&str>()
+                    .map(|s| s.to_string())
+                    .or_else(|| panic.downcast_ref::<String>().cloned())
+                    .unwrap_or_default();
                 tracing::warn!(format = format.name(), panic = %what, "image decoder panicked");
                 Err(MediaError::corrupt(format!("the {} decoder failed on this file ({what})", format.name())))
             })
@@ -308,14 +326,20 @@ fn tj_message(e: &turbojpeg::Error) -> String {
 fn decode_jpeg(bytes: &[u8], w: u32, h: u32, settings: &PhotoSettings) -> Result<DecodedPhoto, MediaError> {
     let tj_internal = |e: turbojpeg::Error| MediaError::internal(format!("turbojpeg: {e}"));
     let mut d = Decompressor::new().map_err(tj_internal)?;
-    let header = d.read_header(bytes).map_err(|e| MediaError::corrupt(format!("JPEG header is unreadable: {}", tj_message(&e))))?;
+    let header = d
+        .read_header(bytes)
+        .map_err(|e| MediaError::corrupt(format!("JPEG header is unreadable: {}", tj_message(&e))))?;
     let meta = read_jpeg_meta(bytes);
 
     // Pick the strongest DCT-domain reduction that still covers the `full` size.
     let (fw, fh) = {
         let (ow, oh) = if transposes(meta.orientation) { (h, w) } else { (w, h) };
         let (fw, fh) = fit(ow, oh, settings.full_edge);
-        if transposes(meta.orientation) { (fh, fw) } else { (fw, fh) }
+        if transposes(meta.orientation) {
+            (fh, fw)
+        } else {
+            (fw, fh)
+        }
     };
     let mut scale = ScalingFactor::ONE;
     if !header.is_lossless {
@@ -333,7 +357,10 @@ fn decode_jpeg(bytes: &[u8], w: u32, h: u32, settings: &PhotoSettings) -> Result
 
     let planar = matches!(header.colorspace, Colorspace::YCbCr)
         && !header.is_lossless
-        && matches!(header.subsamp, Subsamp::None | Subsamp::Sub2x1 | Subsamp::Sub2x2 | Subsamp::Sub1x2 | Subsamp::Sub4x1 | Subsamp::Sub1x4);
+        && matches!(
+            header.subsamp,
+            Subsamp::None | Subsamp::Sub2x1 | Subsamp::Sub2x2 | Subsamp::Sub1x2 | Subsamp::Sub4x1 | Subsamp::Sub1x4
+        );
 
     let pixels = if planar {
         let (sx, sy) = header.subsamp.size();
@@ -345,7 +372,8 @@ fn decode_jpeg(bytes: &[u8], w: u32, h: u32, settings: &PhotoSettings) -> Result
             return Err(MediaError::internal(format!("YUV layout mismatch: {expected} != {len}")));
         }
         let mut buf = vec![0u8; len];
-        let image = turbojpeg::YuvImage { pixels: &mut buf[..], width: sw, align: 1, height: sh, subsamp: header.subsamp };
+        let image =
+            turbojpeg::YuvImage { pixels: &mut buf[..], width: sw, align: 1, height: sh, subsamp: header.subsamp };
         d.decompress_to_yuv(bytes, image).or_else(|e| jpeg_decode_error(bytes, e))?;
         let buf = std::sync::Arc::new(buf);
         let chroma_extent = (sw as f64 / sx as f64, sh as f64 / sy as f64);
@@ -381,7 +409,10 @@ fn jpeg_decode_error(bytes: &[u8], e: turbojpeg::Error) -> Result<(), MediaError
     let msg = tj_message(&e);
     let lower = msg.to_ascii_lowercase();
     if lower.contains("premature end") {
-        return Err(MediaError::corrupt(format!("JPEG data ends after {} bytes, before the image is complete", bytes.len())));
+        return Err(MediaError::corrupt(format!(
+            "JPEG data ends after {} bytes, before the image is complete",
+            bytes.len()
+        )));
     }
     if lower.contains("extraneous bytes before marker") {
         tracing::debug!(warning = %msg, "tolerated JPEG warning");
@@ -398,12 +429,22 @@ fn cmyk_to_rgb(cmyk: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(cmyk.len() / 4 * 3);
     for p in cmyk.chunks_exact(4) {
         let k = p[3] as u32;
-        out.extend_from_slice(&[(p[0] as u32 * k / 255) as u8, (p[1] as u32 * k / 255) as u8, (p[2] as u32 * k / 255) as u8]);
+        out.extend_from_slice(&[
+            (p[0] as u32 * k / 255) as u8,
+            (p[1] as u32 * k / 255) as u8,
+            (p[2] as u32 * k / 255) as u8,
+        ]);
     }
     out
 }
 
-fn decode_with_image(bytes: &[u8], format: Format, w: u32, h: u32, settings: &PhotoSettings) -> Result<DecodedPhoto, MediaError> {
+fn decode_with_image(
+    bytes: &[u8],
+    format: Format,
+    w: u32,
+    h: u32,
+    settings: &PhotoSettings,
+) -> Result<DecodedPhoto, MediaError> {
     let image_format = match format {
         Format::Png => ImageFormat::Png,
         Format::Gif => ImageFormat::Gif,
@@ -445,7 +486,9 @@ fn to_pixels(img: DynamicImage) -> Pixels {
         return Pixels::Rgb(Plane::tight(rgb, w, h, 3));
     }
     match img {
-        DynamicImage::ImageLuma8(_) | DynamicImage::ImageLuma16(_) => Pixels::Gray(Plane::tight(img.into_luma8().into_raw(), w, h, 1)),
+        DynamicImage::ImageLuma8(_) | DynamicImage::ImageLuma16(_) => {
+            Pixels::Gray(Plane::tight(img.into_luma8().into_raw(), w, h, 1))
+        }
         _ => Pixels::Rgb(Plane::tight(img.into_rgb8().into_raw(), w, h, 3)),
     }
 }
@@ -456,7 +499,9 @@ fn image_error(name: &str, len: usize, e: ImageError) -> MediaError {
             MediaError::corrupt(format!("{name} data ends after {len} bytes, before the image is complete"))
         }
         ImageError::Unsupported(u) => MediaError::Unsupported { format: format!("{name} ({u})") },
-        ImageError::Limits(l) => MediaError::corrupt(format!("{name} needs more memory to decode than its size allows ({l})")),
+        ImageError::Limits(l) => {
+            MediaError::corrupt(format!("{name} needs more memory to decode than its size allows ({l})"))
+        }
         other => MediaError::corrupt(format!("{name} does not decode cleanly: {other}")),
     }
 }
@@ -529,13 +574,25 @@ fn encode(px: &Pixels, w: u32, h: u32, quality: u8, icc: Option<&[u8]>) -> Resul
         Pixels::Gray(p) => {
             let mut c = jpeg_compressor(quality)?;
             c.set_subsamp(Subsamp::Gray).map_err(tj)?;
-            let image = turbojpeg::Image { pixels: p.data(), width: w as usize, pitch: w as usize, height: h as usize, format: PixelFormat::GRAY };
+            let image = turbojpeg::Image {
+                pixels: p.data(),
+                width: w as usize,
+                pitch: w as usize,
+                height: h as usize,
+                format: PixelFormat::GRAY,
+            };
             c.compress_to_vec(image).map_err(tj)?
         }
         Pixels::Rgb(p) => {
             let mut c = jpeg_compressor(quality)?;
             c.set_subsamp(Subsamp::Sub2x2).map_err(tj)?;
-            let image = turbojpeg::Image { pixels: p.data(), width: w as usize, pitch: 3 * w as usize, height: h as usize, format: PixelFormat::RGB };
+            let image = turbojpeg::Image {
+                pixels: p.data(),
+                width: w as usize,
+                pitch: 3 * w as usize,
+                height: h as usize,
+                format: PixelFormat::RGB,
+            };
             c.compress_to_vec(image).map_err(tj)?
         }
     };

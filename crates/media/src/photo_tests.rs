@@ -23,7 +23,13 @@ pub(crate) fn noisy_rgb(w: u32, h: u32, seed: u32) -> Vec<u8> {
 }
 
 fn jpeg_from_rgb(rgb: &[u8], w: u32, h: u32, quality: i32, subsamp: Subsamp) -> Vec<u8> {
-    let image = turbojpeg::Image { pixels: rgb, width: w as usize, pitch: 3 * w as usize, height: h as usize, format: PixelFormat::RGB };
+    let image = turbojpeg::Image {
+        pixels: rgb,
+        width: w as usize,
+        pitch: 3 * w as usize,
+        height: h as usize,
+        format: PixelFormat::RGB,
+    };
     turbojpeg::compress(image, quality, subsamp).unwrap().to_vec()
 }
 
@@ -204,7 +210,8 @@ fn exif_orientation_6_is_applied_and_metadata_removed() {
     let (w, h) = (400, 300);
     let base = jpeg_from_rgb(&two_tone(w, h), w, h, 90, Subsamp::Sub2x2);
     let xmp = b"http://ns.adobe.com/xap/1.0/\0<x:xmpmeta>SECRET-XMP</x:xmpmeta>".to_vec();
-    let src = with_segments(&base, &[segment(0xE1, &exif_app1(6)), segment(0xE1, &xmp), segment(0xFE, b"SECRET-COMMENT")]);
+    let src =
+        with_segments(&base, &[segment(0xE1, &exif_app1(6)), segment(0xE1, &xmp), segment(0xFE, b"SECRET-COMMENT")]);
     assert!(contains(&src, b"SECRET-GPS!") && contains(&src, b"Exif\0\0"));
     let out = process_photo(&src, &settings()).unwrap();
     // Displayed size: width and height swapped.
@@ -262,7 +269,10 @@ fn pixel_bomb_png_is_refused_before_decoding() {
     ihdr.extend_from_slice(&[8, 2, 0, 0, 0]);
     let mut png = b"\x89PNG\r\n\x1a\n".to_vec();
     png.extend(png_chunk(b"IHDR", &ihdr));
-    png.extend(png_chunk(b"IDAT", &[0x78, 0x9C, 0xED, 0xC1, 0x01, 0x0D, 0, 0, 0, 0xC2, 0xA0, 0xF7, 0x4F, 0x6D, 0x0E, 0x37, 0xA0]));
+    png.extend(png_chunk(
+        b"IDAT",
+        &[0x78, 0x9C, 0xED, 0xC1, 0x01, 0x0D, 0, 0, 0, 0xC2, 0xA0, 0xF7, 0x4F, 0x6D, 0x0E, 0x37, 0xA0],
+    ));
     png.extend(png_chunk(b"IEND", &[]));
     assert_eq!(png.len(), 74);
     let t = std::time::Instant::now();
@@ -293,7 +303,10 @@ fn truncated_jpeg_is_corrupt() {
         assert!(msg.contains("JPEG"), "{msg}");
     }
     let err = process_photo(&src[..src.len() * 3 / 5], &settings()).unwrap_err();
-    assert_eq!(err.to_string(), format!("JPEG data ends after {} bytes, before the image is complete", src.len() * 3 / 5));
+    assert_eq!(
+        err.to_string(),
+        format!("JPEG data ends after {} bytes, before the image is complete", src.len() * 3 / 5)
+    );
 }
 
 #[test]
@@ -304,7 +317,13 @@ fn garbage_after_magic_is_corrupt() {
         s = s.wrapping_mul(1_103_515_245).wrapping_add(12345);
         noise.push((s >> 16) as u8);
     }
-    let cases: [&[u8]; 5] = [b"\xFF\xD8\xFF\xE0", b"\x89PNG\r\n\x1a\n", b"GIF89a\x0a\x00\x0a\x00\xf7\x00\x00", b"RIFF\x00\x10\x00\x00WEBPVP8 ", b"\xFF\xD8\xFF\xDB\x00\x43"];
+    let cases: [&[u8]; 5] = [
+        b"\xFF\xD8\xFF\xE0",
+        b"\x89PNG\r\n\x1a\n",
+        b"GIF89a\x0a\x00\x0a\x00\xf7\x00\x00",
+        b"RIFF\x00\x10\x00\x00WEBPVP8 ",
+        b"\xFF\xD8\xFF\xDB\x00\x43",
+    ];
     for magic in cases {
         let mut bytes = magic.to_vec();
         bytes.extend_from_slice(&noise);
@@ -392,7 +411,13 @@ fn jpeg_subsamplings_and_cmyk_keep_colours() {
     }
     // Adobe CMYK (inverted): C=M=Y=255-x, K=255 for our two colours.
     let cmyk: Vec<u8> = rgb.chunks_exact(3).flat_map(|p| [p[0], p[1], p[2], 255]).collect();
-    let image = turbojpeg::Image { pixels: &cmyk[..], width: w as usize, pitch: 4 * w as usize, height: h as usize, format: PixelFormat::CMYK };
+    let image = turbojpeg::Image {
+        pixels: &cmyk[..],
+        width: w as usize,
+        pitch: 4 * w as usize,
+        height: h as usize,
+        format: PixelFormat::CMYK,
+    };
     let src = turbojpeg::compress(image, 95, Subsamp::None).unwrap().to_vec();
     assert!(matches!(turbojpeg::read_header(&src).unwrap().colorspace, Colorspace::YCCK | Colorspace::CMYK));
     let out = process_photo(&src, &settings()).unwrap();
@@ -442,7 +467,9 @@ fn icc_profile_is_kept_and_cmyk_profile_dropped() {
 fn outputs_are_deterministic() {
     let (w, h) = (1500, 1000);
     let jpeg = jpeg_from_rgb(&noisy_rgb(w, h, 11), w, h, 90, Subsamp::Sub2x2);
-    let mut rgba = RgbaImage::from_raw(w, h, noisy_rgb(w, h, 12).chunks_exact(3).flat_map(|p| [p[0], p[1], p[2], p[0]]).collect()).unwrap();
+    let mut rgba =
+        RgbaImage::from_raw(w, h, noisy_rgb(w, h, 12).chunks_exact(3).flat_map(|p| [p[0], p[1], p[2], p[0]]).collect())
+            .unwrap();
     rgba.put_pixel(0, 0, Rgba([0, 0, 0, 0]));
     let png = encode_with_image(&DynamicImage::ImageRgba8(rgba), ImageFormat::Png);
     for src in [jpeg, png] {
@@ -456,7 +483,13 @@ fn outputs_are_deterministic() {
 fn progressive_trailing_data_and_tolerated_warning() {
     let (w, h) = (500, 300);
     let rgb = noisy_rgb(w, h, 13);
-    let image = turbojpeg::Image { pixels: &rgb[..], width: w as usize, pitch: 3 * w as usize, height: h as usize, format: PixelFormat::RGB };
+    let image = turbojpeg::Image {
+        pixels: &rgb[..],
+        width: w as usize,
+        pitch: 3 * w as usize,
+        height: h as usize,
+        format: PixelFormat::RGB,
+    };
     let mut c = turbojpeg::Compressor::new().unwrap();
     c.set_progressive(true).unwrap();
     c.set_quality(90).unwrap();

@@ -82,7 +82,13 @@ impl Pixels {
 pub(crate) const FILTER: ResizeAlg = ResizeAlg::Convolution(FilterType::Lanczos3);
 
 /// Resizes one plane's extent to `w`×`h`. Same size and full extent is a plain copy.
-pub(crate) fn resize_plane(resizer: &mut Resizer, src: &Plane, w: u32, h: u32, alg: ResizeAlg) -> Result<Plane, MediaError> {
+pub(crate) fn resize_plane(
+    resizer: &mut Resizer,
+    src: &Plane,
+    w: u32,
+    h: u32,
+    alg: ResizeAlg,
+) -> Result<Plane, MediaError> {
     let pt = src.pixel_type()?;
     let src_img = ImageRef::new(src.width, src.height, src.data(), pt)
         .map_err(|e| MediaError::internal(format!("resize source: {e}")))?;
@@ -97,7 +103,13 @@ pub(crate) fn resize_plane(resizer: &mut Resizer, src: &Plane, w: u32, h: u32, a
 
 /// Resizes an image to `w`×`h`; Y′CbCr comes out 4:2:0 (chroma planes ⌈w/2⌉×⌈h/2⌉ covering
 /// exactly w/2 × h/2), whatever its subsampling going in.
-pub(crate) fn resize_pixels(resizer: &mut Resizer, px: &Pixels, w: u32, h: u32, alg: ResizeAlg) -> Result<Pixels, MediaError> {
+pub(crate) fn resize_pixels(
+    resizer: &mut Resizer,
+    px: &Pixels,
+    w: u32,
+    h: u32,
+    alg: ResizeAlg,
+) -> Result<Pixels, MediaError> {
     Ok(match px {
         Pixels::Yuv { y, cb, cr } => {
             let (cw, ch) = (w.div_ceil(2), h.div_ceil(2));
@@ -124,7 +136,9 @@ pub(crate) fn orient_pixels(px: Pixels, o: u8) -> Pixels {
         return px;
     }
     match px {
-        Pixels::Yuv { y, cb, cr } => Pixels::Yuv { y: orient_plane(&y, o), cb: orient_plane(&cb, o), cr: orient_plane(&cr, o) },
+        Pixels::Yuv { y, cb, cr } => {
+            Pixels::Yuv { y: orient_plane(&y, o), cb: orient_plane(&cb, o), cr: orient_plane(&cr, o) }
+        }
         Pixels::Gray(p) => Pixels::Gray(orient_plane(&p, o)),
         Pixels::Rgb(p) => Pixels::Rgb(orient_plane(&p, o)),
         Pixels::Rgba(p) => Pixels::Rgba(orient_plane(&p, o)),
@@ -137,7 +151,8 @@ fn orient_plane(p: &Plane, o: u8) -> Plane {
         3 => orient_typed::<3>(p, o),
         _ => orient_typed::<4>(p, o),
     };
-    let (w, h, extent) = if transposes(o) { (p.height, p.width, (p.extent.1, p.extent.0)) } else { (p.width, p.height, p.extent) };
+    let (w, h, extent) =
+        if transposes(o) { (p.height, p.width, (p.extent.1, p.extent.0)) } else { (p.width, p.height, p.extent) };
     let mut out = Plane::tight(data, w, h, p.channels);
     out.extent = extent;
     out
@@ -261,13 +276,24 @@ mod determinism {
     #[test]
     fn resize_is_identical_across_cpu_extensions() {
         let mut s = 1u32;
-        for (channels, w, h, dw, dh) in [(1u8, 997, 601, 512, 308), (3, 640, 480, 320, 240), (4, 333, 222, 100, 67), (1, 4000, 30, 2048, 15)] {
-            let data: Vec<u8> = (0..w * h * channels as u32).map(|_| { s ^= s << 13; s ^= s >> 17; s ^= s << 5; s as u8 }).collect();
+        for (channels, w, h, dw, dh) in
+            [(1u8, 997, 601, 512, 308), (3, 640, 480, 320, 240), (4, 333, 222, 100, 67), (1, 4000, 30, 2048, 15)]
+        {
+            let data: Vec<u8> = (0..w * h * channels as u32)
+                .map(|_| {
+                    s ^= s << 13;
+                    s ^= s >> 17;
+                    s ^= s << 5;
+                    s as u8
+                })
+                .collect();
             let mut p = Plane::tight(data, w, h, channels);
             p.extent = (w as f64 - 0.5, h as f64);
             let mut outs = Vec::new();
             for ext in [CpuExtensions::None, CpuExtensions::Sse4_1, CpuExtensions::Avx2] {
-                if !ext.is_supported() { continue; }
+                if !ext.is_supported() {
+                    continue;
+                }
                 let mut r = Resizer::new();
                 // SAFETY: only extensions this CPU reports as supported are selected.
                 unsafe { r.set_cpu_extensions(ext) };

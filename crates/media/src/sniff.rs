@@ -379,11 +379,7 @@ fn sniff_isobmff(b: &[u8]) -> Option<Format> {
     if matches!(major, b"M4A " | b"M4B " | b"M4P " | b"F4A " | b"F4B ") {
         return Some(Format::M4a);
     }
-    let video = if major.starts_with(b"3gp") || major.starts_with(b"3g2") {
-        Format::ThreeGp
-    } else {
-        Format::Mp4
-    };
+    let video = if major.starts_with(b"3gp") || major.starts_with(b"3g2") { Format::ThreeGp } else { Format::Mp4 };
     match track_handlers(b) {
         Some(h) if h.sound && !h.video => Some(Format::M4a),
         _ => Some(video),
@@ -796,7 +792,16 @@ mod tests {
         assert_eq!(sniff(b"#!AMR-WB\n\x3c"), Some(Format::Amr));
         assert_eq!(sniff(&ebml("webm", &[2])), Some(Format::WebmAudio));
         assert_eq!(sniff(&ebml("matroska", &[2])), Some(Format::Mka));
-        for f in [Format::Ogg, Format::Mp3, Format::M4a, Format::Wav, Format::Flac, Format::Aac, Format::Amr, Format::WebmAudio] {
+        for f in [
+            Format::Ogg,
+            Format::Mp3,
+            Format::M4a,
+            Format::Wav,
+            Format::Flac,
+            Format::Aac,
+            Format::Amr,
+            Format::WebmAudio,
+        ] {
             assert_eq!(f.media_class(), MediaClass::Audio, "{f}");
         }
         assert_eq!(Format::M4a.ext(), "m4a");

@@ -45,8 +45,8 @@ use ffmpeg::{codec, filter, format as ffformat, frame, ChannelLayout, Packet, Ra
 use ffmpeg_next as ffmpeg;
 
 use crate::av::{
-    best_video_stream, display_size, init, internal_error, open_input, open_input_with, pass_error, AudioChain, Deadline, LogCapture, Orientation, SharedBytes,
-    EAGAIN,
+    best_video_stream, display_size, init, internal_error, open_input, open_input_with, pass_error, AudioChain,
+    Deadline, LogCapture, Orientation, SharedBytes, EAGAIN,
 };
 use crate::photo::{Encoded, OutputKind};
 use crate::sniff::Format;
@@ -163,7 +163,8 @@ const SEND_VIDEO: &str = "send MP4 or MOV (H.264 or HEVC) or WebM (VP8, VP9 or A
 const VIDEO_CODECS: [&str; 5] = ["h264", "hevc", "vp8", "vp9", "av1"];
 
 fn audio_codec_allowed(name: &str) -> bool {
-    const ALLOWED: [&str; 11] = ["aac", "mp3", "opus", "vorbis", "flac", "alac", "ac3", "eac3", "amrnb", "amrwb", "mp2"];
+    const ALLOWED: [&str; 11] =
+        ["aac", "mp3", "opus", "vorbis", "flac", "alac", "ac3", "eac3", "amrnb", "amrwb", "mp2"];
     name.starts_with("pcm_") || ALLOWED.contains(&name)
 }
 
@@ -211,7 +212,12 @@ pub fn process_video(bytes: &[u8], format: Format, s: &VideoSettings) -> Result<
 /// Decodes a video (no encoding) and returns upright RGB frames for the classifier: one every
 /// `sampling.every`, the poster frame first, at most `sampling.max_frames` in all. The same
 /// limits apply as in [`process_video`] (duration, pixels, budget).
-pub fn sample_frames(bytes: &[u8], format: Format, sampling: &FrameSampling, s: &VideoSettings) -> Result<Vec<RgbFrame>, MediaError> {
+pub fn sample_frames(
+    bytes: &[u8],
+    format: Format,
+    sampling: &FrameSampling,
+    s: &VideoSettings,
+) -> Result<Vec<RgbFrame>, MediaError> {
     check_settings(s)?;
     init();
     let deadline = Deadline::new(s.budget, "sampling video frames");
@@ -269,12 +275,19 @@ struct Plan {
 
 /// Opens the input, checks codecs and the pixel limit from codec parameters, then scans packet
 /// timestamps and enforces the duration limit — all before any frame is decoded.
-fn prepare(bytes: &SharedBytes, format: Format, s: &VideoSettings, deadline: &Deadline, capture: &LogCapture) -> Result<Plan, MediaError> {
+fn prepare(
+    bytes: &SharedBytes,
+    format: Format,
+    s: &VideoSettings,
+    deadline: &Deadline,
+    capture: &LogCapture,
+) -> Result<Plan, MediaError> {
     if !is_video_format(format) {
         return Err(unsupported(format!("{} files are not videos this pipeline takes; {SEND_VIDEO}", format.name())));
     }
     let mut input = open_input(bytes, format, deadline, &[])?;
-    let video = best_video_stream(&input).ok_or_else(|| unsupported(format!("the {} file has no video track; {SEND_VIDEO}", format.name())))?;
+    let video = best_video_stream(&input)
+        .ok_or_else(|| unsupported(format!("the {} file has no video track; {SEND_VIDEO}", format.name())))?;
     let st = input.stream(video).ok_or_else(|| MediaError::internal("video stream vanished"))?;
     let par = st.parameters();
     let codec_name = par.id().name().to_string();
@@ -304,7 +317,9 @@ fn prepare(bytes: &SharedBytes, format: Format, s: &VideoSettings, deadline: &De
     if time_base.numerator() <= 0 || time_base.denominator() <= 0 {
         return Err(MediaError::corrupt("the video track has an invalid time base"));
     }
-    let frame_rate = [st.avg_frame_rate(), st.rate()].into_iter().find(|r| r.numerator() > 0 && r.denominator() > 0 && r.numerator() / r.denominator() <= 1000);
+    let frame_rate = [st.avg_frame_rate(), st.rate()]
+        .into_iter()
+        .find(|r| r.numerator() > 0 && r.denominator() > 0 && r.numerator() / r.denominator() <= 1000);
 
     let video_par = par.clone();
     let audio = input.streams().best(ffmpeg::media::Type::Audio).and_then(|a| {
@@ -318,7 +333,20 @@ fn prepare(bytes: &SharedBytes, format: Format, s: &VideoSettings, deadline: &De
     let audio_par = audio.and_then(|a| input.stream(a)).map(|a| a.parameters().clone());
 
     let scan_ms = scan(&mut input, video, audio, s, deadline, capture)?;
-    Ok(Plan { video, audio, video_par, audio_par, codec: codec_name, orientation, display, out, scaled, time_base, frame_rate, scan_ms })
+    Ok(Plan {
+        video,
+        audio,
+        video_par,
+        audio_par,
+        codec: codec_name,
+        orientation,
+        display,
+        out,
+        scaled,
+        time_base,
+        frame_rate,
+        scan_ms,
+    })
 }
 
 /// Fits `w`×`h` inside `long`×`short` in its own orientation; never upscales; even sizes.
@@ -333,7 +361,14 @@ pub(crate) fn fit_even(w: u32, h: u32, long: u32, short: u32) -> (u32, u32) {
 
 /// Reads every packet of the chosen tracks without decoding: damaged packets, truncation, the
 /// frame-rate ceiling, and the duration limit. Returns the duration in ms.
-fn scan(input: &mut Input, video: usize, audio: Option<usize>, s: &VideoSettings, deadline: &Deadline, capture: &LogCapture) -> Result<u64, MediaError> {
+fn scan(
+    input: &mut Input,
+    video: usize,
+    audio: Option<usize>,
+    s: &VideoSettings,
+    deadline: &Deadline,
+    capture: &LogCapture,
+) -> Result<u64, MediaError> {
     let tbs: Vec<Rational> = input.streams().map(|st| st.time_base()).collect();
     let mut span = Span::default();
     let mut video_packets = 0u64;
@@ -442,14 +477,17 @@ fn run_pass(
     encode: bool,
     sampling: Option<&FrameSampling>,
 ) -> Result<PassOutput, MediaError> {
-    let mut ctx = codec::context::Context::from_parameters(plan.video_par.clone()).map_err(|e| internal_error("video decoder context", e))?;
+    let mut ctx = codec::context::Context::from_parameters(plan.video_par.clone())
+        .map_err(|e| internal_error("video decoder context", e))?;
     unsafe {
         // Frame and slice threading, as FFmpeg's default (a fixed count keeps output identical).
         (*ctx.as_mut_ptr()).thread_count = s.threads as std::ffi::c_int;
         (*ctx.as_mut_ptr()).thread_type = (ffi::FF_THREAD_FRAME | ffi::FF_THREAD_SLICE) as std::ffi::c_int;
         (*ctx.as_mut_ptr()).pkt_timebase = plan.time_base.into();
     }
-    let vdec = ctx.decoder().video().map_err(|e| MediaError::corrupt(format!("the {} video cannot be decoded ({e}); the file is damaged", plan.codec)))?;
+    let vdec = ctx.decoder().video().map_err(|e| {
+        MediaError::corrupt(format!("the {} video cannot be decoded ({e}); the file is damaged", plan.codec))
+    })?;
 
     let audio = match (encode, plan.audio, &plan.audio_par) {
         (true, Some(idx), Some(par)) => {
@@ -512,7 +550,8 @@ fn run_pass(
         return Err(MediaError::corrupt(format!("the video file is damaged or truncated ({m})")));
     }
     let duration_ms = pass.span.ms();
-    let poster_frame = pass.picker.finish().ok_or_else(|| MediaError::corrupt("the video track holds no decodable frame"))?;
+    let poster_frame =
+        pass.picker.finish().ok_or_else(|| MediaError::corrupt("the video track holds no decodable frame"))?;
     let poster = to_rgb(&poster_frame.1, plan.out.0, plan.out.1, poster_frame.0, true)?;
     let mut frames = Vec::new();
     if let Some(sampler) = pass.sampler.take() {
@@ -676,13 +715,24 @@ impl VideoChain {
             (*graph.as_mut_ptr()).nb_threads = 1;
         }
         let sar = f.aspect_ratio();
-        let (sn, sd) = if sar.numerator() > 0 && sar.denominator() > 0 { (sar.numerator(), sar.denominator()) } else { (1, 1) };
+        let (sn, sd) =
+            if sar.numerator() > 0 && sar.denominator() > 0 { (sar.numerator(), sar.denominator()) } else { (1, 1) };
         let pix: ffi::AVPixelFormat = f.format().into();
         let tb = plan.time_base;
-        let args =
-            format!("video_size={}x{}:pix_fmt={}:time_base={}/{}:pixel_aspect={sn}/{sd}", f.width(), f.height(), pix as i32, tb.numerator(), tb.denominator());
-        let rot = if plan.orientation.filters.is_empty() { String::new() } else { format!(",{}", plan.orientation.filters) };
-        let spec = format!("scale=w={}:h={}:flags=bicubic:out_range=tv,format=yuv420p{rot},setsar=1", plan.scaled.0, plan.scaled.1);
+        let args = format!(
+            "video_size={}x{}:pix_fmt={}:time_base={}/{}:pixel_aspect={sn}/{sd}",
+            f.width(),
+            f.height(),
+            pix as i32,
+            tb.numerator(),
+            tb.denominator()
+        );
+        let rot =
+            if plan.orientation.filters.is_empty() { String::new() } else { format!(",{}", plan.orientation.filters) };
+        let spec = format!(
+            "scale=w={}:h={}:flags=bicubic:out_range=tv,format=yuv420p{rot},setsar=1",
+            plan.scaled.0, plan.scaled.1
+        );
         let buffer = filter::find("buffer").ok_or_else(|| MediaError::internal("no buffer filter"))?;
         let buffersink = filter::find("buffersink").ok_or_else(|| MediaError::internal("no buffersink filter"))?;
         graph.add(&buffer, "in", &args).map_err(fail)?;
@@ -732,12 +782,19 @@ struct AudioIn {
 
 impl AudioIn {
     fn new(index: usize, time_base: Rational, par: codec::Parameters) -> Result<Self, MediaError> {
-        let mut ctx = codec::context::Context::from_parameters(par).map_err(|e| internal_error("audio decoder context", e))?;
-        ctx.set_threading(codec::threading::Config { kind: codec::threading::Type::None, count: 1, ..Default::default() });
+        let mut ctx =
+            codec::context::Context::from_parameters(par).map_err(|e| internal_error("audio decoder context", e))?;
+        ctx.set_threading(codec::threading::Config {
+            kind: codec::threading::Type::None,
+            count: 1,
+            ..Default::default()
+        });
         unsafe {
             (*ctx.as_mut_ptr()).pkt_timebase = time_base.into();
         }
-        let dec = ctx.decoder().audio().map_err(|e| MediaError::corrupt(format!("the audio track cannot be decoded ({e}); the file is damaged")))?;
+        let dec = ctx.decoder().audio().map_err(|e| {
+            MediaError::corrupt(format!("the audio track cannot be decoded ({e}); the file is damaged"))
+        })?;
         let in_rate = dec.rate();
         const AAC_RATES: [u32; 9] = [8000, 11025, 12000, 16000, 22050, 24000, 32000, 44100, 48000];
         let rate = if AAC_RATES.contains(&in_rate) { in_rate } else { 48_000 };
@@ -763,7 +820,8 @@ impl AudioIn {
                 // The timeline starts at the first frame's own timestamp (A/V sync) and then
                 // counts samples.
                 let start = f.timestamp().or(f.pts()).unwrap_or(0);
-                let start = ffmpeg::rescale::Rescale::rescale(&start, self.time_base, Rational::new(1, f.rate() as i32));
+                let start =
+                    ffmpeg::rescale::Rescale::rescale(&start, self.time_base, Rational::new(1, f.rate() as i32));
                 c.start_at(start.max(0));
                 self.started = true;
             }
@@ -819,9 +877,14 @@ impl Mux {
             (*octx.as_mut_ptr()).flags |= ffi::AVFMT_FLAG_BITEXACT as std::ffi::c_int;
         }
 
-        let x264 = ffmpeg::encoder::find_by_name("libx264").ok_or_else(|| MediaError::internal("this FFmpeg build has no libx264 encoder"))?;
+        let x264 = ffmpeg::encoder::find_by_name("libx264")
+            .ok_or_else(|| MediaError::internal("this FFmpeg build has no libx264 encoder"))?;
         let mut ctx = codec::context::Context::new_with_codec(x264);
-        ctx.set_threading(codec::threading::Config { kind: codec::threading::Type::Frame, count: s.threads, ..Default::default() });
+        ctx.set_threading(codec::threading::Config {
+            kind: codec::threading::Type::Frame,
+            count: s.threads,
+            ..Default::default()
+        });
         let mut enc = ctx.encoder().video().map_err(fail("H.264 encoder"))?;
         enc.set_width(plan.out.0);
         enc.set_height(plan.out.1);
@@ -834,7 +897,9 @@ impl Mux {
         let mut opts = ffmpeg::Dictionary::new();
         opts.set("preset", &s.preset);
         opts.set("crf", &s.crf.to_string());
-        let venc = enc.open_as_with(x264, opts).map_err(|e| MediaError::internal(format!("opening libx264 (preset {:?}, crf {}): {e}", s.preset, s.crf)))?;
+        let venc = enc.open_as_with(x264, opts).map_err(|e| {
+            MediaError::internal(format!("opening libx264 (preset {:?}, crf {}): {e}", s.preset, s.crf))
+        })?;
         {
             let mut ost = octx.add_stream(x264).map_err(fail("MP4 video stream"))?;
             ost.set_parameters(&venc);
@@ -843,9 +908,14 @@ impl Mux {
 
         let aenc = match audio {
             Some(a) => {
-                let aac = ffmpeg::encoder::find_by_name("aac").ok_or_else(|| MediaError::internal("this FFmpeg build has no AAC encoder"))?;
+                let aac = ffmpeg::encoder::find_by_name("aac")
+                    .ok_or_else(|| MediaError::internal("this FFmpeg build has no AAC encoder"))?;
                 let mut ctx = codec::context::Context::new_with_codec(aac);
-                ctx.set_threading(codec::threading::Config { kind: codec::threading::Type::None, count: 1, ..Default::default() });
+                ctx.set_threading(codec::threading::Config {
+                    kind: codec::threading::Type::None,
+                    count: 1,
+                    ..Default::default()
+                });
                 let mut enc = ctx.encoder().audio().map_err(fail("AAC encoder"))?;
                 let mono = a.layout == ChannelLayout::MONO;
                 enc.set_rate(a.rate as i32);
@@ -1099,8 +1169,16 @@ fn fit_long(w: u32, h: u32, edge: u32) -> (u32, u32) {
 fn to_rgb(f: &frame::Video, w: u32, h: u32, t_ms: f64, poster: bool) -> Result<RgbFrame, MediaError> {
     use ffmpeg::software::scaling::{Context, Flags};
     let fail = |e| internal_error("converting a frame to RGB", e);
-    let mut sws = Context::get(f.format(), f.width(), f.height(), ffformat::Pixel::RGB24, w, h, Flags::BICUBIC | Flags::ACCURATE_RND | Flags::FULL_CHR_H_INT)
-        .map_err(fail)?;
+    let mut sws = Context::get(
+        f.format(),
+        f.width(),
+        f.height(),
+        ffformat::Pixel::RGB24,
+        w,
+        h,
+        Flags::BICUBIC | Flags::ACCURATE_RND | Flags::FULL_CHR_H_INT,
+    )
+    .map_err(fail)?;
     unsafe {
         let cs = match f.color_space() {
             ffmpeg::color::Space::BT709 => ffi::SWS_CS_ITU709,
@@ -1128,7 +1206,9 @@ fn to_rgb(f: &frame::Video, w: u32, h: u32, t_ms: f64, poster: bool) -> Result<R
     let row = w as usize * 3;
     let mut data = Vec::with_capacity(row * h as usize);
     for y in 0..h as usize {
-        data.extend_from_slice(src.get(y * stride..y * stride + row).ok_or_else(|| MediaError::internal("short RGB frame"))?);
+        data.extend_from_slice(
+            src.get(y * stride..y * stride + row).ok_or_else(|| MediaError::internal("short RGB frame"))?,
+        );
     }
     Ok(RgbFrame { timestamp_ms: t_ms.round().max(0.0) as u64, width: w, height: h, data, poster })
 }

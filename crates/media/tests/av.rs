@@ -9,7 +9,8 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use mediagate_media::{
-    probe_av, process_video, process_voice, sample_frames, sniff, Format, FrameSampling, MediaClass, MediaError, VideoSettings, VoiceSettings,
+    probe_av, process_video, process_voice, sample_frames, sniff, Format, FrameSampling, MediaClass, MediaError,
+    VideoSettings, VoiceSettings,
 };
 use sha2::{Digest, Sha256};
 
@@ -78,7 +79,8 @@ fn speech_with_cover(name: &str, args: &[&str]) -> PathBuf {
         ffmpeg(&["-f", "lavfi", "-i", "color=c=blue:s=300x300:d=1", "-frames:v", "1", p(&cover)]);
     }
     let out = path(name);
-    let mut a = vec!["-i", p(speech_wav()), "-i", p(&cover), "-map", "0", "-map", "1", "-disposition:v", "attached_pic"];
+    let mut a =
+        vec!["-i", p(speech_wav()), "-i", p(&cover), "-map", "0", "-map", "1", "-disposition:v", "attached_pic"];
     a.extend_from_slice(args);
     a.push(p(&out));
     ffmpeg(&a);
@@ -172,11 +174,23 @@ fn voice_every_accepted_format() {
         ("MP4 AAC (audio only)", speech_as("speech-audio.mp4", &["-c:a", "aac", "-f", "mp4"]), Format::M4a),
         ("WAV", speech_wav().to_path_buf(), Format::Wav),
         ("FLAC", speech_as("speech.flac", &["-c:a", "flac"]), Format::Flac),
-        ("MP3 with cover art", speech_with_cover("speech-cover.mp3", &["-c:a", "libmp3lame", "-c:v", "png", "-id3v2_version", "3"]), Format::Mp3),
+        (
+            "MP3 with cover art",
+            speech_with_cover("speech-cover.mp3", &["-c:a", "libmp3lame", "-c:v", "png", "-id3v2_version", "3"]),
+            Format::Mp3,
+        ),
         ("M4A with cover art", speech_with_cover("speech-cover.m4a", &["-c:a", "aac", "-c:v", "mjpeg"]), Format::M4a),
         // What browsers' MediaRecorder and streaming recorders write: sizes unknown, no cues.
-        ("WebM Opus (live)", speech_as("speech-live.webm", &["-c:a", "libopus", "-f", "webm", "-live", "1"]), Format::WebmAudio),
-        ("fragmented MP4 AAC", speech_as("speech-frag.mp4", &["-c:a", "aac", "-movflags", "frag_keyframe+empty_moov", "-f", "mp4"]), Format::M4a),
+        (
+            "WebM Opus (live)",
+            speech_as("speech-live.webm", &["-c:a", "libopus", "-f", "webm", "-live", "1"]),
+            Format::WebmAudio,
+        ),
+        (
+            "fragmented MP4 AAC",
+            speech_as("speech-frag.mp4", &["-c:a", "aac", "-movflags", "frag_keyframe+empty_moov", "-f", "mp4"]),
+            Format::M4a,
+        ),
     ];
     for (label, file, format) in inputs {
         let bytes = read(&file);
@@ -184,7 +198,11 @@ fn voice_every_accepted_format() {
         assert_eq!(format.media_class(), MediaClass::Audio, "{label} is audio");
         let out = process_voice(&bytes, format, &VoiceSettings::default()).unwrap_or_else(|e| panic!("{label}: {e}"));
         // Encoders pad (MP3, AAC, Opus add up to a few tens of ms): the input's own length ±150 ms.
-        assert!((out.duration_ms as f64 - speech_ms).abs() < 150.0, "{label}: {} ms vs {speech_ms} ms", out.duration_ms);
+        assert!(
+            (out.duration_ms as f64 - speech_ms).abs() < 150.0,
+            "{label}: {} ms vs {speech_ms} ms",
+            out.duration_ms
+        );
         check_voice_output(&out, &format!("out-{}.ogg", label.replace(' ', "_")));
     }
 }
@@ -219,7 +237,19 @@ fn voice_limit_is_measured_by_decoding() {
 fn voice_two_hours_are_not_decoded_whole() {
     // 2 h of Opus: one minute encoded, then repeated by stream copy (cheap to make).
     let minute = path("one-minute.ogg");
-    ffmpeg(&["-f", "lavfi", "-i", "anoisesrc=d=60:r=8000:a=0.1", "-c:a", "libopus", "-b:a", "6k", "-application", "voip", p(&minute)]);
+    ffmpeg(&[
+        "-f",
+        "lavfi",
+        "-i",
+        "anoisesrc=d=60:r=8000:a=0.1",
+        "-c:a",
+        "libopus",
+        "-b:a",
+        "6k",
+        "-application",
+        "voip",
+        p(&minute),
+    ]);
     let src = path("two-hours.ogg");
     ffmpeg(&["-stream_loop", "119", "-i", p(&minute), "-c", "copy", p(&src)]);
     let declared = num(&probe(&src)["format"]["duration"]);
@@ -267,7 +297,10 @@ fn voice_truncated_or_garbage_is_corrupt() {
     let cases = [
         ("Ogg Opus", cut(speech_opus(), "cut.ogg")),
         ("M4A (moov at the end)", cut(&speech_as("speech-cut-src.m4a", &["-c:a", "aac"]), "cut.m4a")),
-        ("M4A (fast start)", cut(&speech_as("speech-fs.m4a", &["-c:a", "aac", "-movflags", "+faststart"]), "cut-fs.m4a")),
+        (
+            "M4A (fast start)",
+            cut(&speech_as("speech-fs.m4a", &["-c:a", "aac", "-movflags", "+faststart"]), "cut-fs.m4a"),
+        ),
         ("FLAC", cut(&speech_as("speech-cut-src.flac", &["-c:a", "flac"]), "cut.flac")),
         ("WebM", cut(&speech_as("speech-cut-src.webm", &["-c:a", "libopus", "-f", "webm"]), "cut.webm")),
         ("WAV", cut(speech_wav(), "cut.wav")),
@@ -362,7 +395,19 @@ fixture!(video_1080p, "in-1080p.mov", |out| {
 });
 
 fixture!(no_audio_mp4, "in-noaudio.mp4", |out| {
-    ffmpeg(&["-f", "lavfi", "-i", "testsrc2=size=320x240:rate=25:duration=1", "-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p", p(&out)]);
+    ffmpeg(&[
+        "-f",
+        "lavfi",
+        "-i",
+        "testsrc2=size=320x240:rate=25:duration=1",
+        "-c:v",
+        "libx264",
+        "-preset",
+        "ultrafast",
+        "-pix_fmt",
+        "yuv420p",
+        p(&out),
+    ]);
 });
 
 fn check_faststart(mp4: &[u8]) {
@@ -543,7 +588,8 @@ fn video_rotated_phone_clip_stays_portrait() {
         "yuv420p",
         p(&plain),
     ]);
-    let px = |d: &[u8], w: usize, x: usize, y: usize| [d[(y * w + x) * 3], d[(y * w + x) * 3 + 1], d[(y * w + x) * 3 + 2]];
+    let px =
+        |d: &[u8], w: usize, x: usize, y: usize| [d[(y * w + x) * 3], d[(y * w + x) * 3 + 1], d[(y * w + x) * 3 + 2]];
     let mut sides = Vec::new();
     for tag in ["90", "270"] {
         let src = path(&format!("in-rotated-{tag}.mp4"));
@@ -552,7 +598,10 @@ fn video_rotated_phone_clip_stays_portrait() {
         let pr = probe_av(&bytes, Format::Mp4).unwrap();
         assert_eq!((pr.width, pr.height), (720, 1280));
         assert!(pr.rotation == 90 || pr.rotation == 270, "{pr:?}");
-        let s = VideoSettings { sampling: Some(FrameSampling { max_edge: 1280, ..Default::default() }), ..Default::default() };
+        let s = VideoSettings {
+            sampling: Some(FrameSampling { max_edge: 1280, ..Default::default() }),
+            ..Default::default()
+        };
         let out = process_video(&bytes, Format::Mp4, &s).unwrap();
         assert_eq!((out.width, out.height), (720, 1280), "displayed size is portrait");
         assert_eq!((out.mp4_width, out.mp4_height), (720, 1280));
@@ -596,7 +645,19 @@ fn video_without_audio_has_no_audio_stream() {
 #[test]
 fn video_too_long_is_refused_before_transcoding() {
     let src = path("in-190s.mp4");
-    ffmpeg(&["-f", "lavfi", "-i", "testsrc=size=64x64:rate=1:duration=190", "-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p", p(&src)]);
+    ffmpeg(&[
+        "-f",
+        "lavfi",
+        "-i",
+        "testsrc=size=64x64:rate=1:duration=190",
+        "-c:v",
+        "libx264",
+        "-preset",
+        "ultrafast",
+        "-pix_fmt",
+        "yuv420p",
+        p(&src),
+    ]);
     let bytes = read(&src);
     let t = Instant::now();
     match process_video(&bytes, Format::Mp4, &VideoSettings::default()) {
@@ -626,7 +687,8 @@ fn video_is_deterministic() {
 fn video_limits_and_damage() {
     // Pixel limit from codec parameters, before decoding.
     let bytes = read(no_audio_mp4());
-    let err = process_video(&bytes, Format::Mp4, &VideoSettings { max_pixels: 320 * 240 - 1, ..Default::default() }).unwrap_err();
+    let err = process_video(&bytes, Format::Mp4, &VideoSettings { max_pixels: 320 * 240 - 1, ..Default::default() })
+        .unwrap_err();
     assert!(matches!(err, MediaError::TooManyPixels { width: 320, height: 240, .. }), "{err:?}");
     // Truncated (fast-start source, so the index survives and the data does not).
     let src = path("in-fs.mp4");
@@ -638,7 +700,9 @@ fn video_limits_and_damage() {
     let err = process_video(&bytes[..bytes.len() / 2], Format::Mp4, &VideoSettings::default()).unwrap_err();
     assert_eq!(err.code(), "input.corrupt", "{err:?}");
     // Budget.
-    let err = process_video(&bytes, Format::Mp4, &VideoSettings { budget: Duration::from_nanos(1), ..Default::default() }).unwrap_err();
+    let err =
+        process_video(&bytes, Format::Mp4, &VideoSettings { budget: Duration::from_nanos(1), ..Default::default() })
+            .unwrap_err();
     assert!(matches!(err, MediaError::TimedOut { .. }), "{err:?}");
     // Not a video.
     let err = process_video(&read(speech_opus()), Format::Ogg, &VideoSettings::default()).unwrap_err();
@@ -672,7 +736,17 @@ fn damaged_files_never_panic_or_hang() {
         (no_audio_mp4().to_path_buf(), true),
     ];
     let webm = path("dmg-vp8.webm");
-    ffmpeg(&["-f", "lavfi", "-i", "testsrc2=size=320x240:rate=15:duration=1", "-c:v", "libvpx", "-deadline", "realtime", p(&webm)]);
+    ffmpeg(&[
+        "-f",
+        "lavfi",
+        "-i",
+        "testsrc2=size=320x240:rate=15:duration=1",
+        "-c:v",
+        "libvpx",
+        "-deadline",
+        "realtime",
+        p(&webm),
+    ]);
     files.push((webm, true));
     for (f, is_video) in files {
         let good = read(&f);

@@ -4,7 +4,6 @@
 //! Run with `make bench` (or `cargo bench -p mediagate --bench pipeline`).
 
 #[path = "../tests/e2e/support/mod.rs"]
-#[allow(dead_code)]
 mod support;
 
 use std::time::{Duration, Instant};
@@ -70,14 +69,29 @@ fn run_batch(label: &str, src: &[u8], jobs: usize, concurrency: usize) {
         let conn = Connection::connect(&amqp_url(&vhost), ConnectionProperties::default()).await.unwrap();
         let ch = conn.create_channel().await.unwrap();
         let q = ch
-            .queue_declare("".into(), QueueDeclareOptions { exclusive: true, ..Default::default() }, FieldTable::default())
+            .queue_declare(
+                "".into(),
+                QueueDeclareOptions { exclusive: true, ..Default::default() },
+                FieldTable::default(),
+            )
             .await
             .unwrap();
-        ch.queue_bind(q.name().clone(), "mediagate.verdicts".into(), "#".into(), QueueBindOptions::default(), FieldTable::default())
-            .await
-            .unwrap();
+        ch.queue_bind(
+            q.name().clone(),
+            "mediagate.verdicts".into(),
+            "#".into(),
+            QueueBindOptions::default(),
+            FieldTable::default(),
+        )
+        .await
+        .unwrap();
         let mut verdicts = ch
-            .basic_consume(q.name().clone(), "".into(), BasicConsumeOptions { no_ack: true, ..Default::default() }, FieldTable::default())
+            .basic_consume(
+                q.name().clone(),
+                "".into(),
+                BasicConsumeOptions { no_ack: true, ..Default::default() },
+                FieldTable::default(),
+            )
             .await
             .unwrap();
         let start = Instant::now();
@@ -95,7 +109,11 @@ fn run_batch(label: &str, src: &[u8], jobs: usize, concurrency: usize) {
             .unwrap();
         }
         for _ in 0..jobs {
-            let d = tokio::time::timeout(Duration::from_secs(300), verdicts.next()).await.expect("verdict").unwrap().unwrap();
+            let d = tokio::time::timeout(Duration::from_secs(300), verdicts.next())
+                .await
+                .expect("verdict")
+                .unwrap()
+                .unwrap();
             let v: serde_json::Value = serde_json::from_slice(&d.data).unwrap();
             assert_eq!(v["status"], "cleared", "{v}");
         }

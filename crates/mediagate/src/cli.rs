@@ -30,7 +30,13 @@ pub enum Command {
 #[derive(Debug, Args)]
 pub struct Common {
     /// RabbitMQ URL (AMQP 0-9-1).
-    #[arg(long, env = "MEDIAGATE_AMQP_URL", default_value = "amqp://guest:guest@127.0.0.1:5672/%2f", hide_env_values = true, global = true)]
+    #[arg(
+        long,
+        env = "MEDIAGATE_AMQP_URL",
+        default_value = "amqp://guest:guest@127.0.0.1:5672/%2f",
+        hide_env_values = true,
+        global = true
+    )]
     pub amqp_url: String,
     /// S3-compatible endpoint (path-style addressing); unset means AWS S3.
     #[arg(long, env = "MEDIAGATE_S3_ENDPOINT", global = true)]
@@ -225,8 +231,18 @@ mod tests {
     #[test]
     fn submit_takes_repeated_recipient_ages() {
         let cli = Cli::try_parse_from([
-            "mediagate", "submit", "a.jpg", "b.png", "--recipient-age", "16_17", "--recipient-age", "adult",
-            "--nudity-filter", "--wait", "--timeout", "5",
+            "mediagate",
+            "submit",
+            "a.jpg",
+            "b.png",
+            "--recipient-age",
+            "16_17",
+            "--recipient-age",
+            "adult",
+            "--nudity-filter",
+            "--wait",
+            "--timeout",
+            "5",
         ])
         .unwrap();
         let Command::Submit(s) = cli.command else { panic!() };

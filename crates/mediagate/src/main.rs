@@ -162,9 +162,9 @@ async fn worker(common: &Common, args: WorkerArgs) -> Result<std::process::ExitC
     let classifier = Some(Arc::new(classifier));
     readiness.model.store(true, Ordering::Relaxed);
     if !args.metrics_addr.trim().is_empty() {
-        let listener = tokio::net::TcpListener::bind(args.metrics_addr.trim())
-            .await
-            .with_context(|| format!("binding the health/metrics endpoint {} (MEDIAGATE_METRICS_ADDR)", args.metrics_addr))?;
+        let listener = tokio::net::TcpListener::bind(args.metrics_addr.trim()).await.with_context(|| {
+            format!("binding the health/metrics endpoint {} (MEDIAGATE_METRICS_ADDR)", args.metrics_addr)
+        })?;
         info!(addr = %listener.local_addr().map(|a| a.to_string()).unwrap_or_default(), "serving /healthz /readyz /metrics");
         tokio::spawn(mediagate_worker::health::serve(listener, readiness.clone()));
     }
@@ -212,7 +212,16 @@ async fn worker(common: &Common, args: WorkerArgs) -> Result<std::process::ExitC
         let shutdown = async move {
             let _ = rx.wait_for(|s| *s).await;
         };
-        match mediagate_worker::run(config.clone(), store.clone(), classifier.clone(), &broker, readiness.clone(), shutdown).await {
+        match mediagate_worker::run(
+            config.clone(),
+            store.clone(),
+            classifier.clone(),
+            &broker,
+            readiness.clone(),
+            shutdown,
+        )
+        .await
+        {
             Ok(()) => {
                 broker.close().await;
                 break;

@@ -42,14 +42,18 @@ pub async fn run(common: &Common, args: ReprocessArgs) -> Result<std::process::E
     let bucket = crate::manifest_bucket(common);
     let store = Store::connect(&crate::store_config(common)).await.context("configuring S3")?;
     let resume_after = match &args.state {
-        Some(path) if path.exists() => Some(std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?.trim().to_string()),
+        Some(path) if path.exists() => Some(
+            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?.trim().to_string(),
+        ),
         _ => None,
     };
 
     // Listing first gives the progress bar its length; keys are small (a million ≈ 60 MB).
     let mut keys = Vec::new();
     let mut pages = store.list_pages(&bucket, MANIFEST_PREFIX);
-    while let Some(page) = pages.next_page().await.with_context(|| format!("listing s3://{bucket}/{MANIFEST_PREFIX}"))? {
+    while let Some(page) =
+        pages.next_page().await.with_context(|| format!("listing s3://{bucket}/{MANIFEST_PREFIX}"))?
+    {
         keys.extend(page.into_iter().filter(|k| k.ends_with(".json")));
     }
     keys.sort();
@@ -58,15 +62,21 @@ pub async fn run(common: &Common, args: ReprocessArgs) -> Result<std::process::E
         eprintln!("resuming after {after}");
     }
 
-    let broker = if args.dry_run { None } else { Some(Broker::connect_named(&common.amqp_url, "mediagate reprocess").await.context("connecting to RabbitMQ")?) };
+    let broker = if args.dry_run {
+        None
+    } else {
+        Some(Broker::connect_named(&common.amqp_url, "mediagate reprocess").await.context("connecting to RabbitMQ")?)
+    };
     let publisher = match &broker {
         Some(b) => Some(b.job_publisher().await.context("opening a publisher")?),
         None => None,
     };
     let bar = ProgressBar::new(keys.len() as u64);
     bar.set_style(
-        ProgressStyle::with_template("{spinner} [{elapsed_precise}] {bar:40} {pos}/{len} manifests ({per_sec}, eta {eta}) {msg}")
-            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+        ProgressStyle::with_template(
+            "{spinner} [{elapsed_precise}] {bar:40} {pos}/{len} manifests ({per_sec}, eta {eta}) {msg}",
+        )
+        .unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
     let (mut selected, mut filtered, mut unusable) = (0u64, 0u64, 0u64);
     for chunk in keys.chunks(CHUNK) {
@@ -76,10 +86,9 @@ pub async fn run(common: &Common, args: ReprocessArgs) -> Result<std::process::E
                 Outcome::Selected { job_id, body } => {
                     selected += 1;
                     match &publisher {
-                        Some(p) => p
-                            .publish(names::REPROCESS_KEY, &job_id, body)
-                            .await
-                            .with_context(|| format!("publishing {job_id} (resume with --state to continue after {key})"))?,
+                        Some(p) => p.publish(names::REPROCESS_KEY, &job_id, body).await.with_context(|| {
+                            format!("publishing {job_id} (resume with --state to continue after {key})")
+                        })?,
                         None => bar.suspend(|| println!("{job_id}")),
                     }
                 }
@@ -110,7 +119,13 @@ pub async fn run(common: &Common, args: ReprocessArgs) -> Result<std::process::E
     Ok(std::process::ExitCode::SUCCESS)
 }
 
-async fn examine(store: &Store, bucket: &str, key: &str, since: Option<OffsetDateTime>, statuses: &[String]) -> Result<Outcome> {
+async fn examine(
+    store: &Store,
+    bucket: &str,
+    key: &str,
+    since: Option<OffsetDateTime>,
+    statuses: &[String],
+) -> Result<Outcome> {
     let bytes = store.get(bucket, key).await.with_context(|| format!("reading s3://{bucket}/{key}"))?;
     let manifest: Manifest = match serde_json::from_slice(&bytes) {
         Ok(m) => m,

@@ -34,7 +34,11 @@ pub async fn run(common: &Common, args: SubmitArgs) -> Result<std::process::Exit
         Some(KindArg::VoiceNote) => "voice_note",
         None => {
             let all_audio = files.iter().all(|(_, b)| sniff(b).map(|f| f.media_class()) == Some(MediaClass::Audio));
-            if all_audio { "voice_note" } else { "media" }
+            if all_audio {
+                "voice_note"
+            } else {
+                "media"
+            }
         }
     };
     let job_id = new_job_id();
@@ -55,17 +59,18 @@ pub async fn run(common: &Common, args: SubmitArgs) -> Result<std::process::Exit
         }
         items.push(item);
     }
-    let recipients: Vec<serde_json::Value> = if args.recipient_age.is_empty() { vec![BandArg::Adult] } else { args.recipient_age.clone() }
-        .into_iter()
-        .enumerate()
-        .map(|(i, band)| {
-            json!({
-                "account_id": format!("recipient-{i}"),
-                "age_band": band.as_str(),
-                "nudity_filter": args.nudity_filter && band == BandArg::Adult,
+    let recipients: Vec<serde_json::Value> =
+        if args.recipient_age.is_empty() { vec![BandArg::Adult] } else { args.recipient_age.clone() }
+            .into_iter()
+            .enumerate()
+            .map(|(i, band)| {
+                json!({
+                    "account_id": format!("recipient-{i}"),
+                    "age_band": band.as_str(),
+                    "nudity_filter": args.nudity_filter && band == BandArg::Adult,
+                })
             })
-        })
-        .collect();
+            .collect();
     let job = json!({
         "schema": "mediagate.job.v1",
         "job_id": job_id,

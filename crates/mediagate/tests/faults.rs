@@ -7,7 +7,7 @@ mod support;
 
 use std::collections::HashMap;
 use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use support::media::jpeg;
 use support::{item, job_id, media_job, sha256_hex, spawn_s3, Isolated};
@@ -96,7 +96,11 @@ fn rabbitmq_restart_mid_batch_recovers_by_itself() {
     assert_eq!(env.depth("mediagate.uploads"), 0, "jobs left in the queue");
     assert_eq!(env.depth("mediagate.dead"), 0, "nothing dead-lettered");
     let log = std::fs::read_to_string(&env.log).unwrap_or_default();
-    assert!(log.contains("reconnecting") || log.contains("cannot reach the broker"), "the worker noticed the restart:\n{}", env.log_tail());
+    assert!(
+        log.contains("reconnecting") || log.contains("cannot reach the broker"),
+        "the worker noticed the restart:\n{}",
+        env.log_tail()
+    );
 }
 
 #[test]

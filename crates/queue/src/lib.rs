@@ -21,16 +21,12 @@ use std::time::Duration;
 
 use futures_util::StreamExt;
 use lapin::options::{
-    BasicAckOptions, BasicCancelOptions, BasicConsumeOptions, BasicNackOptions,
-    BasicPublishOptions, BasicQosOptions, BasicRejectOptions, ConfirmSelectOptions,
-    ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions,
+    BasicAckOptions, BasicCancelOptions, BasicConsumeOptions, BasicNackOptions, BasicPublishOptions, BasicQosOptions,
+    BasicRejectOptions, ConfirmSelectOptions, ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions,
 };
 use lapin::protocol::{AMQPErrorKind, AMQPSoftError};
 use lapin::types::{AMQPValue, FieldTable, LongString, ShortString};
-use lapin::{
-    BasicProperties, Channel, Confirmation, Connection, ConnectionProperties, ErrorKind,
-    ExchangeKind,
-};
+use lapin::{BasicProperties, Channel, Confirmation, Connection, ConnectionProperties, ErrorKind, ExchangeKind};
 use tracing::{debug, info, warn};
 
 /// Names fixed by contract §1. Producers and consumers in other languages use the same strings.
@@ -218,12 +214,7 @@ pub fn redact_url(url: &str) -> String {
         Some(at) => {
             let userinfo = &authority[..at];
             match userinfo.find(':') {
-                Some(colon) => format!(
-                    "{}{}:***{}",
-                    &url[..scheme_end + 3],
-                    &userinfo[..colon],
-                    &rest[at..]
-                ),
+                Some(colon) => format!("{}{}:***{}", &url[..scheme_end + 3], &userinfo[..colon], &rest[at..]),
                 None => url.to_owned(),
             }
         }
@@ -243,10 +234,7 @@ pub struct Broker {
 
 impl fmt::Debug for Broker {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Broker")
-            .field("url", &self.url)
-            .field("connected", &self.conn.status().connected())
-            .finish()
+        f.debug_struct("Broker").field("url", &self.url).field("connected", &self.conn.status().connected()).finish()
     }
 }
 
@@ -264,19 +252,10 @@ impl Broker {
         let props = ConnectionProperties::default().with_connection_name(LongString::from(name));
         let conn = tokio::time::timeout(CONNECT_TIMEOUT, Connection::connect(url, props))
             .await
-            .map_err(|_| QueueError::ConnectTimeout {
-                url: redacted.clone(),
-                timeout: CONNECT_TIMEOUT,
-            })?
-            .map_err(|source| QueueError::Connect {
-                url: redacted.clone(),
-                source: Box::new(source),
-            })?;
+            .map_err(|_| QueueError::ConnectTimeout { url: redacted.clone(), timeout: CONNECT_TIMEOUT })?
+            .map_err(|source| QueueError::Connect { url: redacted.clone(), source: Box::new(source) })?;
         info!(url = %redacted, name, "connected to RabbitMQ");
-        Ok(Broker {
-            conn,
-            url: redacted,
-        })
+        Ok(Broker { conn, url: redacted })
     }
 
     /// The raw lapin connection, for diagnostics and tests (declaring test queues, passive
@@ -301,10 +280,7 @@ impl Broker {
             if status.errored() || status.closed() || status.closing() {
                 let detail = last_error.unwrap_or_else(|| conn_state(status));
                 warn!(url = %self.url, %detail, "RabbitMQ connection lost");
-                return QueueError::Closed {
-                    what: "connection",
-                    detail,
-                };
+                return QueueError::Closed { what: "connection", detail };
             }
             tokio::select! {
                 ev = events.next() => match ev {
@@ -323,10 +299,7 @@ impl Broker {
     pub async fn declare_topology(&self) -> Result<(), QueueError> {
         use names::*;
         let ch = self.channel("topology").await?;
-        let durable = ExchangeDeclareOptions {
-            durable: true,
-            ..Default::default()
-        };
+        let durable = ExchangeDeclareOptions { durable: true, ..Default::default() };
 
         declare_exchange(&ch, JOBS_EXCHANGE, ExchangeKind::Direct, durable).await?;
         declare_exchange(&ch, DEAD_EXCHANGE, ExchangeKind::Fanout, durable).await?;
@@ -353,19 +326,13 @@ impl Broker {
     pub async fn check_topology(&self) -> Result<(), QueueError> {
         use names::*;
         let ch = self.channel("topology check").await?;
-        let passive = ExchangeDeclareOptions {
-            passive: true,
-            ..Default::default()
-        };
+        let passive = ExchangeDeclareOptions { passive: true, ..Default::default() };
         declare_exchange(&ch, JOBS_EXCHANGE, ExchangeKind::Direct, passive).await?;
         declare_exchange(&ch, VERDICTS_EXCHANGE, ExchangeKind::Topic, passive).await?;
         for q in [UPLOADS_QUEUE, REPROCESS_QUEUE, VERDICTS_QUEUE] {
             ch.queue_declare(
                 q.into(),
-                QueueDeclareOptions {
-                    passive: true,
-                    ..Default::default()
-                },
+                QueueDeclareOptions { passive: true, ..Default::default() },
                 FieldTable::default(),
             )
             .await
@@ -379,38 +346,23 @@ impl Broker {
     }
 
     async fn channel(&self, what: &str) -> Result<Channel, QueueError> {
-        self.conn
-            .create_channel()
-            .await
-            .map_err(|source| QueueError::Channel {
-                what: format!("open channel for {what}"),
-                source: Box::new(source),
-            })
+        self.conn.create_channel().await.map_err(|source| QueueError::Channel {
+            what: format!("open channel for {what}"),
+            source: Box::new(source),
+        })
     }
 
     /// Starts consuming `queue` with manual acks on a channel of its own, with at most
     /// `prefetch` unacknowledged deliveries (the worker's concurrency bound). `tag` names the
     /// consumer in the management UI.
-    pub async fn consumer(
-        &self,
-        queue: &str,
-        prefetch: u16,
-        tag: &str,
-    ) -> Result<JobConsumer, QueueError> {
+    pub async fn consumer(&self, queue: &str, prefetch: u16, tag: &str) -> Result<JobConsumer, QueueError> {
         let ch = self.channel(&format!("consumer {tag}")).await?;
-        ch.basic_qos(prefetch, BasicQosOptions::default())
-            .await
-            .map_err(|source| QueueError::Channel {
-                what: format!("basic.qos {prefetch} on {queue}"),
-                source: Box::new(source),
-            })?;
+        ch.basic_qos(prefetch, BasicQosOptions::default()).await.map_err(|source| QueueError::Channel {
+            what: format!("basic.qos {prefetch} on {queue}"),
+            source: Box::new(source),
+        })?;
         let consumer = ch
-            .basic_consume(
-                queue.into(),
-                tag.into(),
-                BasicConsumeOptions::default(),
-                FieldTable::default(),
-            )
+            .basic_consume(queue.into(), tag.into(), BasicConsumeOptions::default(), FieldTable::default())
             .await
             .map_err(|source| QueueError::Channel {
                 what: format!("basic.consume on {queue}"),
@@ -418,11 +370,7 @@ impl Broker {
             })?;
         info!(queue, prefetch, tag, "consuming");
         Ok(JobConsumer {
-            canceller: ConsumerCanceller {
-                channel: ch.clone(),
-                tag: tag.to_owned(),
-                queue: queue.to_owned(),
-            },
+            canceller: ConsumerCanceller { channel: ch.clone(), tag: tag.to_owned(), queue: queue.to_owned() },
             channel: ch,
             consumer,
             queue: queue.to_owned(),
@@ -431,27 +379,21 @@ impl Broker {
 
     /// A publisher of verdicts on a channel of its own with publisher confirms enabled.
     pub async fn verdict_publisher(&self) -> Result<VerdictPublisher, QueueError> {
-        Ok(VerdictPublisher {
-            channel: self.confirm_channel("verdict publisher").await?,
-        })
+        Ok(VerdictPublisher { channel: self.confirm_channel("verdict publisher").await? })
     }
 
     /// A publisher of jobs (`mediagate submit`, `mediagate reprocess`, tests) with publisher
     /// confirms enabled.
     pub async fn job_publisher(&self) -> Result<JobPublisher, QueueError> {
-        Ok(JobPublisher {
-            channel: self.confirm_channel("job publisher").await?,
-        })
+        Ok(JobPublisher { channel: self.confirm_channel("job publisher").await? })
     }
 
     async fn confirm_channel(&self, what: &str) -> Result<Channel, QueueError> {
         let ch = self.channel(what).await?;
-        ch.confirm_select(ConfirmSelectOptions::default())
-            .await
-            .map_err(|source| QueueError::Channel {
-                what: format!("confirm.select for {what}"),
-                source: Box::new(source),
-            })?;
+        ch.confirm_select(ConfirmSelectOptions::default()).await.map_err(|source| QueueError::Channel {
+            what: format!("confirm.select for {what}"),
+            source: Box::new(source),
+        })?;
         Ok(ch)
     }
 
@@ -464,11 +406,7 @@ impl Broker {
         let q = ch
             .queue_declare(
                 "".into(),
-                QueueDeclareOptions {
-                    exclusive: true,
-                    auto_delete: true,
-                    ..Default::default()
-                },
+                QueueDeclareOptions { exclusive: true, auto_delete: true, ..Default::default() },
                 FieldTable::default(),
             )
             .await
@@ -482,11 +420,7 @@ impl Broker {
             .basic_consume(
                 queue.as_str().into(),
                 "".into(),
-                BasicConsumeOptions {
-                    no_ack: true,
-                    exclusive: true,
-                    ..Default::default()
-                },
+                BasicConsumeOptions { no_ack: true, exclusive: true, ..Default::default() },
                 FieldTable::default(),
             )
             .await
@@ -495,11 +429,7 @@ impl Broker {
                 source: Box::new(source),
             })?;
         debug!(queue = %queue, binding_key, "verdict listener bound");
-        Ok(VerdictListener {
-            _channel: ch,
-            consumer,
-            queue,
-        })
+        Ok(VerdictListener { _channel: ch, consumer, queue })
     }
 
     /// Closes the connection politely (200). Unacknowledged deliveries go back to their queues.
@@ -513,14 +443,8 @@ impl Broker {
 /// `x-queue-type=quorum`, `x-delivery-limit=5`, `x-dead-letter-exchange=mediagate.dead`.
 fn job_queue_arguments() -> FieldTable {
     let mut t = quorum();
-    t.insert(
-        "x-delivery-limit".into(),
-        AMQPValue::LongLongInt(names::DELIVERY_LIMIT),
-    );
-    t.insert(
-        "x-dead-letter-exchange".into(),
-        AMQPValue::LongString(names::DEAD_EXCHANGE.into()),
-    );
+    t.insert("x-delivery-limit".into(), AMQPValue::LongLongInt(names::DELIVERY_LIMIT));
+    t.insert("x-dead-letter-exchange".into(), AMQPValue::LongString(names::DEAD_EXCHANGE.into()));
     t
 }
 
@@ -530,19 +454,13 @@ fn dead_queue_arguments() -> FieldTable {
 
 fn verdicts_queue_arguments() -> FieldTable {
     let mut t = quorum();
-    t.insert(
-        "x-message-ttl".into(),
-        AMQPValue::LongLongInt(names::VERDICTS_TTL_MS),
-    );
+    t.insert("x-message-ttl".into(), AMQPValue::LongLongInt(names::VERDICTS_TTL_MS));
     t
 }
 
 fn quorum() -> FieldTable {
     let mut t = FieldTable::default();
-    t.insert(
-        "x-queue-type".into(),
-        AMQPValue::LongString("quorum".into()),
-    );
+    t.insert("x-queue-type".into(), AMQPValue::LongString("quorum".into()));
     t
 }
 
@@ -563,44 +481,25 @@ async fn declare_exchange(
     kind: ExchangeKind,
     opts: ExchangeDeclareOptions,
 ) -> Result<(), QueueError> {
-    ch.exchange_declare(name.into(), kind.clone(), opts, FieldTable::default())
-        .await
-        .map_err(|source| QueueError::Topology {
-            what: format!("exchange {name} ({kind:?})"),
-            source: Box::new(source),
-        })
+    ch.exchange_declare(name.into(), kind.clone(), opts, FieldTable::default()).await.map_err(|source| {
+        QueueError::Topology { what: format!("exchange {name} ({kind:?})"), source: Box::new(source) }
+    })
 }
 
 async fn declare_queue(ch: &Channel, name: &str, args: FieldTable) -> Result<(), QueueError> {
-    ch.queue_declare(
-        name.into(),
-        QueueDeclareOptions {
-            durable: true,
-            ..Default::default()
-        },
-        args,
-    )
-    .await
-    .map(|_| ())
-    .map_err(|source| QueueError::Topology {
-        what: format!("queue {name}"),
-        source: Box::new(source),
-    })
+    ch.queue_declare(name.into(), QueueDeclareOptions { durable: true, ..Default::default() }, args)
+        .await
+        .map(|_| ())
+        .map_err(|source| QueueError::Topology { what: format!("queue {name}"), source: Box::new(source) })
 }
 
 async fn bind(ch: &Channel, queue: &str, exchange: &str, key: &str) -> Result<(), QueueError> {
-    ch.queue_bind(
-        queue.into(),
-        exchange.into(),
-        key.into(),
-        QueueBindOptions::default(),
-        FieldTable::default(),
-    )
-    .await
-    .map_err(|source| QueueError::Topology {
-        what: format!("bind {queue} to {exchange} with {key:?}"),
-        source: Box::new(source),
-    })
+    ch.queue_bind(queue.into(), exchange.into(), key.into(), QueueBindOptions::default(), FieldTable::default())
+        .await
+        .map_err(|source| QueueError::Topology {
+            what: format!("bind {queue} to {exchange} with {key:?}"),
+            source: Box::new(source),
+        })
 }
 
 /// A stream of job deliveries from one queue.
@@ -613,10 +512,7 @@ pub struct JobConsumer {
 
 impl fmt::Debug for JobConsumer {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("JobConsumer")
-            .field("queue", &self.queue)
-            .field("tag", &self.canceller.tag)
-            .finish()
+        f.debug_struct("JobConsumer").field("queue", &self.queue).field("tag", &self.canceller.tag).finish()
     }
 }
 
@@ -663,10 +559,7 @@ pub struct ConsumerCanceller {
 
 impl fmt::Debug for ConsumerCanceller {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ConsumerCanceller")
-            .field("queue", &self.queue)
-            .field("tag", &self.tag)
-            .finish()
+        f.debug_struct("ConsumerCanceller").field("queue", &self.queue).field("tag", &self.tag).finish()
     }
 }
 
@@ -674,18 +567,14 @@ impl ConsumerCanceller {
     /// Sends basic.cancel and waits for the broker's cancel-ok. Cancelling twice is harmless.
     pub async fn cancel(&self) -> Result<(), QueueError> {
         if !self.channel.status().connected() {
-            return Err(QueueError::Closed {
-                what: "channel",
-                detail: format!("cannot cancel consumer {}", self.tag),
-            });
+            return Err(QueueError::Closed { what: "channel", detail: format!("cannot cancel consumer {}", self.tag) });
         }
-        self.channel
-            .basic_cancel(self.tag.as_str().into(), BasicCancelOptions::default())
-            .await
-            .map_err(|source| QueueError::Channel {
+        self.channel.basic_cancel(self.tag.as_str().into(), BasicCancelOptions::default()).await.map_err(|source| {
+            QueueError::Channel {
                 what: format!("basic.cancel {} on {}", self.tag, self.queue),
                 source: Box::new(source),
-            })?;
+            }
+        })?;
         info!(queue = %self.queue, tag = %self.tag, "consumer cancelled");
         Ok(())
     }
@@ -715,24 +604,15 @@ pub struct Delivery {
 impl Delivery {
     fn from_lapin(d: lapin::message::Delivery, channel: Channel) -> Delivery {
         let props = &d.properties;
-        let delivery_count = props
-            .headers()
-            .as_ref()
-            .and_then(|h| h.inner().get("x-delivery-count").and_then(amqp_int));
+        let delivery_count =
+            props.headers().as_ref().and_then(|h| h.inner().get("x-delivery-count").and_then(amqp_int));
         Delivery {
             message_id: props.message_id().as_ref().map(|s| s.as_str().to_owned()),
-            correlation_id: props
-                .correlation_id()
-                .as_ref()
-                .map(|s| s.as_str().to_owned()),
+            correlation_id: props.correlation_id().as_ref().map(|s| s.as_str().to_owned()),
             routing_key: d.routing_key.as_str().to_owned(),
             redelivered: d.redelivered,
             delivery_count,
-            acker: Acker {
-                inner: d.acker,
-                delivery_tag: d.delivery_tag,
-                _channel: channel,
-            },
+            acker: Acker { inner: d.acker, delivery_tag: d.delivery_tag, _channel: channel },
             body: d.data,
         }
     }
@@ -773,13 +653,7 @@ impl Acker {
     /// Not done. `requeue = true` returns it to the queue (counts towards the delivery limit);
     /// `false` dead-letters it to `mediagate.dead` at once.
     pub async fn nack(&self, requeue: bool) -> Result<(), QueueError> {
-        let r = self
-            .inner
-            .nack(BasicNackOptions {
-                requeue,
-                ..Default::default()
-            })
-            .await;
+        let r = self.inner.nack(BasicNackOptions { requeue, ..Default::default() }).await;
         self.finish(if requeue { "nack+requeue" } else { "nack" }, r)
     }
 
@@ -803,18 +677,10 @@ impl Acker {
             }
             Ok(false) if self.inner.poisoned() => Err(QueueError::Closed {
                 what: "channel",
-                detail: format!(
-                    "cannot {what} delivery {}: the broker will redeliver it",
-                    self.delivery_tag
-                ),
+                detail: format!("cannot {what} delivery {}: the broker will redeliver it", self.delivery_tag),
             }),
-            Ok(false) => Err(QueueError::AlreadyAcked {
-                delivery_tag: self.delivery_tag,
-            }),
-            Err(source) => Err(QueueError::Ack {
-                delivery_tag: self.delivery_tag,
-                source: Box::new(source),
-            }),
+            Ok(false) => Err(QueueError::AlreadyAcked { delivery_tag: self.delivery_tag }),
+            Err(source) => Err(QueueError::Ack { delivery_tag: self.delivery_tag, source: Box::new(source) }),
         }
     }
 }
@@ -828,9 +694,7 @@ pub struct VerdictPublisher {
 
 impl fmt::Debug for VerdictPublisher {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("VerdictPublisher")
-            .field("channel", &self.channel.id())
-            .finish()
+        f.debug_struct("VerdictPublisher").field("channel", &self.channel.id()).finish()
     }
 }
 
@@ -839,17 +703,10 @@ impl VerdictPublisher {
     /// `application/json`, `message_id` and `correlation_id` = `job_id` when known. Returns once
     /// the broker has confirmed it; a nack or an unroutable return is an error (the job must not
     /// be acked then).
-    pub async fn publish(
-        &self,
-        job_id: Option<&str>,
-        status: &str,
-        body: Vec<u8>,
-    ) -> Result<(), QueueError> {
+    pub async fn publish(&self, job_id: Option<&str>, status: &str, body: Vec<u8>) -> Result<(), QueueError> {
         let mut props = persistent_json();
         if let Some(id) = job_id {
-            props = props
-                .with_message_id(id.into())
-                .with_correlation_id(id.into());
+            props = props.with_message_id(id.into()).with_correlation_id(id.into());
         }
         let key = names::verdict_key(status);
         publish_confirmed(&self.channel, names::VERDICTS_EXCHANGE, &key, &body, props).await?;
@@ -866,9 +723,7 @@ pub struct JobPublisher {
 
 impl fmt::Debug for JobPublisher {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("JobPublisher")
-            .field("channel", &self.channel.id())
-            .finish()
+        f.debug_struct("JobPublisher").field("channel", &self.channel.id()).finish()
     }
 }
 
@@ -877,30 +732,16 @@ impl JobPublisher {
     /// [`names::REPROCESS_KEY`]), persistent, `application/json`, `message_id = job_id`,
     /// mandatory. Returns once confirmed; [`QueueError::Unroutable`] when no queue is bound
     /// (the worker never declared the topology).
-    pub async fn publish(
-        &self,
-        routing_key: &str,
-        job_id: &str,
-        body: Vec<u8>,
-    ) -> Result<(), QueueError> {
+    pub async fn publish(&self, routing_key: &str, job_id: &str, body: Vec<u8>) -> Result<(), QueueError> {
         let props = persistent_json().with_message_id(job_id.into());
-        publish_confirmed(
-            &self.channel,
-            names::JOBS_EXCHANGE,
-            routing_key,
-            &body,
-            props,
-        )
-        .await?;
+        publish_confirmed(&self.channel, names::JOBS_EXCHANGE, routing_key, &body, props).await?;
         debug!(job_id, routing_key, bytes = body.len(), "job confirmed");
         Ok(())
     }
 }
 
 fn persistent_json() -> BasicProperties {
-    BasicProperties::default()
-        .with_delivery_mode(2)
-        .with_content_type(names::CONTENT_TYPE.into())
+    BasicProperties::default().with_delivery_mode(2).with_content_type(names::CONTENT_TYPE.into())
 }
 
 async fn publish_confirmed(
@@ -919,10 +760,7 @@ async fn publish_confirmed(
         .basic_publish(
             exchange.into(),
             ShortString::from(routing_key),
-            BasicPublishOptions {
-                mandatory: true,
-                ..Default::default()
-            },
+            BasicPublishOptions { mandatory: true, ..Default::default() },
             body,
             props,
         )
@@ -932,17 +770,14 @@ async fn publish_confirmed(
         .map_err(err)?;
     match confirm {
         Confirmation::Ack(None) => Ok(()),
-        Confirmation::Ack(Some(ret)) | Confirmation::Nack(Some(ret)) => {
-            Err(QueueError::Unroutable {
-                exchange: exchange.to_owned(),
-                routing_key: routing_key.to_owned(),
-                reply: format!("{} {}", ret.reply_code, ret.reply_text.as_str()),
-            })
-        }
-        Confirmation::Nack(None) => Err(QueueError::Nacked {
+        Confirmation::Ack(Some(ret)) | Confirmation::Nack(Some(ret)) => Err(QueueError::Unroutable {
             exchange: exchange.to_owned(),
             routing_key: routing_key.to_owned(),
+            reply: format!("{} {}", ret.reply_code, ret.reply_text.as_str()),
         }),
+        Confirmation::Nack(None) => {
+            Err(QueueError::Nacked { exchange: exchange.to_owned(), routing_key: routing_key.to_owned() })
+        }
         Confirmation::NotRequested => Err(QueueError::Closed {
             what: "channel",
             detail: "publisher confirms are not enabled on this channel".into(),
@@ -972,9 +807,7 @@ pub struct VerdictListener {
 
 impl fmt::Debug for VerdictListener {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("VerdictListener")
-            .field("queue", &self.queue)
-            .finish()
+        f.debug_struct("VerdictListener").field("queue", &self.queue).finish()
     }
 }
 
@@ -987,21 +820,12 @@ impl VerdictListener {
                 what: "consumer",
                 detail: format!("listener on {} was cancelled", self.queue),
             }),
-            Ok(Some(Err(e))) => Err(QueueError::Closed {
-                what: "consumer",
-                detail: format!("listener on {}: {e}", self.queue),
-            }),
+            Ok(Some(Err(e))) => {
+                Err(QueueError::Closed { what: "consumer", detail: format!("listener on {}: {e}", self.queue) })
+            }
             Ok(Some(Ok(d))) => Ok(Some(ReceivedVerdict {
-                correlation_id: d
-                    .properties
-                    .correlation_id()
-                    .as_ref()
-                    .map(|s| s.as_str().to_owned()),
-                message_id: d
-                    .properties
-                    .message_id()
-                    .as_ref()
-                    .map(|s| s.as_str().to_owned()),
+                correlation_id: d.properties.correlation_id().as_ref().map(|s| s.as_str().to_owned()),
+                message_id: d.properties.message_id().as_ref().map(|s| s.as_str().to_owned()),
                 routing_key: d.routing_key.as_str().to_owned(),
                 body: d.data,
             })),
@@ -1010,11 +834,7 @@ impl VerdictListener {
 
     /// The first verdict whose `correlation_id` is `job_id`, skipping others, or `Ok(None)`
     /// once `timeout` has passed in total.
-    pub async fn wait_for(
-        &mut self,
-        job_id: &str,
-        timeout: Duration,
-    ) -> Result<Option<ReceivedVerdict>, QueueError> {
+    pub async fn wait_for(&mut self, job_id: &str, timeout: Duration) -> Result<Option<ReceivedVerdict>, QueueError> {
         let deadline = tokio::time::Instant::now() + timeout;
         loop {
             let left = deadline.saturating_duration_since(tokio::time::Instant::now());
@@ -1043,10 +863,7 @@ mod tests {
 
     #[test]
     fn urls_are_redacted() {
-        assert_eq!(
-            redact_url("amqp://guest:secret@127.0.0.1:5672/%2f"),
-            "amqp://guest:***@127.0.0.1:5672/%2f"
-        );
+        assert_eq!(redact_url("amqp://guest:secret@127.0.0.1:5672/%2f"), "amqp://guest:***@127.0.0.1:5672/%2f");
         assert_eq!(redact_url("amqp://127.0.0.1"), "amqp://127.0.0.1");
         assert_eq!(redact_url("amqps://u@h/v"), "amqps://u@h/v");
     }
@@ -1055,21 +872,12 @@ mod tests {
     fn job_queue_arguments_match_the_contract() {
         let t = job_queue_arguments();
         let m = t.inner();
-        assert_eq!(
-            m.get("x-queue-type"),
-            Some(&AMQPValue::LongString("quorum".into()))
-        );
+        assert_eq!(m.get("x-queue-type"), Some(&AMQPValue::LongString("quorum".into())));
         assert_eq!(m.get("x-delivery-limit"), Some(&AMQPValue::LongLongInt(5)));
-        assert_eq!(
-            m.get("x-dead-letter-exchange"),
-            Some(&AMQPValue::LongString("mediagate.dead".into()))
-        );
+        assert_eq!(m.get("x-dead-letter-exchange"), Some(&AMQPValue::LongString("mediagate.dead".into())));
         assert_eq!(m.len(), 3);
         let v = verdicts_queue_arguments();
-        assert_eq!(
-            v.inner().get("x-message-ttl"),
-            Some(&AMQPValue::LongLongInt(604_800_000))
-        );
+        assert_eq!(v.inner().get("x-message-ttl"), Some(&AMQPValue::LongLongInt(604_800_000)));
         assert_eq!(names::verdict_key("cleared"), "verdict.cleared");
     }
 

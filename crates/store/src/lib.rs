@@ -89,35 +89,22 @@ pub struct RetryPolicy {
 
 impl Default for RetryPolicy {
     fn default() -> Self {
-        RetryPolicy {
-            attempts: 4,
-            initial_backoff: Duration::from_millis(200),
-            max_backoff: Duration::from_secs(5),
-        }
+        RetryPolicy { attempts: 4, initial_backoff: Duration::from_millis(200), max_backoff: Duration::from_secs(5) }
     }
 }
 
 impl RetryPolicy {
     /// No retries at all: for callers that run their own loop (or tests).
     pub fn none() -> Self {
-        RetryPolicy {
-            attempts: 1,
-            ..RetryPolicy::default()
-        }
+        RetryPolicy { attempts: 1, ..RetryPolicy::default() }
     }
 
     /// The delay before attempt `attempt + 1` (`attempt` counts from 1), with ±25 % jitter so that
     /// many workers hitting the same failing store do not retry in lockstep.
     pub fn backoff(&self, attempt: u32) -> Duration {
         let exp = attempt.saturating_sub(1).min(20);
-        let base = self
-            .initial_backoff
-            .saturating_mul(1u32 << exp)
-            .min(self.max_backoff);
-        let nanos = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.subsec_nanos())
-            .unwrap_or(0);
+        let base = self.initial_backoff.saturating_mul(1u32 << exp).min(self.max_backoff);
+        let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0);
         // factor in [0.75, 1.25)
         let factor = 0.75 + f64::from(nanos % 1000) / 2000.0;
         base.mul_f64(factor).min(self.max_backoff)
@@ -224,10 +211,7 @@ impl StoreError {
     /// persists"). `NotFound` and `TooLarge` are verdicts about the input; `Other` will not heal
     /// by itself.
     pub fn is_retryable(&self) -> bool {
-        matches!(
-            self,
-            StoreError::Transient { .. } | StoreError::Denied { .. }
-        )
+        matches!(self, StoreError::Transient { .. } | StoreError::Denied { .. })
     }
 
     /// True only for failures that an immediate retry with backoff may fix (the class that
@@ -237,21 +221,11 @@ impl StoreError {
     }
 
     fn other(op: &'static str, bucket: &str, key: &str, detail: impl Into<String>) -> Self {
-        StoreError::Other {
-            op,
-            bucket: bucket.to_owned(),
-            key: key.to_owned(),
-            detail: detail.into(),
-        }
+        StoreError::Other { op, bucket: bucket.to_owned(), key: key.to_owned(), detail: detail.into() }
     }
 
     fn transient(op: &'static str, bucket: &str, key: &str, detail: impl Into<String>) -> Self {
-        StoreError::Transient {
-            op,
-            bucket: bucket.to_owned(),
-            key: key.to_owned(),
-            detail: detail.into(),
-        }
+        StoreError::Transient { op, bucket: bucket.to_owned(), key: key.to_owned(), detail: detail.into() }
     }
 }
 
@@ -291,9 +265,7 @@ where
 {
     match &err {
         SdkError::TimeoutError(_) => StoreError::transient(op, bucket, key, chain(&err)),
-        SdkError::DispatchFailure(d) if d.is_user() => {
-            StoreError::other(op, bucket, key, chain(&err))
-        }
+        SdkError::DispatchFailure(d) if d.is_user() => StoreError::other(op, bucket, key, chain(&err)),
         SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => {
             StoreError::transient(op, bucket, key, chain(&err))
         }
@@ -313,22 +285,10 @@ where
             }
             let code = code.as_deref().unwrap_or("");
             if status == 404 || matches!(code, "NoSuchKey" | "NoSuchBucket" | "NotFound") {
-                StoreError::NotFound {
-                    bucket: bucket.to_owned(),
-                    key: key.to_owned(),
-                }
+                StoreError::NotFound { bucket: bucket.to_owned(), key: key.to_owned() }
             } else if status == 403 {
-                StoreError::Denied {
-                    op,
-                    bucket: bucket.to_owned(),
-                    key: key.to_owned(),
-                    detail,
-                }
-            } else if status >= 500
-                || status == 429
-                || status == 408
-                || TRANSIENT_CODES.contains(&code)
-            {
+                StoreError::Denied { op, bucket: bucket.to_owned(), key: key.to_owned(), detail }
+            } else if status >= 500 || status == 429 || status == 408 || TRANSIENT_CODES.contains(&code) {
                 StoreError::transient(op, bucket, key, detail)
             } else {
                 StoreError::other(op, bucket, key, detail)
@@ -458,25 +418,9 @@ impl Store {
             let size = out
                 .content_length()
                 .and_then(|n| u64::try_from(n).ok())
-                .ok_or_else(|| {
-                    StoreError::other(
-                        "HeadObject",
-                        bucket,
-                        key,
-                        "answer has no valid Content-Length",
-                    )
-                })?;
-            debug!(
-                bucket,
-                key,
-                size,
-                content_type = out.content_type(),
-                "s3 head"
-            );
-            Ok(ObjectInfo {
-                size,
-                content_type: out.content_type().map(str::to_owned),
-            })
+                .ok_or_else(|| StoreError::other("HeadObject", bucket, key, "answer has no valid Content-Length"))?;
+            debug!(bucket, key, size, content_type = out.content_type(), "s3 head");
+            Ok(ObjectInfo { size, content_type: out.content_type().map(str::to_owned) })
         })
         .await
     }
@@ -487,25 +431,11 @@ impl Store {
     /// is over the limit; then GETs and stops reading (again `TooLarge`) if the body turns out
     /// longer anyway (object replaced in between, or a lying `Content-Length`), so memory stays
     /// bounded by `max_bytes` whatever the store does.
-    pub async fn get_limited(
-        &self,
-        bucket: &str,
-        key: &str,
-        max_bytes: u64,
-    ) -> Result<Vec<u8>, StoreError> {
+    pub async fn get_limited(&self, bucket: &str, key: &str, max_bytes: u64) -> Result<Vec<u8>, StoreError> {
         let info = self.head(bucket, key).await?;
         if info.size > max_bytes {
-            debug!(
-                bucket,
-                key,
-                size = info.size,
-                limit = max_bytes,
-                "s3 object over limit; not downloading"
-            );
-            return Err(StoreError::TooLarge {
-                size: info.size,
-                limit: max_bytes,
-            });
+            debug!(bucket, key, size = info.size, limit = max_bytes, "s3 object over limit; not downloading");
+            return Err(StoreError::TooLarge { size: info.size, limit: max_bytes });
         }
         self.get_inner(bucket, key, Some(max_bytes)).await
     }
@@ -516,12 +446,7 @@ impl Store {
         self.get_inner(bucket, key, None).await
     }
 
-    async fn get_inner(
-        &self,
-        bucket: &str,
-        key: &str,
-        limit: Option<u64>,
-    ) -> Result<Vec<u8>, StoreError> {
+    async fn get_inner(&self, bucket: &str, key: &str, limit: Option<u64>) -> Result<Vec<u8>, StoreError> {
         retry(&self.inner.retry, "GetObject", || async {
             let attempt = async {
                 let out = self
@@ -538,23 +463,16 @@ impl Store {
                         return Err(StoreError::TooLarge { size, limit });
                     }
                 }
-                read_capped(out.body, declared, limit)
-                    .await
-                    .map_err(|e| e.into_store_error("GetObject", bucket, key))
+                read_capped(out.body, declared, limit).await.map_err(|e| e.into_store_error("GetObject", bucket, key))
             };
-            let body = tokio::time::timeout(self.inner.operation_timeout, attempt)
-                .await
-                .map_err(|_| {
-                    StoreError::transient(
-                        "GetObject",
-                        bucket,
-                        key,
-                        format!(
-                            "download did not finish within {:?}",
-                            self.inner.operation_timeout
-                        ),
-                    )
-                })??;
+            let body = tokio::time::timeout(self.inner.operation_timeout, attempt).await.map_err(|_| {
+                StoreError::transient(
+                    "GetObject",
+                    bucket,
+                    key,
+                    format!("download did not finish within {:?}", self.inner.operation_timeout),
+                )
+            })??;
             debug!(bucket, key, bytes = body.len(), "s3 get");
             Ok(body)
         })
@@ -570,10 +488,7 @@ impl Store {
         body: Vec<u8>,
         content_type: &str,
     ) -> Result<PutReceipt, StoreError> {
-        let receipt = PutReceipt {
-            bytes: body.len() as u64,
-            sha256: hex::encode(Sha256::digest(&body)),
-        };
+        let receipt = PutReceipt { bytes: body.len() as u64, sha256: hex::encode(Sha256::digest(&body)) };
         let body = bytes_of(body);
         retry(&self.inner.retry, "PutObject", || async {
             self.client
@@ -650,14 +565,8 @@ impl Store {
     ) -> Result<(), StoreError> {
         let source = format!("{}/{}", src_bucket, encode_copy_source_key(src_key));
         retry(&self.inner.retry, "CopyObject", || async {
-            self.client
-                .copy_object()
-                .copy_source(&source)
-                .bucket(dst_bucket)
-                .key(dst_key)
-                .send()
-                .await
-                .map_err(|e| {
+            self.client.copy_object().copy_source(&source).bucket(dst_bucket).key(dst_key).send().await.map_err(
+                |e| {
                     let code = e.code().map(str::to_owned);
                     match (classify(e, "CopyObject", dst_bucket, dst_key), code.as_deref()) {
                         // Either bucket may be the missing one: say so rather than guess.
@@ -665,7 +574,9 @@ impl Store {
                             op: "CopyObject",
                             bucket: dst_bucket.to_owned(),
                             key: dst_key.to_owned(),
-                            detail: format!("NoSuchBucket: {src_bucket} (source) or {dst_bucket} (destination) does not exist"),
+                            detail: format!(
+                                "NoSuchBucket: {src_bucket} (source) or {dst_bucket} (destination) does not exist"
+                            ),
                         },
                         // Otherwise a 404 is the source object.
                         (StoreError::NotFound { .. }, _) => {
@@ -673,7 +584,8 @@ impl Store {
                         }
                         (other, _) => other,
                     }
-                })?;
+                },
+            )?;
             Ok(())
         })
         .await?;
@@ -695,9 +607,7 @@ impl Store {
             if !self.inner.custom_endpoint && self.inner.region != "us-east-1" {
                 req = req.create_bucket_configuration(
                     CreateBucketConfiguration::builder()
-                        .location_constraint(BucketLocationConstraint::from(
-                            self.inner.region.as_str(),
-                        ))
+                        .location_constraint(BucketLocationConstraint::from(self.inner.region.as_str()))
                         .build(),
                 );
             }
@@ -729,12 +639,7 @@ impl Store {
     /// start-up checks. A missing bucket is [`StoreError::NotFound`] with an empty key.
     pub async fn check(&self, bucket: &str) -> Result<(), StoreError> {
         retry(&self.inner.retry, "HeadBucket", || async {
-            self.client
-                .head_bucket()
-                .bucket(bucket)
-                .send()
-                .await
-                .map_err(|e| classify(e, "HeadBucket", bucket, ""))?;
+            self.client.head_bucket().bucket(bucket).send().await.map_err(|e| classify(e, "HeadBucket", bucket, ""))?;
             Ok(())
         })
         .await
@@ -778,16 +683,10 @@ impl KeyPages {
             if let Some(t) = &self.token {
                 req = req.continuation_token(t.clone());
             }
-            req.send()
-                .await
-                .map_err(|e| classify(e, "ListObjectsV2", bucket, prefix))
+            req.send().await.map_err(|e| classify(e, "ListObjectsV2", bucket, prefix))
         })
         .await?;
-        let keys: Vec<String> = out
-            .contents()
-            .iter()
-            .filter_map(|o| o.key().map(str::to_owned))
-            .collect();
+        let keys: Vec<String> = out.contents().iter().filter_map(|o| o.key().map(str::to_owned)).collect();
         match out.next_continuation_token() {
             Some(t) if out.is_truncated().unwrap_or(false) => {
                 if self.token.as_deref() == Some(t) {
@@ -802,13 +701,7 @@ impl KeyPages {
             }
             _ => self.done = true,
         }
-        debug!(
-            bucket,
-            prefix,
-            keys = keys.len(),
-            more = !self.done,
-            "s3 list page"
-        );
+        debug!(bucket, prefix, keys = keys.len(), more = !self.done, "s3 list page");
         Ok(Some(keys))
     }
 }
@@ -825,29 +718,17 @@ impl BodyError {
     fn into_store_error(self, op: &'static str, bucket: &str, key: &str) -> StoreError {
         match self {
             BodyError::TooLarge { size, limit } => StoreError::TooLarge { size, limit },
-            BodyError::Stream(detail) => {
-                StoreError::transient(op, bucket, key, format!("body read failed: {detail}"))
+            BodyError::Stream(detail) => StoreError::transient(op, bucket, key, format!("body read failed: {detail}")),
+            BodyError::Truncated { got, declared } => {
+                StoreError::transient(op, bucket, key, format!("body ended after {got} of {declared} bytes"))
             }
-            BodyError::Truncated { got, declared } => StoreError::transient(
-                op,
-                bucket,
-                key,
-                format!("body ended after {got} of {declared} bytes"),
-            ),
         }
     }
 }
 
 /// Reads `body` into memory, stopping as soon as it grows past `limit`.
-async fn read_capped(
-    mut body: ByteStream,
-    declared: Option<u64>,
-    limit: Option<u64>,
-) -> Result<Vec<u8>, BodyError> {
-    let initial = declared
-        .unwrap_or(0)
-        .min(limit.unwrap_or(u64::MAX))
-        .min(256 << 20);
+async fn read_capped(mut body: ByteStream, declared: Option<u64>, limit: Option<u64>) -> Result<Vec<u8>, BodyError> {
+    let initial = declared.unwrap_or(0).min(limit.unwrap_or(u64::MAX)).min(256 << 20);
     let mut buf = Vec::with_capacity(usize::try_from(initial).unwrap_or(0));
     loop {
         match body.try_next().await {
@@ -866,10 +747,7 @@ async fn read_capped(
     }
     if let Some(declared) = declared {
         if (buf.len() as u64) < declared {
-            return Err(BodyError::Truncated {
-                got: buf.len() as u64,
-                declared,
-            });
+            return Err(BodyError::Truncated { got: buf.len() as u64, declared });
         }
     }
     Ok(buf)
@@ -914,26 +792,14 @@ mod tests {
     #[tokio::test]
     async fn read_capped_reads_within_limit_and_detects_truncation() {
         let body = ByteStream::new(SdkBody::from(b"hello".as_slice()));
-        assert_eq!(
-            read_capped(body, Some(5), Some(5)).await.ok(),
-            Some(b"hello".to_vec())
-        );
+        assert_eq!(read_capped(body, Some(5), Some(5)).await.ok(), Some(b"hello".to_vec()));
         let body = ByteStream::new(SdkBody::from(b"hel".as_slice()));
-        assert!(matches!(
-            read_capped(body, Some(5), None).await,
-            Err(BodyError::Truncated {
-                got: 3,
-                declared: 5
-            })
-        ));
+        assert!(matches!(read_capped(body, Some(5), None).await, Err(BodyError::Truncated { got: 3, declared: 5 })));
     }
 
     #[test]
     fn copy_source_keys_are_encoded() {
-        assert_eq!(
-            encode_copy_source_key("a/b c+ü.jpg"),
-            "a/b%20c%2B%C3%BC.jpg"
-        );
+        assert_eq!(encode_copy_source_key("a/b c+ü.jpg"), "a/b%20c%2B%C3%BC.jpg");
     }
 
     #[test]
@@ -944,15 +810,9 @@ mod tests {
             max_backoff: Duration::from_secs(1),
         };
         let b1 = p.backoff(1);
-        assert!(
-            b1 >= Duration::from_millis(75) && b1 <= Duration::from_millis(125),
-            "{b1:?}"
-        );
+        assert!(b1 >= Duration::from_millis(75) && b1 <= Duration::from_millis(125), "{b1:?}");
         let b3 = p.backoff(3);
-        assert!(
-            b3 >= Duration::from_millis(300) && b3 <= Duration::from_millis(500),
-            "{b3:?}"
-        );
+        assert!(b3 >= Duration::from_millis(300) && b3 <= Duration::from_millis(500), "{b3:?}");
         assert!(p.backoff(30) <= Duration::from_secs(1));
     }
 
@@ -974,12 +834,7 @@ mod tests {
         let mut n = 0;
         let r: Result<(), _> = retry(&p, "t", || {
             n += 1;
-            async {
-                Err(StoreError::NotFound {
-                    bucket: "b".into(),
-                    key: "k".into(),
-                })
-            }
+            async { Err(StoreError::NotFound { bucket: "b".into(), key: "k".into() }) }
         })
         .await;
         assert!(matches!(r, Err(StoreError::NotFound { .. })));
@@ -994,12 +849,12 @@ mod tests {
             key: "u/a.jpg".into(),
             detail: "HTTP 403 AccessDenied: Access Denied".into(),
         };
-        assert_eq!(e.to_string(), "S3 GetObject s3://incoming/u/a.jpg: access denied (HTTP 403 AccessDenied: Access Denied)");
+        assert_eq!(
+            e.to_string(),
+            "S3 GetObject s3://incoming/u/a.jpg: access denied (HTTP 403 AccessDenied: Access Denied)"
+        );
         assert!(e.is_retryable() && !e.is_transient());
-        let e = StoreError::NotFound {
-            bucket: "incoming".into(),
-            key: "x".into(),
-        };
+        let e = StoreError::NotFound { bucket: "incoming".into(), key: "x".into() };
         assert_eq!(e.to_string(), "s3://incoming/x does not exist");
         assert!(!e.is_retryable());
     }

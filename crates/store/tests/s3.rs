@@ -38,10 +38,7 @@ async fn put_get_head_keep_bytes_and_content_type() {
 
     let body: Vec<u8> = (0..10_000u32).map(|i| (i % 251) as u8).collect();
     let key = "media/j-1/0/full.jpg";
-    let receipt = store
-        .put("media", key, body.clone(), "image/jpeg")
-        .await
-        .unwrap();
+    let receipt = store.put("media", key, body.clone(), "image/jpeg").await.unwrap();
     assert_eq!(receipt.bytes, 10_000);
     assert_eq!(receipt.sha256, hex::encode(Sha256::digest(&body)));
 
@@ -54,35 +51,19 @@ async fn put_get_head_keep_bytes_and_content_type() {
     assert_eq!(store.get_limited("media", key, 10_000).await.unwrap(), body);
 
     // overwrite (redelivery) replaces bytes and type
-    store
-        .put("media", key, b"png!".to_vec(), "image/png")
-        .await
-        .unwrap();
+    store.put("media", key, b"png!".to_vec(), "image/png").await.unwrap();
     let info = store.head("media", key).await.unwrap();
-    assert_eq!(
-        (info.size, info.content_type.as_deref()),
-        (4, Some("image/png"))
-    );
+    assert_eq!((info.size, info.content_type.as_deref()), (4, Some("image/png")));
 
     // odd characters in keys survive the round trip
     let odd = "u/a-1/pic one+ü (2).jpg";
-    store
-        .put("media", odd, b"x".to_vec(), "image/jpeg")
-        .await
-        .unwrap();
+    store.put("media", odd, b"x".to_vec(), "image/jpeg").await.unwrap();
     assert_eq!(store.get("media", odd).await.unwrap(), b"x");
 
     // an empty object
-    store
-        .put("media", "empty", Vec::new(), "application/octet-stream")
-        .await
-        .unwrap();
+    store.put("media", "empty", Vec::new(), "application/octet-stream").await.unwrap();
     assert_eq!(store.head("media", "empty").await.unwrap().size, 0);
-    assert!(store
-        .get_limited("media", "empty", 0)
-        .await
-        .unwrap()
-        .is_empty());
+    assert!(store.get_limited("media", "empty", 0).await.unwrap().is_empty());
 }
 
 /// A TCP proxy that counts HTTP request lines by method, to see which requests a call made.
@@ -102,8 +83,7 @@ async fn counting_proxy(upstream_port: u16) -> CountingProxy {
         while let Ok((client, _)) = listener.accept().await {
             let (h, g) = (h.clone(), g.clone());
             tokio::spawn(async move {
-                let Ok(server) = tokio::net::TcpStream::connect(("127.0.0.1", upstream_port)).await
-                else {
+                let Ok(server) = tokio::net::TcpStream::connect(("127.0.0.1", upstream_port)).await else {
                     return;
                 };
                 let (mut cr, mut cw) = client.into_split();
@@ -144,11 +124,7 @@ async fn counting_proxy(upstream_port: u16) -> CountingProxy {
             });
         }
     });
-    CountingProxy {
-        endpoint,
-        heads,
-        gets,
-    }
+    CountingProxy { endpoint, heads, gets }
 }
 
 #[tokio::test]
@@ -156,15 +132,7 @@ async fn get_limited_refuses_a_large_object_before_downloading() {
     let s3 = S3Fs::start();
     let store = store_for(&s3).await;
     store.ensure_bucket("incoming").await.unwrap();
-    store
-        .put(
-            "incoming",
-            "big.bin",
-            vec![7u8; 100_000],
-            "application/octet-stream",
-        )
-        .await
-        .unwrap();
+    store.put("incoming", "big.bin", vec![7u8; 100_000], "application/octet-stream").await.unwrap();
 
     let proxy = counting_proxy(s3.port).await;
     let via_proxy = Store::connect(&config(&proxy.endpoint)).await.unwrap();
@@ -173,24 +141,14 @@ async fn get_limited_refuses_a_large_object_before_downloading() {
         other => panic!("expected TooLarge, got {other:?}"),
     }
     assert_eq!(proxy.heads.load(Ordering::SeqCst), 1, "one HEAD");
-    assert_eq!(
-        proxy.gets.load(Ordering::SeqCst),
-        0,
-        "no GET for an object over the limit"
-    );
+    assert_eq!(proxy.gets.load(Ordering::SeqCst), 0, "no GET for an object over the limit");
 
     // within the limit: HEAD then GET
-    let got = via_proxy
-        .get_limited("incoming", "big.bin", 100_000)
-        .await
-        .unwrap();
+    let got = via_proxy.get_limited("incoming", "big.bin", 100_000).await.unwrap();
     assert_eq!(got.len(), 100_000);
     assert_eq!(proxy.heads.load(Ordering::SeqCst), 2);
     assert_eq!(proxy.gets.load(Ordering::SeqCst), 1);
-    let e = StoreError::TooLarge {
-        size: 100_000,
-        limit: 1000,
-    };
+    let e = StoreError::TooLarge { size: 100_000, limit: 1000 };
     assert!(!e.is_retryable());
 }
 
@@ -203,10 +161,7 @@ async fn missing_objects_and_buckets_are_not_found() {
     for r in [
         store.head("incoming", "nope.jpg").await.map(|_| ()),
         store.get("incoming", "nope.jpg").await.map(|_| ()),
-        store
-            .get_limited("incoming", "nope.jpg", 10)
-            .await
-            .map(|_| ()),
+        store.get_limited("incoming", "nope.jpg", 10).await.map(|_| ()),
         store.get("no-such-bucket", "nope.jpg").await.map(|_| ()),
         store.head("no-such-bucket", "nope.jpg").await.map(|_| ()),
     ] {
@@ -218,34 +173,19 @@ async fn missing_objects_and_buckets_are_not_found() {
             other => panic!("expected NotFound, got {other:?}"),
         }
     }
-    assert_eq!(
-        store.check("no-such-bucket").await.unwrap_err().to_string(),
-        "s3://no-such-bucket does not exist"
-    );
+    assert_eq!(store.check("no-such-bucket").await.unwrap_err().to_string(), "s3://no-such-bucket does not exist");
     let e = store.head("incoming", "nope.jpg").await.unwrap_err();
     assert_eq!(e.to_string(), "s3://incoming/nope.jpg does not exist");
     assert!(!e.is_retryable());
 
     // deleting a missing key is fine; deleting an existing one removes it
     store.delete("incoming", "nope.jpg").await.unwrap();
-    store
-        .put("incoming", "x", b"1".to_vec(), "text/plain")
-        .await
-        .unwrap();
+    store.put("incoming", "x", b"1".to_vec(), "text/plain").await.unwrap();
     store.delete("incoming", "x").await.unwrap();
-    assert!(matches!(
-        store.head("incoming", "x").await,
-        Err(StoreError::NotFound { .. })
-    ));
+    assert!(matches!(store.head("incoming", "x").await, Err(StoreError::NotFound { .. })));
 
-    assert!(matches!(
-        store.check("no-such-bucket").await,
-        Err(StoreError::NotFound { .. })
-    ));
-    assert!(matches!(
-        store.list_keys("no-such-bucket", "").await,
-        Err(StoreError::NotFound { .. })
-    ));
+    assert!(matches!(store.check("no-such-bucket").await, Err(StoreError::NotFound { .. })));
+    assert!(matches!(store.list_keys("no-such-bucket", "").await, Err(StoreError::NotFound { .. })));
 }
 
 #[tokio::test]
@@ -255,26 +195,17 @@ async fn listing_follows_continuation_tokens() {
     store.ensure_bucket("media").await.unwrap();
 
     let t = Instant::now();
-    let keys: Vec<String> = (0..1100)
-        .map(|i| format!("manifests/j-{i:05}.json"))
-        .collect();
+    let keys: Vec<String> = (0..1100).map(|i| format!("manifests/j-{i:05}.json")).collect();
     stream::iter(keys.iter().cloned())
         .map(|k| {
             let store = store.clone();
-            async move {
-                store
-                    .put("media", &k, b"{}".to_vec(), "application/json")
-                    .await
-            }
+            async move { store.put("media", &k, b"{}".to_vec(), "application/json").await }
         })
         .buffer_unordered(32)
         .try_collect::<Vec<_>>()
         .await
         .unwrap();
-    store
-        .put("media", "other/a", b"1".to_vec(), "text/plain")
-        .await
-        .unwrap();
+    store.put("media", "other/a", b"1".to_vec(), "text/plain").await.unwrap();
     eprintln!("1100 PUTs in {:?}", t.elapsed());
 
     // default page size (1000): two requests
@@ -291,16 +222,9 @@ async fn listing_follows_continuation_tokens() {
     }
     assert_eq!(sizes, vec![300, 300, 300, 200]);
     assert_eq!(all, keys);
-    assert!(
-        pages.next_page().await.unwrap().is_none(),
-        "a finished pager stays finished"
-    );
+    assert!(pages.next_page().await.unwrap().is_none(), "a finished pager stays finished");
 
-    assert!(store
-        .list_keys("media", "nothing-here/")
-        .await
-        .unwrap()
-        .is_empty());
+    assert!(store.list_keys("media", "nothing-here/").await.unwrap().is_empty());
     assert_eq!(store.list_keys("media", "").await.unwrap().len(), 1101);
 }
 
@@ -311,39 +235,14 @@ async fn copy_is_server_side_and_keeps_content_type() {
     store.ensure_bucket("incoming").await.unwrap();
     store.ensure_bucket("quarantine").await.unwrap();
     let body = b"\xff\xd8\xff original bytes".to_vec();
-    store
-        .put("incoming", "u/a-1/8d2e 1.jpg", body.clone(), "image/jpeg")
-        .await
-        .unwrap();
+    store.put("incoming", "u/a-1/8d2e 1.jpg", body.clone(), "image/jpeg").await.unwrap();
 
-    store
-        .copy(
-            "incoming",
-            "u/a-1/8d2e 1.jpg",
-            "quarantine",
-            "j-1/0/original.jpg",
-        )
-        .await
-        .unwrap();
-    assert_eq!(
-        store.get("quarantine", "j-1/0/original.jpg").await.unwrap(),
-        body
-    );
-    let info = store
-        .head("quarantine", "j-1/0/original.jpg")
-        .await
-        .unwrap();
+    store.copy("incoming", "u/a-1/8d2e 1.jpg", "quarantine", "j-1/0/original.jpg").await.unwrap();
+    assert_eq!(store.get("quarantine", "j-1/0/original.jpg").await.unwrap(), body);
+    let info = store.head("quarantine", "j-1/0/original.jpg").await.unwrap();
     assert_eq!(info.content_type.as_deref(), Some("image/jpeg"));
 
-    match store
-        .copy(
-            "incoming",
-            "missing.jpg",
-            "quarantine",
-            "j-1/1/original.jpg",
-        )
-        .await
-    {
+    match store.copy("incoming", "missing.jpg", "quarantine", "j-1/1/original.jpg").await {
         Err(StoreError::NotFound { bucket, key }) => {
             assert_eq!((bucket.as_str(), key.as_str()), ("incoming", "missing.jpg"));
         }
@@ -355,10 +254,7 @@ async fn copy_is_server_side_and_keeps_content_type() {
 async fn ensure_bucket_is_idempotent() {
     let s3 = S3Fs::start();
     let store = store_for(&s3).await;
-    assert!(matches!(
-        store.check("media").await,
-        Err(StoreError::NotFound { .. })
-    ));
+    assert!(matches!(store.check("media").await, Err(StoreError::NotFound { .. })));
     store.ensure_bucket("media").await.unwrap();
     store.ensure_bucket("media").await.unwrap();
     store.check("media").await.unwrap();
@@ -377,21 +273,11 @@ async fn a_stopped_server_is_transient() {
     assert!(matches!(err, StoreError::Transient { .. }), "{err:?}");
     assert!(err.is_retryable() && err.is_transient());
     let msg = err.to_string();
-    assert!(
-        msg.contains("s3://incoming/a.jpg") && msg.contains("HeadObject"),
-        "{msg}"
-    );
-    assert!(
-        t.elapsed() < Duration::from_secs(5),
-        "bounded retries, took {:?}",
-        t.elapsed()
-    );
+    assert!(msg.contains("s3://incoming/a.jpg") && msg.contains("HeadObject"), "{msg}");
+    assert!(t.elapsed() < Duration::from_secs(5), "bounded retries, took {:?}", t.elapsed());
 
     for r in [
-        store
-            .put("incoming", "a.jpg", b"x".to_vec(), "image/jpeg")
-            .await
-            .map(|_| ()),
+        store.put("incoming", "a.jpg", b"x".to_vec(), "image/jpeg").await.map(|_| ()),
         store.get("incoming", "a.jpg").await.map(|_| ()),
         store.check("incoming").await,
     ] {
@@ -415,10 +301,7 @@ async fn wrong_credentials_are_denied_not_missing() {
 
 #[tokio::test]
 async fn half_configured_credentials_are_refused() {
-    let cfg = StoreConfig {
-        access_key: Some("ak".into()),
-        ..StoreConfig::default()
-    };
+    let cfg = StoreConfig { access_key: Some("ak".into()), ..StoreConfig::default() };
     let err = Store::connect(&cfg).await.unwrap_err();
     assert!(matches!(err, StoreError::Other { .. }), "{err:?}");
 }

@@ -59,10 +59,9 @@ pub fn source_error(err: StoreError, bucket: &str, key: &str) -> Result<Reason, 
             ReasonCode::InputMissing,
             format!("the source object s3://{bucket}/{key} does not exist; upload it before publishing the job"),
         )),
-        StoreError::TooLarge { size, limit } => Ok(Reason::new(
-            ReasonCode::InputTooLarge,
-            format!("the file is {size} bytes; the limit is {limit} bytes"),
-        )),
+        StoreError::TooLarge { size, limit } => {
+            Ok(Reason::new(ReasonCode::InputTooLarge, format!("the file is {size} bytes; the limit is {limit} bytes")))
+        }
         other => Err(Transient::storage(format!("reading s3://{bucket}/{key}: {other}"))),
     }
 }
@@ -71,9 +70,7 @@ pub fn source_error(err: StoreError, bucket: &str, key: &str) -> Result<Reason, 
 /// `Internal`, which is ours.
 pub fn media_error(err: MediaError) -> Result<Reason, Transient> {
     let code = match &err {
-        MediaError::Unsupported { .. } | MediaError::Unrecognized { .. } => {
-            ReasonCode::InputUnsupportedFormat
-        }
+        MediaError::Unsupported { .. } | MediaError::Unrecognized { .. } => ReasonCode::InputUnsupportedFormat,
         MediaError::UnsupportedCodec { .. } => ReasonCode::InputUnsupportedFormat,
         MediaError::Corrupt { .. } => ReasonCode::InputCorrupt,
         MediaError::TooLong { .. } => ReasonCode::InputTooLong,

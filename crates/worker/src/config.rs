@@ -42,7 +42,11 @@ impl WorkerConfig {
             concurrency: 2,
             photo: PhotoSettings { max_pixels: limits.image_max_pixels, ..PhotoSettings::default() },
             voice: VoiceSettings { max_ms: limits.voice_max_ms, ..VoiceSettings::default() },
-            video: VideoSettings { max_ms: limits.video_max_ms, max_pixels: limits.image_max_pixels, ..VideoSettings::default() },
+            video: VideoSettings {
+                max_ms: limits.video_max_ms,
+                max_pixels: limits.image_max_pixels,
+                ..VideoSettings::default()
+            },
             frame_sampling: FrameSampling::default(),
             limits,
             thresholds: Thresholds::default(),

@@ -25,7 +25,9 @@ pub struct Readiness {
 impl Readiness {
     /// Ready when every dependency is.
     pub fn ready(&self) -> bool {
-        self.broker.load(Ordering::Relaxed) && self.storage.load(Ordering::Relaxed) && self.model.load(Ordering::Relaxed)
+        self.broker.load(Ordering::Relaxed)
+            && self.storage.load(Ordering::Relaxed)
+            && self.model.load(Ordering::Relaxed)
     }
 
     fn describe(&self) -> String {

@@ -33,7 +33,12 @@ pub(crate) async fn process_item(ctx: ItemCtx, item: Item) -> Result<ItemVerdict
         // Batch items first pass the gate that keeps one slot for live traffic.
         let _gate = match ctx.lane {
             Lane::Batch => Some(
-                ctx.shared.batch_gate.clone().acquire_owned().await.map_err(|_| Transient::internal("worker is shutting down"))?,
+                ctx.shared
+                    .batch_gate
+                    .clone()
+                    .acquire_owned()
+                    .await
+                    .map_err(|_| Transient::internal("worker is shutting down"))?,
             ),
             Lane::Live => None,
         };
@@ -78,7 +83,11 @@ async fn remove_stale_outputs(ctx: &ItemCtx, item_id: &str, verdict: &ItemVerdic
         .map_err(|e| Transient::storage(format!("listing s3://{bucket}/{prefix}: {e}")))?;
     for key in keys {
         if !verdict.outputs.iter().any(|o| o.key == key) {
-            ctx.shared.store.delete(bucket, &key).await.map_err(|e| Transient::storage(format!("deleting s3://{bucket}/{key}: {e}")))?;
+            ctx.shared
+                .store
+                .delete(bucket, &key)
+                .await
+                .map_err(|e| Transient::storage(format!("deleting s3://{bucket}/{key}: {e}")))?;
             debug!(%key, "removed a stale output");
         }
     }
@@ -126,8 +135,16 @@ async fn process_in_slot(ctx: &ItemCtx, item: &Item) -> Result<ItemVerdict, Tran
             let probe_bytes = bytes.clone();
             match blocking(move || mediagate_media::probe_av(&probe_bytes, format)).await {
                 Ok(Ok(probe)) => probe.media_class(),
-                Ok(Err(e)) => return Ok(ItemVerdict::rejected(&item.item_id, Some(media_type_of(format.media_class())), media_error(e)?)),
-                Err(reason) => return Ok(ItemVerdict::rejected(&item.item_id, Some(media_type_of(format.media_class())), reason)),
+                Ok(Err(e)) => {
+                    return Ok(ItemVerdict::rejected(
+                        &item.item_id,
+                        Some(media_type_of(format.media_class())),
+                        media_error(e)?,
+                    ))
+                }
+                Err(reason) => {
+                    return Ok(ItemVerdict::rejected(&item.item_id, Some(media_type_of(format.media_class())), reason))
+                }
             }
         } else {
             format.media_class()
@@ -173,7 +190,13 @@ fn cleared(item_id: &str, media_type: MediaType, outputs: Vec<Output>) -> ItemVe
 }
 
 /// Measures and transcodes a voice note to Ogg Opus, with its waveform.
-async fn voice(shared: &Arc<Shared>, job_id: &str, item: &Item, bytes: Vec<u8>, format: Format) -> Result<ItemVerdict, Transient> {
+async fn voice(
+    shared: &Arc<Shared>,
+    job_id: &str,
+    item: &Item,
+    bytes: Vec<u8>,
+    format: Format,
+) -> Result<ItemVerdict, Transient> {
     let settings = shared.config.voice.clone();
     let timer = StageTimer::start("process", "audio");
     let result = blocking(move || mediagate_media::process_voice(&bytes, format, &settings)).await;
@@ -211,7 +234,9 @@ async fn video(ctx: &ItemCtx, item: &Item, bytes: Vec<u8>, format: Format) -> Re
                 let t = std::time::Instant::now();
                 let mut max = 0f32;
                 for f in &frames {
-                    let s = c.score_rgb(f.width, f.height, &f.data).map_err(|e| MediaError::Internal { message: format!("scoring a video frame: {e}") })?;
+                    let s = c
+                        .score_rgb(f.width, f.height, &f.data)
+                        .map_err(|e| MediaError::Internal { message: format!("scoring a video frame: {e}") })?;
                     max = max.max(s);
                 }
                 metrics().stage_seconds.with_label_values(&["classify", "video"]).observe(t.elapsed().as_secs_f64());
@@ -307,7 +332,10 @@ struct Scored {
 
 impl Scored {
     fn new(shared: &Shared, policy: NudityPolicy, score: f32, frames: u32) -> Result<Scored, Transient> {
-        let classifier = shared.classifier.as_ref().ok_or_else(|| Transient::internal("the nudity filter applies but no classifier is loaded"))?;
+        let classifier = shared
+            .classifier
+            .as_ref()
+            .ok_or_else(|| Transient::internal("the nudity filter applies but no classifier is loaded"))?;
         // Round to 6 decimals: an f32 widened to f64 prints noise digits otherwise.
         let score = (f64::from(score) * 1e6).round() / 1e6;
         Ok(Scored {
@@ -350,7 +378,9 @@ async fn photo(ctx: &ItemCtx, item: &Item, bytes: Vec<u8>, format: Format) -> Re
             Some((c, _)) => {
                 let t = std::time::Instant::now();
                 let s = c.score_encoded(&bytes).map_err(|e| MediaError::Corrupt {
-                    message: format!("the nudity filter could not read this image ({e}); re-export it and send it again"),
+                    message: format!(
+                        "the nudity filter could not read this image ({e}); re-export it and send it again"
+                    ),
                 })?;
                 metrics().stage_seconds.with_label_values(&["classify", "image"]).observe(t.elapsed().as_secs_f64());
                 Some(s)
@@ -416,7 +446,8 @@ async fn block(ctx: &ItemCtx, item: &Item, format: Format, measured: ItemVerdict
             .copy(&item.source.bucket, &item.source.key, q, &original)
             .await
             .map_err(|e| Transient::storage(format!("copying the original to s3://{q}/{original}: {e}")))?;
-        let entry = serde_json::to_vec_pretty(&blocked).map_err(|e| Transient::internal(format!("serialising the item verdict: {e}")))?;
+        let entry = serde_json::to_vec_pretty(&blocked)
+            .map_err(|e| Transient::internal(format!("serialising the item verdict: {e}")))?;
         let key = quarantine_verdict_key(&ctx.job_id, &item.item_id);
         store
             .put(q, &key, entry, "application/json")
@@ -427,7 +458,13 @@ async fn block(ctx: &ItemCtx, item: &Item, format: Format, measured: ItemVerdict
 }
 
 /// Writes one encoded image variant and describes it for the verdict.
-async fn store_output(shared: &Arc<Shared>, job_id: &str, item_id: &str, variant: &str, enc: Encoded) -> Result<Output, Transient> {
+async fn store_output(
+    shared: &Arc<Shared>,
+    job_id: &str,
+    item_id: &str,
+    variant: &str,
+    enc: Encoded,
+) -> Result<Output, Transient> {
     let dims = Some((enc.width, enc.height));
     store_bytes(shared, job_id, item_id, variant, enc.kind.ext(), enc.kind.content_type(), enc.bytes, dims).await
 }

@@ -5,8 +5,8 @@ use std::sync::Arc;
 use mediagate_contract::keys::manifest_key;
 use mediagate_contract::verdict::VERDICT_SCHEMA;
 use mediagate_contract::{
-    check_job_rules, nudity_policy, job_status, ItemStatus, Job, JobStatus, Manifest, ParseOutcome, Reason,
-    Verdict, WorkerInfo,
+    check_job_rules, job_status, nudity_policy, ItemStatus, Job, JobStatus, Manifest, ParseOutcome, Reason, Verdict,
+    WorkerInfo,
 };
 use tracing::{info, warn};
 
@@ -123,25 +123,20 @@ pub(crate) async fn write_manifest(
     verdict: &Verdict,
 ) -> Result<(), Transient> {
     let manifest = Manifest { job, verdict: verdict.clone() };
-    let body = serde_json::to_vec(&manifest)
-        .map_err(|e| Transient::internal(format!("serialising the manifest: {e}")))?;
+    let body =
+        serde_json::to_vec(&manifest).map_err(|e| Transient::internal(format!("serialising the manifest: {e}")))?;
     let bucket = &shared.config.manifest_bucket;
     let key = manifest_key(job_id);
     let _timer = crate::metrics::StageTimer::start("manifest", "job");
-    shared
-        .store
-        .put(bucket, &key, body, "application/json")
-        .await
-        .map_err(|e| {
-            warn!(%bucket, %key, error = %e, "manifest write failed");
-            Transient::storage(format!("writing s3://{bucket}/{key}: {e}"))
-        })?;
+    shared.store.put(bucket, &key, body, "application/json").await.map_err(|e| {
+        warn!(%bucket, %key, error = %e, "manifest write failed");
+        Transient::storage(format!("writing s3://{bucket}/{key}: {e}"))
+    })?;
     Ok(())
 }
 
 /// RFC 3339 UTC with second precision, as in the contract's example.
 fn now_rfc3339() -> String {
     let now = time::OffsetDateTime::now_utc().replace_nanosecond(0).unwrap_or_else(|_| time::OffsetDateTime::now_utc());
-    now.format(&time::format_description::well_known::Rfc3339)
-        .unwrap_or_else(|_| "1970-01-01T00:00:00Z".to_string())
+    now.format(&time::format_description::well_known::Rfc3339).unwrap_or_else(|_| "1970-01-01T00:00:00Z".to_string())
 }

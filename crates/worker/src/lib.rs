@@ -282,10 +282,7 @@ async fn next_or_pending(c: Option<&mut mediagate_queue::JobConsumer>) -> Option
 /// Publishes a verdict and waits for the broker's confirm.
 async fn publish(publisher: &VerdictPublisher, verdict: &Verdict) -> Result<(), String> {
     let body = serde_json::to_vec(verdict).map_err(|e| format!("serialising the verdict: {e}"))?;
-    publisher
-        .publish(verdict.job_id.as_deref(), verdict.status.as_str(), body)
-        .await
-        .map_err(|e| e.to_string())
+    publisher.publish(verdict.job_id.as_deref(), verdict.status.as_str(), body).await.map_err(|e| e.to_string())
 }
 
 async fn requeue(delivery: &Delivery) {

@@ -3,9 +3,9 @@
 use std::sync::OnceLock;
 
 use prometheus::{
-    register_histogram_vec_with_registry, register_int_counter_vec_with_registry,
-    register_int_counter_with_registry, register_int_gauge_with_registry, Encoder, HistogramVec,
-    IntCounter, IntCounterVec, IntGauge, Registry, TextEncoder,
+    register_histogram_vec_with_registry, register_int_counter_vec_with_registry, register_int_counter_with_registry,
+    register_int_gauge_with_registry, Encoder, HistogramVec, IntCounter, IntCounterVec, IntGauge, Registry,
+    TextEncoder,
 };
 
 /// All of the worker's metrics, registered once per process.
@@ -33,7 +33,8 @@ pub fn metrics() -> &'static Metrics {
     M.get_or_init(|| Metrics::new().unwrap_or_else(|e| panic!("metric registration is static and cannot fail: {e}")))
 }
 
-const STAGE_BUCKETS: &[f64] = &[0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0];
+const STAGE_BUCKETS: &[f64] =
+    &[0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0];
 
 impl Metrics {
     fn new() -> prometheus::Result<Metrics> {
@@ -41,7 +42,12 @@ impl Metrics {
         #[cfg(target_os = "linux")]
         registry.register(Box::new(prometheus::process_collector::ProcessCollector::for_self()))?;
         Ok(Metrics {
-            jobs: register_int_counter_vec_with_registry!("jobs_total", "Jobs finished, by verdict status and lane.", &["status", "lane"], registry)?,
+            jobs: register_int_counter_vec_with_registry!(
+                "jobs_total",
+                "Jobs finished, by verdict status and lane.",
+                &["status", "lane"],
+                registry
+            )?,
             items: register_int_counter_vec_with_registry!(
                 "items_total",
                 "Items finished, by status, reason code and media type.",
@@ -103,6 +109,9 @@ impl StageTimer {
 
 impl Drop for StageTimer {
     fn drop(&mut self) {
-        metrics().stage_seconds.with_label_values(&[self.stage, self.media_type]).observe(self.start.elapsed().as_secs_f64());
+        metrics()
+            .stage_seconds
+            .with_label_values(&[self.stage, self.media_type])
+            .observe(self.start.elapsed().as_secs_f64());
     }
 }

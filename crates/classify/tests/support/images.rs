@@ -34,10 +34,7 @@ pub struct Rgba {
 
 impl Rgba {
     pub fn rgb(&self) -> Vec<u8> {
-        self.px
-            .chunks_exact(4)
-            .flat_map(|p| [p[0], p[1], p[2]])
-            .collect()
+        self.px.chunks_exact(4).flat_map(|p| [p[0], p[1], p[2]]).collect()
     }
 }
 
@@ -63,12 +60,7 @@ pub fn gradient(w: u32, h: u32) -> Rgba {
 pub fn noise(w: u32, h: u32, seed: u32) -> Rgba {
     render(w, h, seed, |_, _, r| {
         let v = r.next();
-        [
-            (v & 0xFF) as f32,
-            ((v >> 8) & 0xFF) as f32,
-            ((v >> 16) & 0xFF) as f32,
-            255.0,
-        ]
+        [(v & 0xFF) as f32, ((v >> 8) & 0xFF) as f32, ((v >> 16) & 0xFF) as f32, 255.0]
     })
 }
 
@@ -82,39 +74,21 @@ pub fn photo_like(w: u32, h: u32, seed: u32) -> Rgba {
         ];
         let texture = 18.0 * ((fx * w as f32 * 0.21).sin() * (fy * h as f32 * 0.17).cos());
         let n = r.tri() * 20.0;
-        [
-            base[0] + texture + n,
-            base[1] + texture + n,
-            base[2] + texture + n,
-            255.0,
-        ]
+        [base[0] + texture + n, base[1] + texture + n, base[2] + texture + n, 255.0]
     })
 }
 
 /// Skin tones used by the scenes (light to dark, and a pink).
-pub const SKIN: [[f32; 3]; 5] = [
-    [240.0, 200.0, 170.0],
-    [224.0, 172.0, 140.0],
-    [198.0, 134.0, 110.0],
-    [180.0, 120.0, 90.0],
-    [230.0, 150.0, 150.0],
-];
+pub const SKIN: [[f32; 3]; 5] =
+    [[240.0, 200.0, 170.0], [224.0, 172.0, 140.0], [198.0, 134.0, 110.0], [180.0, 120.0, 90.0], [230.0, 150.0, 150.0]];
 
 /// A flat skin-tone field with soft central lighting and grain: mid-low scores (~0.05-0.3).
 pub fn skin_field(w: u32, h: u32, skin: [f32; 3], shaded: bool, seed: u32) -> Rgba {
     render(w, h, seed, |fx, fy, r| {
-        let light = if shaded {
-            0.6 + 0.4 * (-(((fx - 0.5) / 0.35).powi(2) + ((fy - 0.5) / 0.45).powi(2))).exp()
-        } else {
-            1.0
-        };
+        let light =
+            if shaded { 0.6 + 0.4 * (-(((fx - 0.5) / 0.35).powi(2) + ((fy - 0.5) / 0.45).powi(2))).exp() } else { 1.0 };
         let n = r.tri() * 3.0;
-        [
-            skin[0] * light + n,
-            skin[1] * light + n,
-            skin[2] * light + n,
-            255.0,
-        ]
+        [skin[0] * light + n, skin[1] * light + n, skin[2] * light + n, 255.0]
     })
 }
 
@@ -125,14 +99,8 @@ pub fn skin_blobs(w: u32, h: u32, skin: [f32; 3], seed: u32, alpha_hole: bool) -
     let aspect = w as f32 / h as f32;
     render(w, h, seed, |fx, fy, r| {
         let mut c = [40.0f32, 30.0, 30.0];
-        let ell = |cx: f32, cy: f32, rx: f32, ry: f32| {
-            ((fx - cx) / rx).powi(2) + ((fy - cy) / ry).powi(2)
-        };
-        for (cx, cy, rx, ry) in [
-            (0.5, 0.55, 0.3, 0.42),
-            (0.35, 0.4, 0.12, 0.12),
-            (0.65, 0.4, 0.12, 0.12),
-        ] {
+        let ell = |cx: f32, cy: f32, rx: f32, ry: f32| ((fx - cx) / rx).powi(2) + ((fy - cy) / ry).powi(2);
+        for (cx, cy, rx, ry) in [(0.5, 0.55, 0.3, 0.42), (0.35, 0.4, 0.12, 0.12), (0.65, 0.4, 0.12, 0.12)] {
             let d = ell(cx, cy, rx, ry);
             let m = (1.2 - d).clamp(0.0, 1.0);
             let shade = 0.7 + 0.3 * (1.0 - d).clamp(0.0, 1.0);
@@ -189,10 +157,7 @@ pub fn jpeg(img: &Rgba, quality: i32, kind: Jpeg) -> Vec<u8> {
         Jpeg::S422 => (rgb, PixelFormat::RGB, Subsamp::Sub2x1),
         Jpeg::Gray => (
             rgb.chunks_exact(3)
-                .map(|p| {
-                    ((u32::from(p[0]) * 299 + u32::from(p[1]) * 587 + u32::from(p[2]) * 114) / 1000)
-                        as u8
-                })
+                .map(|p| ((u32::from(p[0]) * 299 + u32::from(p[1]) * 587 + u32::from(p[2]) * 114) / 1000) as u8)
                 .collect(),
             PixelFormat::GRAY,
             Subsamp::Gray,
@@ -223,14 +188,7 @@ pub fn jpeg(img: &Rgba, quality: i32, kind: Jpeg) -> Vec<u8> {
         c.set_progressive(true).expect("progressive");
     }
     let pitch = w * format.size();
-    c.compress_to_vec(Image {
-        pixels: &pixels[..],
-        width: w,
-        pitch,
-        height: h,
-        format,
-    })
-    .expect("encode JPEG")
+    c.compress_to_vec(Image { pixels: &pixels[..], width: w, pitch, height: h, format }).expect("encode JPEG")
 }
 
 /// PNG flavours for [`png`].
@@ -255,33 +213,21 @@ pub fn png(img: &Rgba, kind: Png) -> Vec<u8> {
     {
         let mut e = png::Encoder::new(&mut out, img.w, img.h);
         e.set_compression(png::Compression::Fast);
-        let lum = |p: &[u8]| {
-            ((u32::from(p[0]) * 299 + u32::from(p[1]) * 587 + u32::from(p[2]) * 114) / 1000) as u8
-        };
+        let lum = |p: &[u8]| ((u32::from(p[0]) * 299 + u32::from(p[1]) * 587 + u32::from(p[2]) * 114) / 1000) as u8;
         let (ct, depth, data): (ColorType, BitDepth, Vec<u8>) = match kind {
             Png::Rgb8 => (ColorType::Rgb, BitDepth::Eight, img.rgb()),
             Png::Rgba8 => (ColorType::Rgba, BitDepth::Eight, img.px.clone()),
-            Png::Gray8 => (
-                ColorType::Grayscale,
-                BitDepth::Eight,
-                img.px.chunks_exact(4).map(lum).collect(),
-            ),
+            Png::Gray8 => (ColorType::Grayscale, BitDepth::Eight, img.px.chunks_exact(4).map(lum).collect()),
             Png::GrayAlpha8 => (
                 ColorType::GrayscaleAlpha,
                 BitDepth::Eight,
-                img.px
-                    .chunks_exact(4)
-                    .flat_map(|p| [lum(p), p[3]])
-                    .collect(),
+                img.px.chunks_exact(4).flat_map(|p| [lum(p), p[3]]).collect(),
             ),
             Png::Rgb16 => (
                 ColorType::Rgb,
                 BitDepth::Sixteen,
                 // high byte = value, low byte = something non-trivial (Pillow drops it)
-                img.rgb()
-                    .iter()
-                    .flat_map(|&v| [v, v.wrapping_mul(37)])
-                    .collect(),
+                img.rgb().iter().flat_map(|&v| [v, v.wrapping_mul(37)]).collect(),
             ),
             Png::Gray16 => (
                 ColorType::Grayscale,
@@ -298,23 +244,14 @@ pub fn png(img: &Rgba, kind: Png) -> Vec<u8> {
             Png::Palette => {
                 let q = |v: u8| (u16::from(v) * 5 + 127) / 255; // 0..=5
                 let palette: Vec<u8> = (0..216u16)
-                    .flat_map(|i| {
-                        [
-                            (i / 36) as u8 * 51,
-                            (i / 6 % 6) as u8 * 51,
-                            (i % 6) as u8 * 51,
-                        ]
-                    })
+                    .flat_map(|i| [(i / 36) as u8 * 51, (i / 6 % 6) as u8 * 51, (i % 6) as u8 * 51])
                     .collect();
                 e.set_palette(palette);
                 e.set_trns(vec![255u8; 215].into_iter().chain([0]).collect::<Vec<u8>>());
                 (
                     ColorType::Indexed,
                     BitDepth::Eight,
-                    img.px
-                        .chunks_exact(4)
-                        .map(|p| (q(p[0]) * 36 + q(p[1]) * 6 + q(p[2])) as u8)
-                        .collect(),
+                    img.px.chunks_exact(4).map(|p| (q(p[0]) * 36 + q(p[1]) * 6 + q(p[2])) as u8).collect(),
                 )
             }
         };

@@ -25,7 +25,12 @@ fn run(kind: &str, name: &str, files: Vec<(&str, Vec<u8>)>) -> (String, SeenVerd
 }
 
 fn output<'a>(item: &'a Value, variant: &str) -> &'a Value {
-    item["outputs"].as_array().unwrap().iter().find(|o| o["variant"] == variant).unwrap_or_else(|| panic!("no {variant} in {item}"))
+    item["outputs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|o| o["variant"] == variant)
+        .unwrap_or_else(|| panic!("no {variant} in {item}"))
 }
 
 fn fetch(out: &Value) -> Vec<u8> {
@@ -43,7 +48,10 @@ fn a_spoken_voice_note_becomes_mono_48k_ogg_opus_with_duration_and_waveform() {
     assert_eq!(v.body["status"], "cleared", "{}", v.body);
     let it = item(&v, "0");
     assert_eq!(it["media_type"], "audio");
-    assert_eq!((it["width"].clone(), it["height"].clone(), it["blurhash"].clone(), it["nudity"].clone()), (Value::Null, Value::Null, Value::Null, Value::Null));
+    assert_eq!(
+        (it["width"].clone(), it["height"].clone(), it["blurhash"].clone(), it["nudity"].clone()),
+        (Value::Null, Value::Null, Value::Null, Value::Null)
+    );
     let wf: Vec<u64> = it["waveform"].as_array().unwrap().iter().map(|x| x.as_u64().unwrap()).collect();
     assert_eq!(wf.len(), 100);
     assert!(wf.iter().all(|&x| x <= 31) && wf.contains(&31), "normalised to the peak: {wf:?}");
@@ -52,7 +60,10 @@ fn a_spoken_voice_note_becomes_mono_48k_ogg_opus_with_duration_and_waveform() {
     assert_eq!(out["content_type"], "audio/ogg");
     let probe = ffprobe(&fetch(out), "ogg");
     let s = &probe["streams"][0];
-    assert_eq!((s["codec_name"].as_str(), s["channels"].as_u64(), s["sample_rate"].as_str()), (Some("opus"), Some(1), Some("48000")));
+    assert_eq!(
+        (s["codec_name"].as_str(), s["channels"].as_u64(), s["sample_rate"].as_str()),
+        (Some("opus"), Some(1), Some("48000"))
+    );
     let out_ms = (probe["format"]["duration"].as_str().unwrap().parse::<f64>().unwrap() * 1000.0) as i64;
     let ms = it["duration_ms"].as_i64().unwrap();
     assert!((out_ms - ms).abs() <= 150, "verdict {ms} ms vs output {out_ms} ms");
@@ -119,7 +130,8 @@ fn video_and_audio_rejections() {
     let long = mp4(64, 64, 190.0, 1, false, &[]);
     let mut truncated = mp4(320, 240, 2.0, 25, true, &[]);
     truncated.truncate(truncated.len() / 3);
-    let (_, v) = run("media", "video-bad", vec![("mp4", long), ("mp4", truncated), ("ogg", speech("wrong kind", "ogg"))]);
+    let (_, v) =
+        run("media", "video-bad", vec![("mp4", long), ("mp4", truncated), ("ogg", speech("wrong kind", "ogg"))]);
     assert_eq!(v.body["status"], "rejected", "{}", v.body);
     assert_eq!(item(&v, "0")["reason"]["code"], "input.too_long");
     assert_eq!(item(&v, "1")["reason"]["code"], "input.corrupt");

@@ -57,7 +57,10 @@ fn submit_with_an_under_16_recipient_is_rejected_but_exits_zero() {
 fn bad_usage_exits_2() {
     let out = Command::new(env!("CARGO_BIN_EXE_mediagate")).args(["submit"]).output().unwrap();
     assert_eq!(out.status.code(), Some(2));
-    let out = Command::new(env!("CARGO_BIN_EXE_mediagate")).args(["submit", "x.jpg", "--sender-age", "teen"]).output().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_mediagate"))
+        .args(["submit", "x.jpg", "--sender-age", "teen"])
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(2));
 }
 
@@ -75,7 +78,9 @@ fn docker_compose_file_is_valid() {
         .args(["-f", "docker-compose.yml", "config", "-q"])
         .current_dir(&root)
         .output()
-        .unwrap_or_else(|e| panic!("docker-compose is needed to validate docker-compose.yml ({e}); run `make test`, which installs it"));
+        .unwrap_or_else(|e| {
+            panic!("docker-compose is needed to validate docker-compose.yml ({e}); run `make test`, which installs it")
+        });
     assert!(out.status.success(), "docker-compose config: {}", String::from_utf8_lossy(&out.stderr));
 }
 
@@ -83,7 +88,11 @@ fn docker_compose_file_is_valid() {
 fn the_python_producer_example_gets_its_verdict() {
     let h = harness();
     let python = crate::support::workspace_root().join(".local/venv-examples/bin/python");
-    assert!(python.exists(), "{} is missing: run `make test` (it creates the examples' venv with pika and boto3)", python.display());
+    assert!(
+        python.exists(),
+        "{} is missing: run `make test` (it creates the examples' venv with pika and boto3)",
+        python.display()
+    );
     let dir = tempfile::tempdir().unwrap();
     let photo = dir.path().join("p.jpg");
     std::fs::write(&photo, jpeg(500, 400, 9)).unwrap();

@@ -5,11 +5,11 @@ mod support;
 
 mod av;
 mod cli;
-mod photos;
-mod rules;
 mod malformed;
 mod nudity;
 mod ops;
+mod photos;
 mod reprocess;
+mod rules;
 mod schemas;
 mod shutdown;

@@ -13,19 +13,49 @@ fn malformed_bodies_get_precise_codes() {
     let base = |id: &str| media_job(id, &["k/0.jpg"]);
     type Mutate = fn(&mut Value);
     let cases: Vec<(&str, Mutate, &str)> = vec![
-        ("no-schema", |j| { j.as_object_mut().unwrap().remove("schema"); }, "job.invalid"),
+        (
+            "no-schema",
+            |j| {
+                j.as_object_mut().unwrap().remove("schema");
+            },
+            "job.invalid",
+        ),
         ("schema-v2", |j| j["schema"] = json!("mediagate.job.v2"), "job.invalid"),
         ("schema-num", |j| j["schema"] = json!(1), "job.invalid"),
-        ("kind-missing", |j| { j.as_object_mut().unwrap().remove("kind"); }, "job.invalid"),
+        (
+            "kind-missing",
+            |j| {
+                j.as_object_mut().unwrap().remove("kind");
+            },
+            "job.invalid",
+        ),
         ("kind-bad", |j| j["kind"] = json!("photo"), "job.invalid"),
         ("kind-case", |j| j["kind"] = json!("MEDIA"), "job.invalid"),
-        ("msg-missing", |j| { j.as_object_mut().unwrap().remove("message"); }, "job.invalid"),
+        (
+            "msg-missing",
+            |j| {
+                j.as_object_mut().unwrap().remove("message");
+            },
+            "job.invalid",
+        ),
         ("msg-id-empty", |j| j["message"]["message_id"] = json!(""), "job.invalid"),
         ("msg-id-slash", |j| j["message"]["message_id"] = json!("a/b"), "job.invalid"),
         ("conv-long", |j| j["message"]["conversation_id"] = json!("c".repeat(129)), "job.invalid"),
         ("fc-string", |j| j["message"]["first_contact"] = json!("false"), "job.invalid"),
-        ("fc-missing", |j| { j["message"].as_object_mut().unwrap().remove("first_contact"); }, "job.invalid"),
-        ("sender-missing", |j| { j.as_object_mut().unwrap().remove("sender"); }, "job.invalid"),
+        (
+            "fc-missing",
+            |j| {
+                j["message"].as_object_mut().unwrap().remove("first_contact");
+            },
+            "job.invalid",
+        ),
+        (
+            "sender-missing",
+            |j| {
+                j.as_object_mut().unwrap().remove("sender");
+            },
+            "job.invalid",
+        ),
         ("sender-band-null", |j| j["sender"]["age_band"] = json!(null), "job.invalid"),
         ("sender-band-15", |j| j["sender"]["age_band"] = json!("15"), "job.invalid"),
         ("sender-id-dot", |j| j["sender"]["account_id"] = json!(".a"), "job.invalid"),
@@ -34,7 +64,13 @@ fn malformed_bodies_get_precise_codes() {
         ("rcpt-no-band", |j| j["recipients"] = json!([{"account_id": "x"}]), "job.invalid"),
         ("rcpt-filter-str", |j| j["recipients"][0]["nudity_filter"] = json!("yes"), "job.invalid"),
         ("items-object", |j| j["items"] = json!({"0": {}}), "job.invalid"),
-        ("item-no-source", |j| { j["items"][0].as_object_mut().unwrap().remove("source"); }, "job.invalid"),
+        (
+            "item-no-source",
+            |j| {
+                j["items"][0].as_object_mut().unwrap().remove("source");
+            },
+            "job.invalid",
+        ),
         ("item-key-empty", |j| j["items"][0]["source"]["key"] = json!(""), "job.invalid"),
         ("item-key-long", |j| j["items"][0]["source"]["key"] = json!("k".repeat(1025)), "job.invalid"),
         ("item-id-space", |j| j["items"][0]["item_id"] = json!("a b"), "job.invalid"),
@@ -59,7 +95,9 @@ fn malformed_bodies_get_precise_codes() {
         assert_eq!(v.body["reason"]["code"], *code, "{name}: {}", v.body);
     }
     // Raw bodies that are not a job object at all.
-    for (n, body) in [&b"null"[..], b"42", b"\"job\"", b"{", b"\xff\xfe\x00", b"{\"job_id\": \"x\"", b""].iter().enumerate() {
+    for (n, body) in
+        [&b"null"[..], b"42", b"\"job\"", b"{", b"\xff\xfe\x00", b"{\"job_id\": \"x\"", b""].iter().enumerate()
+    {
         let id = job_id(&format!("raw-{n}"));
         h.publish_raw(body, Some(&id));
         let v = h.verdict(&id);
@@ -78,13 +116,17 @@ fn malformed_files_get_precise_codes() {
     let cases: Vec<(&str, Vec<u8>, &str)> = vec![
         ("jpeg-header-only", good[..200.min(good.len())].to_vec(), "input.corrupt"),
         ("jpeg-soi-only", vec![0xFF, 0xD8, 0xFF], "input.corrupt"),
-        ("jpeg-zero-dims", {
-            // SOF0 claims a 0×0 frame.
-            let mut b = good.clone();
-            let sof = b.windows(2).position(|w| w == [0xFF, 0xC0]).expect("SOF0");
-            b[sof + 5..sof + 9].fill(0);
-            b
-        }, "input.corrupt"),
+        (
+            "jpeg-zero-dims",
+            {
+                // SOF0 claims a 0×0 frame.
+                let mut b = good.clone();
+                let sof = b.windows(2).position(|w| w == [0xFF, 0xC0]).expect("SOF0");
+                b[sof + 5..sof + 9].fill(0);
+                b
+            },
+            "input.corrupt",
+        ),
         ("png-sig-only", b"\x89PNG\r\n\x1a\n".to_vec(), "input.corrupt"),
         ("png-truncated", png[..png.len() / 2].to_vec(), "input.corrupt"),
         ("png-zero-size", png_claiming(0, 0), "input.corrupt"),
@@ -99,7 +141,15 @@ fn malformed_files_get_precise_codes() {
         ("avif", b"\0\0\0\x1cftypavif\0\0\0\0avifmif1".to_vec(), "input.unsupported_format"),
         ("mp3-in-media", speech("mp3", "mp3"), "input.type_mismatch"),
         ("wav-in-media", wav(300), "input.type_mismatch"),
-        ("mp4-garbage", { let mut b = b"\0\0\0\x18ftypisom\0\0\0\0isomavc1".to_vec(); b.extend(vec![0x42; 500]); b }, "input.corrupt"),
+        (
+            "mp4-garbage",
+            {
+                let mut b = b"\0\0\0\x18ftypisom\0\0\0\0isomavc1".to_vec();
+                b.extend(vec![0x42; 500]);
+                b
+            },
+            "input.corrupt",
+        ),
     ];
     // A job carries at most nine items: split into jobs of nine.
     for (chunk_no, chunk) in cases.chunks(9).enumerate() {
@@ -118,7 +168,10 @@ fn malformed_files_get_precise_codes() {
             let it = item(&v, &i.to_string());
             assert_eq!(it["status"], "rejected", "{name}: {it}");
             assert_eq!(it["reason"]["code"], *code, "{name}: {it}");
-            assert!(it["reason"]["message"].as_str().is_some_and(|m| m.len() > 10), "{name}: a message a person can act on");
+            assert!(
+                it["reason"]["message"].as_str().is_some_and(|m| m.len() > 10),
+                "{name}: a message a person can act on"
+            );
         }
     }
     h.assert_worker_alive();

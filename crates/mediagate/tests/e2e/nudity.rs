@@ -102,13 +102,15 @@ fn flagged_items_are_blocked_quarantined_and_never_stored() {
     let listed = env.rt.block_on(env.store.list_keys("media", &format!("media/{id}/"))).unwrap();
     assert!(listed.is_empty(), "{listed:?}");
     assert_eq!(env.get("quarantine", &format!("{id}/0/original.jpg")).as_deref(), Some(photo.as_slice()));
-    let entry: Value = serde_json::from_slice(&env.get("quarantine", &format!("{id}/0/verdict.json")).unwrap()).unwrap();
+    let entry: Value =
+        serde_json::from_slice(&env.get("quarantine", &format!("{id}/0/verdict.json")).unwrap()).unwrap();
     assert_eq!(&entry, it);
 }
 
 #[test]
 fn without_a_quarantine_bucket_blocked_originals_are_not_kept() {
-    let env = Isolated::start("nnoq", &[("MEDIAGATE_NUDITY_THRESHOLD_ADULT", "0"), ("MEDIAGATE_QUARANTINE_BUCKET", "")]);
+    let env =
+        Isolated::start("nnoq", &[("MEDIAGATE_NUDITY_THRESHOLD_ADULT", "0"), ("MEDIAGATE_QUARANTINE_BUCKET", "")]);
     let id = job_id("n-noq");
     env.put(&format!("{id}/0.jpg"), jpeg(300, 200, 8));
     let mut job = media_job(&id, &[&format!("{id}/0.jpg")]);

@@ -32,7 +32,9 @@ fn healthz_readyz_and_metrics() {
     let text = loop {
         let (code, text) = http_get(&h.metrics_addr, "/metrics");
         assert_eq!(code, 200);
-        if text.contains("mediagate_jobs_total{lane=\"live\",status=\"cleared\"}") || start.elapsed() > Duration::from_secs(10) {
+        if text.contains("mediagate_jobs_total{lane=\"live\",status=\"cleared\"}")
+            || start.elapsed() > Duration::from_secs(10)
+        {
             break text;
         }
         std::thread::sleep(Duration::from_millis(100));

@@ -3,7 +3,9 @@
 use serde_json::{json, Value};
 
 use crate::support::media::*;
-use crate::support::{assert_valid, harness, item, job_id, job_schema, media_job, sha256_hex, SeenVerdict, TEST_MAX_INPUT_BYTES};
+use crate::support::{
+    assert_valid, harness, item, job_id, job_schema, media_job, sha256_hex, SeenVerdict, TEST_MAX_INPUT_BYTES,
+};
 
 /// Uploads each file under the job's prefix and runs a media job over them.
 fn run_files(name: &str, files: Vec<(&str, Vec<u8>)>) -> (String, SeenVerdict) {
@@ -26,7 +28,12 @@ fn run_files(name: &str, files: Vec<(&str, Vec<u8>)>) -> (String, SeenVerdict) {
 }
 
 fn output<'a>(item: &'a Value, variant: &str) -> &'a Value {
-    item["outputs"].as_array().unwrap().iter().find(|o| o["variant"] == variant).unwrap_or_else(|| panic!("no {variant} in {item}"))
+    item["outputs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|o| o["variant"] == variant)
+        .unwrap_or_else(|| panic!("no {variant} in {item}"))
 }
 
 /// Fetches an output, checks bytes/sha256/content type against the verdict, returns its bytes.
@@ -38,7 +45,11 @@ fn fetch(out: &Value) -> Vec<u8> {
     assert_eq!(out["bytes"], bytes.len() as u64, "{key} size");
     assert_eq!(out["sha256"], sha256_hex(&bytes).as_str(), "{key} sha256");
     assert_eq!(h.content_type(bucket, key).as_deref(), out["content_type"].as_str(), "{key} content type");
-    assert_eq!(dims(&bytes), (out["width"].as_u64().unwrap() as u32, out["height"].as_u64().unwrap() as u32), "{key} dims");
+    assert_eq!(
+        dims(&bytes),
+        (out["width"].as_u64().unwrap() as u32, out["height"].as_u64().unwrap() as u32),
+        "{key} dims"
+    );
     bytes
 }
 
@@ -205,15 +216,20 @@ fn item_reason_codes() {
         put("big.jpg", big)
     };
     let keys = vec![
-        format!("{id}/never-uploaded.jpg"),                                      // 0 missing
-        too_large,                                                               // 1 too large
-        put("text.jpg", b"<html><body>not an image</body></html>".to_vec()),     // 2 unrecognised
-        put("heic.jpg", b"\0\0\0\x18ftypheic\0\0\0\0mif1heic".to_vec()),        // 3 recognised, unsupported
-        put("voice.wav", wav(500)),                                              // 4 audio in a media job
-        put("garbage.png", { let mut p = png_rgb(50, 50); let n = p.len(); p[40..n - 12].fill(0x5a); p }), // 5 corrupt
-        put("bomb.png", png_claiming(40000, 40000)),                             // 6 too many pixels
-        put("ok.jpg", jpeg(100, 100, 3)),                                        // 7 fine
-        put("empty.jpg", Vec::new()),                                            // 8 empty
+        format!("{id}/never-uploaded.jpg"),                                  // 0 missing
+        too_large,                                                           // 1 too large
+        put("text.jpg", b"<html><body>not an image</body></html>".to_vec()), // 2 unrecognised
+        put("heic.jpg", b"\0\0\0\x18ftypheic\0\0\0\0mif1heic".to_vec()),     // 3 recognised, unsupported
+        put("voice.wav", wav(500)),                                          // 4 audio in a media job
+        put("garbage.png", {
+            let mut p = png_rgb(50, 50);
+            let n = p.len();
+            p[40..n - 12].fill(0x5a);
+            p
+        }), // 5 corrupt
+        put("bomb.png", png_claiming(40000, 40000)),                         // 6 too many pixels
+        put("ok.jpg", jpeg(100, 100, 3)),                                    // 7 fine
+        put("empty.jpg", Vec::new()),                                        // 8 empty
     ];
     let refs: Vec<&str> = keys.iter().map(String::as_str).collect();
     let v = h.run_job(&media_job(&id, &refs));

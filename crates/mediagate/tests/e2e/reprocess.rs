@@ -28,7 +28,11 @@ fn reprocess_republishes_matching_jobs_with_a_higher_revision() {
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let listed = String::from_utf8_lossy(&out.stdout);
     assert!(listed.contains(&cleared) && listed.contains(&rejected), "{listed}");
-    assert!(String::from_utf8_lossy(&out.stderr).contains("2 would be published"), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("2 would be published"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 
     // Filters: a future --since matches nothing; bad input is a usage error.
     let out = env.command().args(["reprocess", "--dry-run", "--since", "2999-01-01T00:00:00Z"]).output().unwrap();
@@ -40,7 +44,8 @@ fn reprocess_republishes_matching_jobs_with_a_higher_revision() {
 
     // Real run over cleared jobs only, with a state file.
     let state = env.logdir.path().join("reprocess.state");
-    let out = env.command().args(["reprocess", "--status", "cleared", "--state", state.to_str().unwrap()]).output().unwrap();
+    let out =
+        env.command().args(["reprocess", "--status", "cleared", "--state", state.to_str().unwrap()]).output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert!(String::from_utf8_lossy(&out.stderr).contains("1 published"), "{}", String::from_utf8_lossy(&out.stderr));
     let again = env.wait_verdicts(&cleared, 2, Duration::from_secs(60)).remove(1);
@@ -48,15 +53,23 @@ fn reprocess_republishes_matching_jobs_with_a_higher_revision() {
     assert_eq!(again.body["revision"], 1);
     assert_eq!(again.body["status"], "cleared");
     // Same keys, same bytes.
-    for (a, b) in item(&first, "0")["outputs"].as_array().unwrap().iter().zip(item(&again, "0")["outputs"].as_array().unwrap()) {
+    for (a, b) in
+        item(&first, "0")["outputs"].as_array().unwrap().iter().zip(item(&again, "0")["outputs"].as_array().unwrap())
+    {
         assert_eq!((&a["key"], &a["sha256"]), (&b["key"], &b["sha256"]));
     }
-    let manifest: Value = serde_json::from_slice(&env.get("media", &format!("manifests/{cleared}.json")).unwrap()).unwrap();
+    let manifest: Value =
+        serde_json::from_slice(&env.get("media", &format!("manifests/{cleared}.json")).unwrap()).unwrap();
     assert_eq!(manifest["verdict"]["revision"], 1);
     assert_eq!(manifest["job"]["reprocess"], true);
     assert_eq!(env.verdicts_for(&rejected).len(), 1, "the rejected job was filtered out");
 
     // Resuming with the same state file has nothing left to do.
-    let out = env.command().args(["reprocess", "--status", "cleared", "--state", state.to_str().unwrap()]).output().unwrap();
-    assert!(String::from_utf8_lossy(&out.stderr).contains("0 manifests read"), "{}", String::from_utf8_lossy(&out.stderr));
+    let out =
+        env.command().args(["reprocess", "--status", "cleared", "--state", state.to_str().unwrap()]).output().unwrap();
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("0 manifests read"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }

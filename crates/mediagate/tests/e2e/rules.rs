@@ -36,7 +36,15 @@ fn rule_2_too_many_items() {
     let h = harness();
     let (id, mut job) = with_source("r2many");
     let item = job["items"][0].clone();
-    job["items"] = Value::Array((0..10).map(|i| { let mut it = item.clone(); it["item_id"] = json!(i.to_string()); it }).collect());
+    job["items"] = Value::Array(
+        (0..10)
+            .map(|i| {
+                let mut it = item.clone();
+                it["item_id"] = json!(i.to_string());
+                it
+            })
+            .collect(),
+    );
     let v = h.run_job(&job);
     rejected_with(&v, "job.too_many_items");
     manifest_only(&id);

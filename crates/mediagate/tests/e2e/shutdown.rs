@@ -32,14 +32,29 @@ fn sigterm_finishes_the_job_in_hand_and_leaves_the_rest_queued() {
         let conn = Connection::connect(&amqp_url(&vhost), ConnectionProperties::default()).await.expect("connect");
         let ch = conn.create_channel().await.unwrap();
         let q = ch
-            .queue_declare("".into(), QueueDeclareOptions { exclusive: true, ..Default::default() }, FieldTable::default())
+            .queue_declare(
+                "".into(),
+                QueueDeclareOptions { exclusive: true, ..Default::default() },
+                FieldTable::default(),
+            )
             .await
             .unwrap();
-        ch.queue_bind(q.name().clone(), "mediagate.verdicts".into(), "#".into(), QueueBindOptions::default(), FieldTable::default())
-            .await
-            .unwrap();
+        ch.queue_bind(
+            q.name().clone(),
+            "mediagate.verdicts".into(),
+            "#".into(),
+            QueueBindOptions::default(),
+            FieldTable::default(),
+        )
+        .await
+        .unwrap();
         let mut verdicts = ch
-            .basic_consume(q.name().clone(), "".into(), BasicConsumeOptions { no_ack: true, ..Default::default() }, FieldTable::default())
+            .basic_consume(
+                q.name().clone(),
+                "".into(),
+                BasicConsumeOptions { no_ack: true, ..Default::default() },
+                FieldTable::default(),
+            )
             .await
             .unwrap();
         ch.confirm_select(ConfirmSelectOptions::default()).await.unwrap();
@@ -47,18 +62,29 @@ fn sigterm_finishes_the_job_in_hand_and_leaves_the_rest_queued() {
             let key = format!("{id}/0.jpg");
             let body = media_job(id, &[&key]).to_string();
             let props = BasicProperties::default().with_delivery_mode(2).with_message_id(id.as_str().into());
-            ch.basic_publish("mediagate.jobs".into(), "upload".into(), BasicPublishOptions::default(), body.as_bytes(), props)
-                .await
-                .unwrap()
-                .await
-                .unwrap();
+            ch.basic_publish(
+                "mediagate.jobs".into(),
+                "upload".into(),
+                BasicPublishOptions::default(),
+                body.as_bytes(),
+                props,
+            )
+            .await
+            .unwrap()
+            .await
+            .unwrap();
         }
         // Let the first verdict arrive, so the worker is busy with the second job, then stop it.
         let first = tokio::time::timeout(Duration::from_secs(60), verdicts.next()).await.expect("a first verdict");
         assert!(first.is_some());
         let started = Instant::now();
         let code = tokio::task::block_in_place(|| worker.terminate(Duration::from_secs(60)));
-        assert_eq!(code, Some(0), "worker exit code after SIGTERM; log:\n{}", std::fs::read_to_string(&log).unwrap_or_default());
+        assert_eq!(
+            code,
+            Some(0),
+            "worker exit code after SIGTERM; log:\n{}",
+            std::fs::read_to_string(&log).unwrap_or_default()
+        );
         let mut seen = 1;
         while let Ok(Some(Ok(_))) = tokio::time::timeout(Duration::from_millis(500), verdicts.next()).await {
             seen += 1;

@@ -43,11 +43,7 @@ impl TestVhost {
         SWEEP.call_once(sweep_stale);
 
         static N: AtomicU32 = AtomicU32::new(0);
-        let name = format!(
-            "{PREFIX}{}-{}",
-            std::process::id(),
-            N.fetch_add(1, Ordering::SeqCst)
-        );
+        let name = format!("{PREFIX}{}-{}", std::process::id(), N.fetch_add(1, Ordering::SeqCst));
         ctl(&["add_vhost", &name]);
         ctl(&["set_permissions", "-p", &name, "guest", ".*", ".*", ".*"]);
         let url = format!("amqp://guest:guest@127.0.0.1:{PORT}/{}", encode(&name));
@@ -63,9 +59,7 @@ impl TestVhost {
 
 impl Drop for TestVhost {
     fn drop(&mut self) {
-        let _ = Command::new(rabbitmqctl())
-            .args(["-q", "delete_vhost", &self.name])
-            .output();
+        let _ = Command::new(rabbitmqctl()).args(["-q", "delete_vhost", &self.name]).output();
     }
 }
 
@@ -86,9 +80,7 @@ fn ctl(args: &[&str]) -> String {
         .arg("-q")
         .args(args)
         .output()
-        .unwrap_or_else(|e| {
-            panic!("cannot run rabbitmqctl ({e}): install RabbitMQ or run `make test`")
-        });
+        .unwrap_or_else(|e| panic!("cannot run rabbitmqctl ({e}): install RabbitMQ or run `make test`"));
     if !out.status.success() {
         panic!(
             "rabbitmqctl {} failed ({}): {}{}",
@@ -103,10 +95,7 @@ fn ctl(args: &[&str]) -> String {
 
 /// Deletes `mg-test-<pid>-*` vhosts whose process is gone (a test run that was killed).
 fn sweep_stale() {
-    let Ok(out) = Command::new(rabbitmqctl())
-        .args(["-q", "list_vhosts", "name"])
-        .output()
-    else {
+    let Ok(out) = Command::new(rabbitmqctl()).args(["-q", "list_vhosts", "name"]).output() else {
         return;
     };
     for line in String::from_utf8_lossy(&out.stdout).lines() {
@@ -118,9 +107,7 @@ fn sweep_stale() {
             continue;
         };
         if pid != std::process::id() && !PathBuf::from(format!("/proc/{pid}")).exists() {
-            let _ = Command::new(rabbitmqctl())
-                .args(["-q", "delete_vhost", name])
-                .output();
+            let _ = Command::new(rabbitmqctl()).args(["-q", "delete_vhost", name]).output();
         }
     }
 }

@@ -32,11 +32,7 @@ pub struct S3Fs {
 pub fn s3fs_bin() -> PathBuf {
     if let Some(p) = std::env::var_os("MEDIAGATE_S3FS_BIN") {
         let p = PathBuf::from(p);
-        assert!(
-            p.is_file(),
-            "MEDIAGATE_S3FS_BIN={} does not exist; run `make test` — it installs s3s-fs",
-            p.display()
-        );
+        assert!(p.is_file(), "MEDIAGATE_S3FS_BIN={} does not exist; run `make test` — it installs s3s-fs", p.display());
         return p;
     }
     let ws = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../.tools/bin/s3s-fs");
@@ -81,12 +77,7 @@ impl S3Fs {
             let deadline = Instant::now() + Duration::from_secs(10);
             loop {
                 if TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
-                    return S3Fs {
-                        child: Some(child),
-                        port,
-                        endpoint: format!("http://{addr}"),
-                        root,
-                    };
+                    return S3Fs { child: Some(child), port, endpoint: format!("http://{addr}"), root };
                 }
                 if let Ok(Some(status)) = child.try_wait() {
                     last = format!("s3s-fs exited with {status} (port {port} taken?)");

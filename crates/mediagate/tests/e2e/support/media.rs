@@ -211,13 +211,18 @@ pub fn contains(hay: &[u8], needle: &[u8]) -> bool {
 pub fn tool_output(tool: &str, args: &[&str], out_name: &str) -> Vec<u8> {
     let dir = tempfile::tempdir().expect("tempdir");
     let out = dir.path().join(out_name);
-    let args: Vec<String> = args.iter().map(|a| a.replace("{out}", out.to_str().unwrap()).replace("{dir}", dir.path().to_str().unwrap())).collect();
+    let args: Vec<String> = args
+        .iter()
+        .map(|a| a.replace("{out}", out.to_str().unwrap()).replace("{dir}", dir.path().to_str().unwrap()))
+        .collect();
     let status = std::process::Command::new(tool)
         .args(&args)
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::piped())
         .output()
-        .unwrap_or_else(|e| panic!("{tool} is needed to generate test media ({e}); run `make test`, which installs it"));
+        .unwrap_or_else(|e| {
+            panic!("{tool} is needed to generate test media ({e}); run `make test`, which installs it")
+        });
     assert!(status.status.success(), "{tool} {args:?}: {}", String::from_utf8_lossy(&status.stderr));
     std::fs::read(&out).expect("tool output")
 }
@@ -227,7 +232,22 @@ pub fn m4a_tone(seconds: f32) -> Vec<u8> {
     let t = format!("{seconds}");
     tool_output(
         "ffmpeg",
-        &["-v", "error", "-f", "lavfi", "-i", "sine=frequency=220:beep_factor=3:sample_rate=44100", "-t", &t, "-c:a", "aac", "-b:a", "64k", "-y", "{out}"],
+        &[
+            "-v",
+            "error",
+            "-f",
+            "lavfi",
+            "-i",
+            "sine=frequency=220:beep_factor=3:sample_rate=44100",
+            "-t",
+            &t,
+            "-c:a",
+            "aac",
+            "-b:a",
+            "64k",
+            "-y",
+            "{out}",
+        ],
         "tone.m4a",
     )
 }
@@ -288,5 +308,9 @@ pub fn mp4_rotated(width: u32, height: u32, seconds: f32, degrees: u32) -> Vec<u
     let src = dir.path().join("plain.mp4");
     std::fs::write(&src, plain).unwrap();
     let tag = format!("rotate={degrees}");
-    tool_output("ffmpeg", &["-v", "error", "-i", src.to_str().unwrap(), "-c", "copy", "-metadata:s:v:0", &tag, "-y", "{out}"], "rotated.mp4")
+    tool_output(
+        "ffmpeg",
+        &["-v", "error", "-i", src.to_str().unwrap(), "-c", "copy", "-metadata:s:v:0", &tag, "-y", "{out}"],
+        "rotated.mp4",
+    )
 }

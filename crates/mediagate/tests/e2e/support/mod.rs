@@ -29,7 +29,8 @@ pub const TEST_MAX_INPUT_BYTES: u64 = 8 * 1024 * 1024;
 pub fn verdict_schema() -> &'static jsonschema::Validator {
     static V: OnceLock<jsonschema::Validator> = OnceLock::new();
     V.get_or_init(|| {
-        let text = std::fs::read_to_string(workspace_root().join("schemas/verdict.v1.schema.json")).expect("verdict schema");
+        let text =
+            std::fs::read_to_string(workspace_root().join("schemas/verdict.v1.schema.json")).expect("verdict schema");
         jsonschema::validator_for(&serde_json::from_str(&text).expect("schema JSON")).expect("valid schema")
     })
 }
@@ -166,7 +167,9 @@ fn wait_port(port: u16, what: &str, timeout: Duration) {
 
 fn rabbitmqctl(args: &[&str]) -> std::process::Output {
     Command::new("rabbitmqctl").args(args).output().unwrap_or_else(|e| {
-        panic!("rabbitmqctl is needed to create a test vhost ({e}); run `make test`, which installs and starts RabbitMQ")
+        panic!(
+            "rabbitmqctl is needed to create a test vhost ({e}); run `make test`, which installs and starts RabbitMQ"
+        )
     })
 }
 
@@ -178,7 +181,9 @@ pub fn create_vhost(tag: &str) -> String {
     }
     let list = rabbitmqctl(&["-q", "list_vhosts", "name"]);
     for name in String::from_utf8_lossy(&list.stdout).lines() {
-        if let Some(pid) = name.strip_prefix("mg-test-").and_then(|r| r.split('-').next()).and_then(|p| p.parse::<u32>().ok()) {
+        if let Some(pid) =
+            name.strip_prefix("mg-test-").and_then(|r| r.split('-').next()).and_then(|p| p.parse::<u32>().ok())
+        {
             if !Path::new(&format!("/proc/{pid}")).exists() {
                 let _ = rabbitmqctl(&["-q", "delete_vhost", name]);
             }
@@ -220,8 +225,17 @@ pub fn start_s3(logdir: &Path) -> S3Server {
 pub fn spawn_s3(root: &Path, port: u16, logdir: &Path) -> Tethered {
     let proc = Tethered::spawn(
         &s3fs_bin(),
-        &["--host", "127.0.0.1", "--port", &port.to_string(), "--access-key", ACCESS_KEY, "--secret-key", SECRET_KEY,
-          root.to_str().expect("utf-8 temp path")],
+        &[
+            "--host",
+            "127.0.0.1",
+            "--port",
+            &port.to_string(),
+            "--access-key",
+            ACCESS_KEY,
+            "--secret-key",
+            SECRET_KEY,
+            root.to_str().expect("utf-8 temp path"),
+        ],
         &[],
         &logdir.join(format!("s3s-fs-{}.log", Instant::now().elapsed().as_nanos())),
     );
@@ -272,14 +286,22 @@ pub async fn wait_for_topology(conn: &Connection, log: &Path) {
     loop {
         let probe = conn.create_channel().await.expect("channel");
         let ok = probe
-            .queue_declare("mediagate.uploads".into(), QueueDeclareOptions { passive: true, ..Default::default() }, FieldTable::default())
+            .queue_declare(
+                "mediagate.uploads".into(),
+                QueueDeclareOptions { passive: true, ..Default::default() },
+                FieldTable::default(),
+            )
             .await
             .is_ok();
         let _ = probe.close(200, "probe".into()).await;
         if ok {
             return;
         }
-        assert!(start.elapsed() < Duration::from_secs(60), "the worker did not declare its topology within 60 s; see {}", log.display());
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "the worker did not declare its topology within 60 s; see {}",
+            log.display()
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
@@ -292,7 +314,11 @@ pub fn wait_ready(metrics_addr: &str, log: &Path) {
         if std::net::TcpStream::connect(metrics_addr).is_ok() && http_get(metrics_addr, "/readyz").0 == 200 {
             return;
         }
-        assert!(start.elapsed() < Duration::from_secs(60), "the worker was not ready within 60 s; see {}", log.display());
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "the worker was not ready within 60 s; see {}",
+            log.display()
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
 }
@@ -336,25 +362,47 @@ pub fn harness() -> &'static Harness {
             store
         });
         let env = worker_env(&vhost, &s3);
-        let metrics_addr = env.iter().find(|(k, _)| *k == "MEDIAGATE_METRICS_ADDR").map(|(_, v)| v.clone()).expect("metrics addr");
-        let worker = Tethered::spawn(Path::new(env!("CARGO_BIN_EXE_mediagate")), &["worker"], &env, &logdir.path().join("worker.log"));
+        let metrics_addr =
+            env.iter().find(|(k, _)| *k == "MEDIAGATE_METRICS_ADDR").map(|(_, v)| v.clone()).expect("metrics addr");
+        let worker = Tethered::spawn(
+            Path::new(env!("CARGO_BIN_EXE_mediagate")),
+            &["worker"],
+            &env,
+            &logdir.path().join("worker.log"),
+        );
         wait_ready(&metrics_addr, &logdir.path().join("worker.log"));
         let (conn, channel, verdicts, uncorrelated) = rt.block_on(async {
-            let conn = Connection::connect(&amqp_url(&vhost), ConnectionProperties::default()).await.expect("amqp connect");
+            let conn =
+                Connection::connect(&amqp_url(&vhost), ConnectionProperties::default()).await.expect("amqp connect");
             let channel = conn.create_channel().await.expect("channel");
             wait_for_topology(&conn, &logdir.path().join("worker.log")).await;
             channel.confirm_select(ConfirmSelectOptions::default()).await.expect("confirms");
             let listen = conn.create_channel().await.expect("channel");
             let q = listen
-                .queue_declare("".into(), QueueDeclareOptions { exclusive: true, auto_delete: true, ..Default::default() }, FieldTable::default())
+                .queue_declare(
+                    "".into(),
+                    QueueDeclareOptions { exclusive: true, auto_delete: true, ..Default::default() },
+                    FieldTable::default(),
+                )
                 .await
                 .expect("listener queue");
             listen
-                .queue_bind(q.name().clone(), "mediagate.verdicts".into(), "#".into(), QueueBindOptions::default(), FieldTable::default())
+                .queue_bind(
+                    q.name().clone(),
+                    "mediagate.verdicts".into(),
+                    "#".into(),
+                    QueueBindOptions::default(),
+                    FieldTable::default(),
+                )
                 .await
                 .expect("bind");
             let mut consumer = listen
-                .basic_consume(q.name().clone(), "".into(), BasicConsumeOptions { no_ack: true, ..Default::default() }, FieldTable::default())
+                .basic_consume(
+                    q.name().clone(),
+                    "".into(),
+                    BasicConsumeOptions { no_ack: true, ..Default::default() },
+                    FieldTable::default(),
+                )
                 .await
                 .expect("consume");
             let verdicts: Arc<Mutex<HashMap<String, Vec<SeenVerdict>>>> = Arc::default();
@@ -380,7 +428,19 @@ pub fn harness() -> &'static Harness {
             });
             (conn, channel, verdicts, uncorrelated)
         });
-        Harness { rt, vhost, s3, store, worker: Mutex::new(worker), logdir, metrics_addr, channel, _conn: conn, verdicts, uncorrelated }
+        Harness {
+            rt,
+            vhost,
+            s3,
+            store,
+            worker: Mutex::new(worker),
+            logdir,
+            metrics_addr,
+            channel,
+            _conn: conn,
+            verdicts,
+            uncorrelated,
+        }
     })
 }
 
@@ -520,7 +580,12 @@ pub fn media_job(job_id: &str, keys: &[&str]) -> Value {
 
 /// The one item of a verdict with this id.
 pub fn item<'a>(v: &'a SeenVerdict, item_id: &str) -> &'a Value {
-    v.body["items"].as_array().expect("items").iter().find(|i| i["item_id"] == item_id).unwrap_or_else(|| panic!("no item {item_id} in {}", v.body))
+    v.body["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .find(|i| i["item_id"] == item_id)
+        .unwrap_or_else(|| panic!("no item {item_id} in {}", v.body))
 }
 
 pub fn sha256_hex(bytes: &[u8]) -> String {
@@ -576,7 +641,8 @@ impl Isolated {
         wait_ready(&metrics_addr_of(&env), &log);
         let verdicts: Arc<Mutex<Vec<SeenVerdict>>> = Arc::default();
         let (conn, channel) = rt.block_on(async {
-            let conn = Connection::connect(&amqp_url(&vhost), ConnectionProperties::default()).await.expect("amqp connect");
+            let conn =
+                Connection::connect(&amqp_url(&vhost), ConnectionProperties::default()).await.expect("amqp connect");
             wait_for_topology(&conn, &log).await;
             let channel = conn.create_channel().await.expect("channel");
             channel.confirm_select(ConfirmSelectOptions::default()).await.expect("confirms");
@@ -592,7 +658,12 @@ impl Isolated {
                 if let Ok(conn) = Connection::connect(&url, ConnectionProperties::default()).await {
                     if let Ok(ch) = conn.create_channel().await {
                         if let Ok(mut consumer) = ch
-                            .basic_consume("mediagate.verdicts".into(), "".into(), BasicConsumeOptions::default(), FieldTable::default())
+                            .basic_consume(
+                                "mediagate.verdicts".into(),
+                                "".into(),
+                                BasicConsumeOptions::default(),
+                                FieldTable::default(),
+                            )
                             .await
                         {
                             while let Some(Ok(d)) = consumer.next().await {
@@ -637,11 +708,20 @@ impl Isolated {
     /// Publishes a job body with the given routing key (`upload` or `reprocess`).
     pub fn publish_to(&self, routing_key: &str, job: &Value) {
         let id = job["job_id"].as_str().unwrap_or_default().to_string();
-        let props = BasicProperties::default().with_delivery_mode(2).with_content_type("application/json".into()).with_message_id(id.into());
+        let props = BasicProperties::default()
+            .with_delivery_mode(2)
+            .with_content_type("application/json".into())
+            .with_message_id(id.into());
         self.rt.block_on(async {
             let c = self
                 .channel
-                .basic_publish("mediagate.jobs".into(), routing_key.into(), BasicPublishOptions::default(), job.to_string().as_bytes(), props)
+                .basic_publish(
+                    "mediagate.jobs".into(),
+                    routing_key.into(),
+                    BasicPublishOptions::default(),
+                    job.to_string().as_bytes(),
+                    props,
+                )
                 .await
                 .expect("publish")
                 .await
@@ -666,7 +746,12 @@ impl Isolated {
                 }
                 return v;
             }
-            assert!(start.elapsed() < timeout, "{job_id}: {} of {n} verdicts after {timeout:?}; log:\n{}", v.len(), self.log_tail());
+            assert!(
+                start.elapsed() < timeout,
+                "{job_id}: {} of {n} verdicts after {timeout:?}; log:\n{}",
+                v.len(),
+                self.log_tail()
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
     }
@@ -699,7 +784,9 @@ impl Isolated {
     /// broker restart).
     pub fn depth(&self, queue: &str) -> u32 {
         self.rt.block_on(async {
-            let conn = Connection::connect(&amqp_url(&self.vhost), ConnectionProperties::default()).await.expect("amqp connect");
+            let conn = Connection::connect(&amqp_url(&self.vhost), ConnectionProperties::default())
+                .await
+                .expect("amqp connect");
             let d = queue_depth(&conn, queue).await;
             let _ = conn.close(200, "depth".into()).await;
             d
