@@ -106,8 +106,9 @@ async fn process_in_slot(ctx: &ItemCtx, item: &Item) -> Result<ItemVerdict, Tran
         let fetch_timer = StageTimer::start("fetch", "any");
         let fetched = shared.store.get_limited(bucket, key, cfg.limits.max_input_bytes).await;
         drop(fetch_timer);
-        let bytes = match fetched {
-            Ok(b) => b,
+        // Shared, not copied, between the probe and the processing closures.
+        let bytes: Arc<Vec<u8>> = match fetched {
+            Ok(b) => Arc::new(b),
             Err(e) => return Ok(ItemVerdict::rejected(&item.item_id, None, source_error(e, bucket, key)?)),
         };
         debug!(bytes = bytes.len(), "fetched source");
@@ -132,19 +133,11 @@ async fn process_in_slot(ctx: &ItemCtx, item: &Item) -> Result<ItemVerdict, Tran
         };
         // MP4/MOV/WebM/Matroska may hold a video or only sound: the tracks decide.
         let class = if mediagate_media::is_video_format(format) {
-            let probe_bytes = bytes.clone();
-            match blocking(move || mediagate_media::probe_av(&probe_bytes, format)).await {
-                Ok(Ok(probe)) => probe.media_class(),
-                Ok(Err(e)) => {
-                    return Ok(ItemVerdict::rejected(
-                        &item.item_id,
-                        Some(media_type_of(format.media_class())),
-                        media_error(e)?,
-                    ))
-                }
-                Err(reason) => {
-                    return Ok(ItemVerdict::rejected(&item.item_id, Some(media_type_of(format.media_class())), reason))
-                }
+            let probe_bytes = Arc::clone(&bytes);
+            let probed = blocking(move || mediagate_media::probe_av(&probe_bytes, format)).await;
+            match settle(&item.item_id, media_type_of(format.media_class()), probed)? {
+                Ok(probe) => probe.media_class(),
+                Err(rejected) => return Ok(rejected),
             }
         } else {
             format.media_class()
@@ -172,6 +165,20 @@ async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> 
     })
 }
 
+/// Settles the result of media work on the blocking pool: its output, or the item's rejection
+/// (`Err(Transient)` only for faults that are not the input's).
+fn settle<T>(
+    item_id: &str,
+    media_type: MediaType,
+    result: Result<Result<T, MediaError>, Reason>,
+) -> Result<Result<T, ItemVerdict>, Transient> {
+    Ok(match result {
+        Ok(Ok(out)) => Ok(out),
+        Ok(Err(e)) => Err(ItemVerdict::rejected(item_id, Some(media_type), media_error(e)?)),
+        Err(reason) => Err(ItemVerdict::rejected(item_id, Some(media_type), reason)),
+    })
+}
+
 /// A cleared item with its measurements and outputs; the caller fills in what applies.
 fn cleared(item_id: &str, media_type: MediaType, outputs: Vec<Output>) -> ItemVerdict {
     ItemVerdict {
@@ -194,17 +201,16 @@ async fn voice(
     shared: &Arc<Shared>,
     job_id: &str,
     item: &Item,
-    bytes: Vec<u8>,
+    bytes: Arc<Vec<u8>>,
     format: Format,
 ) -> Result<ItemVerdict, Transient> {
     let settings = shared.config.voice.clone();
     let timer = StageTimer::start("process", "audio");
     let result = blocking(move || mediagate_media::process_voice(&bytes, format, &settings)).await;
     drop(timer);
-    let out = match result {
-        Ok(Ok(out)) => out,
-        Ok(Err(e)) => return Ok(ItemVerdict::rejected(&item.item_id, Some(MediaType::Audio), media_error(e)?)),
-        Err(reason) => return Ok(ItemVerdict::rejected(&item.item_id, Some(MediaType::Audio), reason)),
+    let out = match settle(&item.item_id, MediaType::Audio, result)? {
+        Ok(out) => out,
+        Err(rejected) => return Ok(rejected),
     };
     let _store_timer = StageTimer::start("store", "audio");
     let ogg = store_bytes(shared, job_id, &item.item_id, "voice", "ogg", "audio/ogg", out.ogg, None).await?;
@@ -218,7 +224,7 @@ async fn voice(
 /// Measures and transcodes a video to H.264/AAC MP4 with a poster; when the filter applies,
 /// frames sampled from the same decode (the poster among them) are scored and the item's score
 /// is their maximum.
-async fn video(ctx: &ItemCtx, item: &Item, bytes: Vec<u8>, format: Format) -> Result<ItemVerdict, Transient> {
+async fn video(ctx: &ItemCtx, item: &Item, bytes: Arc<Vec<u8>>, format: Format) -> Result<ItemVerdict, Transient> {
     let shared = &ctx.shared;
     let mut settings = shared.config.video.clone();
     let filter = classifier_for(ctx)?;
@@ -248,10 +254,9 @@ async fn video(ctx: &ItemCtx, item: &Item, bytes: Vec<u8>, format: Format) -> Re
     })
     .await;
     drop(timer);
-    let (out, score) = match result {
-        Ok(Ok(out)) => out,
-        Ok(Err(e)) => return Ok(ItemVerdict::rejected(&item.item_id, Some(MediaType::Video), media_error(e)?)),
-        Err(reason) => return Ok(ItemVerdict::rejected(&item.item_id, Some(MediaType::Video), reason)),
+    let (out, score) = match settle(&item.item_id, MediaType::Video, result)? {
+        Ok(out) => out,
+        Err(rejected) => return Ok(rejected),
     };
     let nudity = match (score, ctx.nudity) {
         (Some((s, n)), Some(policy)) => {
@@ -365,7 +370,7 @@ fn classifier_for(ctx: &ItemCtx) -> Result<Option<(Arc<Classifier>, NudityPolicy
 
 /// Decodes, resizes and (when the filter applies) scores a photo, then stores it or, when
 /// flagged, quarantines the original.
-async fn photo(ctx: &ItemCtx, item: &Item, bytes: Vec<u8>, format: Format) -> Result<ItemVerdict, Transient> {
+async fn photo(ctx: &ItemCtx, item: &Item, bytes: Arc<Vec<u8>>, format: Format) -> Result<ItemVerdict, Transient> {
     let shared = &ctx.shared;
     let settings = shared.config.photo.clone();
     let filter = classifier_for(ctx)?;
@@ -391,10 +396,9 @@ async fn photo(ctx: &ItemCtx, item: &Item, bytes: Vec<u8>, format: Format) -> Re
     })
     .await;
     drop(timer);
-    let (out, score) = match result {
-        Ok(Ok(out)) => out,
-        Ok(Err(e)) => return Ok(ItemVerdict::rejected(&item.item_id, Some(MediaType::Image), media_error(e)?)),
-        Err(reason) => return Ok(ItemVerdict::rejected(&item.item_id, Some(MediaType::Image), reason)),
+    let (out, score) = match settle(&item.item_id, MediaType::Image, result)? {
+        Ok(out) => out,
+        Err(rejected) => return Ok(rejected),
     };
     let nudity = match (score, ctx.nudity) {
         (Some(s), Some(policy)) => Some(Scored::new(shared, policy, s, 1)?.result),
