@@ -38,21 +38,7 @@ fn run_batch(label: &str, src: &[u8], jobs: usize, concurrency: usize) {
     let logdir = tempfile::tempdir().unwrap();
     let vhost = create_vhost("bench");
     let s3 = start_s3(logdir.path());
-    let store = rt.block_on(async {
-        let store = mediagate_store::Store::connect(&mediagate_store::StoreConfig {
-            endpoint: Some(s3.endpoint()),
-            region: Some("us-east-1".into()),
-            access_key: Some(ACCESS_KEY.into()),
-            secret_key: Some(SECRET_KEY.into()),
-            ..Default::default()
-        })
-        .await
-        .unwrap();
-        for b in ["incoming", "media", "quarantine"] {
-            store.ensure_bucket(b).await.unwrap();
-        }
-        store
-    });
+    let store = rt.block_on(test_store(&s3));
     let mut env = worker_env(&vhost, &s3);
     env.retain(|(k, _)| !matches!(*k, "MEDIAGATE_CONCURRENCY" | "MEDIAGATE_MAX_INPUT_BYTES" | "RUST_LOG"));
     env.push(("MEDIAGATE_CONCURRENCY", concurrency.to_string()));

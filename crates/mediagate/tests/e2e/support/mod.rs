@@ -61,6 +61,21 @@ pub struct SeenVerdict {
     pub delivery_mode: Option<u8>,
 }
 
+impl SeenVerdict {
+    /// The verdict and the envelope fields the contract fixes.
+    pub fn from_delivery(d: &lapin::message::Delivery) -> SeenVerdict {
+        let p = &d.properties;
+        SeenVerdict {
+            body: serde_json::from_slice(&d.data).unwrap_or(Value::Null),
+            routing_key: d.routing_key.as_str().to_owned(),
+            correlation_id: p.correlation_id().as_ref().map(|s| s.as_str().to_owned()),
+            message_id: p.message_id().as_ref().map(|s| s.as_str().to_owned()),
+            content_type: p.content_type().as_ref().map(|s| s.as_str().to_owned()),
+            delivery_mode: *p.delivery_mode(),
+        }
+    }
+}
+
 /// Processes that die with the test binary: each runs under a bash wrapper that kills it when
 /// our end of the wrapper's stdin pipe closes (the test process exited, however it exited),
 /// forwards SIGTERM to it, and exits with its status when it exits by itself.
@@ -339,6 +354,23 @@ pub async fn queue_depth(conn: &Connection, queue: &str) -> u32 {
     q.message_count()
 }
 
+/// A store client for a test S3 server, with every bucket the tests use.
+pub async fn test_store(s3: &S3Server) -> Store {
+    let store = Store::connect(&StoreConfig {
+        endpoint: Some(s3.endpoint()),
+        region: Some("us-east-1".into()),
+        access_key: Some(ACCESS_KEY.into()),
+        secret_key: Some(SECRET_KEY.into()),
+        ..StoreConfig::default()
+    })
+    .await
+    .expect("store");
+    for b in ["incoming", "media", "quarantine", "elsewhere"] {
+        store.ensure_bucket(b).await.expect("bucket");
+    }
+    store
+}
+
 /// The shared harness of this test binary, started on first use.
 pub fn harness() -> &'static Harness {
     HARNESS.get_or_init(|| {
@@ -346,21 +378,7 @@ pub fn harness() -> &'static Harness {
         let logdir = tempfile::Builder::new().prefix("mediagate-test-logs-").tempdir().expect("tempdir");
         let vhost = create_vhost("h");
         let s3 = start_s3(logdir.path());
-        let store = rt.block_on(async {
-            let store = Store::connect(&StoreConfig {
-                endpoint: Some(s3.endpoint()),
-                region: Some("us-east-1".into()),
-                access_key: Some(ACCESS_KEY.into()),
-                secret_key: Some(SECRET_KEY.into()),
-                ..StoreConfig::default()
-            })
-            .await
-            .expect("store");
-            for b in ["incoming", "media", "quarantine", "elsewhere"] {
-                store.ensure_bucket(b).await.expect("bucket");
-            }
-            store
-        });
+        let store = rt.block_on(test_store(&s3));
         let env = worker_env(&vhost, &s3);
         let metrics_addr =
             env.iter().find(|(k, _)| *k == "MEDIAGATE_METRICS_ADDR").map(|(_, v)| v.clone()).expect("metrics addr");
@@ -411,15 +429,7 @@ pub fn harness() -> &'static Harness {
             tokio::spawn(async move {
                 let _keep = listen;
                 while let Some(Ok(d)) = consumer.next().await {
-                    let p = &d.properties;
-                    let seen = SeenVerdict {
-                        body: serde_json::from_slice(&d.data).unwrap_or(Value::Null),
-                        routing_key: d.routing_key.as_str().to_owned(),
-                        correlation_id: p.correlation_id().as_ref().map(|s| s.as_str().to_owned()),
-                        message_id: p.message_id().as_ref().map(|s| s.as_str().to_owned()),
-                        content_type: p.content_type().as_ref().map(|s| s.as_str().to_owned()),
-                        delivery_mode: *p.delivery_mode(),
-                    };
+                    let seen = SeenVerdict::from_delivery(&d);
                     match &seen.correlation_id {
                         Some(id) => v2.lock().unwrap().entry(id.clone()).or_default().push(seen),
                         None => u2.lock().unwrap().push(seen),
@@ -616,21 +626,7 @@ impl Isolated {
         let logdir = tempfile::Builder::new().prefix("mediagate-iso-").tempdir().expect("tempdir");
         let vhost = create_vhost(tag);
         let s3 = start_s3(logdir.path());
-        let store = rt.block_on(async {
-            let store = Store::connect(&StoreConfig {
-                endpoint: Some(s3.endpoint()),
-                region: Some("us-east-1".into()),
-                access_key: Some(ACCESS_KEY.into()),
-                secret_key: Some(SECRET_KEY.into()),
-                ..StoreConfig::default()
-            })
-            .await
-            .expect("store");
-            for b in ["incoming", "media", "quarantine"] {
-                store.ensure_bucket(b).await.expect("bucket");
-            }
-            store
-        });
+        let store = rt.block_on(test_store(&s3));
         let mut env = worker_env(&vhost, &s3);
         for (k, v) in overrides {
             env.retain(|(e, _)| e != k);
@@ -667,15 +663,7 @@ impl Isolated {
                             .await
                         {
                             while let Some(Ok(d)) = consumer.next().await {
-                                let p = &d.properties;
-                                sink.lock().unwrap().push(SeenVerdict {
-                                    body: serde_json::from_slice(&d.data).unwrap_or(Value::Null),
-                                    routing_key: d.routing_key.as_str().to_owned(),
-                                    correlation_id: p.correlation_id().as_ref().map(|s| s.as_str().to_owned()),
-                                    message_id: p.message_id().as_ref().map(|s| s.as_str().to_owned()),
-                                    content_type: p.content_type().as_ref().map(|s| s.as_str().to_owned()),
-                                    delivery_mode: *p.delivery_mode(),
-                                });
+                                sink.lock().unwrap().push(SeenVerdict::from_delivery(&d));
                                 let _ = d.acker.ack(BasicAckOptions::default()).await;
                             }
                         }
