@@ -109,3 +109,10 @@ lint:
 
 clean-local: stop-s3
 	rm -rf .local
+
+# cargo-fuzz (libFuzzer) targets in fuzz/, each for FUZZ_SECONDS (default 60); FUZZ_TARGETS picks
+# some of job_parse sniff photo probe_av. Installs cargo-fuzz if missing, builds with
+# RUSTC_BOOTSTRAP=1 into fuzz/target, exits non-zero on a crash and prints the crashing input.
+.PHONY: fuzz
+fuzz:
+	@FUZZ_SECONDS="$(FUZZ_SECONDS)" FUZZ_TARGETS="$(FUZZ_TARGETS)" FUZZ_SANITIZER="$(FUZZ_SANITIZER)" FUZZ_ARGS="$(FUZZ_ARGS)" bash scripts/fuzz.sh

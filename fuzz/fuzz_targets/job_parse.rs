@@ -6,8 +6,7 @@
 use libfuzzer_sys::fuzz_target;
 use mediagate_contract::settings::{MAX_CAPTION_CHARS, MAX_MEDIA_ITEMS};
 use mediagate_contract::{
-    check_job_rules, is_valid_id, keys, nudity_policy, AgeBand, Job, JobKind, ParseOutcome,
-    ReasonCode, Thresholds,
+    check_job_rules, is_valid_id, keys, nudity_policy, AgeBand, Job, JobKind, ParseOutcome, ReasonCode, Thresholds,
 };
 
 fn valid_or_none(id: &Option<String>) -> bool {
@@ -33,14 +32,20 @@ fuzz_target!(|data: &[u8]| {
                 assert!(c.chars().count() <= MAX_CAPTION_CHARS);
             }
 
-            // Keys built from a valid job stay inside the job's own prefix.
+            // Keys built from a valid job stay inside the job's own prefix: no empty, `.` or `..`
+            // path segment, and exactly the segments the layout has (`3j..json` is a fine name).
+            let segments_ok = |key: &str, n: usize| {
+                let segs: Vec<&str> = key.split('/').collect();
+                segs.len() == n && segs.iter().all(|s| !s.is_empty() && *s != "." && *s != "..")
+            };
             let manifest = keys::manifest_key(&job.job_id);
-            assert!(!manifest.contains("..") || job.job_id.contains(".."));
+            assert!(segments_ok(&manifest, 2), "manifest key {manifest:?} escapes its prefix");
             for item in &job.items {
                 let key = keys::output_key(&job.job_id, &item.item_id, "full", "jpg");
                 assert!(key.starts_with(&format!("media/{}/", job.job_id)));
-                assert_eq!(key.split('/').count(), 4, "key {key:?} has extra segments");
-                assert!(key.split('/').all(|seg| !seg.is_empty() && seg != "." && seg != ".."));
+                assert!(segments_ok(&key, 4), "output key {key:?} escapes its prefix");
+                let q = keys::quarantine_original_key(&job.job_id, &item.item_id, "jpg");
+                assert!(segments_ok(&q, 3), "quarantine key {q:?} escapes its prefix");
             }
 
             let rules = check_job_rules(&job, &["incoming".into()]);

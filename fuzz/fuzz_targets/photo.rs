@@ -11,7 +11,46 @@
 use libfuzzer_sys::fuzz_target;
 use mediagate_media::{process_photo, PhotoSettings};
 
-const SETTINGS: PhotoSettings = PhotoSettings { full_edge: 2048, thumb_edge: 320, jpeg_quality: 85, max_pixels: 4_000_000 };
+fn settings() -> PhotoSettings {
+    PhotoSettings { max_pixels: 4_000_000, ..Default::default() }
+}
+
+/// `MEDIAGATE_FUZZ_VERBOSE=1` prints each input's outcome (for checking seeds, replaying crashes).
+fn verbose() -> bool {
+    static V: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *V.get_or_init(|| std::env::var_os("MEDIAGATE_FUZZ_VERBOSE").is_some_and(|v| v == "1"))
+}
+
+fn check(data: &[u8]) {
+    let settings = settings();
+    let result = process_photo(data, &settings);
+    if verbose() {
+        eprintln!(
+            "process_photo: {:?}",
+            result.as_ref().map(|o| (o.source_format, o.width, o.height, o.full.kind, o.full.width, o.full.height))
+        );
+    }
+    if let Ok(out) = result {
+        // What the pipeline reports must respect the limits it was given.
+        assert!(
+            out.width as u64 * out.height as u64 <= settings.max_pixels,
+            "{}x{} over the pixel limit",
+            out.width,
+            out.height
+        );
+        for (v, edge) in [(&out.full, settings.full_edge), (&out.thumb, settings.thumb_edge)] {
+            assert!(
+                v.width >= 1 && v.height >= 1 && v.width.max(v.height) <= edge,
+                "variant {}x{} breaks edge {edge}",
+                v.width,
+                v.height
+            );
+            assert!(!v.bytes.is_empty());
+        }
+        assert!(out.full.width.max(out.full.height) <= out.width.max(out.height), "full variant upscaled");
+        assert!(!out.blurhash.is_empty());
+    }
+}
 
 fuzz_target!(
     init: {
@@ -19,19 +58,6 @@ fuzz_target!(
             // Print the panic but do not abort; libfuzzer-sys still aborts if it unwinds out.
             let _ = std::panic::take_hook();
         }
-        let d = PhotoSettings::default();
-        assert_eq!((d.full_edge, d.thumb_edge, d.jpeg_quality), (SETTINGS.full_edge, SETTINGS.thumb_edge, SETTINGS.jpeg_quality));
     },
-    |data: &[u8]| {
-        if let Ok(out) = process_photo(data, &SETTINGS) {
-            // What the pipeline reports must respect the limits it was given.
-            assert!(out.width as u64 * out.height as u64 <= SETTINGS.max_pixels, "{}x{} over the pixel limit", out.width, out.height);
-            for (v, edge) in [(&out.full, SETTINGS.full_edge), (&out.thumb, SETTINGS.thumb_edge)] {
-                assert!(v.width >= 1 && v.height >= 1 && v.width.max(v.height) <= edge, "variant {}x{} breaks edge {edge}", v.width, v.height);
-                assert!(!v.bytes.is_empty());
-            }
-            assert!(out.full.width.max(out.full.height) <= out.width.max(out.height), "full variant upscaled");
-            assert!(!out.blurhash.is_empty());
-        }
-    }
+    |data: &[u8]| check(data)
 );

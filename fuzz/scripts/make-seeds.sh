@@ -9,7 +9,8 @@ cd "$(dirname "$0")/.."
 S=seeds
 rm -rf "$S"
 mkdir -p "$S"/{job_parse,sniff,photo,probe_av}
-ff() { ffmpeg -nostdin -hide_banner -loglevel error -y "$@"; }
+# bitexact + no metadata: no encoder/version strings, so the seeds are smaller and reproducible.
+ff() { local out="${*: -1}"; ffmpeg -nostdin -hide_banner -loglevel error -y "${@:1:$#-1}" -fflags +bitexact -map_metadata -1 "$out"; }
 
 # ---- photo: every supported still format, small, a few pixel layouts each -----------------
 P=$S/photo
@@ -40,20 +41,59 @@ ff -f lavfi -i "color=c=green@0.5:s=8x6,format=bgra" -frames:v 1 "$P/bgra.bmp"
 A=$S/probe_av
 V="-f lavfi -i testsrc2=s=16x16:r=10:d=0.2"
 AU="-f lavfi -i sine=f=440:r=8000:d=0.1"
-ff $V $AU -c:v libx264 -preset ultrafast -crf 51 -c:a aac -b:a 8k -ac 1 -shortest "$A/h264_aac.mp4"
-ff $V -c:v libx264 -preset ultrafast -crf 51 -metadata:s:v rotate=90 "$A/rot90.mov"
+NOSEI="-bsf:v filter_units=remove_types=6"   # drop x264's settings SEI (~600 bytes of text)
+ff $V $AU -c:v libx264 -preset ultrafast -crf 51 $NOSEI -c:a aac -b:a 8k -ac 1 -shortest "$A/h264_aac.mp4"
+ff $V -c:v libx264 -preset ultrafast -crf 51 $NOSEI "$A/rot90.mov"
+# A 90° display matrix in the video track's tkhd (what phones write), patched in by hand.
+python3 - "$A/rot90.mov" <<'PY'
+import struct, sys
+b = bytearray(open(sys.argv[1], 'rb').read())
+ident = struct.pack('>9i', 0x10000, 0, 0, 0, 0x10000, 0, 0, 0, 0x40000000)
+rot90 = struct.pack('>9i', 0, 0x10000, 0, -0x10000, 0, 0, 0, 0, 0x40000000)
+at = b.index(b'tkhd'); at = b.index(ident, at)
+b[at:at + 36] = rot90
+open(sys.argv[1], 'wb').write(bytes(b))
+PY
 ff $V -c:v mpeg4 -q:v 31 "$A/mpeg4.3gp"
 ff $V $AU -c:v libvpx -b:v 10k -c:a libopus -b:a 6k -shortest "$A/vp8_opus.webm"
 ff $AU -c:a libopus -b:a 6k "$A/opus_only.webm"
-ff $V -c:v libx264 -preset ultrafast -crf 51 "$A/h264.mkv"
+ff $V -c:v libx264 -preset ultrafast -crf 51 $NOSEI "$A/h264.mkv"
 ff $AU -c:a flac "$A/flac.mka"
 ff $V -c:v mpeg4 -q:v 31 "$A/mpeg4.avi"
+# The AVI muxer reserves 4 KB of JUNK for an OpenDML index; drop every JUNK chunk (sizes fixed up).
+python3 - "$A/mpeg4.avi" <<'PY'
+import struct, sys
+def walk(b):
+    out, i = b'', 0
+    while i + 8 <= len(b):
+        cid, size = b[i:i+4], struct.unpack('<I', b[i+4:i+8])[0]
+        body = b[i+8:i+8+size]; i += 8 + size + (size & 1)
+        if cid == b'JUNK':
+            continue
+        if cid in (b'LIST', b'RIFF'):
+            body = body[:4] + walk(body[4:])
+        out += cid + struct.pack('<I', len(body)) + body + (b'\0' if len(body) & 1 else b'')
+    return out
+data = walk(open(sys.argv[1], 'rb').read()); open(sys.argv[1], 'wb').write(data)
+PY
 ff $AU -c:a libopus -b:a 6k "$A/opus.ogg"
 ff $AU -c:a libmp3lame -b:a 8k "$A/audio.mp3"
 ff $AU -c:a aac -b:a 8k "$A/aac.m4a"
 ff $AU -c:a aac -b:a 8k -f adts "$A/audio.aac"
 ff -f lavfi -i sine=f=440:r=8000:d=0.02 -c:a pcm_s16le "$A/pcm.wav"
 ff $AU -c:a flac "$A/audio.flac"
+# FLAC's muxer writes an 8 KB PADDING block (and a SEEKTABLE); keep the other metadata blocks.
+python3 - "$A/audio.flac" <<'PY'
+import sys
+b = open(sys.argv[1], 'rb').read(); i = 4; blocks = []
+while True:
+    h = b[i]; n = int.from_bytes(b[i+1:i+4], 'big'); blocks.append((h & 0x7f, b[i+4:i+4+n])); i += 4 + n
+    if h & 0x80:
+        break
+keep = [(t, x) for t, x in blocks if t not in (1, 3)]
+out = b'fLaC' + b''.join(bytes([t | (0x80 if k == len(keep) - 1 else 0)]) + len(x).to_bytes(3, 'big') + x for k, (t, x) in enumerate(keep))
+open(sys.argv[1], 'wb').write(out + b[i:])
+PY
 # AMR-NB (12.2 kbit/s frames: TOC 0x3C + 31 bytes) and AMR-WB magic, by hand: no encoder needed.
 python3 -c "import sys; sys.stdout.buffer.write(b'#!AMR\n' + (b'\x3c' + bytes(31)) * 5)" > "$A/nb.amr"
 python3 -c "import sys; sys.stdout.buffer.write(b'#!AMR-WB\n' + (b'\x44' + bytes(60)) * 3)" > "$A/wb.amr"
@@ -110,4 +150,4 @@ printf '{"schema":"mediagate.job.v2","job_id":"j-9"}' > "$J/other_schema.json"
 printf '[1,2,{"job_id":"x"}]' > "$J/array.json"
 printf '{"job_id":"j-1","schema":' > "$J/truncated.json"
 
-du -cb "$S"/* | tail -n 5
+for d in "$S"/*; do echo "$d: $(ls "$d" | wc -l) files, $(cat "$d"/* | wc -c) bytes"; done
