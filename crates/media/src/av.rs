@@ -34,6 +34,9 @@ static INIT: Once = Once::new();
 
 /// Initialises FFmpeg once per process: registers nothing (FFmpeg ≥ 5 needs no registration),
 /// sets the log level to warnings and routes log lines to `tracing`.
+/// Cap on any single allocation inside FFmpeg.
+const MAX_FFMPEG_ALLOC: usize = 256 << 20;
+
 pub(crate) fn init() {
     INIT.call_once(|| {
         if let Err(e) = ffmpeg::init() {
@@ -42,6 +45,10 @@ pub(crate) fn init() {
         unsafe {
             ffi::av_log_set_level(ffi::AV_LOG_WARNING);
             install_log_callback();
+            // No single FFmpeg allocation may exceed this: a few bytes of header (an `stco` box
+            // claiming 130 million entries, found by fuzzing) otherwise make the demuxer ask for
+            // ~1 GB up front. The largest legitimate buffer (an 8K frame) is ~100 MB.
+            ffi::av_max_alloc(MAX_FFMPEG_ALLOC);
         }
     });
 }
@@ -336,9 +343,12 @@ fn open_error(format: Format, deadline: &Deadline, e: ffmpeg::Error) -> MediaErr
         return deadline.error();
     }
     match e {
-        ffmpeg::Error::Other { errno } if errno == libc_enomem() => {
-            MediaError::internal(format!("FFmpeg ran out of memory opening the {} file", format.name()))
-        }
+        // With the per-allocation cap (MAX_FFMPEG_ALLOC), ENOMEM means the file declared
+        // structures far larger than any real media needs: the input's doing, not ours.
+        ffmpeg::Error::Other { errno } if errno == libc_enomem() => MediaError::corrupt(format!(
+            "the {} file declares tables or buffers far larger than real media needs; it is damaged or crafted",
+            format.name()
+        )),
         ffmpeg::Error::Eof => MediaError::corrupt(format!(
             "the {} file ends before its headers are complete; it is truncated",
             format.name()
@@ -363,9 +373,9 @@ pub(crate) fn pass_error(what: &str, deadline: &Deadline, e: ffmpeg::Error) -> M
         ffmpeg::Error::InvalidData | ffmpeg::Error::Eof => {
             MediaError::corrupt(format!("{what} does not decode cleanly ({e}); the file is damaged or truncated"))
         }
-        ffmpeg::Error::Other { errno } if errno == libc_enomem() => {
-            MediaError::internal(format!("FFmpeg ran out of memory while {what}"))
-        }
+        ffmpeg::Error::Other { errno } if errno == libc_enomem() => MediaError::corrupt(format!(
+            "{what} needs a buffer larger than real media does; the file is damaged or crafted"
+        )),
         ffmpeg::Error::Other { errno: 22 } => {
             MediaError::corrupt(format!("{what} does not decode cleanly (invalid values in the stream)"))
         }
