@@ -10,7 +10,6 @@ use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
 use lapin::options::*;
-use lapin::types::FieldTable;
 use lapin::{BasicProperties, Connection, ConnectionProperties};
 use mediagate_media::{process_photo, PhotoSettings};
 use support::media::jpeg;
@@ -53,33 +52,7 @@ fn run_batch(label: &str, src: &[u8], jobs: usize, concurrency: usize) {
             store.put("incoming", &format!("{id}/0.jpg"), src.to_vec(), "image/jpeg").await.unwrap();
         }
         let conn = Connection::connect(&amqp_url(&vhost), ConnectionProperties::default()).await.unwrap();
-        let ch = conn.create_channel().await.unwrap();
-        let q = ch
-            .queue_declare(
-                "".into(),
-                QueueDeclareOptions { exclusive: true, ..Default::default() },
-                FieldTable::default(),
-            )
-            .await
-            .unwrap();
-        ch.queue_bind(
-            q.name().clone(),
-            "mediagate.verdicts".into(),
-            "#".into(),
-            QueueBindOptions::default(),
-            FieldTable::default(),
-        )
-        .await
-        .unwrap();
-        let mut verdicts = ch
-            .basic_consume(
-                q.name().clone(),
-                "".into(),
-                BasicConsumeOptions { no_ack: true, ..Default::default() },
-                FieldTable::default(),
-            )
-            .await
-            .unwrap();
+        let (ch, mut verdicts) = private_verdicts(&conn).await;
         let start = Instant::now();
         for id in &ids {
             let key = format!("{id}/0.jpg");

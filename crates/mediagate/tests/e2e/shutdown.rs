@@ -5,7 +5,6 @@ use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
 use lapin::options::*;
-use lapin::types::FieldTable;
 use lapin::{BasicProperties, Connection, ConnectionProperties};
 
 use crate::support::media::jpeg;
@@ -30,33 +29,7 @@ fn sigterm_finishes_the_job_in_hand_and_leaves_the_rest_queued() {
     wait_ready(&metrics_addr_of(&env), &log);
     h.rt.block_on(async {
         let conn = Connection::connect(&amqp_url(&vhost), ConnectionProperties::default()).await.expect("connect");
-        let ch = conn.create_channel().await.unwrap();
-        let q = ch
-            .queue_declare(
-                "".into(),
-                QueueDeclareOptions { exclusive: true, ..Default::default() },
-                FieldTable::default(),
-            )
-            .await
-            .unwrap();
-        ch.queue_bind(
-            q.name().clone(),
-            "mediagate.verdicts".into(),
-            "#".into(),
-            QueueBindOptions::default(),
-            FieldTable::default(),
-        )
-        .await
-        .unwrap();
-        let mut verdicts = ch
-            .basic_consume(
-                q.name().clone(),
-                "".into(),
-                BasicConsumeOptions { no_ack: true, ..Default::default() },
-                FieldTable::default(),
-            )
-            .await
-            .unwrap();
+        let (ch, mut verdicts) = private_verdicts(&conn).await;
         ch.confirm_select(ConfirmSelectOptions::default()).await.unwrap();
         for id in &ids {
             let key = format!("{id}/0.jpg");

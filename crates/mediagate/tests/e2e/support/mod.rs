@@ -294,31 +294,37 @@ pub fn worker_env(vhost: &str, s3: &S3Server) -> Vec<(&'static str, String)> {
     ]
 }
 
-/// Waits (up to 60 s) until the worker has declared its topology (producers never declare
-/// queues), probing passively on throwaway channels.
-pub async fn wait_for_topology(conn: &Connection, log: &Path) {
-    let start = Instant::now();
-    loop {
-        let probe = conn.create_channel().await.expect("channel");
-        let ok = probe
-            .queue_declare(
-                "mediagate.uploads".into(),
-                QueueDeclareOptions { passive: true, ..Default::default() },
-                FieldTable::default(),
-            )
-            .await
-            .is_ok();
-        let _ = probe.close(200, "probe".into()).await;
-        if ok {
-            return;
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(60),
-            "the worker did not declare its topology within 60 s; see {}",
-            log.display()
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+/// A private, exclusive queue bound to `mediagate.verdicts` with `#`, consumed without acks: how
+/// a test sees every verdict of its vhost. Keep the channel as long as the consumer.
+pub async fn private_verdicts(conn: &Connection) -> (lapin::Channel, lapin::Consumer) {
+    let ch = conn.create_channel().await.expect("channel");
+    let q = ch
+        .queue_declare(
+            "".into(),
+            QueueDeclareOptions { exclusive: true, auto_delete: true, ..Default::default() },
+            FieldTable::default(),
+        )
+        .await
+        .expect("listener queue");
+    ch.queue_bind(
+        q.name().clone(),
+        "mediagate.verdicts".into(),
+        "#".into(),
+        QueueBindOptions::default(),
+        FieldTable::default(),
+    )
+    .await
+    .expect("bind");
+    let consumer = ch
+        .basic_consume(
+            q.name().clone(),
+            "".into(),
+            BasicConsumeOptions { no_ack: true, ..Default::default() },
+            FieldTable::default(),
+        )
+        .await
+        .expect("consume");
+    (ch, consumer)
 }
 
 /// Waits (up to 60 s) for a worker's `/readyz` to answer 200: its topology is declared (queues
@@ -393,36 +399,8 @@ pub fn harness() -> &'static Harness {
             let conn =
                 Connection::connect(&amqp_url(&vhost), ConnectionProperties::default()).await.expect("amqp connect");
             let channel = conn.create_channel().await.expect("channel");
-            wait_for_topology(&conn, &logdir.path().join("worker.log")).await;
             channel.confirm_select(ConfirmSelectOptions::default()).await.expect("confirms");
-            let listen = conn.create_channel().await.expect("channel");
-            let q = listen
-                .queue_declare(
-                    "".into(),
-                    QueueDeclareOptions { exclusive: true, auto_delete: true, ..Default::default() },
-                    FieldTable::default(),
-                )
-                .await
-                .expect("listener queue");
-            listen
-                .queue_bind(
-                    q.name().clone(),
-                    "mediagate.verdicts".into(),
-                    "#".into(),
-                    QueueBindOptions::default(),
-                    FieldTable::default(),
-                )
-                .await
-                .expect("bind");
-            let mut consumer = listen
-                .basic_consume(
-                    q.name().clone(),
-                    "".into(),
-                    BasicConsumeOptions { no_ack: true, ..Default::default() },
-                    FieldTable::default(),
-                )
-                .await
-                .expect("consume");
+            let (listen, mut consumer) = private_verdicts(&conn).await;
             let verdicts: Arc<Mutex<HashMap<String, Vec<SeenVerdict>>>> = Arc::default();
             let uncorrelated: Arc<Mutex<Vec<SeenVerdict>>> = Arc::default();
             let (v2, u2) = (verdicts.clone(), uncorrelated.clone());
@@ -639,7 +617,6 @@ impl Isolated {
         let (conn, channel) = rt.block_on(async {
             let conn =
                 Connection::connect(&amqp_url(&vhost), ConnectionProperties::default()).await.expect("amqp connect");
-            wait_for_topology(&conn, &log).await;
             let channel = conn.create_channel().await.expect("channel");
             channel.confirm_select(ConfirmSelectOptions::default()).await.expect("confirms");
             (conn, channel)
