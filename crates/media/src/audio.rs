@@ -52,7 +52,7 @@ pub const WAVEFORM_BUCKETS: usize = 100;
 pub const WAVEFORM_MAX: u8 = 31;
 
 /// Knobs of the voice-note pipeline; the defaults are the contract's.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct VoiceSettings {
     /// Longest voice note in ms (`MEDIAGATE_VOICE_MAX_MS`, 60 000).
     pub max_ms: u64,
@@ -71,13 +71,14 @@ impl Default for VoiceSettings {
 }
 
 /// What the worker stores and reports for a cleared voice note.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct VoiceOutput {
     /// Decoded length in ms — also the length of `ogg`.
     pub duration_ms: u64,
     /// [`WAVEFORM_BUCKETS`] values 0..=[`WAVEFORM_MAX`]: each bucket's peak over the clip's peak.
     pub waveform: Vec<u8>,
     /// Opus in Ogg, mono, 48 kHz (the `voice` variant, `audio/ogg`).
+    #[serde(with = "serde_bytes")]
     pub ogg: Vec<u8>,
 }
 
@@ -231,7 +232,7 @@ fn decode_mono48(
     };
     // Decoded input length in µs, summed frame by frame (the rate may change mid-stream).
     let mut decoded_us: u128 = 0;
-    let too_long = |ms: u64| MediaError::TooLong { what: "the voice note", duration_ms: ms, limit_ms: s.max_ms };
+    let too_long = |ms: u64| MediaError::TooLong { what: "the voice note".into(), duration_ms: ms, limit_ms: s.max_ms };
 
     let mut packet = Packet::empty();
     let mut decoded = frame::Audio::empty();

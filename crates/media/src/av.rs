@@ -228,7 +228,10 @@ impl Deadline {
     }
 
     pub(crate) fn error(&self) -> MediaError {
-        MediaError::TimedOut { stage: self.stage, budget_ms: self.budget.as_millis().min(u64::MAX as u128) as u64 }
+        MediaError::TimedOut {
+            stage: self.stage.into(),
+            budget_ms: self.budget.as_millis().min(u64::MAX as u128) as u64,
+        }
     }
 
     pub(crate) fn check(&self) -> Result<(), MediaError> {
@@ -489,7 +492,7 @@ pub(crate) fn frame_layout(f: &ffmpeg::frame::Audio) -> u64 {
 
 /// What a quick look at an audio/video file shows (container headers only: nothing here is
 /// trusted for limits; durations are measured by the pipelines).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct AvProbe {
     /// A real video track (cover art / attached pictures do not count).
     pub has_video: bool,

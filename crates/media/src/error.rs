@@ -3,7 +3,7 @@
 /// Why media could not be processed. Each variant maps to exactly one contract reason code
 /// (see [`MediaError::code`]) so the worker can turn it into a verdict item without guessing;
 /// the `Display` text is the verdict's `reason.message`, written for a person to act on.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, serde::Serialize, serde::Deserialize)]
 pub enum MediaError {
     /// A recognised format this pipeline does not process → `input.unsupported_format`.
     #[error("{format} photos are not supported; send JPEG, PNG, WebP or GIF")]
@@ -39,7 +39,7 @@ pub enum MediaError {
     #[error("{what} plays for at least {} s; the limit is {} s", fmt_secs(*duration_ms), fmt_secs(*limit_ms))]
     TooLong {
         /// "the voice note" or "the video", for the message.
-        what: &'static str,
+        what: std::borrow::Cow<'static, str>,
         /// Measured length (decoded samples for audio, packet timestamps for video).
         duration_ms: u64,
         /// The configured limit, without the allowance.
@@ -58,7 +58,7 @@ pub enum MediaError {
     #[error("{stage} did not finish within its {} s budget", fmt_secs(*budget_ms))]
     TimedOut {
         /// What was running, e.g. "transcoding the video".
-        stage: &'static str,
+        stage: std::borrow::Cow<'static, str>,
         /// The budget that ran out.
         budget_ms: u64,
     },

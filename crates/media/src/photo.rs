@@ -38,7 +38,7 @@ use crate::sniff::{sniff, Format};
 use crate::MediaError;
 
 /// Knobs of the photo pipeline; the defaults are the contract's (2048 / 320 px, 50 MP limit).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct PhotoSettings {
     /// Long-edge bound of the `full` variant (contract: 2048).
     pub full_edge: u32,
@@ -57,7 +57,7 @@ impl Default for PhotoSettings {
 }
 
 /// The encoding of an output variant, which decides its key's extension and its Content-Type.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub enum OutputKind {
     /// JPEG, the default.
     Jpeg,
@@ -84,9 +84,10 @@ impl OutputKind {
 }
 
 /// One encoded variant, ready to store; its size goes into the verdict's `outputs`.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Encoded {
     /// The file's bytes.
+    #[serde(with = "serde_bytes")]
     pub bytes: Vec<u8>,
     /// JPEG or PNG.
     pub kind: OutputKind,
@@ -97,7 +98,7 @@ pub struct Encoded {
 }
 
 /// Everything the worker stores and reports for a cleared photo.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct PhotoOutput {
     /// Original width as displayed (EXIF orientation applied) — the verdict's `width`.
     pub width: u32,

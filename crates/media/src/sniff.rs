@@ -7,7 +7,7 @@
 
 /// What kind of media a [`Format`] carries, which decides whether it fits a job's `kind`
 /// (images and videos for `media`, audio for `voice_note`) and what `media_type` the verdict shows.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub enum MediaClass {
     /// A still (or animated, first frame used) picture.
     Image,
@@ -34,7 +34,7 @@ impl MediaClass {
 /// [`Format::is_supported_photo`], and the audio/video pipelines for their own lists. Knowing
 /// the format of what we refuse lets the rejection message name it ("HEIC photos are not
 /// supported") and lets a blocked original be quarantined with the right extension.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub enum Format {
     /// JPEG / JFIF / Exif (`FF D8 FF`).
     Jpeg,

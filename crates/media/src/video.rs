@@ -53,7 +53,7 @@ use crate::sniff::Format;
 use crate::MediaError;
 
 /// Knobs of the video pipeline; the defaults are the contract's where it names one.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct VideoSettings {
     /// Longest video in ms (`MEDIAGATE_VIDEO_MAX_MS`, 180 000).
     pub max_ms: u64,
@@ -98,7 +98,7 @@ impl Default for VideoSettings {
 }
 
 /// Which frames to hand to the classifier.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct FrameSampling {
     /// One frame per this interval, from the first frame on.
     pub every: Duration,
@@ -115,7 +115,7 @@ impl Default for FrameSampling {
 }
 
 /// One decoded frame as packed RGB8, upright (rotation applied).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct RgbFrame {
     /// Time from the first frame, in ms.
     pub timestamp_ms: u64,
@@ -124,13 +124,14 @@ pub struct RgbFrame {
     /// Height in pixels.
     pub height: u32,
     /// `width × height × 3` bytes, rows top to bottom.
+    #[serde(with = "serde_bytes")]
     pub data: Vec<u8>,
     /// Whether this is the poster frame.
     pub poster: bool,
 }
 
 /// Everything the worker stores and reports for a cleared video.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct VideoOutput {
     /// Original width as displayed (rotation applied) — the verdict's `width`.
     pub width: u32,
@@ -141,6 +142,7 @@ pub struct VideoOutput {
     /// Whether the output has a sound track (the input had decodable audio).
     pub has_audio: bool,
     /// The `video` variant: H.264 (+ AAC) in MP4, fast-start.
+    #[serde(with = "serde_bytes")]
     pub mp4: Vec<u8>,
     /// Encoded width.
     pub mp4_width: u32,
@@ -402,7 +404,7 @@ fn scan(
     }
     let duration_ms = span.ms();
     if duration_ms > s.max_ms {
-        return Err(MediaError::TooLong { what: "the video", duration_ms, limit_ms: s.max_ms });
+        return Err(MediaError::TooLong { what: "the video".into(), duration_ms, limit_ms: s.max_ms });
     }
     let ceiling = (duration_ms / 1000 + 1) * 250 + 100;
     if video_packets > ceiling {

@@ -136,12 +136,32 @@ pub struct WorkerArgs {
     /// Most video frames scored per video, the poster included.
     #[arg(long, env = "MEDIAGATE_VIDEO_MAX_FRAMES", default_value_t = 16)]
     pub video_max_frames: usize,
+    /// Wall-clock budget for one photo's media work, seconds.
+    #[arg(long, env = "MEDIAGATE_PHOTO_BUDGET_S", default_value_t = 60)]
+    pub photo_budget_s: u64,
+    /// Where media work runs: `process` (a fresh, locked-down child process per item: memory and
+    /// CPU limits, no network, killed at its budget) or `off` (in the worker itself; for
+    /// platforms without seccomp, and for debugging).
+    #[arg(long, env = "MEDIAGATE_SANDBOX", value_enum, default_value_t = SandboxArg::Process)]
+    pub sandbox: SandboxArg,
+    /// Memory limit of each media sandbox process (heap, mappings and thread stacks), MiB.
+    #[arg(long, env = "MEDIAGATE_SANDBOX_MEMORY_MB", default_value_t = 2048)]
+    pub sandbox_memory_mb: u64,
     /// Address of the HTTP endpoints `/healthz`, `/readyz` and `/metrics`; empty disables them.
     #[arg(long, env = "MEDIAGATE_METRICS_ADDR", default_value = "0.0.0.0:9464")]
     pub metrics_addr: String,
     /// This worker's id in verdicts; default: the host name.
     #[arg(long, env = "MEDIAGATE_WORKER_ID")]
     pub worker_id: Option<String>,
+}
+
+/// `MEDIAGATE_SANDBOX`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum SandboxArg {
+    /// A child process per item.
+    Process,
+    /// In the worker process.
+    Off,
 }
 
 /// `mediagate submit`.

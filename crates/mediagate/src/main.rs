@@ -21,6 +21,16 @@ use tracing::{error, info, warn};
 use cli::{Cli, Command, Common, LogFormat, WorkerArgs};
 
 fn main() -> std::process::ExitCode {
+    // A media sandbox child (started by the worker, never by hand): no CLI, no runtime.
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.first().map(String::as_str) == Some(mediagate_sandbox::CHILD_ARG) {
+        let format = match std::env::var("MEDIAGATE_LOG_FORMAT").as_deref() {
+            Ok("text") => LogFormat::Text,
+            _ => LogFormat::Json,
+        };
+        init_tracing(format);
+        return mediagate_sandbox::child::serve(&args[1..]);
+    }
     let cli = Cli::parse();
     init_tracing(cli.common.log_format);
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
@@ -129,6 +139,8 @@ fn worker_config(common: &Common, args: &WorkerArgs) -> Result<WorkerConfig> {
             budget: Duration::from_secs(args.video_budget_s.max(1)),
             ..VideoSettings::default()
         },
+        photo_budget: Duration::from_secs(args.photo_budget_s.max(1)),
+        sandbox_memory_bytes: args.sandbox_memory_mb.max(16).saturating_mul(1 << 20),
         frame_sampling: FrameSampling {
             every: Duration::from_millis(args.video_frame_interval_ms.max(1)),
             max_frames: args.video_max_frames.max(1),
@@ -160,6 +172,8 @@ async fn worker(common: &Common, args: WorkerArgs) -> Result<std::process::ExitC
         .context("loading the nudity classifier")?;
     info!(model = classifier.model_name(), sha256 = classifier.model_sha256(), threads, "nudity classifier loaded");
     let classifier = Some(Arc::new(classifier));
+    let sandbox = media_sandbox(common, &args, config.concurrency)?;
+    sandbox.warm_up().await.context("starting the media sandbox")?;
     readiness.model.store(true, Ordering::Relaxed);
     if !args.metrics_addr.trim().is_empty() {
         let listener = tokio::net::TcpListener::bind(args.metrics_addr.trim()).await.with_context(|| {
@@ -216,6 +230,7 @@ async fn worker(common: &Common, args: WorkerArgs) -> Result<std::process::ExitC
             config.clone(),
             store.clone(),
             classifier.clone(),
+            sandbox.clone(),
             &broker,
             readiness.clone(),
             shutdown,
@@ -234,6 +249,35 @@ async fn worker(common: &Common, args: WorkerArgs) -> Result<std::process::ExitC
     }
     info!("worker stopped");
     Ok(std::process::ExitCode::SUCCESS)
+}
+
+/// The media sandbox of `MEDIAGATE_SANDBOX`: children of this very binary, as many kept ready
+/// as items may run at once, with only the logging settings in their environment.
+fn media_sandbox(common: &Common, args: &WorkerArgs, concurrency: usize) -> Result<mediagate_sandbox::Sandbox> {
+    let mut cfg = match args.sandbox {
+        cli::SandboxArg::Off => {
+            warn!("MEDIAGATE_SANDBOX=off: media work runs inside the worker, without isolation");
+            mediagate_sandbox::SandboxConfig {
+                mode: mediagate_sandbox::Mode::InProcess,
+                ..mediagate_sandbox::SandboxConfig::process(std::path::PathBuf::new(), 0, &[])
+            }
+        }
+        cli::SandboxArg::Process => {
+            let exe = std::env::current_exe().context("finding this binary to start media sandboxes")?;
+            mediagate_sandbox::SandboxConfig::process(
+                exe,
+                concurrency.max(1),
+                &["RUST_LOG", "TMPDIR", "RUST_BACKTRACE"],
+            )
+        }
+    };
+    let format = match common.log_format {
+        LogFormat::Json => "json",
+        LogFormat::Text => "text",
+    };
+    cfg.env.push(("MEDIAGATE_LOG_FORMAT".into(), format.into()));
+    info!(mode = ?cfg.mode, memory_mb = args.sandbox_memory_mb, "media sandbox");
+    Ok(mediagate_sandbox::Sandbox::new(cfg)?)
 }
 
 async fn wait_for_signal() {

@@ -1,5 +1,7 @@
 //! The worker's settings, already validated; the binary fills them from flags and env.
 
+use std::time::Duration;
+
 use mediagate_contract::{Limits, Thresholds};
 use mediagate_media::{FrameSampling, PhotoSettings, VideoSettings, VoiceSettings};
 
@@ -24,6 +26,11 @@ pub struct WorkerConfig {
     pub video: VideoSettings,
     /// Which video frames the classifier scores when the filter applies.
     pub frame_sampling: FrameSampling,
+    /// Wall-clock budget of one photo's media work (voice and video budgets are in their
+    /// settings).
+    pub photo_budget: Duration,
+    /// Memory limit (`RLIMIT_DATA`) of each media sandbox child, in bytes.
+    pub sandbox_memory_bytes: u64,
     /// Reported in every verdict (`worker.id`).
     pub worker_id: String,
     /// Reported in every verdict (`worker.version`).
@@ -48,6 +55,8 @@ impl WorkerConfig {
                 ..VideoSettings::default()
             },
             frame_sampling: FrameSampling::default(),
+            photo_budget: Duration::from_secs(60),
+            sandbox_memory_bytes: 2048 << 20,
             limits,
             thresholds: Thresholds::default(),
             worker_id: worker_id.into(),

@@ -1,14 +1,16 @@
 //! One item's journey: fetch with limits → sniff → fit the kind → process → store outputs.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use mediagate_classify::Classifier;
 use mediagate_contract::keys::{output_item_prefix, output_key, quarantine_original_key, quarantine_verdict_key};
 use mediagate_contract::{
     Item, ItemStatus, ItemVerdict, JobKind, MediaType, NudityPolicy, NudityResult, Output, Reason, ReasonCode,
 };
-use mediagate_media::{sniff, Encoded, Format, MediaClass, MediaError};
-use tracing::{debug, info_span, Instrument};
+use mediagate_media::{sniff, Encoded, Format, MediaClass};
+use mediagate_sandbox::{ChildLimits, Outcome, Request, SandboxError, Stats, Task, Tensor};
+use tracing::{debug, info_span, warn, Instrument};
 
 use crate::codes::{media_error, source_error, Transient};
 use crate::metrics::{metrics, StageTimer};
@@ -133,11 +135,13 @@ async fn process_in_slot(ctx: &ItemCtx, item: &Item) -> Result<ItemVerdict, Tran
         };
         // MP4/MOV/WebM/Matroska may hold a video or only sound: the tracks decide.
         let class = if mediagate_media::is_video_format(format) {
-            let probe_bytes = Arc::clone(&bytes);
-            let probed = blocking(move || mediagate_media::probe_av(&probe_bytes, format)).await;
-            match settle(&item.item_id, media_type_of(format.media_class()), probed)? {
-                Ok(probe) => probe.media_class(),
-                Err(rejected) => return Ok(rejected),
+            let task = Task::Probe { format };
+            match sandboxed(ctx, item, task, Arc::clone(&bytes), PROBE_BUDGET).await? {
+                Ok((Outcome::Probe(probe), _)) => probe.media_class(),
+                Ok(_) => return Err(unexpected()),
+                Err(reason) => {
+                    return Ok(ItemVerdict::rejected(&item.item_id, Some(media_type_of(format.media_class())), reason))
+                }
             }
         } else {
             format.media_class()
@@ -148,35 +152,96 @@ async fn process_in_slot(ctx: &ItemCtx, item: &Item) -> Result<ItemVerdict, Tran
         }
         match class {
             MediaClass::Image => photo(ctx, item, bytes, format).await,
-            MediaClass::Audio => voice(shared, job_id, item, bytes, format).await,
+            MediaClass::Audio => voice(ctx, job_id, item, bytes, format).await,
             MediaClass::Video => video(ctx, item, bytes, format).await,
         }
     }
 }
 
-/// Runs media work on the blocking pool. A panic there is the input's doing (it would panic on
-/// every redelivery), so it becomes an `input.corrupt` reason rather than a crash or a retry.
-async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Result<T, Reason> {
-    tokio::task::spawn_blocking(f).await.map_err(|join| {
-        Reason::new(
-            ReasonCode::InputCorrupt,
-            format!("the decoder failed on this file ({join}); re-export it and send it again"),
-        )
-    })
+/// Wall-clock budget of looking at a container's tracks.
+const PROBE_BUDGET: Duration = Duration::from_secs(30);
+
+/// Runs media work in the sandbox: its outcome, or the item's rejection (`Err(Transient)` only
+/// for faults that are not the input's: a budget overrun, an internal error, no sandbox).
+async fn sandboxed(
+    ctx: &ItemCtx,
+    item: &Item,
+    task: Task,
+    bytes: Arc<Vec<u8>>,
+    budget: Duration,
+) -> Result<Result<(Outcome, Stats), Reason>, Transient> {
+    let shared = &ctx.shared;
+    let media_type = task.label();
+    let request = Request {
+        job_id: ctx.job_id.clone(),
+        item_id: item.item_id.clone(),
+        task,
+        limits: ChildLimits {
+            memory_bytes: shared.config.sandbox_memory_bytes,
+            // A backstop behind the wall clock: two busy cores for the whole budget, and some.
+            cpu_seconds: budget.as_secs().saturating_mul(2).saturating_add(10),
+            file_bytes: SANDBOX_FILE_BYTES,
+        },
+    };
+    let m = metrics();
+    match shared.sandbox.run(request, bytes, budget).await {
+        Ok(report) => {
+            m.sandbox_runs.with_label_values(&[if report.stats.crashes > 0 { "crashed_once" } else { "ok" }]).inc();
+            if report.stats.peak_rss_bytes > 0 {
+                m.sandbox_peak_rss.with_label_values(&[media_type]).observe(report.stats.peak_rss_bytes as f64);
+            }
+            match report.result {
+                Ok(outcome) => Ok(Ok((outcome, report.stats))),
+                Err(e) => Ok(Err(media_error(e)?)),
+            }
+        }
+        Err(e @ SandboxError::Crashed { .. }) => {
+            m.sandbox_runs.with_label_values(&["crashed"]).inc();
+            warn!(error = %e, "the media sandbox crashed twice on this file; rejecting it");
+            Ok(Err(Reason::new(ReasonCode::InputCorrupt, e.to_string())))
+        }
+        Err(e @ SandboxError::TimedOut { .. }) => {
+            m.sandbox_runs.with_label_values(&["timed_out"]).inc();
+            Err(Transient::media(e.to_string()))
+        }
+        Err(e @ SandboxError::Spawn { .. }) => {
+            m.sandbox_runs.with_label_values(&["spawn_failed"]).inc();
+            Err(Transient::internal(e.to_string()))
+        }
+    }
 }
 
-/// Settles the result of media work on the blocking pool: its output, or the item's rejection
-/// (`Err(Transient)` only for faults that are not the input's).
-fn settle<T>(
-    item_id: &str,
-    media_type: MediaType,
-    result: Result<Result<T, MediaError>, Reason>,
-) -> Result<Result<T, ItemVerdict>, Transient> {
-    Ok(match result {
-        Ok(Ok(out)) => Ok(out),
-        Ok(Err(e)) => Err(ItemVerdict::rejected(item_id, Some(media_type), media_error(e)?)),
-        Err(reason) => Err(ItemVerdict::rejected(item_id, Some(media_type), reason)),
+/// Largest file a sandbox child may write (the video muxer's temporary MP4).
+const SANDBOX_FILE_BYTES: u64 = 4 << 30;
+
+fn unexpected() -> Transient {
+    Transient::internal("the media sandbox answered with the outcome of another task")
+}
+
+/// Runs the classifier on tensors from the sandbox, off the async threads; the highest score.
+async fn score(
+    ctx: &ItemCtx,
+    media_type: &'static str,
+    tensors: Vec<Tensor>,
+    prep: Duration,
+) -> Result<f32, Transient> {
+    let classifier = ctx
+        .shared
+        .classifier
+        .clone()
+        .ok_or_else(|| Transient::internal("the nudity filter applies but no classifier is loaded"))?;
+    let started = std::time::Instant::now();
+    let max = tokio::task::spawn_blocking(move || {
+        tensors.iter().try_fold(0f32, |max, t| classifier.infer(&t.0).map(|s| max.max(s)))
     })
+    .await
+    .map_err(|e| Transient::internal(format!("the classifier thread failed: {e}")))?
+    .map_err(|e| Transient::internal(format!("running the classifier: {e}")))?;
+    metrics()
+        .stage_seconds
+        .with_label_values(&["classify", media_type])
+        .observe((started.elapsed() + prep).as_secs_f64());
+    Ok(max)
 }
 
 /// A cleared item with its measurements and outputs; the caller fills in what applies.
@@ -198,19 +263,22 @@ fn cleared(item_id: &str, media_type: MediaType, outputs: Vec<Output>) -> ItemVe
 
 /// Measures and transcodes a voice note to Ogg Opus, with its waveform.
 async fn voice(
-    shared: &Arc<Shared>,
+    ctx: &ItemCtx,
     job_id: &str,
     item: &Item,
     bytes: Arc<Vec<u8>>,
     format: Format,
 ) -> Result<ItemVerdict, Transient> {
+    let shared = &ctx.shared;
     let settings = shared.config.voice.clone();
+    let budget = settings.budget;
     let timer = StageTimer::start("process", "audio");
-    let result = blocking(move || mediagate_media::process_voice(&bytes, format, &settings)).await;
+    let result = sandboxed(ctx, item, Task::Voice { format, settings }, bytes, budget).await?;
     drop(timer);
-    let out = match settle(&item.item_id, MediaType::Audio, result)? {
-        Ok(out) => out,
-        Err(rejected) => return Ok(rejected),
+    let out = match result {
+        Ok((Outcome::Voice(out), _)) => out,
+        Ok(_) => return Err(unexpected()),
+        Err(reason) => return Ok(ItemVerdict::rejected(&item.item_id, Some(MediaType::Audio), reason)),
     };
     let _store_timer = StageTimer::start("store", "audio");
     let ogg = store_bytes(shared, job_id, &item.item_id, "voice", "ogg", "audio/ogg", out.ogg, None).await?;
@@ -231,32 +299,21 @@ async fn video(ctx: &ItemCtx, item: &Item, bytes: Arc<Vec<u8>>, format: Format) 
     if filter.is_some() {
         settings.sampling = Some(shared.config.frame_sampling.clone());
     }
+    let budget = settings.budget;
     let timer = StageTimer::start("process", "video");
-    let result = blocking(move || {
-        let mut out = mediagate_media::process_video(&bytes, format, &settings)?;
-        let frames = std::mem::take(&mut out.frames);
-        let score = match &filter {
-            Some((c, _)) => {
-                let t = std::time::Instant::now();
-                let mut max = 0f32;
-                for f in &frames {
-                    let s = c
-                        .score_rgb(f.width, f.height, &f.data)
-                        .map_err(|e| MediaError::Internal { message: format!("scoring a video frame: {e}") })?;
-                    max = max.max(s);
-                }
-                metrics().stage_seconds.with_label_values(&["classify", "video"]).observe(t.elapsed().as_secs_f64());
-                Some((max, frames.len() as u32))
-            }
-            None => None,
-        };
-        Ok::<_, MediaError>((out, score))
-    })
-    .await;
+    let result = sandboxed(ctx, item, Task::Video { format, settings }, bytes, budget).await?;
     drop(timer);
-    let (out, score) = match settle(&item.item_id, MediaType::Video, result)? {
-        Ok(out) => out,
-        Err(rejected) => return Ok(rejected),
+    let (out, tensors, stats) = match result {
+        Ok((Outcome::Video { out, tensors }, stats)) => (out, tensors, stats),
+        Ok(_) => return Err(unexpected()),
+        Err(reason) => return Ok(ItemVerdict::rejected(&item.item_id, Some(MediaType::Video), reason)),
+    };
+    let score = match filter {
+        Some(_) => {
+            let n = tensors.len() as u32;
+            Some((score(ctx, "video", tensors, stats.classify_prep).await?, n))
+        }
+        None => None,
     };
     let nudity = match (score, ctx.nudity) {
         (Some((s, n)), Some(policy)) => {
@@ -375,30 +432,18 @@ async fn photo(ctx: &ItemCtx, item: &Item, bytes: Arc<Vec<u8>>, format: Format) 
     let settings = shared.config.photo.clone();
     let filter = classifier_for(ctx)?;
     let timer = StageTimer::start("process", "image");
-    let result = blocking(move || {
-        let out = mediagate_media::process_photo(&bytes, &settings)?;
-        // The reference decodes the original bytes itself (no EXIF rotation, Pillow's decoder),
-        // so the score is computed from them, not from the resized variants.
-        let score = match &filter {
-            Some((c, _)) => {
-                let t = std::time::Instant::now();
-                let s = c.score_encoded(&bytes).map_err(|e| MediaError::Corrupt {
-                    message: format!(
-                        "the nudity filter could not read this image ({e}); re-export it and send it again"
-                    ),
-                })?;
-                metrics().stage_seconds.with_label_values(&["classify", "image"]).observe(t.elapsed().as_secs_f64());
-                Some(s)
-            }
-            None => None,
-        };
-        Ok::<_, MediaError>((out, score))
-    })
-    .await;
+    let task = Task::Photo { settings, classify: filter.is_some() };
+    let result = sandboxed(ctx, item, task, bytes, shared.config.photo_budget).await?;
     drop(timer);
-    let (out, score) = match settle(&item.item_id, MediaType::Image, result)? {
-        Ok(out) => out,
-        Err(rejected) => return Ok(rejected),
+    let (out, tensor, stats) = match result {
+        Ok((Outcome::Photo { out, tensor }, stats)) => (out, tensor, stats),
+        Ok(_) => return Err(unexpected()),
+        Err(reason) => return Ok(ItemVerdict::rejected(&item.item_id, Some(MediaType::Image), reason)),
+    };
+    let score = match (filter, tensor) {
+        (Some(_), Some(t)) => Some(score(ctx, "image", vec![t], stats.classify_prep).await?),
+        (Some(_), None) => return Err(Transient::internal("the media sandbox returned no tensor for the classifier")),
+        (None, _) => None,
     };
     let nudity = match (score, ctx.nudity) {
         (Some(s), Some(policy)) => Some(Scored::new(shared, policy, s, 1)?.result),

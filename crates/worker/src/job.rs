@@ -16,8 +16,13 @@ use crate::{Lane, Shared};
 
 /// What the run loop does with a delivery once its job has been handled.
 #[derive(Debug)]
-pub(crate) struct Handled {
-    pub verdict: Verdict,
+pub(crate) enum Handled {
+    /// Publish this verdict, then ack.
+    Verdict(Verdict),
+    /// A newer revision of this job is already stored (a stale reprocess job, or a redelivery
+    /// that a later reprocess overtook): ack without touching outputs, manifest or verdicts, so
+    /// an old revision never overwrites a newer one.
+    Superseded { job_id: String, revision: u64, stored_revision: u64 },
 }
 
 /// Runs one delivery to its verdict, storing outputs and the manifest on the way.
@@ -46,11 +51,20 @@ pub(crate) async fn handle_delivery(
                     .unwrap_or_else(|_| serde_json::Value::String(String::from_utf8_lossy(body).into_owned()));
                 write_manifest(&shared, job_id, job_value, &verdict).await?;
             }
-            return Ok(Handled { verdict });
+            return Ok(Handled::Verdict(verdict));
         }
     };
     let job_value = serde_json::from_slice::<serde_json::Value>(body)
         .map_err(|e| Transient::internal(format!("re-reading a body that parsed once: {e}")))?;
+    // Only a reprocess job or a redelivery can meet a newer stored revision; a live job's first
+    // delivery skips the extra read.
+    if job.reprocess || redelivered {
+        if let Some(stored_revision) = stored_revision(&shared, &job.job_id).await? {
+            if stored_revision > job.revision {
+                return Ok(Handled::Superseded { job_id: job.job_id.clone(), revision: job.revision, stored_revision });
+            }
+        }
+    }
 
     let mut verdict = Verdict {
         job_id: Some(job.job_id.clone()),
@@ -64,7 +78,7 @@ pub(crate) async fn handle_delivery(
         info!(job_id = %job.job_id, code = %reason.code, "job rejected by a job-level rule");
         verdict.reason = Some(reason);
         write_manifest(&shared, &job.job_id, job_value, &verdict).await?;
-        return Ok(Handled { verdict });
+        return Ok(Handled::Verdict(verdict));
     }
 
     // Items of one job run concurrently; the worker-wide slots bound the CPU and memory.
@@ -94,7 +108,28 @@ pub(crate) async fn handle_delivery(
     let statuses: Vec<ItemStatus> = verdict.items.iter().map(|i| i.status).collect();
     verdict.status = job_status(&statuses);
     write_manifest(&shared, &job.job_id, job_value, &verdict).await?;
-    Ok(Handled { verdict })
+    Ok(Handled::Verdict(verdict))
+}
+
+/// The revision of the job's stored manifest; `None` when there is none, or when it cannot be
+/// read as a manifest (then the job is processed and its manifest rewritten).
+async fn stored_revision(shared: &Shared, job_id: &str) -> Result<Option<u64>, Transient> {
+    let bucket = &shared.config.manifest_bucket;
+    let key = manifest_key(job_id);
+    // Manifests are small; a huge object under that key is not one of ours.
+    match shared.store.get_limited(bucket, &key, 64 * 1024 * 1024).await {
+        Ok(bytes) => match serde_json::from_slice::<Manifest>(&bytes) {
+            Ok(m) => Ok(Some(m.verdict.revision)),
+            Err(e) => {
+                warn!(%bucket, %key, error = %e, "stored manifest does not parse; processing the job");
+                Ok(None)
+            }
+        },
+        Err(mediagate_store::StoreError::NotFound { .. }) | Err(mediagate_store::StoreError::TooLarge { .. }) => {
+            Ok(None)
+        }
+        Err(e) => Err(Transient::storage(format!("reading s3://{bucket}/{key}: {e}"))),
+    }
 }
 
 /// A verdict skeleton with this worker's identity and the current time.

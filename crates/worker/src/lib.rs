@@ -41,6 +41,8 @@ pub(crate) struct Shared {
     /// The nudity classifier, loaded once per worker. A job that needs the filter is never
     /// cleared without it.
     pub classifier: Option<Arc<mediagate_classify::Classifier>>,
+    /// Where media work runs: a fresh, locked-down child process per item by default.
+    pub sandbox: mediagate_sandbox::Sandbox,
 }
 
 /// Where a job came from: live traffic or a batch reprocess.
@@ -72,6 +74,7 @@ pub async fn run(
     config: WorkerConfig,
     store: Store,
     classifier: Option<Arc<mediagate_classify::Classifier>>,
+    sandbox: mediagate_sandbox::Sandbox,
     broker: &Broker,
     readiness: Arc<Readiness>,
     shutdown: impl Future<Output = ()>,
@@ -97,6 +100,7 @@ pub async fn run(
         slots: Arc::new(Semaphore::new(concurrency)),
         batch_gate: Arc::new(Semaphore::new(batch_slots)),
         classifier,
+        sandbox,
         config,
         store,
     });
@@ -189,8 +193,15 @@ async fn job_task(shared: Arc<Shared>, publisher: VerdictPublisher, delivery: De
             }
         };
         match outcome {
-            Ok(handled) => {
-                let v = &handled.verdict;
+            Ok(job::Handled::Superseded { job_id, revision, stored_revision }) => {
+                metrics().jobs.with_label_values(&["superseded", lane_label]).inc();
+                info!(%job_id, revision, stored_revision, "a newer revision of this job is stored; acked without processing");
+                if let Err(e) = delivery.acker.ack().await {
+                    warn!(error = %e, "ack failed; the broker will redeliver and the job will be skipped again");
+                }
+            }
+            Ok(job::Handled::Verdict(verdict)) => {
+                let v = &verdict;
                 let publish_timer = metrics::StageTimer::start("publish", "job");
                 match publish(&publisher, v).await {
                     Ok(()) => {

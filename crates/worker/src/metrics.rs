@@ -11,7 +11,8 @@ use prometheus::{
 /// All of the worker's metrics, registered once per process.
 pub struct Metrics {
     pub registry: Registry,
-    /// Jobs finished, by status and lane (live/batch).
+    /// Jobs finished, by status and lane (live/batch); `superseded` for a job acked unprocessed
+    /// because a newer revision of it was already stored.
     pub jobs: IntCounterVec,
     /// Items finished, by status, reason code (`none` when cleared) and media type.
     pub items: IntCounterVec,
@@ -21,6 +22,11 @@ pub struct Metrics {
     pub job_seconds: HistogramVec,
     /// Jobs currently held by this worker.
     pub in_flight: IntGauge,
+    /// Media sandbox runs by outcome (`ok`, `crashed_once`, `crashed`, `timed_out`, `spawn_failed`).
+    pub sandbox_runs: IntCounterVec,
+    /// Peak resident memory of each media sandbox child, by media type: what
+    /// `MEDIAGATE_SANDBOX_MEMORY_MB` must leave room for.
+    pub sandbox_peak_rss: HistogramVec,
     /// Jobs handed back to the broker after a transient fault, by cause.
     pub retries: IntCounterVec,
     /// Jobs that reached the delivery limit and got a `failed` verdict.
@@ -44,7 +50,7 @@ impl Metrics {
         Ok(Metrics {
             jobs: register_int_counter_vec_with_registry!(
                 "jobs_total",
-                "Jobs finished, by verdict status and lane.",
+                "Jobs finished, by verdict status (or superseded) and lane.",
                 &["status", "lane"],
                 registry
             )?,
@@ -73,6 +79,19 @@ impl Metrics {
                 "retries_total",
                 "Jobs handed back to the broker after a transient fault.",
                 &["cause"],
+                registry
+            )?,
+            sandbox_runs: register_int_counter_vec_with_registry!(
+                "sandbox_runs_total",
+                "Media sandbox runs, by outcome.",
+                &["outcome"],
+                registry
+            )?,
+            sandbox_peak_rss: register_histogram_vec_with_registry!(
+                "sandbox_peak_rss_bytes",
+                "Peak resident memory of a media sandbox child, by media type.",
+                &["media_type"],
+                vec![16e6, 32e6, 64e6, 128e6, 256e6, 512e6, 1024e6, 2048e6, 4096e6],
                 registry
             )?,
             dead_lettered: register_int_counter_with_registry!(

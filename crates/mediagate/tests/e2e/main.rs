@@ -11,5 +11,6 @@ mod ops;
 mod photos;
 mod reprocess;
 mod rules;
+mod sandbox;
 mod schemas;
 mod shutdown;

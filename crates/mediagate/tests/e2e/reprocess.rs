@@ -64,6 +64,27 @@ fn reprocess_republishes_matching_jobs_with_a_higher_revision() {
     assert_eq!(manifest["job"]["reprocess"], true);
     assert_eq!(env.verdicts_for(&rejected).len(), 1, "the rejected job was filtered out");
 
+    // A stale reprocess job (revision 0 when revision 1 is stored, e.g. left in the queue by an
+    // earlier run) is acked without processing: no verdict, the manifest keeps revision 1.
+    let mut stale = manifest["job"].clone();
+    stale["revision"] = json!(0);
+    env.publish_to("reprocess", &stale);
+    let metrics_addr = crate::support::metrics_addr_of(&env.env);
+    let superseded = "mediagate_jobs_total{lane=\"batch\",status=\"superseded\"} 1";
+    let start = std::time::Instant::now();
+    loop {
+        let (_, text) = crate::support::http_get(&metrics_addr, "/metrics");
+        if text.contains(superseded) {
+            break;
+        }
+        assert!(start.elapsed() < Duration::from_secs(60), "no superseded job counted; log:\n{}", env.log_tail());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(env.verdicts_for(&cleared).len(), 2, "the stale job published no verdict");
+    let manifest: Value =
+        serde_json::from_slice(&env.get("media", &format!("manifests/{cleared}.json")).unwrap()).unwrap();
+    assert_eq!(manifest["verdict"]["revision"], 1, "the stale job did not overwrite the newer manifest");
+
     // Resuming with the same state file has nothing left to do.
     let out =
         env.command().args(["reprocess", "--status", "cleared", "--state", state.to_str().unwrap()]).output().unwrap();

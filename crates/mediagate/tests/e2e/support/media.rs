@@ -314,3 +314,12 @@ pub fn mp4_rotated(width: u32, height: u32, seconds: f32, degrees: u32) -> Vec<u
         "rotated.mp4",
     )
 }
+
+/// A flat RGBA PNG: a few hundred kB that decode to `w × h × 4` bytes, for tests of the
+/// decoders' memory limit.
+pub fn png_flat_rgba(w: u32, h: u32) -> Vec<u8> {
+    let img: ImageBuffer<Rgba<u8>, Vec<u8>> = ImageBuffer::from_pixel(w, h, Rgba([10, 20, 30, 128]));
+    let mut out = Cursor::new(Vec::new());
+    img.write_to(&mut out, image::ImageFormat::Png).expect("png encode");
+    out.into_inner()
+}

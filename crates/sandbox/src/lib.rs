@@ -1,0 +1,226 @@
+//! mediagate-sandbox: runs each item's media work (sniffed bytes → outputs, measurements and
+//! classifier tensors) in a fresh child process, so a file that crashes, hangs or exploits a
+//! native decoder (FFmpeg, libjpeg-turbo, libpng, libwebp…) cannot take the worker down, block
+//! its other jobs, or reach anything the worker can.
+//!
+//! The child is the `mediagate` binary itself, started with a hidden first argument
+//! ([`CHILD_ARG`]); its `main` calls [`child::serve`]. Each child:
+//! - locks itself down before it reads a byte of input ([`lockdown`]): dies with the worker
+//!   (`PR_SET_PDEATHSIG`), `no_new_privs`, no core dumps, and a seccomp filter that refuses
+//!   sockets, `exec`, new processes, `ptrace` and the other calls exploits reach for, so a
+//!   compromised decoder has no network and cannot start anything;
+//! - gets the environment the worker chooses (no credentials: the AMQP URL and the S3 keys are
+//!   never in its environment) and no file descriptors but its three pipes;
+//! - takes memory (`RLIMIT_DATA`), CPU-time (`RLIMIT_CPU`), file-size and open-file limits;
+//! - serves exactly one item and exits, so nothing one user's file did survives into the next
+//!   item.
+//!
+//! The parent ([`Sandbox`]) keeps a few children started ahead of time, so the start-up cost
+//! (exec, dynamic linking) is off the item's critical path; it enforces the item's wall-clock
+//! budget by killing the child, and reports a crash with what killed it. The classifier model
+//! itself runs in the worker: only tensors (plain floats) cross back, never decoder state.
+//!
+//! [`Mode::InProcess`] runs the same [`execute`] on a blocking thread instead, for platforms
+//! without these facilities and for debugging; panics are still caught there.
+//!
+//! Invariants: the wire types are this crate's ([`Request`], [`Report`]); both ends are the same
+//! binary, so there is no versioning. Every failure is a [`SandboxError`] or a [`MediaError`],
+//! never a panic in the worker.
+
+#![warn(missing_docs)]
+#![deny(unsafe_op_in_unsafe_fn)]
+
+pub mod child;
+mod exec;
+mod frame;
+pub mod lockdown;
+mod supervisor;
+
+use std::time::Duration;
+
+use mediagate_media::{
+    AvProbe, Format, MediaError, PhotoOutput, PhotoSettings, VideoOutput, VideoSettings, VoiceOutput, VoiceSettings,
+};
+use serde::{Deserialize, Serialize};
+
+pub use exec::execute;
+pub use supervisor::{Mode, Sandbox, SandboxConfig};
+
+/// First argument that turns the `mediagate` binary into a sandbox child.
+pub const CHILD_ARG: &str = "__media-sandbox";
+
+/// One item's media work.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub enum Task {
+    /// Look at an audio/video container's tracks.
+    Probe {
+        /// The sniffed format.
+        format: Format,
+    },
+    /// Decode, orient, resize and encode a photo; with `classify`, also the classifier's input
+    /// tensor, decoded from the original bytes as the reference does.
+    Photo {
+        /// The photo pipeline's settings.
+        settings: PhotoSettings,
+        /// Whether the nudity filter applies.
+        classify: bool,
+    },
+    /// Measure and transcode a voice note.
+    Voice {
+        /// The sniffed format.
+        format: Format,
+        /// The voice pipeline's settings.
+        settings: VoiceSettings,
+    },
+    /// Transcode a video; when `settings.sampling` is set, the sampled frames come back as
+    /// classifier tensors.
+    Video {
+        /// The sniffed format.
+        format: Format,
+        /// The video pipeline's settings.
+        settings: VideoSettings,
+    },
+}
+
+impl Task {
+    /// Label for logs and metrics.
+    pub fn label(&self) -> &'static str {
+        match self {
+            Task::Probe { .. } => "probe",
+            Task::Photo { .. } => "image",
+            Task::Voice { .. } => "audio",
+            Task::Video { .. } => "video",
+        }
+    }
+}
+
+/// What the parent sends before the input bytes.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Request {
+    /// For the child's log lines.
+    pub job_id: String,
+    /// For the child's log lines.
+    pub item_id: String,
+    /// The work.
+    pub task: Task,
+    /// Applied by the child before it reads the input.
+    pub limits: ChildLimits,
+}
+
+/// Resource limits of one child.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChildLimits {
+    /// `RLIMIT_DATA`: heap, anonymous mappings and thread stacks, the input's copy included.
+    pub memory_bytes: u64,
+    /// `RLIMIT_CPU` (soft; the hard limit, which kills, is 5 s above it).
+    pub cpu_seconds: u64,
+    /// `RLIMIT_FSIZE`: the largest file the child may write (the video muxer's temporary file).
+    pub file_bytes: u64,
+}
+
+/// The classifier's input for one image: 224×224×3 NHWC float32, as
+/// [`mediagate_classify::preprocess`] returns it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Tensor(pub Vec<f32>);
+
+/// What the media work produced.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub enum Outcome {
+    /// The container's tracks.
+    Probe(AvProbe),
+    /// A processed photo and, when asked, its classifier tensor.
+    Photo {
+        /// Variants and measurements.
+        out: PhotoOutput,
+        /// The classifier's input, when the filter applies.
+        tensor: Option<Tensor>,
+    },
+    /// A transcoded voice note.
+    Voice(VoiceOutput),
+    /// A transcoded video (`out.frames` empty) and one tensor per sampled frame.
+    Video {
+        /// Variants and measurements.
+        out: VideoOutput,
+        /// Tensors of the sampled frames, the poster among them.
+        tensors: Vec<Tensor>,
+    },
+}
+
+/// How the child's work went.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Stats {
+    /// Wall-clock time of the media work itself, classifier preparation included.
+    pub work: Duration,
+    /// Of which: decoding and preprocessing for the classifier.
+    pub classify_prep: Duration,
+    /// The child's peak resident memory (`VmHWM`), 0 in-process.
+    pub peak_rss_bytes: u64,
+    /// CPU time (user + system) the child used, 0 in-process.
+    pub cpu: Duration,
+    /// The process that did the work (the worker's own pid in-process).
+    pub pid: u32,
+    /// Children that died without an answer before this one (set by the worker's side).
+    #[serde(default)]
+    pub crashes: u32,
+}
+
+/// The child's answer.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Report {
+    /// The outputs, or why the input was refused.
+    pub result: Result<Outcome, MediaError>,
+    /// Measurements of the work.
+    pub stats: Stats,
+}
+
+/// Why the sandbox gave no [`Report`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SandboxError {
+    /// A child could not be started (the binary is missing, the process table is full…). Never
+    /// the input's fault.
+    #[error("could not start a media sandbox process: {message}")]
+    Spawn {
+        /// What failed.
+        message: String,
+    },
+    /// The child died without an answer, twice, each time in a fresh process: the file makes the
+    /// decoder crash (or exhaust its memory limit).
+    #[error("{}", crash_message(how, *out_of_memory, *memory_mb))]
+    Crashed {
+        /// How it ended, e.g. "killed by signal 11 (SIGSEGV)".
+        how: String,
+        /// Whether its last words say an allocation failed.
+        out_of_memory: bool,
+        /// The memory limit it ran under, in MiB.
+        memory_mb: u64,
+    },
+    /// The child did not answer within the item's wall-clock budget and was killed.
+    #[error("{stage} did not finish within its {} s budget; the decoder process was stopped", budget.as_secs())]
+    TimedOut {
+        /// What was running.
+        stage: &'static str,
+        /// The budget that ran out.
+        budget: Duration,
+    },
+}
+
+fn crash_message(how: &str, out_of_memory: bool, memory_mb: u64) -> String {
+    if out_of_memory {
+        format!(
+            "decoding this file needed more than the {memory_mb} MiB a decoder may use (the isolated decoder \
+             process {how}, twice); send a smaller or simpler file"
+        )
+    } else {
+        format!(
+            "the decoder crashed on this file (the isolated decoder process {how}, twice); the file is damaged \
+             or crafted: re-export it and send it again"
+        )
+    }
+}
+
+impl SandboxError {
+    /// Whether the input is to blame (an explicit `rejected` item) rather than us or the host.
+    pub fn is_input_error(&self) -> bool {
+        matches!(self, SandboxError::Crashed { .. })
+    }
+}

@@ -1,0 +1,371 @@
+//! The worker's side: children started ahead of time, one per item, with the item's wall-clock
+//! budget enforced by killing the child.
+
+use std::collections::VecDeque;
+use std::ffi::OsString;
+use std::io::Write;
+use std::os::unix::process::ExitStatusExt;
+use std::path::PathBuf;
+use std::process::{ExitStatus, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::process::{Child, ChildStdin, ChildStdout, Command};
+use tracing::{debug, warn};
+
+use crate::child::{Reply, SYNC_MARK};
+use crate::{execute, frame, Report, Request, SandboxError, CHILD_ARG};
+
+/// Where media work runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// A fresh, locked-down child process per item (the default).
+    Process,
+    /// On a blocking thread of the worker itself: no isolation from crashes, hangs or exploits.
+    InProcess,
+}
+
+/// How the worker runs its sandboxes.
+#[derive(Debug, Clone)]
+pub struct SandboxConfig {
+    /// Process or in-process.
+    pub mode: Mode,
+    /// The program to start (the `mediagate` binary); it must call [`crate::child::serve`] when
+    /// its first argument is [`CHILD_ARG`].
+    pub program: PathBuf,
+    /// The child's whole environment (it starts from an empty one: no credentials).
+    pub env: Vec<(OsString, OsString)>,
+    /// Children kept started and waiting for an item.
+    pub spares: usize,
+    /// Largest report accepted from a child.
+    pub max_report_bytes: u64,
+}
+
+impl SandboxConfig {
+    /// Process mode running `program`, keeping `spares` children ready, with the variables of
+    /// `pass_env` copied from this process when they are set.
+    pub fn process(program: PathBuf, spares: usize, pass_env: &[&str]) -> SandboxConfig {
+        let mut env: Vec<(OsString, OsString)> =
+            pass_env.iter().filter_map(|k| std::env::var_os(k).map(|v| (OsString::from(k), v))).collect();
+        // Few malloc arenas: the memory limit counts reserved heap, and media work has few threads.
+        env.push(("MALLOC_ARENA_MAX".into(), "2".into()));
+        SandboxConfig { mode: Mode::Process, program, env, spares, max_report_bytes: 2 << 30 }
+    }
+}
+
+/// A fork server, started and waiting for requests.
+struct Server {
+    child: Child,
+    stdin: ChildStdin,
+    stdout: ChildStdout,
+    /// The last lines it (and its children) wrote to stderr, for crash reports.
+    tail: Arc<Mutex<Tail>>,
+}
+
+/// The end of a server's stderr.
+#[derive(Default)]
+struct Tail {
+    lines: VecDeque<String>,
+    /// [`SYNC_MARK`] lines seen: the server writes one after a child dies, so once the count
+    /// moves, everything the dead child wrote has been read.
+    marks: u64,
+}
+
+/// Runs media work in sandboxes. Cheap to clone.
+#[derive(Clone)]
+pub struct Sandbox {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    cfg: SandboxConfig,
+    idle: Mutex<Vec<Server>>,
+    refilling: AtomicBool,
+}
+
+/// How one attempt ended, before the crash policy.
+enum Attempt {
+    Done(Box<Report>),
+    Crashed { how: String, out_of_memory: bool },
+    TimedOut,
+}
+
+const GRACE: Duration = Duration::from_secs(5);
+const TAIL_LINES: usize = 20;
+
+impl Sandbox {
+    /// A sandbox; in process mode, checks that the program exists.
+    pub fn new(cfg: SandboxConfig) -> Result<Sandbox, SandboxError> {
+        if cfg.mode == Mode::Process && !cfg.program.is_file() {
+            return Err(SandboxError::Spawn { message: format!("{} is not a file", cfg.program.display()) });
+        }
+        Ok(Sandbox { inner: Arc::new(Inner { cfg, idle: Mutex::new(Vec::new()), refilling: false.into() }) })
+    }
+
+    /// The mode this sandbox runs in.
+    pub fn mode(&self) -> Mode {
+        self.inner.cfg.mode
+    }
+
+    /// Starts the fork servers (`spares` of them: one per item that may run at once). Call once
+    /// at start-up, inside the runtime, so the first items do not wait for them.
+    pub async fn warm_up(&self) -> Result<(), SandboxError> {
+        if self.inner.cfg.mode != Mode::Process {
+            return Ok(());
+        }
+        let first = self.spawn()?;
+        self.lock_idle().push(first);
+        self.refill();
+        Ok(())
+    }
+
+    /// Runs `request` on `input` within `budget` of wall-clock time. A child that dies without
+    /// an answer is retried once in a fresh child (the host may have killed it); a second death
+    /// is the file's doing ([`SandboxError::Crashed`]).
+    pub async fn run(&self, request: Request, input: Arc<Vec<u8>>, budget: Duration) -> Result<Report, SandboxError> {
+        if self.inner.cfg.mode == Mode::InProcess {
+            let (result, stats) = tokio::task::spawn_blocking(move || execute(&request.task, &input))
+                .await
+                .map_err(|e| SandboxError::Spawn { message: format!("the media thread failed: {e}") })?;
+            return Ok(Report { result, stats });
+        }
+        let header = postcard::to_allocvec(&request)
+            .map_err(|e| SandboxError::Spawn { message: format!("encoding the request: {e}") })?;
+        let mut crashes = 0;
+        loop {
+            match self.attempt(&header, &input, budget).await? {
+                Attempt::Done(mut report) => {
+                    report.stats.crashes = crashes;
+                    return Ok(*report);
+                }
+                Attempt::TimedOut => {
+                    warn!(
+                        task = request.task.label(),
+                        budget_s = budget.as_secs(),
+                        "media sandbox over its budget; killed it"
+                    );
+                    return Err(SandboxError::TimedOut { stage: stage(&request), budget });
+                }
+                Attempt::Crashed { how, out_of_memory } => {
+                    crashes += 1;
+                    warn!(task = request.task.label(), %how, out_of_memory, attempt = crashes, "media sandbox died without an answer");
+                    if crashes >= 2 {
+                        return Err(SandboxError::Crashed {
+                            how,
+                            out_of_memory,
+                            memory_mb: request.limits.memory_bytes / (1024 * 1024),
+                        });
+                    }
+                }
+            }
+        }
+    }
+
+    async fn attempt(&self, header: &[u8], input: &[u8], budget: Duration) -> Result<Attempt, SandboxError> {
+        let mut server = self.take()?;
+        let marks = match server.tail.lock() {
+            Ok(mut t) => {
+                t.lines.clear();
+                t.marks
+            }
+            Err(_) => 0,
+        };
+        let started = Instant::now();
+        let max = self.inner.cfg.max_report_bytes;
+        let exchange = async {
+            frame::write_async(&mut server.stdin, header).await?;
+            frame::write_async(&mut server.stdin, input).await?;
+            server.stdin.flush().await?;
+            frame::read_async(&mut server.stdout, max).await
+        };
+        let reply = match tokio::time::timeout(budget + GRACE, exchange).await {
+            Err(_) => {
+                // The child is the server's; killing the server kills it too (PR_SET_PDEATHSIG).
+                self.discard(server).await;
+                return Ok(Attempt::TimedOut);
+            }
+            Ok(Err(e)) => {
+                let how = self.discard(server).await;
+                warn!(error = %e, %how, "media sandbox server broke down; starting another");
+                return Ok(Attempt::Crashed { how: format!("(its fork server {how})"), out_of_memory: false });
+            }
+            Ok(Ok(bytes)) => bytes,
+        };
+        let reply = match postcard::from_bytes::<Reply>(&reply) {
+            Ok(r) => r,
+            Err(e) => {
+                self.discard(server).await;
+                return Err(SandboxError::Spawn { message: format!("garbled reply from the media sandbox: {e}") });
+            }
+        };
+        let tail = server.tail.clone();
+        self.give_back(server);
+        match reply {
+            Reply::Report(bytes) => match postcard::from_bytes::<Report>(&bytes) {
+                Ok(report) => {
+                    debug!(ms = started.elapsed().as_millis() as u64, "media sandbox answered");
+                    Ok(Attempt::Done(Box::new(report)))
+                }
+                Err(e) => Ok(Attempt::Crashed { how: format!("sent a garbled report ({e})"), out_of_memory: false }),
+            },
+            Reply::Died(how) => {
+                // Wait (briefly) until the child's last words have been read.
+                let deadline = Instant::now() + Duration::from_secs(2);
+                let last = loop {
+                    let (seen, text) = match tail.lock() {
+                        Ok(t) => (t.marks > marks, t.lines.iter().cloned().collect::<Vec<_>>().join("\n")),
+                        Err(_) => (true, String::new()),
+                    };
+                    if seen || Instant::now() > deadline {
+                        break text;
+                    }
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                };
+                let out_of_memory = last.contains("memory allocation of") || last.contains("out of memory");
+                Ok(Attempt::Crashed { how, out_of_memory })
+            }
+            Reply::ForkFailed(message) => Err(SandboxError::Spawn { message }),
+        }
+    }
+
+    fn lock_idle(&self) -> std::sync::MutexGuard<'_, Vec<Server>> {
+        self.inner.idle.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// An idle server that is still alive, or a new one.
+    fn take(&self) -> Result<Server, SandboxError> {
+        loop {
+            let next = self.lock_idle().pop();
+            match next {
+                Some(mut s) => {
+                    if matches!(s.child.try_wait(), Ok(None)) {
+                        return Ok(s);
+                    }
+                    warn!("an idle media sandbox server exited on its own; starting another");
+                }
+                None => return self.spawn(),
+            }
+        }
+    }
+
+    fn give_back(&self, server: Server) {
+        let mut idle = self.lock_idle();
+        if idle.len() < self.inner.cfg.spares.max(1) {
+            idle.push(server);
+        }
+    }
+
+    /// Kills a server and says how it ended; starts a replacement in the background.
+    async fn discard(&self, mut server: Server) -> String {
+        let how = match server.child.try_wait() {
+            Ok(Some(status)) => describe(status),
+            _ => {
+                let _ = server.child.start_kill();
+                match server.child.wait().await {
+                    Ok(status) => describe(status),
+                    Err(e) => format!("could not be waited for ({e})"),
+                }
+            }
+        };
+        self.refill();
+        how
+    }
+
+    /// Tops the idle servers up to `spares` in the background.
+    fn refill(&self) {
+        if self.inner.refilling.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let this = self.clone();
+        tokio::spawn(async move {
+            while this.lock_idle().len() < this.inner.cfg.spares {
+                match this.spawn() {
+                    Ok(s) => this.lock_idle().push(s),
+                    Err(e) => {
+                        warn!(error = %e, "cannot start a media sandbox server");
+                        break;
+                    }
+                }
+                tokio::task::yield_now().await;
+            }
+            this.inner.refilling.store(false, Ordering::Release);
+        });
+    }
+
+    fn spawn(&self) -> Result<Server, SandboxError> {
+        let cfg = &self.inner.cfg;
+        let mut cmd = Command::new(&cfg.program);
+        cmd.arg(CHILD_ARG)
+            .arg(std::process::id().to_string())
+            .env_clear()
+            .envs(cfg.env.iter().map(|(k, v)| (k, v)))
+            .current_dir(std::env::temp_dir())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true);
+        let mut child = cmd.spawn().map_err(|e| SandboxError::Spawn {
+            message: format!("starting {} {CHILD_ARG}: {e}", cfg.program.display()),
+        })?;
+        let (Some(stdin), Some(stdout), Some(stderr)) = (child.stdin.take(), child.stdout.take(), child.stderr.take())
+        else {
+            return Err(SandboxError::Spawn { message: "the sandbox's pipes were not set up".into() });
+        };
+        let tail: Arc<Mutex<Tail>> = Arc::default();
+        let sink = tail.clone();
+        // The sandbox's log lines join the worker's own stderr, one whole line per write.
+        tokio::spawn(async move {
+            let mut lines = BufReader::new(stderr);
+            let mut line = Vec::new();
+            loop {
+                line.clear();
+                match (&mut lines).take(64 * 1024).read_until(b'\n', &mut line).await {
+                    Ok(0) | Err(_) => break,
+                    Ok(_) => {
+                        if !line.ends_with(b"\n") {
+                            line.push(b'\n');
+                        }
+                        if line.strip_suffix(b"\n") == Some(SYNC_MARK.as_bytes()) {
+                            if let Ok(mut t) = sink.lock() {
+                                t.marks += 1;
+                            }
+                            continue;
+                        }
+                        let _ = std::io::stderr().lock().write_all(&line);
+                        if let Ok(mut t) = sink.lock() {
+                            if t.lines.len() == TAIL_LINES {
+                                t.lines.pop_front();
+                            }
+                            t.lines.push_back(String::from_utf8_lossy(&line).trim_end().to_string());
+                        }
+                    }
+                }
+            }
+        });
+        Ok(Server { child, stdin, stdout, tail })
+    }
+}
+
+fn stage(request: &Request) -> &'static str {
+    match request.task {
+        crate::Task::Probe { .. } => "reading the file's tracks",
+        crate::Task::Photo { .. } => "processing the photo",
+        crate::Task::Voice { .. } => "transcoding the voice note",
+        crate::Task::Video { .. } => "transcoding the video",
+    }
+}
+
+fn describe(status: ExitStatus) -> String {
+    crate::child::describe(status.into_raw())
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        // Waiting children see their stdin close and exit; kill_on_drop covers the rest.
+        if let Ok(mut r) = self.idle.lock() {
+            r.clear();
+        }
+    }
+}

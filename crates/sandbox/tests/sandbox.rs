@@ -1,0 +1,223 @@
+//! The sandbox against real processes: this test binary is its own fork server (it calls
+//! `child::serve` when started with `CHILD_ARG`, as the `mediagate` binary does), so the media
+//! work, the limits, the seccomp filter and the crash handling are the real ones.
+//!
+//! A custom harness (`harness = false`) because the binary must answer to `CHILD_ARG` before
+//! any test machinery starts. It prints libtest's summary line so `make test` counts it.
+
+use std::io::Cursor;
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use mediagate_media::{Format, PhotoSettings};
+use mediagate_sandbox::{child, ChildLimits, Outcome, Request, Sandbox, SandboxConfig, SandboxError, Task, CHILD_ARG};
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    match args.first().map(String::as_str) {
+        Some(CHILD_ARG) => return child::serve(&args[1..]),
+        Some("lockdown-probe") => return lockdown_probe(args.get(1).map(String::as_str) == Some("fork-server")),
+        _ => {}
+    }
+    let filter: Vec<&String> = args.iter().filter(|a| !a.starts_with('-')).collect();
+    let tests: &[(&str, fn())] = &[
+        ("a_photo_is_processed_in_a_fresh_child_with_the_same_outputs_as_in_process", photo_in_a_child),
+        ("the_filter_refuses_network_exec_and_new_processes_but_not_threads", filter_refuses),
+        ("a_decoder_out_of_memory_is_a_crash_and_the_server_carries_on", out_of_memory),
+        ("a_server_that_hangs_is_killed_at_the_budget", hang),
+        ("a_server_that_dies_is_retried_once_then_a_crash", dies),
+    ];
+    let (mut passed, mut failed) = (0, 0);
+    for (name, test) in tests {
+        if !filter.is_empty() && !filter.iter().any(|f| name.contains(f.as_str())) {
+            continue;
+        }
+        let ok = std::panic::catch_unwind(test).is_ok();
+        println!("test {name} ... {}", if ok { "ok" } else { "FAILED" });
+        if ok {
+            passed += 1
+        } else {
+            failed += 1
+        }
+    }
+    println!(
+        "\ntest result: {}. {passed} passed; {failed} failed; 0 ignored; 0 measured; 0 filtered out",
+        if failed == 0 { "ok" } else { "FAILED" }
+    );
+    if failed == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime")
+}
+
+fn sandbox(program: PathBuf) -> Sandbox {
+    Sandbox::new(SandboxConfig::process(program, 1, &[])).expect("sandbox")
+}
+
+fn own_sandbox() -> Sandbox {
+    sandbox(std::env::current_exe().expect("test binary"))
+}
+
+fn request(task: Task, memory_mb: u64) -> Request {
+    Request {
+        job_id: "j-test".into(),
+        item_id: "0".into(),
+        task,
+        limits: ChildLimits { memory_bytes: memory_mb << 20, cpu_seconds: 60, file_bytes: 1 << 30 },
+    }
+}
+
+fn jpeg(w: u32, h: u32) -> Vec<u8> {
+    let img = image::RgbImage::from_fn(w, h, |x, y| {
+        image::Rgb([(x * 7 % 256) as u8, (y * 3 % 256) as u8, ((x + y) % 256) as u8])
+    });
+    let mut out = Cursor::new(Vec::new());
+    img.write_to(&mut out, image::ImageFormat::Jpeg).expect("encode jpeg");
+    out.into_inner()
+}
+
+fn photo_in_a_child() {
+    let rt = runtime();
+    let sb = own_sandbox();
+    let bytes = Arc::new(jpeg(1600, 1200));
+    let task = Task::Photo { settings: PhotoSettings::default(), classify: true };
+    let (a, b) = rt.block_on(async {
+        sb.warm_up().await.expect("warm up");
+        let a = sb.run(request(task.clone(), 512), bytes.clone(), Duration::from_secs(30)).await.expect("first run");
+        let b = sb.run(request(task.clone(), 512), bytes.clone(), Duration::from_secs(30)).await.expect("second run");
+        (a, b)
+    });
+    let me = std::process::id();
+    assert!(a.stats.pid != me && b.stats.pid != me && a.stats.pid != b.stats.pid, "{:?} {:?}", a.stats, b.stats);
+    assert!(a.stats.peak_rss_bytes > 1 << 20 && a.stats.cpu > Duration::ZERO, "{:?}", a.stats);
+    let (Ok(Outcome::Photo { out, tensor: Some(t) }), Ok(Outcome::Photo { out: out2, .. })) = (a.result, b.result)
+    else {
+        panic!("not a photo outcome");
+    };
+    assert_eq!(t.0.len(), 224 * 224 * 3);
+    assert_eq!((out.width, out.height, out.full.width), (1600, 1200, 1600));
+    assert_eq!(out, out2, "two children, same bytes");
+    // The same work in-process gives the same bytes and tensor.
+    let (local, _) = mediagate_sandbox::execute(&task, &bytes);
+    let Ok(Outcome::Photo { out: out3, tensor: Some(t3) }) = local else { panic!("in-process run failed") };
+    assert_eq!(out, out3);
+    assert_eq!(t, t3);
+}
+
+/// Re-run of this binary: locks itself down, then tries what a compromised decoder would.
+fn lockdown_probe(fork_server: bool) -> ExitCode {
+    mediagate_sandbox::lockdown::lock_down(None, fork_server).expect("lock down");
+    let errno = |rc: i64| if rc < 0 { std::io::Error::last_os_error().raw_os_error().unwrap_or(0) } else { 0 };
+    // SAFETY: plain syscalls with integer arguments; a forked child exits at once.
+    let socket = errno(unsafe { libc::socket(libc::AF_INET, libc::SOCK_STREAM, 0) } as i64);
+    let exec = match Command::new("/bin/true").status() {
+        Ok(_) => 0,
+        Err(e) => e.raw_os_error().unwrap_or(-1),
+    };
+    let pid = unsafe { libc::fork() };
+    if pid == 0 {
+        unsafe { libc::_exit(0) };
+    }
+    let fork = errno(pid as i64);
+    let thread = std::thread::spawn(|| 7).join().map(|v| v == 7).unwrap_or(false);
+    let file = std::fs::read("/proc/self/status").is_ok();
+    println!("socket={socket} exec={exec} fork={fork} thread={thread} file={file}");
+    ExitCode::SUCCESS
+}
+
+fn probe(fork_server: bool) -> String {
+    let mut cmd = Command::new(std::env::current_exe().expect("test binary"));
+    cmd.arg("lockdown-probe");
+    if fork_server {
+        cmd.arg("fork-server");
+    }
+    let out = cmd.output().expect("run probe");
+    assert!(out.status.success(), "{out:?}");
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+fn filter_refuses() {
+    let eperm = libc::EPERM;
+    assert_eq!(probe(false), format!("socket={eperm} exec={eperm} fork={eperm} thread=true file=true"));
+    // The fork server may fork; nothing else changes.
+    assert_eq!(probe(true), format!("socket={eperm} exec={eperm} fork=0 thread=true file=true"));
+}
+
+fn out_of_memory() {
+    let rt = runtime();
+    let sb = own_sandbox();
+    // 7000×7000 RGBA decodes to 196 MB: far over a 64 MiB limit, though the PNG is small.
+    let img = image::RgbaImage::from_pixel(7000, 7000, image::Rgba([10, 20, 30, 128]));
+    let mut png = Cursor::new(Vec::new());
+    img.write_to(&mut png, image::ImageFormat::Png).expect("encode png");
+    let png = Arc::new(png.into_inner());
+    let task = Task::Photo { settings: PhotoSettings::default(), classify: false };
+    rt.block_on(async {
+        let err = sb.run(request(task.clone(), 64), png, Duration::from_secs(60)).await.expect_err("must not fit");
+        match &err {
+            SandboxError::Crashed { out_of_memory, memory_mb, how } => {
+                assert!(*out_of_memory, "{err}");
+                assert_eq!(*memory_mb, 64);
+                assert!(how.contains("SIGABRT"), "{how}");
+            }
+            other => panic!("expected a crash, got {other:?}"),
+        }
+        assert!(err.is_input_error());
+        assert!(err.to_string().contains("64 MiB"), "{err}");
+        // The same sandbox goes on with the next item, under the same limit.
+        let ok = sb.run(request(task, 64), Arc::new(jpeg(800, 600)), Duration::from_secs(30)).await.expect("next item");
+        assert!(matches!(ok.result, Ok(Outcome::Photo { .. })), "{:?}", ok.result);
+    });
+}
+
+fn script(dir: &Path, body: &str) -> PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let p = dir.join("fake-server");
+    std::fs::write(&p, format!("#!/bin/sh\n{body}\n")).expect("write script");
+    std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    p
+}
+
+fn hang() {
+    let rt = runtime();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let sb = sandbox(script(dir.path(), "exec sleep 600"));
+    let started = Instant::now();
+    let err = rt
+        .block_on(sb.run(
+            request(Task::Probe { format: Format::Mp4 }, 64),
+            Arc::new(vec![0; 1000]),
+            Duration::from_secs(1),
+        ))
+        .expect_err("must time out");
+    assert!(matches!(err, SandboxError::TimedOut { .. }), "{err:?}");
+    assert!(!err.is_input_error());
+    assert!(started.elapsed() < Duration::from_secs(20), "{:?}", started.elapsed());
+}
+
+fn dies() {
+    let rt = runtime();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let count = dir.path().join("starts");
+    let sb = sandbox(script(dir.path(), &format!("echo started >> {}; kill -SEGV $$", count.display())));
+    let err = rt
+        .block_on(sb.run(
+            request(Task::Probe { format: Format::Mp4 }, 64),
+            Arc::new(vec![0; 1000]),
+            Duration::from_secs(10),
+        ))
+        .expect_err("must crash");
+    match &err {
+        SandboxError::Crashed { how, .. } => assert!(how.contains("SIGSEGV"), "{how}"),
+        other => panic!("expected a crash, got {other:?}"),
+    }
+    let starts = std::fs::read_to_string(&count).unwrap_or_default().lines().count();
+    assert!(starts >= 2, "retried in a fresh process: {starts} starts");
+}
