@@ -1,6 +1,7 @@
 //! Whole-pipeline bench: the real worker binary against RabbitMQ and s3s-fs over loopback.
-//! Prints throughput of 12 MP photo jobs at concurrency 2, the worker's peak RSS, and how much
-//! of the wall time the media work itself accounts for (the rest is broker, S3 and verdicts).
+//! Prints throughput of photo jobs at concurrency 2, peak RSS (worker and sandbox children), and
+//! each job's time split into media work (timed inside the sandbox), the sandbox round trip, and
+//! everything else (broker, S3, verdict), from the worker's own histograms.
 //! Run with `make bench` (or `cargo bench -p mediagate --bench pipeline`).
 
 #[path = "../tests/e2e/support/mod.rs"]
@@ -80,24 +81,42 @@ fn run_batch(label: &str, src: &[u8], jobs: usize, concurrency: usize) {
     });
     // Where the time went, from the worker's own histograms.
     let (_, metrics) = http_get(&metrics_addr_of(&env), "/metrics");
-    let mut stages: Vec<String> = metrics
-        .lines()
-        .filter(|l| l.starts_with("mediagate_stage_seconds_sum") || l.starts_with("mediagate_job_seconds_sum"))
-        .filter_map(|l| {
-            let (name, v) = l.rsplit_once(' ')?;
-            let v: f64 = v.parse().ok()?;
-            Some(format!("{} {:.1} ms/job", name.trim_start_matches("mediagate_"), v * 1000.0 / jobs as f64))
-        })
-        .collect();
-    stages.sort();
-    println!("{label}: stage time per job (summed over concurrent jobs): {}", stages.join("; "));
+    let sum = |prefix: &str| -> f64 {
+        metrics
+            .lines()
+            .filter(|l| l.starts_with(prefix))
+            .filter_map(|l| l.rsplit_once(' ')?.1.parse::<f64>().ok())
+            .sum()
+    };
+    let per_job = |v: f64| v * 1000.0 / jobs as f64;
+    let job = per_job(sum("mediagate_job_seconds_sum{lane=\"live\"}"));
+    let fetch = per_job(sum("mediagate_stage_seconds_sum{media_type=\"any\",stage=\"fetch\"}"));
+    let process = per_job(sum("mediagate_stage_seconds_sum{media_type=\"image\",stage=\"process\"}"));
+    let work = per_job(sum("mediagate_stage_seconds_sum{media_type=\"image\",stage=\"media_work\"}"));
+    let store = per_job(sum("mediagate_stage_seconds_sum{media_type=\"image\",stage=\"store\"}"));
+    let manifest = per_job(sum("mediagate_stage_seconds_sum{media_type=\"job\",stage=\"manifest\"}"));
+    let publish = per_job(sum("mediagate_stage_seconds_sum{media_type=\"job\",stage=\"publish\"}"));
+    println!(
+        "{label}: per job (ms, each job's own wall time): taken->confirmed verdict {job:.1} = fetch {fetch:.1} + media in the sandbox {process:.1} \
+         (of which media work {work:.1}, sandbox round trip {:.1}) + store {store:.1} + manifest {manifest:.1} + publish {publish:.1} + other {:.1}",
+        process - work,
+        job - fetch - process - store - manifest - publish
+    );
+    println!(
+        "{label}: share of job time outside media work (broker, S3, verdict): {:.1} % (target <= 5 %); sandbox overhead {:.1} %",
+        (job - process) / job * 100.0,
+        (process - work) / job * 100.0
+    );
     let pid = worker_pid(worker.child.id());
     let hwm = pid.and_then(|p| status_kb(p, "VmHWM:"));
+    let child_rss = sum("mediagate_sandbox_peak_rss_bytes_sum") / sum("mediagate_sandbox_peak_rss_bytes_count").max(1.0);
     let per_s = jobs as f64 / elapsed.as_secs_f64();
     println!(
-        "{label}: {jobs} jobs at concurrency {concurrency}: {:.2} s, {per_s:.2} photos/s, worker peak RSS {} MB",
+        "{label}: {jobs} jobs at concurrency {concurrency}: {:.2} s, {per_s:.2} photos/s; peak RSS: worker {} MB, each sandbox child {:.0} MB on average \
+         (at most {concurrency} at once)",
         elapsed.as_secs_f64(),
-        hwm.map(|k| format!("{:.0}", k as f64 / 1024.0)).unwrap_or_else(|| "?".into())
+        hwm.map(|k| format!("{:.0}", k as f64 / 1024.0)).unwrap_or_else(|| "?".into()),
+        child_rss / 1e6
     );
     // Media work alone, in process, on the same photo: the floor the pipeline adds to.
     let settings = PhotoSettings::default();
@@ -111,8 +130,8 @@ fn run_batch(label: &str, src: &[u8], jobs: usize, concurrency: usize) {
     let media_s = median(media);
     let media_share = (media_s * jobs as f64 / concurrency as f64) / elapsed.as_secs_f64();
     println!(
-        "{label}: media work alone {:.1} ms/photo; at concurrency {concurrency} it accounts for {:.0} % of the wall time \
-         (the rest: S3 transfers, broker, verdicts, and sharing 2 cores with s3s-fs)",
+        "{label}: media work alone, in-process and unloaded: {:.1} ms/photo; {jobs} of them at concurrency {concurrency} would be \
+         {:.0} % of this run's wall time (the rest: S3 transfers, broker, verdicts, the sandbox, and sharing 2 cores with s3s-fs and RabbitMQ)",
         media_s * 1000.0,
         media_share * 100.0
     );

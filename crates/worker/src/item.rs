@@ -187,6 +187,7 @@ async fn sandboxed(
     match shared.sandbox.run(request, bytes, budget).await {
         Ok(report) => {
             m.sandbox_runs.with_label_values(&[if report.stats.crashes > 0 { "crashed_once" } else { "ok" }]).inc();
+            m.stage_seconds.with_label_values(&["media_work", media_type]).observe(report.stats.work.as_secs_f64());
             if report.stats.peak_rss_bytes > 0 {
                 m.sandbox_peak_rss.with_label_values(&[media_type]).observe(report.stats.peak_rss_bytes as f64);
             }

@@ -16,7 +16,9 @@ pub struct Metrics {
     pub jobs: IntCounterVec,
     /// Items finished, by status, reason code (`none` when cleared) and media type.
     pub items: IntCounterVec,
-    /// Seconds spent per stage (fetch, process, classify, store, manifest, publish) and media type.
+    /// Seconds spent per stage and media type: fetch, process (the sandboxed media work as the
+    /// worker waits for it), media_work (the same work as timed inside the sandbox: the rest of
+    /// `process` is the sandbox's overhead), classify, store, manifest, publish.
     pub stage_seconds: HistogramVec,
     /// Seconds from taking a job to its confirmed verdict, by lane.
     pub job_seconds: HistogramVec,
