@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what mediagate needs to build, test and run locally, and nothing that is already there.
 # Debian packages via apt (apt-get update runs once, only when something is missing);
-# the local S3 server (s3s-fs) via cargo into .tools/bin. Idempotent; quiet when all is present.
+# the local S3 server (s3s-fs, built from tools/s3-server) into .tools/bin. Idempotent; quiet when
+# all is present.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -20,7 +21,6 @@ APT_PACKAGES=(
   # validates docker-compose.yml (no engine needed)
   docker-compose
 )
-S3S_FS_VERSION=0.14.1   # 0.15+ need a newer rustc than 1.95
 
 log() { printf 'setup-deps: %s\n' "$*" >&2; }
 die() { log "error: $*"; exit 1; }
@@ -52,13 +52,21 @@ fi
 command -v cargo >/dev/null || die "cargo not found: install Rust (rustup, toolchain >= 1.88) and put ~/.cargo/bin on PATH"
 
 # --- local S3 server --------------------------------------------------------------------------
-# Built once per machine into a per-user cache (a fresh clone, e.g. CI's, then only copies it).
-S3S_CACHE="${XDG_CACHE_HOME:-$HOME/.cache}/mediagate/s3s-fs-${S3S_FS_VERSION}"
-if [[ ! -x .tools/bin/s3s-fs ]]; then
-  if [[ ! -x "$S3S_CACHE/bin/s3s-fs" ]]; then
-    log "installing s3s-fs ${S3S_FS_VERSION} into $S3S_CACHE (about 1.5 min, once per machine)"
-    cargo install "s3s-fs@${S3S_FS_VERSION}" --locked --features binary --root "$S3S_CACHE" --quiet
+# s3s-fs 0.14.1 with TCP_NODELAY (tools/s3-server). Built once per machine and per change of its
+# sources into a per-user cache keyed by their hash (a fresh clone, e.g. CI's, then only copies it).
+S3S_SRC=tools/s3-server
+S3S_HASH="$(cd "$S3S_SRC" && sha256sum Cargo.toml Cargo.lock src/main.rs | sha256sum | cut -c1-12)"
+S3S_CACHE="${XDG_CACHE_HOME:-$HOME/.cache}/mediagate/s3-server-${S3S_HASH}"
+if [[ ! -x "$S3S_CACHE/bin/s3s-fs" ]]; then
+  log "building the local S3 server ($S3S_SRC) into $S3S_CACHE (a few minutes, once per change)"
+  cargo install --path "$S3S_SRC" --locked --root "$S3S_CACHE" --target-dir "$S3S_CACHE/build" --quiet
+fi
+if ! cmp -s "$S3S_CACHE/bin/s3s-fs" .tools/bin/s3s-fs; then
+  if [[ -e .tools/bin/s3s-fs ]]; then
+    log "updating .tools/bin/s3s-fs (restart a running local S3: make stop-s3 s3)"
   fi
   mkdir -p .tools/bin
-  cp "$S3S_CACHE/bin/s3s-fs" .tools/bin/s3s-fs
+  # Copy, then rename: a running .tools/bin/s3s-fs (make s3) cannot be overwritten in place.
+  cp "$S3S_CACHE/bin/s3s-fs" .tools/bin/s3s-fs.tmp
+  mv -f .tools/bin/s3s-fs.tmp .tools/bin/s3s-fs
 fi

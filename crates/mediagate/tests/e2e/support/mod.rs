@@ -165,7 +165,7 @@ pub fn s3fs_bin() -> PathBuf {
             return PathBuf::from(p);
         }
     }
-    panic!("the S3 test server s3s-fs is missing: run `make test` (it installs s3s-fs 0.14.1 into .tools/bin) or set MEDIAGATE_S3FS_BIN");
+    panic!("the S3 test server s3s-fs is missing: run `make test` (it builds the local S3 server, s3s-fs 0.14.1 with TCP_NODELAY from tools/s3-server, into .tools/bin) or set MEDIAGATE_S3FS_BIN");
 }
 
 pub fn free_port() -> u16 {
