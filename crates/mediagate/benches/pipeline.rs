@@ -109,7 +109,8 @@ fn run_batch(label: &str, src: &[u8], jobs: usize, concurrency: usize) {
     );
     let pid = worker_pid(worker.child.id());
     let hwm = pid.and_then(|p| status_kb(p, "VmHWM:"));
-    let child_rss = sum("mediagate_sandbox_peak_rss_bytes_sum") / sum("mediagate_sandbox_peak_rss_bytes_count").max(1.0);
+    let child_rss =
+        sum("mediagate_sandbox_peak_rss_bytes_sum") / sum("mediagate_sandbox_peak_rss_bytes_count").max(1.0);
     let per_s = jobs as f64 / elapsed.as_secs_f64();
     println!(
         "{label}: {jobs} jobs at concurrency {concurrency}: {:.2} s, {per_s:.2} photos/s; peak RSS: worker {} MB, each sandbox child {:.0} MB on average \

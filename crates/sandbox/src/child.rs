@@ -1,15 +1,16 @@
 //! The sandbox side: a fork server. The worker starts it (the `mediagate` binary with
-//! [`crate::CHILD_ARG`]); it locks itself down, then, for each request it reads from stdin,
-//! reads the input bytes, forks a child that locks itself down further, takes its limits, does
-//! the media work and writes its [`crate::Report`] into a pipe, and relays that report (or how
-//! the child died) to the worker on stdout. Logs go to stderr, which the worker forwards.
+//! [`crate::CHILD_ARG`]); it locks itself down, then forks one child per request, ahead of
+//! time. The child locks itself down further, reads the request from stdin, takes its limits,
+//! reads the input, lets go of stdin and stdout, does the media work and writes its
+//! [`crate::Report`] into a pipe; the server relays that report (or how the child died) to the
+//! worker on stdout. Logs go to stderr, which the worker forwards.
 //!
 //! Why a fork server: loading Debian's FFmpeg and the ~160 libraries it links costs ~70 ms of
 //! CPU per `exec`, more than a small photo's whole media work; a `fork` of an already-loaded,
 //! single-threaded server costs about a millisecond, and still gives each item a fresh process
 //! that nothing of an earlier item's survives in (the server never parses input).
 
-use std::io::{self, Read, Write};
+use std::io::{self, Write};
 use std::os::fd::{FromRawFd, OwnedFd};
 use std::process::ExitCode;
 
@@ -36,8 +37,17 @@ pub(crate) enum Reply {
     ForkFailed(String),
 }
 
+/// Exit status of a child that found stdin closed before any request: the worker is done with
+/// this server.
+const EXIT_NO_REQUEST: i32 = 75;
+
 /// Runs the fork server until its stdin closes. `args` are the command-line arguments after
 /// [`crate::CHILD_ARG`]: the worker's pid.
+///
+/// The next child is forked as soon as the previous one has answered, before its request
+/// arrives: it locks itself down and waits on stdin, so neither the fork nor the previous
+/// child's teardown is on an item's critical path. The child reads the request and the input
+/// from stdin itself; the server only relays its report.
 pub fn serve(args: &[String]) -> ExitCode {
     let parent = args.first().and_then(|a| a.parse::<u32>().ok());
     if let Err(e) = lockdown::lock_down(parent, true) {
@@ -45,25 +55,15 @@ pub fn serve(args: &[String]) -> ExitCode {
         return ExitCode::from(EXIT_SETUP);
     }
     let server_pid = std::process::id();
-    let mut stdin = io::stdin().lock();
     loop {
-        let header = match frame::read_sync(&mut stdin, frame::MAX_HEADER) {
-            Ok(h) => h,
-            Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return ExitCode::SUCCESS,
-            Err(e) => {
-                error!(error = %e, "media sandbox: cannot read a request");
-                return ExitCode::from(EXIT_SETUP);
-            }
+        let (reply, pending) = match fork_one(server_pid) {
+            Ok(Some(r)) => r,
+            Ok(None) => return ExitCode::SUCCESS,
+            Err(e) => (Reply::ForkFailed(e.to_string()), None),
         };
-        let input = match frame::read_sync(&mut stdin, u64::MAX) {
-            Ok(b) => b,
-            Err(e) => {
-                error!(error = %e, "media sandbox: cannot read the input");
-                return ExitCode::from(EXIT_SETUP);
-            }
-        };
-        let reply = fork_one(server_pid, &header, &input);
-        drop(input);
+        // After a child died its request may be half read: stdin is out of step, so this server
+        // stops after saying so, and the worker starts another.
+        let keep_going = matches!(reply, Reply::Report(_));
         let sent = postcard::to_allocvec(&reply).map_err(io::Error::other).and_then(|bytes| {
             let mut out = io::stdout().lock();
             frame::write_sync(&mut out, &bytes)?;
@@ -73,69 +73,81 @@ pub fn serve(args: &[String]) -> ExitCode {
             error!(error = %e, "media sandbox: cannot answer the worker");
             return ExitCode::from(EXIT_SETUP);
         }
+        if let Some(pid) = pending {
+            wait(pid);
+        }
+        if !keep_going {
+            return ExitCode::SUCCESS;
+        }
     }
 }
 
-/// Forks a child for one request and waits for its report and its end.
-fn fork_one(server_pid: u32, header: &[u8], input: &[u8]) -> Reply {
+/// Forks a child for the next request and returns its report as soon as it is complete, with
+/// the child's pid still to be waited for. `Ok(None)`: stdin closed, no more requests.
+fn fork_one(server_pid: u32) -> io::Result<Option<(Reply, Option<libc::pid_t>)>> {
     let mut fds = [0 as libc::c_int; 2];
     // SAFETY: pipe2 writes two descriptors into the array it is given.
     if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
-        return Reply::ForkFailed(format!("pipe: {}", io::Error::last_os_error()));
+        return Err(io::Error::other(format!("pipe: {}", io::Error::last_os_error())));
     }
     // SAFETY: pipe2 succeeded, so both descriptors are open and owned by nobody else.
     let (read_end, write_end) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+    frame::widen_pipe(fds[0]);
     // SAFETY: this process is single-threaded (the server never starts a thread), so the child
     // may go on running Rust code after fork.
     let pid = unsafe { libc::fork() };
     if pid < 0 {
-        return Reply::ForkFailed(format!("fork: {}", io::Error::last_os_error()));
+        return Err(io::Error::other(format!("fork: {}", io::Error::last_os_error())));
     }
     if pid == 0 {
         drop(read_end);
-        let code = child(server_pid, header, input, write_end);
+        let code = child(server_pid, write_end);
         // SAFETY: _exit ends the child without running the server's exit handlers or flushing
         // buffers it shares with the server.
         unsafe { libc::_exit(code) };
     }
     drop(write_end);
-    let mut report = Vec::new();
-    let read = std::fs::File::from(read_end).read_to_end(&mut report);
-    let mut status: libc::c_int = 0;
-    // SAFETY: waits for our own child, writing its status into a live local.
-    let waited = unsafe { libc::waitpid(pid, &mut status, 0) };
-    let clean_exit = waited == pid && libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0;
-    match read {
-        Ok(_) if clean_exit && report.len() >= 8 => {
-            let mut r = &report[..];
-            match frame::read_sync(&mut r, u64::MAX) {
-                Ok(bytes) => Reply::Report(bytes),
-                Err(e) => Reply::Died(format!("sent a broken report ({e})")),
-            }
-        }
+    let mut report = std::fs::File::from(read_end);
+    let read = frame::read_sync(&mut report, u64::MAX);
+    drop(report);
+    if let Ok(bytes) = read {
+        // Answer first; the child's exit (unmapping its memory) is off the item's critical path.
+        return Ok(Some((Reply::Report(bytes), Some(pid))));
+    }
+    let status = wait(pid);
+    match status {
+        Some(s) if libc::WIFEXITED(s) && libc::WEXITSTATUS(s) == EXIT_NO_REQUEST => Ok(None),
         _ => {
             let _ = writeln!(io::stderr().lock(), "{SYNC_MARK}");
-            if waited != pid {
-                Reply::Died("could not be waited for".into())
-            } else {
-                Reply::Died(describe(status))
-            }
+            Ok(Some((Reply::Died(status.map(describe).unwrap_or_else(|| "could not be waited for".into())), None)))
         }
     }
 }
 
-/// The forked child: lock down further, take the limits, work, report. Returns the exit code.
-fn child(server_pid: u32, header: &[u8], input: &[u8], out: OwnedFd) -> libc::c_int {
+/// Waits for our own child; its wait status.
+fn wait(pid: libc::pid_t) -> Option<libc::c_int> {
+    let mut status: libc::c_int = 0;
+    // SAFETY: waits for our own child, writing its status into a live local.
+    (unsafe { libc::waitpid(pid, &mut status, 0) } == pid).then_some(status)
+}
+
+/// The forked child: lock down further, read the request, take the limits, read the input,
+/// let go of the server's pipes, work, report. Returns the exit code.
+fn child(server_pid: u32, out: OwnedFd) -> libc::c_int {
     if let Err(e) = lockdown::lock_down(Some(server_pid), false) {
         error!(error = %e, "media sandbox child: cannot lock down");
         return EXIT_SETUP as libc::c_int;
     }
-    // The server's request and reply pipes are no business of the child's.
-    if let Err(e) = lockdown::detach_stdio() {
-        error!(error = %e, "media sandbox child: cannot detach from the server's pipes");
-        return EXIT_SETUP as libc::c_int;
-    }
-    let request: Request = match postcard::from_bytes(header) {
+    let mut stdin = io::stdin().lock();
+    let header = match frame::read_sync(&mut stdin, frame::MAX_HEADER) {
+        Ok(h) => h,
+        Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return EXIT_NO_REQUEST,
+        Err(e) => {
+            error!(error = %e, "media sandbox child: cannot read the request");
+            return EXIT_SETUP as libc::c_int;
+        }
+    };
+    let request: Request = match postcard::from_bytes(&header) {
         Ok(r) => r,
         Err(e) => {
             error!(error = %e, "media sandbox child: the request does not parse");
@@ -146,10 +158,25 @@ fn child(server_pid: u32, header: &[u8], input: &[u8], out: OwnedFd) -> libc::c_
         error!(error = %e, "media sandbox child: cannot apply resource limits");
         return EXIT_SETUP as libc::c_int;
     }
+    // Under the memory limit already: an input too big to hold fails here like any decoder.
+    let input = match frame::read_sync(&mut stdin, u64::MAX) {
+        Ok(b) => b,
+        Err(e) => {
+            error!(error = %e, "media sandbox child: cannot read the input");
+            return EXIT_SETUP as libc::c_int;
+        }
+    };
+    drop(stdin);
+    // The server's request and reply pipes are no business of the code that parses the input.
+    if let Err(e) = lockdown::detach_stdio() {
+        error!(error = %e, "media sandbox child: cannot detach from the server's pipes");
+        return EXIT_SETUP as libc::c_int;
+    }
     let span =
         info_span!("item", job_id = %request.job_id, item_id = %request.item_id, sandbox_pid = std::process::id());
     let _entered = span.enter();
-    let (result, mut stats) = execute(&request.task, input);
+    let (result, mut stats) = execute(&request.task, &input);
+    drop(input);
     stats.peak_rss_bytes = lockdown::peak_rss_bytes();
     stats.cpu = lockdown::cpu_time();
     debug!(

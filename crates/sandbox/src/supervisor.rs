@@ -51,6 +51,9 @@ impl SandboxConfig {
             pass_env.iter().filter_map(|k| std::env::var_os(k).map(|v| (OsString::from(k), v))).collect();
         // Few malloc arenas: the memory limit counts reserved heap, and media work has few threads.
         env.push(("MALLOC_ARENA_MAX".into(), "2".into()));
+        // Resolve every symbol once in the server, not lazily again in each forked child.
+        env.push(("LD_BIND_NOW".into(), "1".into()));
+        env.push(("GLIBC_TUNABLES".into(), "glibc.malloc.hugetlb=1".into()));
         SandboxConfig { mode: Mode::Process, program, env, spares, max_report_bytes: 2 << 30 }
     }
 }
@@ -201,7 +204,12 @@ impl Sandbox {
             }
         };
         let tail = server.tail.clone();
-        self.give_back(server);
+        if matches!(reply, Reply::Report(_)) {
+            self.give_back(server);
+        } else {
+            // A server whose child died stops (its stdin may be out of step); start another.
+            self.discard(server).await;
+        }
         match reply {
             Reply::Report(bytes) => match postcard::from_bytes::<Report>(&bytes) {
                 Ok(report) => {
@@ -313,6 +321,11 @@ impl Sandbox {
         else {
             return Err(SandboxError::Spawn { message: "the sandbox's pipes were not set up".into() });
         };
+        {
+            use std::os::fd::AsRawFd;
+            frame::widen_pipe(stdin.as_raw_fd());
+            frame::widen_pipe(stdout.as_raw_fd());
+        }
         let tail: Arc<Mutex<Tail>> = Arc::default();
         let sink = tail.clone();
         // The sandbox's log lines join the worker's own stderr, one whole line per write.

@@ -25,7 +25,7 @@ fn main() -> ExitCode {
     let tests: &[(&str, fn())] = &[
         ("a_photo_is_processed_in_a_fresh_child_with_the_same_outputs_as_in_process", photo_in_a_child),
         ("the_filter_refuses_network_exec_and_new_processes_but_not_threads", filter_refuses),
-        ("a_decoder_out_of_memory_is_a_crash_and_the_server_carries_on", out_of_memory),
+        ("a_decoder_out_of_memory_is_a_crash_and_the_sandbox_carries_on", out_of_memory),
         ("a_server_that_hangs_is_killed_at_the_budget", hang),
         ("a_server_that_dies_is_retried_once_then_a_crash", dies),
     ];
@@ -171,7 +171,7 @@ fn out_of_memory() {
         }
         assert!(err.is_input_error());
         assert!(err.to_string().contains("64 MiB"), "{err}");
-        // The same sandbox goes on with the next item, under the same limit.
+        // The sandbox goes on with the next item (in a new fork server), under the same limit.
         let ok = sb.run(request(task, 64), Arc::new(jpeg(800, 600)), Duration::from_secs(30)).await.expect("next item");
         assert!(matches!(ok.result, Ok(Outcome::Photo { .. })), "{:?}", ok.result);
     });

@@ -1,0 +1,73 @@
+//! What the sandbox costs per item: the same photo work in a fresh sandbox child versus on a
+//! thread of this process (the peer), medians over many runs. This bench binary is its own fork
+//! server (it answers to `CHILD_ARG` as the `mediagate` binary does). Run with `make bench`.
+
+use std::io::Cursor;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use mediagate_media::PhotoSettings;
+use mediagate_sandbox::{child, ChildLimits, Request, Sandbox, SandboxConfig, Task, CHILD_ARG};
+
+fn jpeg(w: u32, h: u32) -> Vec<u8> {
+    let img = image::RgbImage::from_fn(w, h, |x, y| {
+        image::Rgb([(x * 7 % 256) as u8, (y * 3 % 256) as u8, ((x ^ y) % 256) as u8])
+    });
+    let mut out = Cursor::new(Vec::new());
+    img.write_to(&mut out, image::ImageFormat::Jpeg).expect("encode jpeg");
+    out.into_inner()
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    v[v.len() / 2]
+}
+
+fn main() -> std::process::ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.first().map(String::as_str) == Some(CHILD_ARG) {
+        return child::serve(&args[1..]);
+    }
+    if args.iter().any(|a| a == "--list") {
+        println!("roundtrip: bench");
+        return std::process::ExitCode::SUCCESS;
+    }
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
+    let sandbox = Sandbox::new(SandboxConfig::process(std::env::current_exe().expect("exe"), 1, &[])).expect("sandbox");
+    rt.block_on(sandbox.warm_up()).expect("warm up");
+    println!("== sandbox round trip (fork server child vs in-process), medians ==");
+    for (label, w, h, runs) in
+        [("640x480 JPEG", 640, 480, 60), ("1600x1200 JPEG", 1600, 1200, 30), ("4000x3000 JPEG", 4000, 3000, 12)]
+    {
+        let bytes = Arc::new(jpeg(w, h));
+        let task = Task::Photo { settings: PhotoSettings::default(), classify: false };
+        let request = Request {
+            job_id: "bench".into(),
+            item_id: "0".into(),
+            task: task.clone(),
+            limits: ChildLimits { memory_bytes: 2 << 30, cpu_seconds: 120, file_bytes: 1 << 30 },
+        };
+        let mut local = Vec::new();
+        let mut sandboxed = Vec::new();
+        let mut inside = Vec::new();
+        for _ in 0..runs {
+            let t = Instant::now();
+            let (r, _) = mediagate_sandbox::execute(&task, &bytes);
+            r.expect("in-process");
+            local.push(t.elapsed().as_secs_f64() * 1e3);
+            let t = Instant::now();
+            let report =
+                rt.block_on(sandbox.run(request.clone(), bytes.clone(), Duration::from_secs(60))).expect("sandboxed");
+            sandboxed.push(t.elapsed().as_secs_f64() * 1e3);
+            inside.push(report.stats.work.as_secs_f64() * 1e3);
+            report.result.expect("sandboxed result");
+        }
+        let (l, s, i) = (median(local), median(sandboxed), median(inside));
+        println!(
+            "{label}: in a sandbox child {s:.2} ms (work inside {i:.2} ms, round trip {:.2} ms) vs in-process {l:.2} ms: {:.2}x",
+            s - i,
+            s / l
+        );
+    }
+    std::process::ExitCode::SUCCESS
+}
