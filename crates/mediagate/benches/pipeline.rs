@@ -47,6 +47,8 @@ fn run_batch(label: &str, src: &[u8], jobs: usize, concurrency: usize) {
     let worker = Tethered::spawn(std::path::Path::new(env!("CARGO_BIN_EXE_mediagate")), &["worker"], &env, &log);
 
     wait_ready(&metrics_addr_of(&env), &log);
+    // Counters are since start-up (the model load included): the run is the difference.
+    let (_, before) = http_get(&metrics_addr_of(&env), "/metrics");
     let ids: Vec<String> = (0..jobs).map(|i| format!("bench-{}-{i}", std::process::id())).collect();
     let elapsed = rt.block_on(async {
         for id in &ids {
@@ -81,31 +83,44 @@ fn run_batch(label: &str, src: &[u8], jobs: usize, concurrency: usize) {
     });
     // Where the time went, from the worker's own histograms.
     let (_, metrics) = http_get(&metrics_addr_of(&env), "/metrics");
-    let sum = |prefix: &str| -> f64 {
-        metrics
-            .lines()
-            .filter(|l| l.starts_with(prefix))
-            .filter_map(|l| l.rsplit_once(' ')?.1.parse::<f64>().ok())
-            .sum()
+    let total = |text: &str, prefix: &str| -> f64 {
+        text.lines().filter(|l| l.starts_with(prefix)).filter_map(|l| l.rsplit_once(' ')?.1.parse::<f64>().ok()).sum()
     };
+    let sum = |prefix: &str| -> f64 { total(&metrics, prefix) - total(&before, prefix) };
     let per_job = |v: f64| v * 1000.0 / jobs as f64;
     let job = per_job(sum("mediagate_job_seconds_sum{lane=\"live\"}"));
     let fetch = per_job(sum("mediagate_stage_seconds_sum{media_type=\"any\",stage=\"fetch\"}"));
+    let wait = per_job(sum("mediagate_stage_seconds_sum{media_type=\"image\",stage=\"slot_wait\"}"));
     let process = per_job(sum("mediagate_stage_seconds_sum{media_type=\"image\",stage=\"process\"}"));
     let work = per_job(sum("mediagate_stage_seconds_sum{media_type=\"image\",stage=\"media_work\"}"));
     let store = per_job(sum("mediagate_stage_seconds_sum{media_type=\"image\",stage=\"store\"}"));
     let manifest = per_job(sum("mediagate_stage_seconds_sum{media_type=\"job\",stage=\"manifest\"}"));
     let publish = per_job(sum("mediagate_stage_seconds_sum{media_type=\"job\",stage=\"publish\"}"));
     println!(
-        "{label}: per job (ms, each job's own wall time): taken->confirmed verdict {job:.1} = fetch {fetch:.1} + media in the sandbox {process:.1} \
-         (of which media work {work:.1}, sandbox round trip {:.1}) + store {store:.1} + manifest {manifest:.1} + publish {publish:.1} + other {:.1}",
+        "{label}: per job (ms of its own wall time): taken -> confirmed verdict {job:.1}: fetch {fetch:.1}, waiting for a CPU slot {wait:.1}, \
+         in the sandbox {process:.1} (media work {work:.1} + round trip {:.1}), store {store:.1}, manifest {manifest:.1}, publish {publish:.1}",
         process - work,
-        job - fetch - process - store - manifest - publish
     );
+    // Pipelining: jobs fetch and store while others hold the slots, so what matters is how
+    // busy the slots are with media work over the run.
+    let slot_busy = sum("mediagate_stage_seconds_sum{media_type=\"image\",stage=\"media_work\"}")
+        / (concurrency as f64 * elapsed.as_secs_f64());
     println!(
-        "{label}: share of job time outside media work (broker, S3, verdict): {:.1} % (target <= 5 %); sandbox overhead {:.1} %",
-        (job - process) / job * 100.0,
-        (process - work) / job * 100.0
+        "{label}: the {concurrency} slots spent {:.1} % of the run on media work; {:.1} % of slot time went to everything else \
+         (sandbox round trips, waiting on S3 and the broker, and the CPU this box's S3 server, broker and bench client take)",
+        slot_busy * 100.0,
+        (1.0 - slot_busy) * 100.0
+    );
+    // CPU: the worker process itself (S3 client, AMQP, JSON, hashing, the runtime) against its
+    // sandbox children (the media work), from the same /metrics.
+    let worker_cpu = sum("mediagate_worker_cpu_seconds");
+    let media_cpu = sum("mediagate_sandbox_cpu_seconds_total");
+    println!(
+        "{label}: CPU per job: media work (sandbox children) {:.1} ms, the worker itself (S3, broker, verdicts, runtime) {:.1} ms \
+         = {:.1} % of the worker's CPU outside media work (target <= 5 %)",
+        per_job(media_cpu),
+        per_job(worker_cpu),
+        worker_cpu / (worker_cpu + media_cpu) * 100.0
     );
     let pid = worker_pid(worker.child.id());
     let hwm = pid.and_then(|p| status_kb(p, "VmHWM:"));

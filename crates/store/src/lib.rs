@@ -440,6 +440,13 @@ impl Store {
         self.get_inner(bucket, key, Some(max_bytes)).await
     }
 
+    /// Downloads an object already HEADed by the caller, stopping (with [`StoreError::TooLarge`])
+    /// as soon as it turns out longer than `max_bytes`: [`Store::get_limited`] without its HEAD,
+    /// for a caller that needs the size first (to reserve memory for it).
+    pub async fn get_capped(&self, bucket: &str, key: &str, max_bytes: u64) -> Result<Vec<u8>, StoreError> {
+        self.get_inner(bucket, key, Some(max_bytes)).await
+    }
+
     /// Downloads a whole object, whatever its size (manifests and other trusted, small objects;
     /// use [`Store::get_limited`] for anything a user uploaded).
     pub async fn get(&self, bucket: &str, key: &str) -> Result<Vec<u8>, StoreError> {

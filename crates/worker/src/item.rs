@@ -10,6 +10,7 @@ use mediagate_contract::{
 };
 use mediagate_media::{sniff, Encoded, Format, MediaClass};
 use mediagate_sandbox::{ChildLimits, Outcome, Request, SandboxError, Stats, Task, Tensor};
+use tokio::sync::OwnedSemaphorePermit;
 use tracing::{debug, info_span, warn, Instrument};
 
 use crate::codes::{media_error, source_error, Transient};
@@ -32,28 +33,7 @@ pub(crate) struct ItemCtx {
 pub(crate) async fn process_item(ctx: ItemCtx, item: Item) -> Result<ItemVerdict, Transient> {
     let span = info_span!("item", job_id = %ctx.job_id, item_id = %item.item_id);
     async move {
-        // Batch items first pass the gate that keeps one slot for live traffic.
-        let _gate = match ctx.lane {
-            Lane::Batch => Some(
-                ctx.shared
-                    .batch_gate
-                    .clone()
-                    .acquire_owned()
-                    .await
-                    .map_err(|_| Transient::internal("worker is shutting down"))?,
-            ),
-            Lane::Live => None,
-        };
-        // One CPU/memory slot per item in flight, across all jobs: bounds both the decode
-        // threads and the bytes held (at most `concurrency` inputs of `max_input_bytes`).
-        let _slot = ctx
-            .shared
-            .slots
-            .clone()
-            .acquire_owned()
-            .await
-            .map_err(|_| Transient::internal("worker is shutting down"))?;
-        let verdict = process_in_slot(&ctx, &item).await?;
+        let verdict = process(&ctx, &item).await?;
         let media_type = media_label(verdict.media_type);
         let reason = verdict.reason.as_ref().map(|r| r.code.as_str()).unwrap_or("none");
         let status = match verdict.status {
@@ -96,22 +76,59 @@ async fn remove_stale_outputs(ctx: &ItemCtx, item_id: &str, verdict: &ItemVerdic
     Ok(())
 }
 
-/// The item's work once it holds a slot.
-async fn process_in_slot(ctx: &ItemCtx, item: &Item) -> Result<ItemVerdict, Transient> {
+/// One slot of CPU work (media in the sandbox, or the classifier) for this item. Only this
+/// work holds a slot: fetching and storing overlap with other items' CPU work, so the slots
+/// stay busy while S3 and the broker answer. Batch items first pass the gate that keeps one
+/// slot for live traffic.
+async fn cpu_slot(ctx: &ItemCtx) -> Result<(Option<OwnedSemaphorePermit>, OwnedSemaphorePermit), Transient> {
+    let closed = |_| Transient::internal("worker is shutting down");
+    let gate = match ctx.lane {
+        Lane::Batch => Some(ctx.shared.batch_gate.clone().acquire_owned().await.map_err(closed)?),
+        Lane::Live => None,
+    };
+    let slot = ctx.shared.slots.clone().acquire_owned().await.map_err(closed)?;
+    Ok((gate, slot))
+}
+
+/// Fetches the source within the limit, reserving its size from the worker's budget of input
+/// bytes in hand first (so prefetched jobs cannot hold more than that between them).
+async fn fetch(ctx: &ItemCtx, item: &Item) -> Result<Result<(Vec<u8>, OwnedSemaphorePermit), Reason>, Transient> {
     let shared = &ctx.shared;
+    let bucket = &item.source.bucket;
+    let key = &item.source.key;
+    let limit = shared.config.limits.max_input_bytes;
+    let _timer = StageTimer::start("fetch", "any");
+    let info = match shared.store.head(bucket, key).await {
+        Ok(info) => info,
+        Err(e) => return Ok(Err(source_error(e, bucket, key)?)),
+    };
+    if info.size > limit {
+        let e = mediagate_store::StoreError::TooLarge { size: info.size, limit };
+        return Ok(Err(source_error(e, bucket, key)?));
+    }
+    let kib = u32::try_from(info.size.div_ceil(1024).max(1)).unwrap_or(u32::MAX).min(shared.input_budget_kib);
+    let permit = shared
+        .input_budget
+        .clone()
+        .acquire_many_owned(kib)
+        .await
+        .map_err(|_| Transient::internal("worker is shutting down"))?;
+    match shared.store.get_capped(bucket, key, limit).await {
+        Ok(bytes) => Ok(Ok((bytes, permit))),
+        Err(e) => Ok(Err(source_error(e, bucket, key)?)),
+    }
+}
+
+/// The item's work: fetch, sniff, fit the kind, process, store.
+async fn process(ctx: &ItemCtx, item: &Item) -> Result<ItemVerdict, Transient> {
     let job_id = ctx.job_id.as_str();
     let kind = ctx.kind;
     {
-        let cfg = &shared.config;
-        let bucket = &item.source.bucket;
-        let key = &item.source.key;
-        let fetch_timer = StageTimer::start("fetch", "any");
-        let fetched = shared.store.get_limited(bucket, key, cfg.limits.max_input_bytes).await;
-        drop(fetch_timer);
-        // Shared, not copied, between the probe and the processing closures.
-        let bytes: Arc<Vec<u8>> = match fetched {
-            Ok(b) => Arc::new(b),
-            Err(e) => return Ok(ItemVerdict::rejected(&item.item_id, None, source_error(e, bucket, key)?)),
+        // Shared, not copied, between the probe and the processing; the permit keeps its bytes
+        // counted until the item is done.
+        let (bytes, _input_permit) = match fetch(ctx, item).await? {
+            Ok((b, permit)) => (Arc::new(b), permit),
+            Err(reason) => return Ok(ItemVerdict::rejected(&item.item_id, None, reason)),
         };
         debug!(bytes = bytes.len(), "fetched source");
 
@@ -184,10 +201,18 @@ async fn sandboxed(
         },
     };
     let m = metrics();
-    match shared.sandbox.run(request, bytes, budget).await {
+    let waiting = StageTimer::start("slot_wait", media_type);
+    let slot = cpu_slot(ctx).await?;
+    drop(waiting);
+    let timer = StageTimer::start("process", media_type);
+    let ran = shared.sandbox.run(request, bytes, budget).await;
+    drop(timer);
+    drop(slot);
+    match ran {
         Ok(report) => {
             m.sandbox_runs.with_label_values(&[if report.stats.crashes > 0 { "crashed_once" } else { "ok" }]).inc();
             m.stage_seconds.with_label_values(&["media_work", media_type]).observe(report.stats.work.as_secs_f64());
+            m.sandbox_cpu.inc_by(report.stats.cpu.as_secs_f64());
             if report.stats.peak_rss_bytes > 0 {
                 m.sandbox_peak_rss.with_label_values(&[media_type]).observe(report.stats.peak_rss_bytes as f64);
             }
@@ -231,6 +256,7 @@ async fn score(
         .classifier
         .clone()
         .ok_or_else(|| Transient::internal("the nudity filter applies but no classifier is loaded"))?;
+    let _slot = cpu_slot(ctx).await?;
     let started = std::time::Instant::now();
     let max = tokio::task::spawn_blocking(move || {
         tensors.iter().try_fold(0f32, |max, t| classifier.infer(&t.0).map(|s| max.max(s)))
@@ -273,9 +299,7 @@ async fn voice(
     let shared = &ctx.shared;
     let settings = shared.config.voice.clone();
     let budget = settings.budget;
-    let timer = StageTimer::start("process", "audio");
     let result = sandboxed(ctx, item, Task::Voice { format, settings }, bytes, budget).await?;
-    drop(timer);
     let out = match result {
         Ok((Outcome::Voice(out), _)) => out,
         Ok(_) => return Err(unexpected()),
@@ -301,9 +325,7 @@ async fn video(ctx: &ItemCtx, item: &Item, bytes: Arc<Vec<u8>>, format: Format) 
         settings.sampling = Some(shared.config.frame_sampling.clone());
     }
     let budget = settings.budget;
-    let timer = StageTimer::start("process", "video");
     let result = sandboxed(ctx, item, Task::Video { format, settings }, bytes, budget).await?;
-    drop(timer);
     let (out, tensors, stats) = match result {
         Ok((Outcome::Video { out, tensors }, stats)) => (out, tensors, stats),
         Ok(_) => return Err(unexpected()),
@@ -432,10 +454,8 @@ async fn photo(ctx: &ItemCtx, item: &Item, bytes: Arc<Vec<u8>>, format: Format) 
     let shared = &ctx.shared;
     let settings = shared.config.photo.clone();
     let filter = classifier_for(ctx)?;
-    let timer = StageTimer::start("process", "image");
     let task = Task::Photo { settings, classify: filter.is_some() };
     let result = sandboxed(ctx, item, task, bytes, shared.config.photo_budget).await?;
-    drop(timer);
     let (out, tensor, stats) = match result {
         Ok((Outcome::Photo { out, tensor }, stats)) => (out, tensor, stats),
         Ok(_) => return Err(unexpected()),

@@ -33,8 +33,12 @@ use crate::metrics::metrics;
 pub(crate) struct Shared {
     pub config: WorkerConfig,
     pub store: Store,
-    /// Items in flight across all jobs (CPU and memory bound).
+    /// CPU slots: media work in the sandbox and classifier runs, across all jobs.
     pub slots: Arc<Semaphore>,
+    /// Input bytes in hand across all items, in KiB: fetched sources waiting for or in a slot.
+    pub input_budget: Arc<Semaphore>,
+    /// The budget's size in KiB (an item never asks for more than all of it).
+    pub input_budget_kib: u32,
     /// Gate reprocess items pass before taking a slot: `concurrency - 1` permits, so at least
     /// one slot is never held by batch work and a live job never waits behind a batch.
     pub batch_gate: Arc<Semaphore>,
@@ -81,12 +85,18 @@ pub async fn run(
 ) -> Result<(), WorkerError> {
     broker.declare_topology().await?;
     let publisher = broker.verdict_publisher().await?;
-    let prefetch = u16::try_from(config.concurrency.max(1)).unwrap_or(u16::MAX);
+    // Twice the slots: the next jobs' downloads (and the last ones' uploads) overlap with the
+    // media work in the slots, which is what keeps the CPUs busy with media.
+    let prefetch = u16::try_from(config.concurrency.max(1) * 2).unwrap_or(u16::MAX);
     let tag = format!("mediagate-{}", config.worker_id);
     let mut uploads = broker.consumer(names::UPLOADS_QUEUE, prefetch, &tag).await?;
     let mut dead = broker.consumer(names::DEAD_QUEUE, 1, &format!("{tag}-dead")).await?;
     let concurrency = config.concurrency.max(1);
     let batch_slots = concurrency - 1;
+    // Inputs in hand: one per slot and one more waiting, each up to the input limit.
+    let input_budget_kib =
+        u32::try_from((config.limits.max_input_bytes.div_ceil(1024)).saturating_mul(concurrency as u64 + 1).max(1))
+            .unwrap_or(u32::MAX);
     // Reprocess jobs only ever get spare capacity: never the last slot, and a prefetch that
     // holds no more batch jobs than the slots they may use.
     let mut reprocess = if batch_slots > 0 {
@@ -98,6 +108,8 @@ pub async fn run(
     };
     let shared = Arc::new(Shared {
         slots: Arc::new(Semaphore::new(concurrency)),
+        input_budget: Arc::new(Semaphore::new(input_budget_kib as usize)),
+        input_budget_kib,
         batch_gate: Arc::new(Semaphore::new(batch_slots)),
         classifier,
         sandbox,

@@ -26,6 +26,12 @@ pub struct Metrics {
     pub in_flight: IntGauge,
     /// Media sandbox runs by outcome (`ok`, `crashed_once`, `crashed`, `timed_out`, `spawn_failed`).
     pub sandbox_runs: IntCounterVec,
+    /// CPU seconds (user + system) the media sandbox children used: with the process's own
+    /// `process_cpu_seconds_total`, how the worker's CPU splits between media work and the rest.
+    pub sandbox_cpu: prometheus::Counter,
+    /// CPU seconds (user + system, all threads) of the worker process itself, read at each
+    /// scrape (the process collector's `process_cpu_seconds_total` counts whole seconds only).
+    pub worker_cpu: prometheus::Gauge,
     /// Peak resident memory of each media sandbox child, by media type: what
     /// `MEDIAGATE_SANDBOX_MEMORY_MB` must leave room for.
     pub sandbox_peak_rss: HistogramVec,
@@ -89,6 +95,16 @@ impl Metrics {
                 &["outcome"],
                 registry
             )?,
+            sandbox_cpu: prometheus::register_counter_with_registry!(
+                "sandbox_cpu_seconds_total",
+                "CPU seconds used by media sandbox children.",
+                registry
+            )?,
+            worker_cpu: prometheus::register_gauge_with_registry!(
+                "worker_cpu_seconds",
+                "CPU seconds used by the worker process itself (not its sandbox children).",
+                registry
+            )?,
             sandbox_peak_rss: register_histogram_vec_with_registry!(
                 "sandbox_peak_rss_bytes",
                 "Peak resident memory of a media sandbox child, by media type.",
@@ -107,6 +123,7 @@ impl Metrics {
 
     /// The text exposition format.
     pub fn render(&self) -> String {
+        self.worker_cpu.set(mediagate_sandbox::lockdown::cpu_time().as_secs_f64());
         let mut buf = Vec::new();
         if TextEncoder::new().encode(&self.registry.gather(), &mut buf).is_err() {
             return String::new();
