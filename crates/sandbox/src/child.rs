@@ -37,6 +37,9 @@ pub(crate) enum Reply {
     ForkFailed(String),
 }
 
+/// The server's first frame on stdout, once it has locked itself down.
+pub(crate) const READY: &[u8] = b"ready";
+
 /// Exit status of a child that found stdin closed before any request: the worker is done with
 /// this server.
 const EXIT_NO_REQUEST: i32 = 75;
@@ -52,6 +55,14 @@ pub fn serve(args: &[String]) -> ExitCode {
     let parent = args.first().and_then(|a| a.parse::<u32>().ok());
     if let Err(e) = lockdown::lock_down(parent, true) {
         error!(error = %e, "media sandbox: cannot lock down; refusing to process anything");
+        return ExitCode::from(EXIT_SETUP);
+    }
+    let ready = {
+        let mut out = io::stdout().lock();
+        frame::write_sync(&mut out, READY).and_then(|()| out.flush())
+    };
+    if let Err(e) = ready {
+        error!(error = %e, "media sandbox: cannot talk to the worker");
         return ExitCode::from(EXIT_SETUP);
     }
     let server_pid = std::process::id();
@@ -117,6 +128,10 @@ fn fork_one(server_pid: u32) -> io::Result<Option<(Reply, Option<libc::pid_t>)>>
     let status = wait(pid);
     match status {
         Some(s) if libc::WIFEXITED(s) && libc::WEXITSTATUS(s) == EXIT_NO_REQUEST => Ok(None),
+        // The child could not lock down or take its limits: the host's doing, not the file's.
+        Some(s) if libc::WIFEXITED(s) && libc::WEXITSTATUS(s) == EXIT_SETUP as libc::c_int => {
+            Ok(Some((Reply::ForkFailed("a sandbox child could not set itself up (see the log)".into()), None)))
+        }
         _ => {
             let _ = writeln!(io::stderr().lock(), "{SYNC_MARK}");
             Ok(Some((Reply::Died(status.map(describe).unwrap_or_else(|| "could not be waited for".into())), None)))

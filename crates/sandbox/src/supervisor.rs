@@ -15,7 +15,7 @@ use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::process::{Child, ChildStdin, ChildStdout, Command};
 use tracing::{debug, warn};
 
-use crate::child::{Reply, SYNC_MARK};
+use crate::child::{Reply, READY, SYNC_MARK};
 use crate::{execute, frame, Report, Request, SandboxError, CHILD_ARG};
 
 /// Where media work runs.
@@ -96,6 +96,8 @@ enum Attempt {
 }
 
 const GRACE: Duration = Duration::from_secs(5);
+/// How long a new server may take to load and lock itself down.
+const READY_WITHIN: Duration = Duration::from_secs(20);
 const TAIL_LINES: usize = 20;
 
 impl Sandbox {
@@ -118,7 +120,7 @@ impl Sandbox {
         if self.inner.cfg.mode != Mode::Process {
             return Ok(());
         }
-        let first = self.spawn()?;
+        let first = self.spawn().await?;
         self.lock_idle().push(first);
         self.refill();
         Ok(())
@@ -167,7 +169,7 @@ impl Sandbox {
     }
 
     async fn attempt(&self, header: &[u8], input: &[u8], budget: Duration) -> Result<Attempt, SandboxError> {
-        let mut server = self.take()?;
+        let mut server = self.take().await?;
         let marks = match server.tail.lock() {
             Ok(mut t) => {
                 t.lines.clear();
@@ -243,7 +245,7 @@ impl Sandbox {
     }
 
     /// An idle server that is still alive, or a new one.
-    fn take(&self) -> Result<Server, SandboxError> {
+    async fn take(&self) -> Result<Server, SandboxError> {
         loop {
             let next = self.lock_idle().pop();
             match next {
@@ -253,7 +255,7 @@ impl Sandbox {
                     }
                     warn!("an idle media sandbox server exited on its own; starting another");
                 }
-                None => return self.spawn(),
+                None => return self.spawn().await,
             }
         }
     }
@@ -289,7 +291,7 @@ impl Sandbox {
         let this = self.clone();
         tokio::spawn(async move {
             while this.lock_idle().len() < this.inner.cfg.spares {
-                match this.spawn() {
+                match this.spawn().await {
                     Ok(s) => this.lock_idle().push(s),
                     Err(e) => {
                         warn!(error = %e, "cannot start a media sandbox server");
@@ -302,7 +304,8 @@ impl Sandbox {
         });
     }
 
-    fn spawn(&self) -> Result<Server, SandboxError> {
+    /// Starts a server and waits for it to say it has locked itself down.
+    async fn spawn(&self) -> Result<Server, SandboxError> {
         let cfg = &self.inner.cfg;
         let mut cmd = Command::new(&cfg.program);
         cmd.arg(CHILD_ARG)
@@ -357,7 +360,34 @@ impl Sandbox {
                 }
             }
         });
-        Ok(Server { child, stdin, stdout, tail })
+        let mut server = Server { child, stdin, stdout, tail };
+        match tokio::time::timeout(READY_WITHIN, frame::read_async(&mut server.stdout, 64)).await {
+            Ok(Ok(ready)) if ready == READY => Ok(server),
+            _ => {
+                let how = self.discard_quietly(&mut server).await;
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                let last = server
+                    .tail
+                    .lock()
+                    .map(|t| t.lines.iter().cloned().collect::<Vec<_>>().join(" | "))
+                    .unwrap_or_default();
+                Err(SandboxError::Spawn {
+                    message: format!(
+                        "the media sandbox did not start ({how}; its last words: {last}); where seccomp or \
+                         no_new_privs is unavailable, run with MEDIAGATE_SANDBOX=off"
+                    ),
+                })
+            }
+        }
+    }
+
+    /// Kills a server that never became ready; how it ended.
+    async fn discard_quietly(&self, server: &mut Server) -> String {
+        let _ = server.child.start_kill();
+        match server.child.wait().await {
+            Ok(status) => describe(status),
+            Err(e) => format!("could not be waited for ({e})"),
+        }
     }
 }
 

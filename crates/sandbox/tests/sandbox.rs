@@ -28,6 +28,7 @@ fn main() -> ExitCode {
         ("a_decoder_out_of_memory_is_a_crash_and_the_sandbox_carries_on", out_of_memory),
         ("a_server_that_hangs_is_killed_at_the_budget", hang),
         ("a_server_that_dies_is_retried_once_then_a_crash", dies),
+        ("a_server_that_cannot_lock_down_is_a_setup_error_not_the_files_fault", cannot_start),
     ];
     let (mut passed, mut failed) = (0, 0);
     for (name, test) in tests {
@@ -180,7 +181,9 @@ fn out_of_memory() {
 fn script(dir: &Path, body: &str) -> PathBuf {
     use std::os::unix::fs::PermissionsExt;
     let p = dir.join("fake-server");
-    std::fs::write(&p, format!("#!/bin/sh\n{body}\n")).expect("write script");
+    // The ready frame a real server writes once locked down: length 5, little-endian, "ready".
+    let ready = r"printf '\005\000\000\000\000\000\000\000ready'";
+    std::fs::write(&p, format!("#!/bin/sh\n{ready}\n{body}\n")).expect("write script");
     std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).expect("chmod");
     p
 }
@@ -206,7 +209,10 @@ fn dies() {
     let rt = runtime();
     let dir = tempfile::tempdir().expect("tempdir");
     let count = dir.path().join("starts");
-    let sb = sandbox(script(dir.path(), &format!("echo started >> {}; kill -SEGV $$", count.display())));
+    let sb = sandbox(script(
+        dir.path(),
+        &format!("echo started >> {}; head -c 1 >/dev/null; kill -SEGV $$", count.display()),
+    ));
     let err = rt
         .block_on(sb.run(
             request(Task::Probe { format: Format::Mp4 }, 64),
@@ -220,4 +226,30 @@ fn dies() {
     }
     let starts = std::fs::read_to_string(&count).unwrap_or_default().lines().count();
     assert!(starts >= 2, "retried in a fresh process: {starts} starts");
+}
+
+fn cannot_start() {
+    let rt = runtime();
+    let dir = tempfile::tempdir().expect("tempdir");
+    // What a server does where seccomp is refused: says why on stderr and exits 70, never ready.
+    let path = dir.path().join("no-seccomp");
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::write(&path, "#!/bin/sh\necho 'cannot lock down: seccomp: Operation not permitted' >&2\nexit 70\n")
+            .expect("write script");
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    }
+    let sb = sandbox(path);
+    let err = rt.block_on(sb.warm_up()).expect_err("must not start");
+    assert!(matches!(err, SandboxError::Spawn { .. }), "{err:?}");
+    let text = err.to_string();
+    assert!(text.contains("status 70") && text.contains("seccomp") && text.contains("MEDIAGATE_SANDBOX=off"), "{text}");
+    let err = rt
+        .block_on(sb.run(
+            request(Task::Probe { format: Format::Mp4 }, 64),
+            Arc::new(vec![0; 10]),
+            Duration::from_secs(5),
+        ))
+        .expect_err("must fail");
+    assert!(matches!(err, SandboxError::Spawn { .. }) && !err.is_input_error(), "{err:?}");
 }
