@@ -18,6 +18,8 @@ mod video;
 pub use audio::{is_voice_format, process_voice, VoiceOutput, VoiceSettings, WAVEFORM_BUCKETS, WAVEFORM_MAX};
 pub use av::{probe_av, AvProbe};
 pub use error::MediaError;
-pub use photo::{probe_dimensions, process_photo, Encoded, OutputKind, PhotoOutput, PhotoSettings};
+pub use photo::{
+    probe_dimensions, process_photo, process_photo_inspecting, Encoded, OutputKind, PhotoOutput, PhotoSettings,
+};
 pub use sniff::{ogg_codec, sniff, Format, MediaClass, OggCodec};
 pub use video::{is_video_format, process_video, sample_frames, FrameSampling, RgbFrame, VideoOutput, VideoSettings};

@@ -127,6 +127,8 @@ pub(crate) struct DecodedPhoto {
     pub icc: Option<Vec<u8>>,
     /// Decoded pixels as stored (possibly reduced by a scaled JPEG decode).
     pub pixels: Pixels,
+    /// Whether `pixels` is the whole JPEG decoded to RGB at full size, as Pillow would.
+    pub full_rgb: bool,
 }
 
 impl DecodedPhoto {
@@ -143,8 +145,37 @@ impl DecodedPhoto {
 /// Decodes, resizes, orients and encodes a photo. See the module docs for the rules.
 pub fn process_photo(bytes: &[u8], settings: &PhotoSettings) -> Result<PhotoOutput, MediaError> {
     check_settings(settings)?;
+    let decoded = decode(bytes, settings, false)?;
+    finish(decoded, settings, std::time::Instant::now())
+}
+
+/// [`process_photo`] that also hands the decoded pixels to `inspect` when the photo is a colour
+/// (Y′CbCr or RGB) JPEG: then the photo is decoded once, to full-size RGB as stored (no EXIF
+/// rotation; libjpeg-turbo's default ISLOW IDCT and fancy upsampling, i.e. what Pillow's decoder
+/// gives), and `inspect` sees those pixels before the variants are made from them. For any other
+/// photo `inspect` is not called (`None`): the caller decodes for itself.
+///
+/// For the nudity filter, whose reference decodes the original bytes with Pillow: sharing the
+/// decode saves a second full decode. The variants then come from RGB rather than from the Y′CbCr
+/// planes, so their bytes differ slightly from [`process_photo`]'s (each path is deterministic).
+pub fn process_photo_inspecting<T>(
+    bytes: &[u8],
+    settings: &PhotoSettings,
+    inspect: impl FnOnce(u32, u32, &[u8]) -> T,
+) -> Result<(PhotoOutput, Option<T>), MediaError> {
+    check_settings(settings)?;
     let t0 = std::time::Instant::now();
-    let decoded = decode(bytes, settings)?;
+    let decoded = decode(bytes, settings, true)?;
+    let seen = match (&decoded.pixels, decoded.format) {
+        (Pixels::Rgb(plane), Format::Jpeg) if decoded.full_rgb => {
+            Some(inspect(plane.width, plane.height, plane.data()))
+        }
+        _ => None,
+    };
+    Ok((finish(decoded, settings, t0)?, seen))
+}
+
+fn finish(decoded: DecodedPhoto, settings: &PhotoSettings, t0: std::time::Instant) -> Result<PhotoOutput, MediaError> {
     let t_decode = t0.elapsed();
     let out = render(decoded, settings)?;
     tracing::debug!(
@@ -280,7 +311,9 @@ pub(crate) fn fit(w: u32, h: u32, edge: u32) -> (u32, u32) {
     }
 }
 
-pub(crate) fn decode(bytes: &[u8], settings: &PhotoSettings) -> Result<DecodedPhoto, MediaError> {
+/// Decodes a photo; with `want_rgb`, a colour JPEG is decoded to full-size RGB (see
+/// [`process_photo_inspecting`]) instead of to (possibly DCT-scaled) Y′CbCr planes.
+pub(crate) fn decode(bytes: &[u8], settings: &PhotoSettings, want_rgb: bool) -> Result<DecodedPhoto, MediaError> {
     let format = sniff(bytes).ok_or_else(|| MediaError::Unrecognized { head: hex_head(bytes) })?;
     if !format.is_supported_photo() {
         return Err(unsupported(format));
@@ -288,7 +321,7 @@ pub(crate) fn decode(bytes: &[u8], settings: &PhotoSettings) -> Result<DecodedPh
     let (w, h) = probe_dimensions(bytes, format)?;
     check_pixels(w, h, settings.max_pixels)?;
     match format {
-        Format::Jpeg => decode_jpeg(bytes, w, h, settings),
+        Format::Jpeg => decode_jpeg(bytes, w, h, settings, want_rgb),
         _ => {
             // The pure-Rust decoders are fuzzed but not proven panic-free; a panic on hostile
             // input must reject the item, not take the worker thread down. Nothing shared is
@@ -324,7 +357,13 @@ fn tj_message(e: &turbojpeg::Error) -> String {
     }
 }
 
-fn decode_jpeg(bytes: &[u8], w: u32, h: u32, settings: &PhotoSettings) -> Result<DecodedPhoto, MediaError> {
+fn decode_jpeg(
+    bytes: &[u8],
+    w: u32,
+    h: u32,
+    settings: &PhotoSettings,
+    want_rgb: bool,
+) -> Result<DecodedPhoto, MediaError> {
     let tj_internal = |e: turbojpeg::Error| MediaError::internal(format!("turbojpeg: {e}"));
     let mut d = Decompressor::new().map_err(tj_internal)?;
     let header = d
@@ -342,8 +381,9 @@ fn decode_jpeg(bytes: &[u8], w: u32, h: u32, settings: &PhotoSettings) -> Result
             (fw, fh)
         }
     };
+    let full_rgb = want_rgb && matches!(header.colorspace, Colorspace::YCbCr | Colorspace::RGB);
     let mut scale = ScalingFactor::ONE;
-    if !header.is_lossless {
+    if !header.is_lossless && !full_rgb {
         for denom in [8u32, 4, 2] {
             if w.div_ceil(denom) >= fw && h.div_ceil(denom) >= fh {
                 scale = ScalingFactor::new(1, denom as usize);
@@ -356,7 +396,8 @@ fn decode_jpeg(bytes: &[u8], w: u32, h: u32, settings: &PhotoSettings) -> Result
     d.set_scan_limit(500).map_err(tj_internal)?;
     let (sw, sh) = (scale.scale(header.width), scale.scale(header.height));
 
-    let planar = matches!(header.colorspace, Colorspace::YCbCr)
+    let planar = !full_rgb
+        && matches!(header.colorspace, Colorspace::YCbCr)
         && !header.is_lossless
         && matches!(
             header.subsamp,
@@ -399,7 +440,15 @@ fn decode_jpeg(bytes: &[u8], w: u32, h: u32, settings: &PhotoSettings) -> Result
             _ => Pixels::Rgb(Plane::tight(buf, sw as u32, sh as u32, 3)),
         }
     };
-    Ok(DecodedPhoto { format: Format::Jpeg, width: w, height: h, orientation: meta.orientation, icc: meta.icc, pixels })
+    Ok(DecodedPhoto {
+        format: Format::Jpeg,
+        width: w,
+        height: h,
+        orientation: meta.orientation,
+        icc: meta.icc,
+        pixels,
+        full_rgb,
+    })
 }
 
 /// Turns a libjpeg-turbo failure into our error. libjpeg-turbo reports a truncated file only as
@@ -473,7 +522,7 @@ fn decode_with_image(
     let icc = decoder.icc_profile().ok().flatten();
     let img = DynamicImage::from_decoder(decoder).map_err(|e| image_error(name, bytes.len(), e))?;
     let pixels = to_pixels(img);
-    Ok(DecodedPhoto { format, width: dw, height: dh, orientation, icc, pixels })
+    Ok(DecodedPhoto { format, width: dw, height: dh, orientation, icc, pixels, full_rgb: false })
 }
 
 fn to_pixels(img: DynamicImage) -> Pixels {

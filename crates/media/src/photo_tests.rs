@@ -431,7 +431,7 @@ fn scaled_decode_still_covers_the_full_size() {
     let (w, h) = (2400, 1800);
     let src = jpeg_from_rgb(&two_tone(w, h), w, h, 90, Subsamp::Sub2x2);
     let s = PhotoSettings { full_edge: 500, thumb_edge: 100, ..settings() };
-    let decoded = decode(&src, &s).unwrap();
+    let decoded = decode(&src, &s, false).unwrap();
     match &decoded.pixels {
         Pixels::Yuv { y, .. } => assert_eq!(y.extent, (600.0, 450.0)),
         _ => panic!("expected planar decode"),
