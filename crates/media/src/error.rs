@@ -97,6 +97,15 @@ impl MediaError {
     }
 }
 
+/// The message a panic carried (`panic!("…")` gives a `&str` or a `String`), or "a panic".
+pub fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    payload
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a panic".to_string())
+}
+
 /// Milliseconds as seconds for messages: "60", "60.25", "75.3".
 fn fmt_secs(ms: u64) -> String {
     if ms.is_multiple_of(1000) {

@@ -17,7 +17,7 @@ mod video;
 
 pub use audio::{is_voice_format, process_voice, VoiceOutput, VoiceSettings, WAVEFORM_BUCKETS, WAVEFORM_MAX};
 pub use av::{probe_av, AvProbe};
-pub use error::MediaError;
+pub use error::{panic_message, MediaError};
 pub use photo::{
     probe_dimensions, process_photo, process_photo_inspecting, Encoded, OutputKind, PhotoOutput, PhotoSettings,
 };

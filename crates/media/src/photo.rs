@@ -330,11 +330,7 @@ pub(crate) fn decode(bytes: &[u8], settings: &PhotoSettings, want_rgb: bool) -> 
                 decode_with_image(bytes, format, w, h, settings)
             }));
             decoded.unwrap_or_else(|panic| {
-                let what = panic
-                    .downcast_ref::<&str>()
-                    .map(|s| s.to_string())
-                    .or_else(|| panic.downcast_ref::<String>().cloned())
-                    .unwrap_or_default();
+                let what = crate::panic_message(panic.as_ref());
                 tracing::warn!(format = format.name(), panic = %what, "image decoder panicked");
                 Err(MediaError::corrupt(format!("the {} decoder failed on this file ({what})", format.name())))
             })

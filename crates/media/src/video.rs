@@ -557,7 +557,7 @@ fn run_pass(
     let poster = to_rgb(&poster_frame.1, plan.out.0, plan.out.1, poster_frame.0, true)?;
     let mut frames = Vec::new();
     if let Some(sampler) = pass.sampler.take() {
-        let (sw, sh) = fit_long(plan.out.0, plan.out.1, sampler.cfg.max_edge);
+        let (sw, sh) = crate::photo::fit(plan.out.0, plan.out.1, sampler.cfg.max_edge);
         let poster_small = to_rgb(&poster_frame.1, sw, sh, poster_frame.0, true)?;
         frames.push(poster_small);
         frames.extend(sampler.frames.into_iter().filter(|f| f.timestamp_ms != poster.timestamp_ms));
@@ -1148,22 +1148,9 @@ impl Sampler {
         while self.next_ms <= t_ms {
             self.next_ms += every;
         }
-        let (w, h) = fit_long(out.0, out.1, self.cfg.max_edge);
+        let (w, h) = crate::photo::fit(out.0, out.1, self.cfg.max_edge);
         self.frames.push(to_rgb(f, w, h, t_ms, false)?);
         Ok(())
-    }
-}
-
-/// Fits into a long edge, never upscaling, at least 1 px.
-fn fit_long(w: u32, h: u32, edge: u32) -> (u32, u32) {
-    if w.max(h) <= edge {
-        return (w, h);
-    }
-    let scale = |short: u32, long: u32| ((short as u64 * edge as u64 + long as u64 / 2) / long as u64).max(1) as u32;
-    if w >= h {
-        (edge, scale(h, w))
-    } else {
-        (scale(w, h), edge)
     }
 }
 
@@ -1234,7 +1221,7 @@ fn encode_poster(rgb: &RgbFrame, quality: u8) -> Result<Encoded, MediaError> {
 /// 4×3-component BlurHash (as for photos) of a ≤ 32 px box-filtered rendition of the poster.
 fn blurhash_of(rgb: &RgbFrame) -> Result<String, MediaError> {
     let (w, h) = (rgb.width as usize, rgb.height as usize);
-    let (bw, bh) = fit_long(rgb.width, rgb.height, 32);
+    let (bw, bh) = crate::photo::fit(rgb.width, rgb.height, 32);
     let (bw, bh) = (bw as usize, bh as usize);
     let mut tiny = Vec::with_capacity(bw * bh * 4);
     for by in 0..bh {

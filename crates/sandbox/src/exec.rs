@@ -13,11 +13,7 @@ pub fn execute(task: &Task, bytes: &[u8]) -> (Result<Outcome, MediaError>, Stats
     let started = Instant::now();
     let mut classify_prep = Duration::ZERO;
     let result = catch_unwind(AssertUnwindSafe(|| run(task, bytes, &mut classify_prep))).unwrap_or_else(|panic| {
-        let what = panic
-            .downcast_ref::<&str>()
-            .map(|s| s.to_string())
-            .or_else(|| panic.downcast_ref::<String>().cloned())
-            .unwrap_or_else(|| "a panic".to_string());
+        let what = mediagate_media::panic_message(panic.as_ref());
         tracing::error!(panic = %what, "media code panicked");
         Err(MediaError::Corrupt {
             message: format!("the decoder failed on this file ({what}); re-export it and send it again"),
