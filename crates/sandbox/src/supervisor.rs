@@ -269,16 +269,7 @@ impl Sandbox {
 
     /// Kills a server and says how it ended; starts a replacement in the background.
     async fn discard(&self, mut server: Server) -> String {
-        let how = match server.child.try_wait() {
-            Ok(Some(status)) => describe(status),
-            _ => {
-                let _ = server.child.start_kill();
-                match server.child.wait().await {
-                    Ok(status) => describe(status),
-                    Err(e) => format!("could not be waited for ({e})"),
-                }
-            }
-        };
+        let how = end(&mut server).await;
         self.refill();
         how
     }
@@ -364,7 +355,7 @@ impl Sandbox {
         match tokio::time::timeout(READY_WITHIN, frame::read_async(&mut server.stdout, 64)).await {
             Ok(Ok(ready)) if ready == READY => Ok(server),
             _ => {
-                let how = self.discard_quietly(&mut server).await;
+                let how = end(&mut server).await;
                 tokio::time::sleep(Duration::from_millis(50)).await;
                 let last = server
                     .tail
@@ -380,14 +371,17 @@ impl Sandbox {
             }
         }
     }
+}
 
-    /// Kills a server that never became ready; how it ended.
-    async fn discard_quietly(&self, server: &mut Server) -> String {
-        let _ = server.child.start_kill();
-        match server.child.wait().await {
-            Ok(status) => describe(status),
-            Err(e) => format!("could not be waited for ({e})"),
-        }
+/// Ends a server (killing it unless it has already exited) and says how it ended.
+async fn end(server: &mut Server) -> String {
+    if let Ok(Some(status)) = server.child.try_wait() {
+        return describe(status);
+    }
+    let _ = server.child.start_kill();
+    match server.child.wait().await {
+        Ok(status) => describe(status),
+        Err(e) => format!("could not be waited for ({e})"),
     }
 }
 
@@ -402,13 +396,4 @@ fn stage(request: &Request) -> &'static str {
 
 fn describe(status: ExitStatus) -> String {
     crate::child::describe(status.into_raw())
-}
-
-impl Drop for Inner {
-    fn drop(&mut self) {
-        // Waiting children see their stdin close and exit; kill_on_drop covers the rest.
-        if let Ok(mut r) = self.idle.lock() {
-            r.clear();
-        }
-    }
 }

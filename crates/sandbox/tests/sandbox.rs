@@ -178,12 +178,17 @@ fn out_of_memory() {
     });
 }
 
+/// A stand-in fork server: says it is ready, as a real one does once locked down, then `body`.
 fn script(dir: &Path, body: &str) -> PathBuf {
+    // The ready frame: length 5, little-endian, then "ready".
+    shell(dir, &format!("printf '\\005\\000\\000\\000\\000\\000\\000\\000ready'\n{body}"))
+}
+
+/// An executable shell script `fake-server` in `dir`.
+fn shell(dir: &Path, body: &str) -> PathBuf {
     use std::os::unix::fs::PermissionsExt;
     let p = dir.join("fake-server");
-    // The ready frame a real server writes once locked down: length 5, little-endian, "ready".
-    let ready = r"printf '\005\000\000\000\000\000\000\000ready'";
-    std::fs::write(&p, format!("#!/bin/sh\n{ready}\n{body}\n")).expect("write script");
+    std::fs::write(&p, format!("#!/bin/sh\n{body}\n")).expect("write script");
     std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).expect("chmod");
     p
 }
@@ -232,13 +237,7 @@ fn cannot_start() {
     let rt = runtime();
     let dir = tempfile::tempdir().expect("tempdir");
     // What a server does where seccomp is refused: says why on stderr and exits 70, never ready.
-    let path = dir.path().join("no-seccomp");
-    {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::write(&path, "#!/bin/sh\necho 'cannot lock down: seccomp: Operation not permitted' >&2\nexit 70\n")
-            .expect("write script");
-        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).expect("chmod");
-    }
+    let path = shell(dir.path(), "echo 'cannot lock down: seccomp: Operation not permitted' >&2\nexit 70");
     let sb = sandbox(path);
     let err = rt.block_on(sb.warm_up()).expect_err("must not start");
     assert!(matches!(err, SandboxError::Spawn { .. }), "{err:?}");
