@@ -9,10 +9,10 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use mediagate_media::{process_photo, PhotoSettings};
+use mediagate_media::{process_photo, Limits, MediaSettings};
 
-fn settings() -> PhotoSettings {
-    PhotoSettings { max_pixels: 4_000_000, ..Default::default() }
+fn settings() -> MediaSettings {
+    MediaSettings { limits: Limits { max_pixels: 4_000_000, ..Limits::DEFAULT }, ..MediaSettings::DEFAULT }
 }
 
 /// `MEDIAGATE_FUZZ_VERBOSE=1` prints each input's outcome (for checking seeds, replaying crashes).
@@ -33,12 +33,12 @@ fn check(data: &[u8]) {
     if let Ok(out) = result {
         // What the pipeline reports must respect the limits it was given.
         assert!(
-            out.width as u64 * out.height as u64 <= settings.max_pixels,
+            out.width as u64 * out.height as u64 <= settings.limits.max_pixels,
             "{}x{} over the pixel limit",
             out.width,
             out.height
         );
-        for (v, edge) in [(&out.full, settings.full_edge), (&out.thumb, settings.thumb_edge)] {
+        for (v, edge) in [(&out.full, settings.photo.full_edge), (&out.thumb, settings.photo.thumb_edge)] {
             assert!(
                 v.width >= 1 && v.height >= 1 && v.width.max(v.height) <= edge,
                 "variant {}x{} breaks edge {edge}",

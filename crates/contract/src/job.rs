@@ -96,7 +96,7 @@ pub struct Job {
     pub sender: Party,
     pub recipients: Vec<Recipient>,
     pub items: Vec<Item>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub caption: Option<String>,
     #[serde(default)]
     pub reprocess: bool,

@@ -18,10 +18,10 @@ pub mod settings;
 pub mod verdict;
 
 pub use ids::is_valid_id;
-pub use job::{AgeBand, Item, Job, JobKind, ParseOutcome, Party, Recipient, Source};
+pub use job::{AgeBand, Item, Job, JobKind, MessageRef, ParseOutcome, Party, Recipient, Source, JOB_SCHEMA};
 pub use policy::{check_job_rules, nudity_policy, NudityPolicy};
 pub use reason::{Reason, ReasonCode};
-pub use settings::{Limits, Thresholds};
+pub use settings::Thresholds;
 pub use verdict::{
     job_status, ItemStatus, ItemVerdict, JobStatus, Manifest, MediaType, NudityResult, Output, Verdict, WorkerInfo,
 };

@@ -1,50 +1,33 @@
-//! Limits and thresholds of the contract (§6) with their defaults.
+//! The contract's own settings (§6) with their defaults: the binary's flags read these, so the
+//! docs, the flags and the tests agree on one number each.
 //!
-//! The values are configuration (env vars / flags in the binary); the defaults live here so
-//! that the binary, the docs and the tests agree on one number each.
-
-/// Per-item limits. Every check that uses them happens before the expensive step it guards.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Limits {
-    /// `MEDIAGATE_MAX_INPUT_BYTES`: checked with HEAD, before any download.
-    pub max_input_bytes: u64,
-    /// `MEDIAGATE_IMAGE_MAX_PIXELS`: checked from the header, before any decode allocation.
-    pub image_max_pixels: u64,
-    /// `MEDIAGATE_VOICE_MAX_MS`: measured by decoding, plus [`Limits::PADDING_ALLOWANCE_MS`].
-    pub voice_max_ms: u64,
-    /// `MEDIAGATE_VIDEO_MAX_MS`.
-    pub video_max_ms: u64,
-}
-
-impl Limits {
-    /// Encoder padding a voice note may carry beyond its limit (§3).
-    pub const PADDING_ALLOWANCE_MS: u64 = 250;
-}
-
-impl Default for Limits {
-    fn default() -> Self {
-        Limits {
-            max_input_bytes: 209_715_200,
-            image_max_pixels: 50_000_000,
-            voice_max_ms: 60_000,
-            video_max_ms: 180_000,
-        }
-    }
-}
+//! The media pipelines' limits and knobs (`MEDIAGATE_IMAGE_MAX_PIXELS`, `…_VOICE_MAX_MS`,
+//! `…_VIDEO_MAX_MS`, sizes, encoders, the voice padding allowance) live with the pipelines, in
+//! `mediagate_media::MediaSettings`; the worker's own in `mediagate_worker::WorkerConfig`.
 
 /// Nudity thresholds (`MEDIAGATE_NUDITY_THRESHOLD_MINOR` / `_ADULT`).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Thresholds {
+    /// Applies when anyone in the job is 16–17.
     pub minor: f64,
+    /// Applies when an adult recipient opted in.
     pub adult: f64,
+}
+
+impl Thresholds {
+    /// The contract's defaults: 0.5 and 0.8.
+    pub const DEFAULT: Thresholds = Thresholds { minor: 0.5, adult: 0.8 };
 }
 
 impl Default for Thresholds {
     fn default() -> Self {
-        Thresholds { minor: 0.5, adult: 0.8 }
+        Thresholds::DEFAULT
     }
 }
 
+/// Default largest input (`MEDIAGATE_MAX_INPUT_BYTES`, 200 MiB), checked with HEAD before any
+/// download.
+pub const DEFAULT_MAX_INPUT_BYTES: u64 = 209_715_200;
 /// Default allow-list of source buckets (`MEDIAGATE_SOURCE_BUCKETS`).
 pub const DEFAULT_SOURCE_BUCKET: &str = "incoming";
 /// Default output bucket (`MEDIAGATE_OUTPUT_BUCKET`).

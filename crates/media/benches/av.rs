@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
 
-use mediagate_media::{process_video, process_voice, Format, VideoSettings, VoiceSettings};
+use mediagate_media::{process_video, process_voice, Format, MediaSettings};
 
 /// Timed runs of each side (after one warm-up each), alternating ours / CLI.
 const RUNS: usize = 5;
@@ -146,7 +146,7 @@ fn main() {
     if want("voice") {
         let input = voice_input();
         let bytes = std::fs::read(&input).unwrap();
-        let settings = VoiceSettings::default();
+        let settings = MediaSettings::default();
         let cli_out = out_dir.join("cli-voice.ogg");
         let mut last = None;
         let (ours, cli, a, b) = compare(
@@ -194,14 +194,14 @@ fn main() {
     if want("video") {
         let input = video_input();
         let bytes = std::fs::read(&input).unwrap();
-        let settings = VideoSettings::default();
+        let settings = MediaSettings::default();
         let cli_out = out_dir.join("cli-video.mp4");
         let threads = settings.threads.to_string();
         let crf = settings.crf.to_string();
         let abr = format!("{}", settings.audio_bitrate);
         let mut last = None;
         let (ours, cli, a, b) = compare(
-            &mut || last = Some(process_video(&bytes, Format::Mp4, &settings).expect("process_video")),
+            &mut || last = Some(process_video(&bytes, Format::Mp4, &settings, false).expect("process_video")),
             &mut || {
                 ffmpeg(&[
                     "-threads",

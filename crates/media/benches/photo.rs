@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use mediagate_media::{process_photo, PhotoSettings};
+use mediagate_media::{process_photo, MediaSettings};
 
 /// Runs per round; ours and the peer alternate for `ROUNDS` rounds so load from other processes
 /// hits both alike. Medians are over all `RUNS * ROUNDS` runs.
@@ -142,7 +142,7 @@ fn run_peer(jpg: &Path, png: &Path) -> Result<Peer, String> {
 }
 
 fn main() {
-    let settings = PhotoSettings::default();
+    let settings = MediaSettings::default();
     let (jpg, png) = inputs();
     let jpeg_bytes = std::fs::read(&jpg).expect("read bench JPEG");
     let png_bytes = std::fs::read(&png).expect("read bench PNG");

@@ -29,7 +29,6 @@
 
 use std::io::{Cursor, Seek, SeekFrom, Write};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use ffmpeg::ffi;
 use ffmpeg::{codec, format as ffformat, frame, ChannelLayout, Packet};
@@ -39,6 +38,7 @@ use crate::av::{
     best_video_stream, init, internal_error, open_input, pass_error, AudioChain, Deadline, LogCapture, SharedBytes,
     EAGAIN,
 };
+use crate::settings::{MediaSettings, VOICE_PADDING_MS};
 use crate::sniff::{ogg_codec, Format, OggCodec};
 use crate::MediaError;
 
@@ -50,25 +50,6 @@ const OPUS_FRAME: usize = 960;
 pub const WAVEFORM_BUCKETS: usize = 100;
 /// Largest waveform value (5 bits).
 pub const WAVEFORM_MAX: u8 = 31;
-
-/// Knobs of the voice-note pipeline; the defaults are the contract's.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct VoiceSettings {
-    /// Longest voice note in ms (`MEDIAGATE_VOICE_MAX_MS`, 60 000).
-    pub max_ms: u64,
-    /// Added to `max_ms` before refusing, for encoder padding (contract: 250 ms).
-    pub allowance_ms: u64,
-    /// Opus bitrate in bit/s (24 000, what Matrix' MSC3245 uses for voice).
-    pub bitrate: u32,
-    /// Wall-clock budget for the whole item.
-    pub budget: Duration,
-}
-
-impl Default for VoiceSettings {
-    fn default() -> Self {
-        VoiceSettings { max_ms: 60_000, allowance_ms: 250, bitrate: 24_000, budget: Duration::from_secs(60) }
-    }
-}
 
 /// What the worker stores and reports for a cleared voice note.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -114,13 +95,14 @@ fn voice_codec_allowed(name: &str) -> bool {
 
 /// Decodes a voice note once, measures it, draws its waveform and encodes it to Ogg Opus.
 /// See the module docs for the rules.
-pub fn process_voice(bytes: &[u8], format: Format, s: &VoiceSettings) -> Result<VoiceOutput, MediaError> {
-    check_settings(s)?;
+pub fn process_voice(bytes: &[u8], format: Format, settings: &MediaSettings) -> Result<VoiceOutput, MediaError> {
+    settings.ensure_valid()?;
+    let s = &settings.voice;
     init();
     let t0 = std::time::Instant::now();
     let deadline = Deadline::new(s.budget, "transcoding the voice note");
     let capture = LogCapture::start();
-    let decoded = decode_mono48(bytes, format, s, &deadline, &capture)?;
+    let decoded = decode_mono48(bytes, format, settings.limits.voice_max_ms, &deadline, &capture)?;
     let t_decode = t0.elapsed();
     let duration_ms = samples_to_ms(decoded.len() as u64);
     let waveform = waveform(&decoded);
@@ -134,13 +116,6 @@ pub fn process_voice(bytes: &[u8], format: Format, s: &VoiceSettings) -> Result<
         "voice note processed"
     );
     Ok(VoiceOutput { duration_ms, waveform, ogg })
-}
-
-fn check_settings(s: &VoiceSettings) -> Result<(), MediaError> {
-    if s.max_ms == 0 || !(6_000..=510_000).contains(&s.bitrate) || s.budget.is_zero() || s.max_ms > 24 * 3600 * 1000 {
-        return Err(MediaError::internal(format!("invalid voice settings: {s:?}")));
-    }
-    Ok(())
 }
 
 fn samples_to_ms(n: u64) -> u64 {
@@ -157,7 +132,7 @@ const SEND_AUDIO: &str = "send Ogg Opus, Ogg Vorbis, WebM Opus, MP3, AAC (M4A), 
 fn decode_mono48(
     bytes: &[u8],
     format: Format,
-    s: &VoiceSettings,
+    max_ms: u64,
     deadline: &Deadline,
     capture: &LogCapture,
 ) -> Result<Vec<f32>, MediaError> {
@@ -215,7 +190,7 @@ fn decode_mono48(
         e => MediaError::corrupt(format!("the {codec_name} audio cannot be decoded ({e}); the file is damaged")),
     })?;
 
-    let limit_ms = s.max_ms.saturating_add(s.allowance_ms);
+    let limit_ms = max_ms.saturating_add(VOICE_PADDING_MS);
     let limit_samples = limit_ms * RATE as u64 / 1000;
     let mut out: Vec<f32> = Vec::with_capacity(((limit_samples + OPUS_FRAME as u64) as usize).min(64 << 20));
     let mut chain: Option<AudioChain> = None;
@@ -232,7 +207,7 @@ fn decode_mono48(
     };
     // Decoded input length in µs, summed frame by frame (the rate may change mid-stream).
     let mut decoded_us: u128 = 0;
-    let too_long = |ms: u64| MediaError::TooLong { what: "the voice note".into(), duration_ms: ms, limit_ms: s.max_ms };
+    let too_long = |ms: u64| MediaError::TooLong { what: "the voice note".into(), duration_ms: ms, limit_ms: max_ms };
 
     let mut packet = Packet::empty();
     let mut decoded = frame::Audio::empty();

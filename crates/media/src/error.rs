@@ -1,8 +1,9 @@
 //! The one error type of this crate's boundary.
 
-/// Why media could not be processed. Each variant maps to exactly one contract reason code
-/// (see [`MediaError::code`]) so the worker can turn it into a verdict item without guessing;
-/// the `Display` text is the verdict's `reason.message`, written for a person to act on.
+/// Why media could not be processed. Each variant stands for one kind of refusal, which the
+/// worker maps to exactly one contract reason code (`mediagate_worker`'s `codes.rs`, the only
+/// place codes are chosen); the `Display` text is the verdict's `reason.message`, written for a
+/// person to act on.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, serde::Serialize, serde::Deserialize)]
 pub enum MediaError {
     /// A recognised format this pipeline does not process → `input.unsupported_format`.
@@ -53,8 +54,8 @@ pub enum MediaError {
         message: String,
     },
     /// The item's wall-clock budget ran out before FFmpeg finished. Not necessarily the input's
-    /// fault (an overloaded host looks the same), so it is retried like an internal fault
-    /// → `internal.media`.
+    /// fault (an overloaded host looks the same), so the worker returns the job to the queue
+    /// (`failed` with `internal.delivery_limit` if it keeps happening).
     #[error("{stage} did not finish within its {} s budget", fmt_secs(*budget_ms))]
     TimedOut {
         /// What was running, e.g. "transcoding the video".
@@ -62,7 +63,8 @@ pub enum MediaError {
         /// The budget that ran out.
         budget_ms: u64,
     },
-    /// A bug or a misconfiguration on our side (never the input's fault) → `internal.media`.
+    /// A bug or a misconfiguration on our side (never the input's fault): the job goes back to
+    /// the queue.
     #[error("internal media error: {message}")]
     Internal {
         /// What failed.
@@ -71,18 +73,6 @@ pub enum MediaError {
 }
 
 impl MediaError {
-    /// The contract reason code (§3) this error stands for.
-    pub fn code(&self) -> &'static str {
-        match self {
-            MediaError::Unsupported { .. } | MediaError::Unrecognized { .. } => "input.unsupported_format",
-            MediaError::Corrupt { .. } => "input.corrupt",
-            MediaError::TooManyPixels { .. } => "input.too_many_pixels",
-            MediaError::TooLong { .. } => "input.too_long",
-            MediaError::UnsupportedCodec { .. } => "input.unsupported_format",
-            MediaError::Internal { .. } | MediaError::TimedOut { .. } => "internal.media",
-        }
-    }
-
     /// Whether the input is to blame (an explicit `rejected` item) rather than us (`failed`).
     pub fn is_input_error(&self) -> bool {
         !matches!(self, MediaError::Internal { .. } | MediaError::TimedOut { .. })

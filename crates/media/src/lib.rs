@@ -12,14 +12,17 @@ mod error;
 mod jpeg_meta;
 mod photo;
 mod raster;
+mod settings;
 mod sniff;
 mod video;
 
-pub use audio::{is_voice_format, process_voice, VoiceOutput, VoiceSettings, WAVEFORM_BUCKETS, WAVEFORM_MAX};
+pub use audio::{is_voice_format, process_voice, VoiceOutput, WAVEFORM_BUCKETS, WAVEFORM_MAX};
 pub use av::{probe_av, AvProbe};
 pub use error::{panic_message, MediaError};
-pub use photo::{
-    probe_dimensions, process_photo, process_photo_inspecting, Encoded, OutputKind, PhotoOutput, PhotoSettings,
+pub use photo::{probe_dimensions, process_photo, process_photo_inspecting, Encoded, OutputKind, PhotoOutput};
+pub use settings::{
+    within, FrameSampling, Limits, MediaSettings, OutOfRange, PhotoSettings, Preset, VideoSettings, VoiceSettings,
+    BUDGET_SECS, VOICE_PADDING_MS,
 };
 pub use sniff::{ogg_codec, sniff, Format, MediaClass, OggCodec};
-pub use video::{is_video_format, process_video, sample_frames, FrameSampling, RgbFrame, VideoOutput, VideoSettings};
+pub use video::{is_video_format, process_video, sample_frames, RgbFrame, VideoOutput};

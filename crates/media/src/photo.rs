@@ -34,27 +34,9 @@ use turbojpeg::{Colorspace, Decompressor, PixelFormat, ScalingFactor, Subsamp};
 
 use crate::jpeg_meta::{embed_icc, icc_matches, read_jpeg_meta};
 use crate::raster::{orient_pixels, pad_plane, resize_pixels, tiny_rgba, transposes, Pixels, Plane, FILTER};
+use crate::settings::{MediaSettings, PhotoSettings};
 use crate::sniff::{sniff, Format};
 use crate::MediaError;
-
-/// Knobs of the photo pipeline; the defaults are the contract's (2048 / 320 px, 50 MP limit).
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct PhotoSettings {
-    /// Long-edge bound of the `full` variant (contract: 2048).
-    pub full_edge: u32,
-    /// Long-edge bound of the `thumb` variant (contract: 320).
-    pub thumb_edge: u32,
-    /// JPEG quality 1–100 of both variants.
-    pub jpeg_quality: u8,
-    /// Most pixels (width × height) a source may declare; `MEDIAGATE_IMAGE_MAX_PIXELS`.
-    pub max_pixels: u64,
-}
-
-impl Default for PhotoSettings {
-    fn default() -> Self {
-        PhotoSettings { full_edge: 2048, thumb_edge: 320, jpeg_quality: 85, max_pixels: 50_000_000 }
-    }
-}
 
 /// The encoding of an output variant, which decides its key's extension and its Content-Type.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
@@ -143,10 +125,10 @@ impl DecodedPhoto {
 }
 
 /// Decodes, resizes, orients and encodes a photo. See the module docs for the rules.
-pub fn process_photo(bytes: &[u8], settings: &PhotoSettings) -> Result<PhotoOutput, MediaError> {
-    check_settings(settings)?;
+pub fn process_photo(bytes: &[u8], settings: &MediaSettings) -> Result<PhotoOutput, MediaError> {
+    settings.ensure_valid()?;
     let decoded = decode(bytes, settings, false)?;
-    finish(decoded, settings, std::time::Instant::now())
+    finish(decoded, &settings.photo, std::time::Instant::now())
 }
 
 /// [`process_photo`] that also hands the decoded pixels to `inspect` when the photo is a colour
@@ -160,10 +142,10 @@ pub fn process_photo(bytes: &[u8], settings: &PhotoSettings) -> Result<PhotoOutp
 /// planes, so their bytes differ slightly from [`process_photo`]'s (each path is deterministic).
 pub fn process_photo_inspecting<T>(
     bytes: &[u8],
-    settings: &PhotoSettings,
+    settings: &MediaSettings,
     inspect: impl FnOnce(u32, u32, &[u8]) -> T,
 ) -> Result<(PhotoOutput, Option<T>), MediaError> {
-    check_settings(settings)?;
+    settings.ensure_valid()?;
     let t0 = std::time::Instant::now();
     let decoded = decode(bytes, settings, true)?;
     let seen = match (&decoded.pixels, decoded.format) {
@@ -172,7 +154,7 @@ pub fn process_photo_inspecting<T>(
         }
         _ => None,
     };
-    Ok((finish(decoded, settings, t0)?, seen))
+    Ok((finish(decoded, &settings.photo, t0)?, seen))
 }
 
 fn finish(decoded: DecodedPhoto, settings: &PhotoSettings, t0: std::time::Instant) -> Result<PhotoOutput, MediaError> {
@@ -280,13 +262,6 @@ fn bmp_dimensions(b: &[u8]) -> Result<(u32, u32), MediaError> {
     }
 }
 
-fn check_settings(s: &PhotoSettings) -> Result<(), MediaError> {
-    if s.full_edge == 0 || s.thumb_edge == 0 || !(1..=100).contains(&s.jpeg_quality) || s.max_pixels == 0 {
-        return Err(MediaError::internal(format!("invalid photo settings: {s:?}")));
-    }
-    Ok(())
-}
-
 fn check_pixels(width: u32, height: u32, limit: u64) -> Result<(), MediaError> {
     if width as u64 * height as u64 > limit {
         return Err(MediaError::TooManyPixels { width, height, limit });
@@ -313,21 +288,21 @@ pub(crate) fn fit(w: u32, h: u32, edge: u32) -> (u32, u32) {
 
 /// Decodes a photo; with `want_rgb`, a colour JPEG is decoded to full-size RGB (see
 /// [`process_photo_inspecting`]) instead of to (possibly DCT-scaled) Y′CbCr planes.
-pub(crate) fn decode(bytes: &[u8], settings: &PhotoSettings, want_rgb: bool) -> Result<DecodedPhoto, MediaError> {
+pub(crate) fn decode(bytes: &[u8], settings: &MediaSettings, want_rgb: bool) -> Result<DecodedPhoto, MediaError> {
     let format = sniff(bytes).ok_or_else(|| MediaError::Unrecognized { head: hex_head(bytes) })?;
     if !format.is_supported_photo() {
         return Err(unsupported(format));
     }
     let (w, h) = probe_dimensions(bytes, format)?;
-    check_pixels(w, h, settings.max_pixels)?;
+    check_pixels(w, h, settings.limits.max_pixels)?;
     match format {
-        Format::Jpeg => decode_jpeg(bytes, w, h, settings, want_rgb),
+        Format::Jpeg => decode_jpeg(bytes, w, h, &settings.photo, want_rgb),
         _ => {
             // The pure-Rust decoders are fuzzed but not proven panic-free; a panic on hostile
             // input must reject the item, not take the worker thread down. Nothing shared is
             // mutated inside, so unwinding cannot leave broken state behind.
             let decoded = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                decode_with_image(bytes, format, w, h, settings)
+                decode_with_image(bytes, format, w, h, settings.limits.max_pixels)
             }));
             decoded.unwrap_or_else(|panic| {
                 let what = crate::panic_message(panic.as_ref());
@@ -489,7 +464,7 @@ fn decode_with_image(
     format: Format,
     w: u32,
     h: u32,
-    settings: &PhotoSettings,
+    max_pixels: u64,
 ) -> Result<DecodedPhoto, MediaError> {
     let image_format = match format {
         Format::Png => ImageFormat::Png,
@@ -512,7 +487,7 @@ fn decode_with_image(
     if dw == 0 || dh == 0 {
         return Err(MediaError::corrupt(format!("{name} decoder reports an empty {dw}×{dh} image")));
     }
-    check_pixels(dw, dh, settings.max_pixels)?;
+    check_pixels(dw, dh, max_pixels)?;
     // Broken metadata never fails a photo: fall back to "as stored" / no profile.
     let orientation = decoder.orientation().map(|o| o.to_exif()).unwrap_or(1);
     let icc = decoder.icc_profile().ok().flatten();

@@ -4,6 +4,29 @@ use super::*;
 use crate::jpeg_meta::tests::fake_icc;
 use image::{Rgb, RgbImage, Rgba, RgbaImage};
 
+use crate::settings::Limits;
+
+/// What kind of refusal an error is, by the contract's name for it (the codes themselves are
+/// the worker's to choose).
+trait Kind {
+    fn kind(&self) -> &'static str;
+}
+
+impl Kind for MediaError {
+    fn kind(&self) -> &'static str {
+        match self {
+            MediaError::Unsupported { .. } | MediaError::Unrecognized { .. } | MediaError::UnsupportedCodec { .. } => {
+                "unsupported_format"
+            }
+            MediaError::Corrupt { .. } => "corrupt",
+            MediaError::TooManyPixels { .. } => "too_many_pixels",
+            MediaError::TooLong { .. } => "too_long",
+            MediaError::TimedOut { .. } => "timed_out",
+            MediaError::Internal { .. } => "internal",
+        }
+    }
+}
+
 /// Deterministic photo-like content: gradients plus pseudo-random noise.
 pub(crate) fn noisy_rgb(w: u32, h: u32, seed: u32) -> Vec<u8> {
     let mut s = seed.wrapping_mul(2_654_435_761).max(1);
@@ -127,8 +150,13 @@ fn png_chunk(kind: &[u8; 4], data: &[u8]) -> Vec<u8> {
     c
 }
 
-fn settings() -> PhotoSettings {
-    PhotoSettings::default()
+fn settings() -> MediaSettings {
+    MediaSettings::default()
+}
+
+/// The default settings with other photo knobs.
+fn photo(p: PhotoSettings) -> MediaSettings {
+    MediaSettings { photo: p, ..settings() }
 }
 
 #[test]
@@ -240,7 +268,7 @@ fn every_orientation_gives_displayed_dimensions() {
     let base = jpeg_from_rgb(&noisy_rgb(w, h, 3), w, h, 85, Subsamp::Sub2x2);
     for o in 1..=8u16 {
         let src = with_segments(&base, &[segment(0xE1, &exif_app1(o))]);
-        let out = process_photo(&src, &PhotoSettings { full_edge: 150, ..settings() }).unwrap();
+        let out = process_photo(&src, &photo(PhotoSettings { full_edge: 150, ..PhotoSettings::DEFAULT })).unwrap();
         let expect = if o >= 5 { (201, 301) } else { (301, 201) };
         assert_eq!((out.width, out.height), expect, "orientation {o}");
         let full = turbojpeg::read_header(&out.full.bytes).unwrap();
@@ -279,7 +307,7 @@ fn pixel_bomb_png_is_refused_before_decoding() {
     let err = process_photo(&png, &settings()).unwrap_err();
     assert!(t.elapsed().as_millis() < 50, "took {:?}", t.elapsed());
     assert_eq!(err, MediaError::TooManyPixels { width: 40000, height: 40000, limit: 50_000_000 });
-    assert_eq!(err.code(), "input.too_many_pixels");
+    assert_eq!(err.kind(), "too_many_pixels");
     assert_eq!(err.to_string(), "image is 40000×40000 = 1600000000 pixels; the limit is 50000000");
     assert_eq!(probe_dimensions(&png, Format::Png).unwrap(), (40000, 40000));
 }
@@ -287,9 +315,15 @@ fn pixel_bomb_png_is_refused_before_decoding() {
 #[test]
 fn pixel_limit_applies_to_jpeg_too() {
     let base = jpeg_from_rgb(&noisy_rgb(100, 100, 5), 100, 100, 85, Subsamp::Sub2x2);
-    let err = process_photo(&base, &PhotoSettings { max_pixels: 9_999, ..settings() }).unwrap_err();
+    let err =
+        process_photo(&base, &MediaSettings { limits: Limits { max_pixels: 9_999, ..Limits::DEFAULT }, ..settings() })
+            .unwrap_err();
     assert!(matches!(err, MediaError::TooManyPixels { width: 100, height: 100, .. }));
-    assert!(process_photo(&base, &PhotoSettings { max_pixels: 10_000, ..settings() }).is_ok());
+    assert!(process_photo(
+        &base,
+        &MediaSettings { limits: Limits { max_pixels: 10_000, ..Limits::DEFAULT }, ..settings() }
+    )
+    .is_ok());
 }
 
 #[test]
@@ -298,7 +332,7 @@ fn truncated_jpeg_is_corrupt() {
     let src = jpeg_from_rgb(&noisy_rgb(w, h, 6), w, h, 90, Subsamp::Sub2x2);
     for keep in [src.len() * 3 / 5, src.len() - 2, 700] {
         let err = process_photo(&src[..keep], &settings()).unwrap_err();
-        assert_eq!(err.code(), "input.corrupt", "kept {keep}: {err}");
+        assert_eq!(err.kind(), "corrupt", "kept {keep}: {err}");
         let msg = err.to_string();
         assert!(msg.contains("JPEG"), "{msg}");
     }
@@ -328,17 +362,17 @@ fn garbage_after_magic_is_corrupt() {
         let mut bytes = magic.to_vec();
         bytes.extend_from_slice(&noise);
         let err = process_photo(&bytes, &settings()).unwrap_err();
-        assert_eq!(err.code(), "input.corrupt", "{:?}: {err}", String::from_utf8_lossy(magic));
+        assert_eq!(err.kind(), "corrupt", "{:?}: {err}", String::from_utf8_lossy(magic));
     }
     // A valid PNG header followed by garbage IDAT.
     let img = DynamicImage::ImageRgb8(RgbImage::from_raw(200, 100, noisy_rgb(200, 100, 8)).unwrap());
     let mut png = encode_with_image(&img, ImageFormat::Png);
     let m = (png.len() - 80).min(noise.len());
     png[60..60 + m].copy_from_slice(&noise[..m]);
-    assert_eq!(process_photo(&png, &settings()).unwrap_err().code(), "input.corrupt");
+    assert_eq!(process_photo(&png, &settings()).unwrap_err().kind(), "corrupt");
     // A truncated PNG.
     let png = encode_with_image(&img, ImageFormat::Png);
-    assert_eq!(process_photo(&png[..png.len() / 2], &settings()).unwrap_err().code(), "input.corrupt");
+    assert_eq!(process_photo(&png[..png.len() / 2], &settings()).unwrap_err().kind(), "corrupt");
 }
 
 #[test]
@@ -348,14 +382,15 @@ fn unsupported_and_unrecognised_are_named() {
     let err = process_photo(&heic, &settings()).unwrap_err();
     assert_eq!(err, MediaError::Unsupported { format: "HEIC".into() });
     assert_eq!(err.to_string(), "HEIC photos are not supported; send JPEG, PNG, WebP or GIF");
-    assert_eq!(err.code(), "input.unsupported_format");
+    assert_eq!(err.kind(), "unsupported_format");
     let err = process_photo(b"<!doctype html><html>", &settings()).unwrap_err();
-    assert_eq!(err.code(), "input.unsupported_format");
+    assert_eq!(err.kind(), "unsupported_format");
     assert!(err.to_string().contains("3c 21 64 6f"), "{err}");
-    assert_eq!(process_photo(b"", &settings()).unwrap_err().code(), "input.unsupported_format");
+    assert_eq!(process_photo(b"", &settings()).unwrap_err().kind(), "unsupported_format");
     let tiff = encode_with_image(&DynamicImage::ImageRgb8(RgbImage::new(4, 4)), ImageFormat::Tiff);
     assert_eq!(process_photo(&tiff, &settings()).unwrap_err(), MediaError::Unsupported { format: "TIFF".into() });
-    let err = process_photo(&[1, 2, 3], &PhotoSettings { jpeg_quality: 0, ..settings() }).unwrap_err();
+    let err =
+        process_photo(&[1, 2, 3], &photo(PhotoSettings { jpeg_quality: 0, ..PhotoSettings::DEFAULT })).unwrap_err();
     assert!(!err.is_input_error());
 }
 
@@ -403,7 +438,7 @@ fn jpeg_subsamplings_and_cmyk_keep_colours() {
     let rgb = two_tone(w, h);
     for ss in [Subsamp::None, Subsamp::Sub2x1, Subsamp::Sub2x2, Subsamp::Sub1x2, Subsamp::Sub4x1] {
         let src = jpeg_from_rgb(&rgb, w, h, 92, ss);
-        let out = process_photo(&src, &PhotoSettings { full_edge: 400, ..settings() }).unwrap();
+        let out = process_photo(&src, &photo(PhotoSettings { full_edge: 400, ..PhotoSettings::DEFAULT })).unwrap();
         assert_eq!((out.full.width, out.full.height), (400, 299), "{ss:?}");
         let full = decode_rgb(&out.full.bytes);
         assert!(close(px(&full, 50, 150), [220, 30, 30], 12), "{ss:?} {:?}", px(&full, 50, 150));
@@ -430,7 +465,7 @@ fn scaled_decode_still_covers_the_full_size() {
     // 2400×1800 for a 500-px full: 1/4 (600×450) covers 500×375, 1/8 (300×225) would not.
     let (w, h) = (2400, 1800);
     let src = jpeg_from_rgb(&two_tone(w, h), w, h, 90, Subsamp::Sub2x2);
-    let s = PhotoSettings { full_edge: 500, thumb_edge: 100, ..settings() };
+    let s = photo(PhotoSettings { full_edge: 500, thumb_edge: 100, ..PhotoSettings::DEFAULT });
     let decoded = decode(&src, &s, false).unwrap();
     match &decoded.pixels {
         Pixels::Yuv { y, .. } => assert_eq!(y.extent, (600.0, 450.0)),

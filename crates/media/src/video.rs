@@ -37,8 +37,6 @@
 //! - **HDR** (PQ/HLG, BT.2020) is not tone-mapped: the scaler only converts it to 8-bit 4:2:0,
 //!   so such clips look flat. Rare in DMs; left for later.
 
-use std::time::Duration;
-
 use ffmpeg::ffi;
 use ffmpeg::format::context::{Input, Output};
 use ffmpeg::{codec, filter, format as ffformat, frame, ChannelLayout, Packet, Rational};
@@ -49,70 +47,9 @@ use crate::av::{
     Deadline, LogCapture, Orientation, SharedBytes, EAGAIN,
 };
 use crate::photo::{Encoded, OutputKind};
+use crate::settings::{FrameSampling, MediaSettings, VideoSettings};
 use crate::sniff::Format;
 use crate::MediaError;
-
-/// Knobs of the video pipeline; the defaults are the contract's where it names one.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct VideoSettings {
-    /// Longest video in ms (`MEDIAGATE_VIDEO_MAX_MS`, 180 000).
-    pub max_ms: u64,
-    /// Most pixels one frame may have (checked on codec parameters, then on every frame).
-    pub max_pixels: u64,
-    /// Bound of the output's long edge (1280).
-    pub long_edge: u32,
-    /// Bound of the output's short edge (720).
-    pub short_edge: u32,
-    /// libx264 constant rate factor (23, x264's default).
-    pub crf: u8,
-    /// libx264 preset ("veryfast": a 3-minute 720p clip in about real time on 2 cores).
-    pub preset: String,
-    /// Threads of the video decoder and of libx264 (fixed, for byte-identical output).
-    pub threads: usize,
-    /// Wall-clock budget for the whole item.
-    pub budget: Duration,
-    /// JPEG quality 1–100 of the poster.
-    pub poster_quality: u8,
-    /// AAC bitrate in bit/s for stereo (mono gets half).
-    pub audio_bitrate: u32,
-    /// When set, [`process_video`] also returns sampled frames (from the same decode pass).
-    pub sampling: Option<FrameSampling>,
-}
-
-impl Default for VideoSettings {
-    fn default() -> Self {
-        VideoSettings {
-            max_ms: 180_000,
-            max_pixels: 50_000_000,
-            long_edge: 1280,
-            short_edge: 720,
-            crf: 23,
-            preset: "veryfast".to_string(),
-            threads: 2,
-            budget: Duration::from_secs(600),
-            poster_quality: 85,
-            audio_bitrate: 128_000,
-            sampling: None,
-        }
-    }
-}
-
-/// Which frames to hand to the classifier.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct FrameSampling {
-    /// One frame per this interval, from the first frame on.
-    pub every: Duration,
-    /// At most this many frames in all, the poster included.
-    pub max_frames: usize,
-    /// Frames are fitted into this long edge (never upscaled).
-    pub max_edge: u32,
-}
-
-impl Default for FrameSampling {
-    fn default() -> Self {
-        FrameSampling { every: Duration::from_secs(1), max_frames: 16, max_edge: 512 }
-    }
-}
 
 /// One decoded frame as packed RGB8, upright (rotation applied).
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -152,7 +89,7 @@ pub struct VideoOutput {
     pub poster: Encoded,
     /// BlurHash of the poster.
     pub blurhash: String,
-    /// Sampled frames when [`VideoSettings::sampling`] is set, the poster among them.
+    /// Sampled frames (contract §3) when asked for, the poster among them.
     pub frames: Vec<RgbFrame>,
 }
 
@@ -170,18 +107,25 @@ fn audio_codec_allowed(name: &str) -> bool {
     name.starts_with("pcm_") || ALLOWED.contains(&name)
 }
 
-/// Transcodes a video to the `video` and `poster` variants. See the module docs for the rules.
-pub fn process_video(bytes: &[u8], format: Format, s: &VideoSettings) -> Result<VideoOutput, MediaError> {
-    check_settings(s)?;
+/// Transcodes a video to the `video` and `poster` variants; with `sample`, also returns the
+/// frames `settings.sampling` picks, from the same decode. See the module docs for the rules.
+pub fn process_video(
+    bytes: &[u8],
+    format: Format,
+    settings: &MediaSettings,
+    sample: bool,
+) -> Result<VideoOutput, MediaError> {
+    settings.ensure_valid()?;
     init();
+    let s = &settings.video;
     let t0 = std::time::Instant::now();
     let deadline = Deadline::new(s.budget, "transcoding the video");
     let capture = LogCapture::start();
     let shared = SharedBytes::new(bytes);
-    let plan = prepare(&shared, format, s, &deadline, &capture)?;
+    let plan = prepare(&shared, format, settings, &deadline, &capture)?;
     let t_scan = t0.elapsed();
     let mut input = open_input_with(&shared, format, &deadline, &[], false)?;
-    let out = run_pass(&mut input, &plan, s, &deadline, &capture, true, s.sampling.as_ref())?;
+    let out = run_pass(&mut input, &plan, s, &deadline, &capture, true, sample.then_some(&settings.sampling))?;
     let mux = out.mux.ok_or_else(|| MediaError::internal("transcode pass produced no MP4"))?;
     let (poster_rgb, frames) = (out.poster, out.frames);
     let poster = encode_poster(&poster_rgb, s.poster_quality)?;
@@ -195,6 +139,7 @@ pub fn process_video(bytes: &[u8], format: Format, s: &VideoSettings) -> Result<
         scan_ms = t_scan.as_secs_f64() * 1e3,
         total_ms = t0.elapsed().as_secs_f64() * 1e3,
         bytes = mux.len(),
+        frames = frames.len(),
         "video processed"
     );
     Ok(VideoOutput {
@@ -211,42 +156,19 @@ pub fn process_video(bytes: &[u8], format: Format, s: &VideoSettings) -> Result<
     })
 }
 
-/// Decodes a video (no encoding) and returns upright RGB frames for the classifier: one every
-/// `sampling.every`, the poster frame first, at most `sampling.max_frames` in all. The same
-/// limits apply as in [`process_video`] (duration, pixels, budget).
-pub fn sample_frames(
-    bytes: &[u8],
-    format: Format,
-    sampling: &FrameSampling,
-    s: &VideoSettings,
-) -> Result<Vec<RgbFrame>, MediaError> {
-    check_settings(s)?;
+/// Decodes a video (no encoding) and returns the upright RGB frames `settings.sampling` picks,
+/// the poster frame first. The same limits apply as in [`process_video`] (duration, pixels,
+/// budget).
+pub fn sample_frames(bytes: &[u8], format: Format, settings: &MediaSettings) -> Result<Vec<RgbFrame>, MediaError> {
+    settings.ensure_valid()?;
     init();
+    let s = &settings.video;
     let deadline = Deadline::new(s.budget, "sampling video frames");
     let capture = LogCapture::start();
     let shared = SharedBytes::new(bytes);
-    let plan = prepare(&shared, format, s, &deadline, &capture)?;
+    let plan = prepare(&shared, format, settings, &deadline, &capture)?;
     let mut input = open_input_with(&shared, format, &deadline, &[], false)?;
-    Ok(run_pass(&mut input, &plan, s, &deadline, &capture, false, Some(sampling))?.frames)
-}
-
-fn check_settings(s: &VideoSettings) -> Result<(), MediaError> {
-    let ok = s.max_ms > 0
-        && s.max_pixels > 0
-        && s.long_edge >= 2
-        && s.short_edge >= 2
-        && s.short_edge <= s.long_edge
-        && s.crf <= 51
-        && !s.preset.is_empty()
-        && (1..=64).contains(&s.threads)
-        && !s.budget.is_zero()
-        && (1..=100).contains(&s.poster_quality)
-        && (16_000..=512_000).contains(&s.audio_bitrate)
-        && s.sampling.as_ref().is_none_or(|f| !f.every.is_zero() && f.max_edge >= 2);
-    if !ok {
-        return Err(MediaError::internal(format!("invalid video settings: {s:?}")));
-    }
-    Ok(())
+    Ok(run_pass(&mut input, &plan, s, &deadline, &capture, false, Some(&settings.sampling))?.frames)
 }
 
 fn unsupported(message: impl Into<String>) -> MediaError {
@@ -273,6 +195,10 @@ struct Plan {
     frame_rate: Option<Rational>,
     /// Scan-pass duration (packet timestamps), used for the poster position.
     scan_ms: u64,
+    /// Scan-pass duration of the video track alone, over which frames are sampled.
+    video_ms: u64,
+    /// Most pixels a decoded frame may have.
+    max_pixels: u64,
 }
 
 /// Opens the input, checks codecs and the pixel limit from codec parameters, then scans packet
@@ -280,10 +206,12 @@ struct Plan {
 fn prepare(
     bytes: &SharedBytes,
     format: Format,
-    s: &VideoSettings,
+    settings: &MediaSettings,
     deadline: &Deadline,
     capture: &LogCapture,
 ) -> Result<Plan, MediaError> {
+    let s = &settings.video;
+    let max_pixels = settings.limits.max_pixels;
     if !is_video_format(format) {
         return Err(unsupported(format!("{} files are not videos this pipeline takes; {SEND_VIDEO}", format.name())));
     }
@@ -307,8 +235,8 @@ fn prepare(
         return Err(MediaError::corrupt(format!("the {codec_name} video track declares an empty {w}×{h} picture")));
     }
     let (w, h) = (w as u32, h as u32);
-    if w as u64 * h as u64 > s.max_pixels {
-        return Err(MediaError::TooManyPixels { width: w, height: h, limit: s.max_pixels });
+    if w as u64 * h as u64 > max_pixels {
+        return Err(MediaError::TooManyPixels { width: w, height: h, limit: max_pixels });
     }
     let orientation = Orientation::of_stream(&st);
     let (dw, dh) = display_size(w, h, sar.num, sar.den);
@@ -334,7 +262,7 @@ fn prepare(
     });
     let audio_par = audio.and_then(|a| input.stream(a)).map(|a| a.parameters().clone());
 
-    let scan_ms = scan(&mut input, video, audio, s, deadline, capture)?;
+    let (scan_ms, video_ms) = scan(&mut input, video, audio, settings.limits.video_max_ms, deadline, capture)?;
     Ok(Plan {
         video,
         audio,
@@ -348,6 +276,8 @@ fn prepare(
         time_base,
         frame_rate,
         scan_ms,
+        video_ms,
+        max_pixels,
     })
 }
 
@@ -362,17 +292,19 @@ pub(crate) fn fit_even(w: u32, h: u32, long: u32, short: u32) -> (u32, u32) {
 }
 
 /// Reads every packet of the chosen tracks without decoding: damaged packets, truncation, the
-/// frame-rate ceiling, and the duration limit. Returns the duration in ms.
+/// frame-rate ceiling, and the duration limit. Returns the duration in ms, of both tracks and of
+/// the video track alone.
 fn scan(
     input: &mut Input,
     video: usize,
     audio: Option<usize>,
-    s: &VideoSettings,
+    max_ms: u64,
     deadline: &Deadline,
     capture: &LogCapture,
-) -> Result<u64, MediaError> {
+) -> Result<(u64, u64), MediaError> {
     let tbs: Vec<Rational> = input.streams().map(|st| st.time_base()).collect();
     let mut span = Span::default();
+    let mut video_span = Span::default();
     let mut video_packets = 0u64;
     let mut packet = Packet::empty();
     loop {
@@ -394,7 +326,11 @@ fn scan(
         }
         let Some(ts) = packet.pts().or(packet.dts()) else { continue };
         let tb = tbs[idx];
-        span.add(to_ms(ts, tb), to_ms(ts.saturating_add(packet.duration().max(0)), tb));
+        let (start, end) = (to_ms(ts, tb), to_ms(ts.saturating_add(packet.duration().max(0)), tb));
+        span.add(start, end);
+        if idx == video {
+            video_span.add(start, end);
+        }
     }
     if let Some(m) = capture.damage() {
         return Err(MediaError::corrupt(format!("the video file is damaged or truncated ({m})")));
@@ -403,8 +339,8 @@ fn scan(
         return Err(MediaError::corrupt("the video track holds no frames"));
     }
     let duration_ms = span.ms();
-    if duration_ms > s.max_ms {
-        return Err(MediaError::TooLong { what: "the video".into(), duration_ms, limit_ms: s.max_ms });
+    if duration_ms > max_ms {
+        return Err(MediaError::TooLong { what: "the video".into(), duration_ms, limit_ms: max_ms });
     }
     let ceiling = (duration_ms / 1000 + 1) * 250 + 100;
     if video_packets > ceiling {
@@ -413,7 +349,7 @@ fn scan(
             duration_ms as f64 / 1000.0
         )));
     }
-    Ok(duration_ms)
+    Ok((duration_ms, video_span.ms()))
 }
 
 fn to_ms(ts: i64, tb: Rational) -> f64 {
@@ -503,7 +439,6 @@ fn run_pass(
     let target = (plan.scan_ms as f64 / 10.0).min(1000.0);
     let mut pass = Pass {
         plan,
-        s,
         deadline,
         capture,
         vdec,
@@ -511,7 +446,7 @@ fn run_pass(
         mux,
         audio,
         picker: PosterPicker::new(target),
-        sampler: sampling.filter(|f| f.max_frames > 0).map(|f| Sampler::new(f.clone())),
+        sampler: sampling.filter(|f| f.max_frames > 0).map(|f| Sampler::new(f.clone(), plan.video_ms)),
         span: Span::default(),
         first_pts: None,
         last_pts: None,
@@ -572,7 +507,6 @@ fn run_pass(
 
 struct Pass<'a> {
     plan: &'a Plan,
-    s: &'a VideoSettings,
     deadline: &'a Deadline,
     capture: &'a LogCapture,
     vdec: codec::decoder::Video,
@@ -604,8 +538,8 @@ impl Pass<'_> {
             if w == 0 || h == 0 {
                 return Err(MediaError::corrupt("the video track has an empty frame"));
             }
-            if w as u64 * h as u64 > self.s.max_pixels {
-                return Err(MediaError::TooManyPixels { width: w, height: h, limit: self.s.max_pixels });
+            if w as u64 * h as u64 > self.plan.max_pixels {
+                return Err(MediaError::TooManyPixels { width: w, height: h, limit: self.plan.max_pixels });
             }
             if f.is_corrupt() || f.has_decode_errors() {
                 return Err(damaged(self.capture, "a frame of the video track does not decode cleanly"));
@@ -897,11 +831,11 @@ impl Mux {
         enc.set_color_range(ffmpeg::color::Range::MPEG);
         enc.set_flags(codec::flag::Flags::GLOBAL_HEADER | codec::flag::Flags::BITEXACT);
         let mut opts = ffmpeg::Dictionary::new();
-        opts.set("preset", &s.preset);
+        opts.set("preset", s.preset.as_str());
         opts.set("crf", &s.crf.to_string());
-        let venc = enc.open_as_with(x264, opts).map_err(|e| {
-            MediaError::internal(format!("opening libx264 (preset {:?}, crf {}): {e}", s.preset, s.crf))
-        })?;
+        let venc = enc
+            .open_as_with(x264, opts)
+            .map_err(|e| MediaError::internal(format!("opening libx264 (preset {}, crf {}): {e}", s.preset, s.crf)))?;
         {
             let mut ost = octx.add_stream(x264).map_err(fail("MP4 video stream"))?;
             ost.set_parameters(&venc);
@@ -1127,26 +1061,28 @@ fn luma_stats(f: &frame::Video) -> (f64, f64) {
     (mean, (sq / n - mean * mean).max(0.0).sqrt())
 }
 
-/// Keeps one frame per interval, converted at once (frames are not kept as YUV).
+/// Keeps the first frame at or after each of the sampling times (contract §3: spread over the
+/// whole clip), converted at once (frames are not kept as YUV).
 struct Sampler {
     cfg: FrameSampling,
-    next_ms: f64,
+    times: Vec<f64>,
+    next: usize,
     frames: Vec<RgbFrame>,
 }
 
 impl Sampler {
-    fn new(cfg: FrameSampling) -> Self {
-        Sampler { cfg, next_ms: 0.0, frames: Vec::new() }
+    fn new(cfg: FrameSampling, video_ms: u64) -> Self {
+        let times = cfg.times(video_ms);
+        Sampler { cfg, times, next: 0, frames: Vec::new() }
     }
 
     fn offer(&mut self, f: &frame::Video, t_ms: f64, out: (u32, u32)) -> Result<(), MediaError> {
-        // One slot stays free for the poster.
-        if t_ms < self.next_ms || self.frames.len() + 1 >= self.cfg.max_frames {
+        if self.times.get(self.next).is_none_or(|&due| t_ms < due) {
             return Ok(());
         }
-        let every = self.cfg.every.as_secs_f64() * 1000.0;
-        while self.next_ms <= t_ms {
-            self.next_ms += every;
+        // One frame stands for every time it reached (a clip with fewer frames than times).
+        while self.times.get(self.next).is_some_and(|&due| due <= t_ms) {
+            self.next += 1;
         }
         let (w, h) = crate::photo::fit(out.0, out.1, self.cfg.max_edge);
         self.frames.push(to_rgb(f, w, h, t_ms, false)?);

@@ -9,10 +9,31 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use mediagate_media::{
-    probe_av, process_video, process_voice, sample_frames, sniff, Format, FrameSampling, MediaClass, MediaError,
-    VideoSettings, VoiceSettings,
+    probe_av, process_video, process_voice, sample_frames, sniff, Format, FrameSampling, Limits, MediaClass,
+    MediaError, MediaSettings, VideoSettings, VoiceSettings,
 };
 use sha2::{Digest, Sha256};
+
+/// What kind of refusal an error is, by the contract's name for it (the codes themselves are
+/// the worker's to choose).
+trait Kind {
+    fn kind(&self) -> &'static str;
+}
+
+impl Kind for MediaError {
+    fn kind(&self) -> &'static str {
+        match self {
+            MediaError::Unsupported { .. } | MediaError::Unrecognized { .. } | MediaError::UnsupportedCodec { .. } => {
+                "unsupported_format"
+            }
+            MediaError::Corrupt { .. } => "corrupt",
+            MediaError::TooManyPixels { .. } => "too_many_pixels",
+            MediaError::TooLong { .. } => "too_long",
+            MediaError::TimedOut { .. } => "timed_out",
+            MediaError::Internal { .. } => "internal",
+        }
+    }
+}
 
 // ---------------------------------------------------------------------------------------------
 // fixtures
@@ -132,7 +153,7 @@ fn num(v: &serde_json::Value) -> f64 {
 fn voice(path: &Path) -> Result<mediagate_media::VoiceOutput, MediaError> {
     let bytes = read(path);
     let format = sniff(&bytes).expect("sniffed");
-    process_voice(&bytes, format, &VoiceSettings::default())
+    process_voice(&bytes, format, &MediaSettings::default())
 }
 
 /// Checks a voice output with ffprobe and returns its duration in ms.
@@ -196,7 +217,7 @@ fn voice_every_accepted_format() {
         let bytes = read(&file);
         assert_eq!(sniff(&bytes), Some(format), "{label} sniffed");
         assert_eq!(format.media_class(), MediaClass::Audio, "{label} is audio");
-        let out = process_voice(&bytes, format, &VoiceSettings::default()).unwrap_or_else(|e| panic!("{label}: {e}"));
+        let out = process_voice(&bytes, format, &MediaSettings::default()).unwrap_or_else(|e| panic!("{label}: {e}"));
         // Encoders pad (MP3, AAC, Opus add up to a few tens of ms): the input's own length ±150 ms.
         assert!(
             (out.duration_ms as f64 - speech_ms).abs() < 150.0,
@@ -229,7 +250,7 @@ fn voice_limit_is_measured_by_decoding() {
             }
             other => panic!("{}: expected TooLong, got {other:?}", f.display()),
         }
-        assert_eq!(voice(f).unwrap_err().code(), "input.too_long");
+        assert_eq!(voice(f).unwrap_err().kind(), "too_long");
     }
 }
 
@@ -317,30 +338,38 @@ fn voice_truncated_or_garbage_is_corrupt() {
     // Garbage after a valid Ogg page header.
     let mut g = read(speech_opus())[..200].to_vec();
     g.extend(std::iter::repeat_n(0x5Au8, 5000));
-    let err = process_voice(&g, Format::Ogg, &VoiceSettings::default()).unwrap_err();
-    assert_eq!(err.code(), "input.corrupt", "{err:?}");
+    let err = process_voice(&g, Format::Ogg, &MediaSettings::default()).unwrap_err();
+    assert_eq!(err.kind(), "corrupt", "{err:?}");
 }
 
 #[test]
 fn voice_is_deterministic_and_refuses_video() {
     let bytes = read(&speech_as("speech-det.m4a", &["-c:a", "aac"]));
-    let a = process_voice(&bytes, Format::M4a, &VoiceSettings::default()).unwrap();
-    let b = process_voice(&bytes, Format::M4a, &VoiceSettings::default()).unwrap();
+    let a = process_voice(&bytes, Format::M4a, &MediaSettings::default()).unwrap();
+    let b = process_voice(&bytes, Format::M4a, &MediaSettings::default()).unwrap();
     assert_eq!(sha(&a.ogg), sha(&b.ogg));
     assert_eq!(a.waveform, b.waveform);
     // Bitrate is honoured (24 kb/s default vs 64 kb/s).
-    let hi = process_voice(&bytes, Format::M4a, &VoiceSettings { bitrate: 64_000, ..Default::default() }).unwrap();
+    let hi = process_voice(
+        &bytes,
+        Format::M4a,
+        &MediaSettings { voice: VoiceSettings { bitrate: 64_000, ..VoiceSettings::DEFAULT }, ..MediaSettings::DEFAULT },
+    )
+    .unwrap();
     assert!(hi.ogg.len() > a.ogg.len() * 3 / 2, "{} vs {}", hi.ogg.len(), a.ogg.len());
     // A video is not a voice note.
     let v = read(no_audio_mp4());
-    let err = process_voice(&v, Format::Mp4, &VoiceSettings::default()).unwrap_err();
-    assert_eq!(err.code(), "input.unsupported_format", "{err:?}");
+    let err = process_voice(&v, Format::Mp4, &MediaSettings::default()).unwrap_err();
+    assert_eq!(err.kind(), "unsupported_format", "{err:?}");
 }
 
 #[test]
 fn voice_budget_gives_a_clear_error() {
     let bytes = read(speech_opus());
-    let s = VoiceSettings { budget: Duration::from_nanos(1), ..Default::default() };
+    let s = MediaSettings {
+        voice: VoiceSettings { budget: Duration::from_nanos(1), ..VoiceSettings::DEFAULT },
+        ..MediaSettings::DEFAULT
+    };
     let err = process_voice(&bytes, Format::Ogg, &s).unwrap_err();
     assert!(matches!(err, MediaError::TimedOut { .. }), "{err:?}");
     assert!(!err.is_input_error());
@@ -432,8 +461,7 @@ fn video_1080p_h264_aac_to_720p_without_metadata() {
     assert_eq!(sniff(&bytes), Some(Format::Mov));
     let inp = probe(video_1080p());
     assert!(inp["format"]["tags"]["location"].is_string(), "fixture carries GPS: {}", inp["format"]);
-    let s = VideoSettings { sampling: Some(FrameSampling::default()), ..Default::default() };
-    let out = process_video(&bytes, Format::Mov, &s).unwrap();
+    let out = process_video(&bytes, Format::Mov, &MediaSettings::DEFAULT, true).unwrap();
     assert_eq!((out.width, out.height), (1920, 1080));
     assert_eq!((out.mp4_width, out.mp4_height), (1280, 720));
     assert!(out.has_audio);
@@ -512,7 +540,7 @@ fn video_vp9_opus_webm() {
     ]);
     let bytes = read(&src);
     assert_eq!(sniff(&bytes), Some(Format::Webm));
-    let out = process_video(&bytes, Format::Webm, &VideoSettings::default()).unwrap();
+    let out = process_video(&bytes, Format::Webm, &MediaSettings::default(), false).unwrap();
     assert_eq!((out.width, out.height), (640, 360));
     assert_eq!((out.mp4_width, out.mp4_height), (640, 360), "never upscaled");
     assert!(out.has_audio);
@@ -557,7 +585,7 @@ fn video_hevc_10bit_like_an_iphone() {
     ffmpeg(&["-i", p(&plain), "-c", "copy", "-metadata:s:v:0", "rotate=270", "-f", "mov", p(&src)]);
     let bytes = read(&src);
     assert_eq!(sniff(&bytes), Some(Format::Mov));
-    let out = process_video(&bytes, Format::Mov, &VideoSettings::default()).unwrap();
+    let out = process_video(&bytes, Format::Mov, &MediaSettings::default(), false).unwrap();
     assert_eq!((out.width, out.height), (360, 640));
     assert_eq!((out.mp4_width, out.mp4_height), (360, 640));
     let v = probe(&write("out-hevc.mp4", &out.mp4));
@@ -598,11 +626,11 @@ fn video_rotated_phone_clip_stays_portrait() {
         let pr = probe_av(&bytes, Format::Mp4).unwrap();
         assert_eq!((pr.width, pr.height), (720, 1280));
         assert!(pr.rotation == 90 || pr.rotation == 270, "{pr:?}");
-        let s = VideoSettings {
-            sampling: Some(FrameSampling { max_edge: 1280, ..Default::default() }),
-            ..Default::default()
+        let s = MediaSettings {
+            sampling: FrameSampling { max_edge: 1280, ..FrameSampling::DEFAULT },
+            ..MediaSettings::DEFAULT
         };
-        let out = process_video(&bytes, Format::Mp4, &s).unwrap();
+        let out = process_video(&bytes, Format::Mp4, &s, true).unwrap();
         assert_eq!((out.width, out.height), (720, 1280), "displayed size is portrait");
         assert_eq!((out.mp4_width, out.mp4_height), (720, 1280));
         let f = write(&format!("out-rotated-{tag}.mp4"), &out.mp4);
@@ -633,7 +661,7 @@ fn video_rotated_phone_clip_stays_portrait() {
 #[test]
 fn video_without_audio_has_no_audio_stream() {
     let bytes = read(no_audio_mp4());
-    let out = process_video(&bytes, Format::Mp4, &VideoSettings::default()).unwrap();
+    let out = process_video(&bytes, Format::Mp4, &MediaSettings::default(), false).unwrap();
     assert!(!out.has_audio);
     assert_eq!((out.mp4_width, out.mp4_height), (320, 240));
     let v = probe(&write("out-noaudio.mp4", &out.mp4));
@@ -660,7 +688,7 @@ fn video_too_long_is_refused_before_transcoding() {
     ]);
     let bytes = read(&src);
     let t = Instant::now();
-    match process_video(&bytes, Format::Mp4, &VideoSettings::default()) {
+    match process_video(&bytes, Format::Mp4, &MediaSettings::default(), false) {
         Err(MediaError::TooLong { duration_ms, limit_ms, .. }) => {
             assert_eq!(limit_ms, 180_000);
             assert!((189_000..=191_000).contains(&duration_ms), "{duration_ms}");
@@ -668,16 +696,16 @@ fn video_too_long_is_refused_before_transcoding() {
         other => panic!("expected TooLong, got {other:?}"),
     }
     assert!(t.elapsed() < Duration::from_secs(2), "no transcode: {:?}", t.elapsed());
-    let err = sample_frames(&bytes, Format::Mp4, &FrameSampling::default(), &VideoSettings::default()).unwrap_err();
-    assert_eq!(err.code(), "input.too_long");
+    let err = sample_frames(&bytes, Format::Mp4, &MediaSettings::default()).unwrap_err();
+    assert_eq!(err.kind(), "too_long");
 }
 
 #[test]
 fn video_is_deterministic() {
     let bytes = read(video_1080p());
-    let s = VideoSettings::default();
-    let a = process_video(&bytes, Format::Mov, &s).unwrap();
-    let b = process_video(&bytes, Format::Mov, &s).unwrap();
+    let s = MediaSettings::default();
+    let a = process_video(&bytes, Format::Mov, &s, false).unwrap();
+    let b = process_video(&bytes, Format::Mov, &s, false).unwrap();
     assert_eq!(sha(&a.mp4), sha(&b.mp4));
     assert_eq!(sha(&a.poster.bytes), sha(&b.poster.bytes));
     assert_eq!(a.blurhash, b.blurhash);
@@ -687,33 +715,46 @@ fn video_is_deterministic() {
 fn video_limits_and_damage() {
     // Pixel limit from codec parameters, before decoding.
     let bytes = read(no_audio_mp4());
-    let err = process_video(&bytes, Format::Mp4, &VideoSettings { max_pixels: 320 * 240 - 1, ..Default::default() })
-        .unwrap_err();
+    let err = process_video(
+        &bytes,
+        Format::Mp4,
+        &MediaSettings { limits: Limits { max_pixels: 320 * 240 - 1, ..Limits::DEFAULT }, ..MediaSettings::DEFAULT },
+        false,
+    )
+    .unwrap_err();
     assert!(matches!(err, MediaError::TooManyPixels { width: 320, height: 240, .. }), "{err:?}");
     // Truncated (fast-start source, so the index survives and the data does not).
     let src = path("in-fs.mp4");
     ffmpeg(&["-i", p(no_audio_mp4()), "-c", "copy", "-movflags", "+faststart", p(&src)]);
     let b = read(&src);
-    let err = process_video(&b[..b.len() * 6 / 10], Format::Mp4, &VideoSettings::default()).unwrap_err();
-    assert_eq!(err.code(), "input.corrupt", "{err:?}");
+    let err = process_video(&b[..b.len() * 6 / 10], Format::Mp4, &MediaSettings::default(), false).unwrap_err();
+    assert_eq!(err.kind(), "corrupt", "{err:?}");
     // Truncated with the index at the end: the container cannot be read.
-    let err = process_video(&bytes[..bytes.len() / 2], Format::Mp4, &VideoSettings::default()).unwrap_err();
-    assert_eq!(err.code(), "input.corrupt", "{err:?}");
+    let err = process_video(&bytes[..bytes.len() / 2], Format::Mp4, &MediaSettings::default(), false).unwrap_err();
+    assert_eq!(err.kind(), "corrupt", "{err:?}");
     // Budget.
-    let err =
-        process_video(&bytes, Format::Mp4, &VideoSettings { budget: Duration::from_nanos(1), ..Default::default() })
-            .unwrap_err();
+    let err = process_video(
+        &bytes,
+        Format::Mp4,
+        &MediaSettings {
+            video: VideoSettings { budget: Duration::from_nanos(1), ..VideoSettings::DEFAULT },
+            ..MediaSettings::DEFAULT
+        },
+        false,
+    )
+    .unwrap_err();
     assert!(matches!(err, MediaError::TimedOut { .. }), "{err:?}");
     // Not a video.
-    let err = process_video(&read(speech_opus()), Format::Ogg, &VideoSettings::default()).unwrap_err();
-    assert_eq!(err.code(), "input.unsupported_format");
+    let err = process_video(&read(speech_opus()), Format::Ogg, &MediaSettings::default(), false).unwrap_err();
+    assert_eq!(err.kind(), "unsupported_format");
 }
 
 #[test]
 fn sample_frames_for_the_classifier() {
     let bytes = read(video_1080p());
-    let sampling = FrameSampling { every: Duration::from_millis(500), max_frames: 3, max_edge: 224 };
-    let frames = sample_frames(&bytes, Format::Mov, &sampling, &VideoSettings::default()).unwrap();
+    // A 2 s clip: the poster and one frame a second.
+    let sampling = FrameSampling { min_interval: Duration::from_secs(1), max_frames: 3, max_edge: 224 };
+    let frames = sample_frames(&bytes, Format::Mov, &MediaSettings { sampling, ..MediaSettings::DEFAULT }).unwrap();
     assert_eq!(frames.len(), 3);
     assert!(frames[0].poster);
     for f in &frames {
@@ -761,9 +802,9 @@ fn damaged_files_never_panic_or_hang() {
             }
             let t = Instant::now();
             let r = if is_video {
-                process_video(&b, format, &VideoSettings::default()).map(|_| ())
+                process_video(&b, format, &MediaSettings::default(), false).map(|_| ())
             } else {
-                process_voice(&b, format, &VoiceSettings::default()).map(|_| ())
+                process_voice(&b, format, &MediaSettings::default()).map(|_| ())
             };
             assert!(t.elapsed() < Duration::from_secs(20), "{}: {:?}", f.display(), t.elapsed());
             if let Err(e) = r {

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use futures_util::StreamExt;
 use lapin::options::*;
 use lapin::{BasicProperties, Connection, ConnectionProperties};
-use mediagate_media::{process_photo, PhotoSettings};
+use mediagate_media::{process_photo, MediaSettings};
 use support::media::jpeg;
 use support::*;
 
@@ -135,7 +135,7 @@ fn run_batch(label: &str, src: &[u8], jobs: usize, concurrency: usize) {
         child_rss / 1e6
     );
     // Media work alone, in process, on the same photo: the floor the pipeline adds to.
-    let settings = PhotoSettings::default();
+    let settings = MediaSettings::default();
     let media: Vec<f64> = (0..5)
         .map(|_| {
             let t = Instant::now();

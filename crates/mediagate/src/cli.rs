@@ -1,6 +1,8 @@
 //! Command line and environment: every setting is a flag and an env var (contract §6).
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use mediagate_contract::{settings, Thresholds};
+use mediagate_media::{FrameSampling, Limits, PhotoSettings, VideoSettings, VoiceSettings};
 
 /// mediagate: the media pipeline behind private messaging.
 #[derive(Debug, Parser)]
@@ -33,7 +35,7 @@ pub struct Common {
     #[arg(
         long,
         env = "MEDIAGATE_AMQP_URL",
-        default_value = "amqp://guest:guest@127.0.0.1:5672/%2f",
+        default_value = settings::DEFAULT_AMQP_URL,
         hide_env_values = true,
         global = true
     )]
@@ -51,19 +53,30 @@ pub struct Common {
     #[arg(long, env = "AWS_REGION", global = true)]
     pub aws_region: Option<String>,
     /// Allow-list of source buckets, comma-separated; `submit` uploads to the first.
-    #[arg(long, env = "MEDIAGATE_SOURCE_BUCKETS", default_value = "incoming", value_delimiter = ',', global = true)]
+    #[arg(
+        long,
+        env = "MEDIAGATE_SOURCE_BUCKETS",
+        default_value = settings::DEFAULT_SOURCE_BUCKET,
+        value_delimiter = ',',
+        global = true
+    )]
     pub source_buckets: Vec<String>,
     /// Bucket for cleared media.
-    #[arg(long, env = "MEDIAGATE_OUTPUT_BUCKET", default_value = "media", global = true)]
+    #[arg(long, env = "MEDIAGATE_OUTPUT_BUCKET", default_value = settings::DEFAULT_OUTPUT_BUCKET, global = true)]
     pub output_bucket: String,
     /// Bucket for blocked originals; empty keeps none.
-    #[arg(long, env = "MEDIAGATE_QUARANTINE_BUCKET", default_value = "quarantine", global = true)]
+    #[arg(long, env = "MEDIAGATE_QUARANTINE_BUCKET", default_value = settings::DEFAULT_QUARANTINE_BUCKET, global = true)]
     pub quarantine_bucket: String,
     /// Bucket for `manifests/`; defaults to the output bucket.
     #[arg(long, env = "MEDIAGATE_MANIFEST_BUCKET", global = true)]
     pub manifest_bucket: Option<String>,
     /// S3 attempts per operation before a transient fault returns the job to the queue.
-    #[arg(long, env = "MEDIAGATE_S3_ATTEMPTS", default_value_t = 4, global = true)]
+    #[arg(
+        long,
+        env = "MEDIAGATE_S3_ATTEMPTS",
+        default_value_t = mediagate_store::RetryPolicy::DEFAULT.attempts,
+        global = true
+    )]
     pub s3_attempts: u32,
     /// Log format.
     #[arg(long, env = "MEDIAGATE_LOG_FORMAT", value_enum, default_value_t = LogFormat::Json, global = true)]
@@ -76,79 +89,86 @@ pub enum LogFormat {
     Text,
 }
 
-/// Processing settings of `mediagate worker`.
+/// Processing settings of `mediagate worker`. Every default is the constant its type keeps
+/// (`mediagate_contract::settings`, `MediaSettings::DEFAULT`, `mediagate_worker`); values are
+/// read wide and checked by `WorkerConfig::validate` at start-up, which names the variable.
 #[derive(Debug, Args)]
 pub struct WorkerArgs {
-    /// Jobs taken at once and items processed at once; default: the number of CPUs.
+    /// Items processed at once (jobs taken: twice as many); default: the number of CPUs.
     #[arg(long, env = "MEDIAGATE_CONCURRENCY")]
     pub concurrency: Option<usize>,
     /// Score at or above which an item is blocked when anyone in the job is 16–17.
-    #[arg(long, env = "MEDIAGATE_NUDITY_THRESHOLD_MINOR", default_value_t = 0.5)]
+    #[arg(long, env = "MEDIAGATE_NUDITY_THRESHOLD_MINOR", default_value_t = Thresholds::DEFAULT.minor)]
     pub nudity_threshold_minor: f64,
     /// Score at or above which an item is blocked when an adult recipient opted in.
-    #[arg(long, env = "MEDIAGATE_NUDITY_THRESHOLD_ADULT", default_value_t = 0.8)]
+    #[arg(long, env = "MEDIAGATE_NUDITY_THRESHOLD_ADULT", default_value_t = Thresholds::DEFAULT.adult)]
     pub nudity_threshold_adult: f64,
     /// Longest voice note, in ms of decoded audio (plus a 250 ms padding allowance).
-    #[arg(long, env = "MEDIAGATE_VOICE_MAX_MS", default_value_t = 60_000)]
+    #[arg(long, env = "MEDIAGATE_VOICE_MAX_MS", default_value_t = Limits::DEFAULT.voice_max_ms)]
     pub voice_max_ms: u64,
     /// Longest video, in ms.
-    #[arg(long, env = "MEDIAGATE_VIDEO_MAX_MS", default_value_t = 180_000)]
+    #[arg(long, env = "MEDIAGATE_VIDEO_MAX_MS", default_value_t = Limits::DEFAULT.video_max_ms)]
     pub video_max_ms: u64,
     /// Largest input file, in bytes (checked with HEAD before downloading).
-    #[arg(long, env = "MEDIAGATE_MAX_INPUT_BYTES", default_value_t = 209_715_200)]
+    #[arg(long, env = "MEDIAGATE_MAX_INPUT_BYTES", default_value_t = settings::DEFAULT_MAX_INPUT_BYTES)]
     pub max_input_bytes: u64,
     /// Most pixels an image (or video frame) may have (checked from the header).
-    #[arg(long, env = "MEDIAGATE_IMAGE_MAX_PIXELS", default_value_t = 50_000_000)]
+    #[arg(long, env = "MEDIAGATE_IMAGE_MAX_PIXELS", default_value_t = Limits::DEFAULT.max_pixels)]
     pub image_max_pixels: u64,
     /// Long edge of the `full` photo variant.
-    #[arg(long, env = "MEDIAGATE_PHOTO_FULL_EDGE", default_value_t = 2048)]
+    #[arg(long, env = "MEDIAGATE_PHOTO_FULL_EDGE", default_value_t = PhotoSettings::DEFAULT.full_edge)]
     pub photo_full_edge: u32,
     /// Long edge of the `thumb` photo variant.
-    #[arg(long, env = "MEDIAGATE_PHOTO_THUMB_EDGE", default_value_t = 320)]
+    #[arg(long, env = "MEDIAGATE_PHOTO_THUMB_EDGE", default_value_t = PhotoSettings::DEFAULT.thumb_edge)]
     pub photo_thumb_edge: u32,
     /// JPEG quality of photo variants (1–100).
-    #[arg(long, env = "MEDIAGATE_JPEG_QUALITY", default_value_t = 85, value_parser = clap::value_parser!(u8).range(1..=100))]
-    pub jpeg_quality: u8,
+    #[arg(long, env = "MEDIAGATE_JPEG_QUALITY", default_value_t = PhotoSettings::DEFAULT.jpeg_quality.into())]
+    pub jpeg_quality: u32,
+    /// Wall-clock budget for one photo's media work, seconds.
+    #[arg(long, env = "MEDIAGATE_PHOTO_BUDGET_S", default_value_t = PhotoSettings::DEFAULT.budget.as_secs())]
+    pub photo_budget_s: u64,
     /// Opus bitrate of the `voice` variant, bit/s.
-    #[arg(long, env = "MEDIAGATE_VOICE_BITRATE", default_value_t = 24_000)]
+    #[arg(long, env = "MEDIAGATE_VOICE_BITRATE", default_value_t = VoiceSettings::DEFAULT.bitrate)]
     pub voice_bitrate: u32,
     /// Wall-clock budget for one voice note, seconds.
-    #[arg(long, env = "MEDIAGATE_VOICE_BUDGET_S", default_value_t = 60)]
+    #[arg(long, env = "MEDIAGATE_VOICE_BUDGET_S", default_value_t = VoiceSettings::DEFAULT.budget.as_secs())]
     pub voice_budget_s: u64,
-    /// libx264 CRF of the `video` variant.
-    #[arg(long, env = "MEDIAGATE_VIDEO_CRF", default_value_t = 23)]
-    pub video_crf: u8,
-    /// libx264 preset of the `video` variant.
-    #[arg(long, env = "MEDIAGATE_VIDEO_PRESET", default_value = "veryfast")]
+    /// libx264 CRF of the `video` variant (0–51).
+    #[arg(long, env = "MEDIAGATE_VIDEO_CRF", default_value_t = VideoSettings::DEFAULT.crf.into())]
+    pub video_crf: u32,
+    /// libx264 preset of the `video` variant (ultrafast … veryslow).
+    #[arg(long, env = "MEDIAGATE_VIDEO_PRESET", default_value_t = VideoSettings::DEFAULT.preset.as_str().to_string())]
     pub video_preset: String,
     /// Decoder and encoder threads per video (fixed, so outputs are byte-identical).
-    #[arg(long, env = "MEDIAGATE_VIDEO_THREADS", default_value_t = 2)]
+    #[arg(long, env = "MEDIAGATE_VIDEO_THREADS", default_value_t = VideoSettings::DEFAULT.threads)]
     pub video_threads: usize,
     /// Wall-clock budget for one video, seconds.
-    #[arg(long, env = "MEDIAGATE_VIDEO_BUDGET_S", default_value_t = 600)]
+    #[arg(long, env = "MEDIAGATE_VIDEO_BUDGET_S", default_value_t = VideoSettings::DEFAULT.budget.as_secs())]
     pub video_budget_s: u64,
     /// ONNX Runtime intra-op threads of the classifier; default: CPUs / concurrency (at least 1).
     #[arg(long, env = "MEDIAGATE_CLASSIFIER_THREADS")]
     pub classifier_threads: Option<usize>,
-    /// Spacing of the video frames the classifier scores, ms.
-    #[arg(long, env = "MEDIAGATE_VIDEO_FRAME_INTERVAL_MS", default_value_t = 1000)]
+    /// Least time between two video frames the classifier scores, ms (contract: 1000).
+    #[arg(
+        long,
+        env = "MEDIAGATE_VIDEO_FRAME_INTERVAL_MS",
+        default_value_t = FrameSampling::DEFAULT.min_interval.as_millis() as u64
+    )]
     pub video_frame_interval_ms: u64,
-    /// Most video frames scored per video, the poster included.
-    #[arg(long, env = "MEDIAGATE_VIDEO_MAX_FRAMES", default_value_t = 16)]
+    /// Most video frames scored per video, the poster included; they are spread evenly over
+    /// the whole clip.
+    #[arg(long, env = "MEDIAGATE_VIDEO_MAX_FRAMES", default_value_t = FrameSampling::DEFAULT.max_frames)]
     pub video_max_frames: usize,
-    /// Wall-clock budget for one photo's media work, seconds.
-    #[arg(long, env = "MEDIAGATE_PHOTO_BUDGET_S", default_value_t = 60)]
-    pub photo_budget_s: u64,
     /// Where media work runs: `process` (a fresh, locked-down child process per item: memory and
     /// CPU limits, no network, killed at its budget) or `off` (in the worker itself; for
     /// platforms without seccomp, and for debugging).
     #[arg(long, env = "MEDIAGATE_SANDBOX", value_enum, default_value_t = SandboxArg::Process)]
     pub sandbox: SandboxArg,
     /// Memory limit of each media sandbox process (heap, mappings and thread stacks), MiB.
-    #[arg(long, env = "MEDIAGATE_SANDBOX_MEMORY_MB", default_value_t = 2048)]
+    #[arg(long, env = "MEDIAGATE_SANDBOX_MEMORY_MB", default_value_t = mediagate_worker::DEFAULT_SANDBOX_MEMORY_MB)]
     pub sandbox_memory_mb: u64,
     /// Address of the HTTP endpoints `/healthz`, `/readyz` and `/metrics`; empty disables them.
-    #[arg(long, env = "MEDIAGATE_METRICS_ADDR", default_value = "0.0.0.0:9464")]
+    #[arg(long, env = "MEDIAGATE_METRICS_ADDR", default_value = mediagate_worker::DEFAULT_METRICS_ADDR)]
     pub metrics_addr: String,
     /// This worker's id in verdicts; default: the host name.
     #[arg(long, env = "MEDIAGATE_WORKER_ID")]
@@ -228,12 +248,12 @@ pub enum BandArg {
 }
 
 impl BandArg {
-    /// The wire spelling.
-    pub fn as_str(self) -> &'static str {
+    /// The contract's age band.
+    pub fn band(self) -> mediagate_contract::AgeBand {
         match self {
-            BandArg::Under16 => "under_16",
-            BandArg::Age16To17 => "16_17",
-            BandArg::Adult => "adult",
+            BandArg::Under16 => mediagate_contract::AgeBand::Under16,
+            BandArg::Age16To17 => mediagate_contract::AgeBand::Age16To17,
+            BandArg::Adult => mediagate_contract::AgeBand::Adult,
         }
     }
 }

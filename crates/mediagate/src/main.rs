@@ -10,15 +10,18 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use clap::Parser;
-use mediagate_contract::{Limits, Thresholds};
-use mediagate_media::{FrameSampling, PhotoSettings, VideoSettings, VoiceSettings};
+use mediagate_contract::Thresholds;
+use mediagate_media::{FrameSampling, Limits, MediaSettings, PhotoSettings, Preset, VideoSettings, VoiceSettings};
 use mediagate_queue::{redact_url, Broker};
 use mediagate_store::{RetryPolicy, Store, StoreConfig};
-use mediagate_worker::{Readiness, WorkerConfig};
+use mediagate_worker::{InvalidSetting, Readiness, WorkerConfig};
 use tokio::sync::watch;
 use tracing::{error, info, warn};
 
 use cli::{Cli, Command, Common, LogFormat, WorkerArgs};
+
+/// Exit status of `mediagate worker` when a setting is not accepted (EX_CONFIG).
+const EXIT_BAD_SETTING: u8 = 78;
 
 fn main() -> std::process::ExitCode {
     // A media sandbox child (started by the worker, never by hand): no CLI, no runtime.
@@ -94,91 +97,107 @@ fn hostname() -> String {
         .unwrap_or_else(|| "mediagate".to_string())
 }
 
-fn worker_config(common: &Common, args: &WorkerArgs) -> Result<WorkerConfig> {
-    let concurrency = args
-        .concurrency
-        .filter(|&n| n > 0)
-        .unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2));
-    let source_buckets: Vec<String> =
-        common.source_buckets.iter().map(|b| b.trim().to_string()).filter(|b| !b.is_empty()).collect();
-    anyhow::ensure!(!source_buckets.is_empty(), "MEDIAGATE_SOURCE_BUCKETS names no bucket");
-    for (name, t) in [("minor", args.nudity_threshold_minor), ("adult", args.nudity_threshold_adult)] {
-        anyhow::ensure!((0.0..=1.0).contains(&t), "the {name} nudity threshold must be within 0..1, got {t}");
-    }
-    anyhow::ensure!(args.photo_thumb_edge > 0 && args.photo_full_edge > 0, "photo edges must be positive");
-    let limits = Limits {
-        max_input_bytes: args.max_input_bytes,
-        image_max_pixels: args.image_max_pixels,
-        voice_max_ms: args.voice_max_ms,
-        video_max_ms: args.video_max_ms,
+/// The worker's settings from its flags and environment, checked as a whole: a value the worker
+/// cannot run with is an error naming its variable, before anything is connected or loaded.
+fn worker_config(common: &Common, args: &WorkerArgs) -> Result<WorkerConfig, InvalidSetting> {
+    let cpus = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
+    let concurrency = args.concurrency.unwrap_or(cpus);
+    let narrow = |var: &'static str, value: u32, range: std::ops::RangeInclusive<u8>| {
+        u8::try_from(value).ok().filter(|v| range.contains(v)).ok_or_else(|| {
+            mediagate_worker::check_range(var, value, &(u32::from(*range.start())..=u32::from(*range.end())))
+                .unwrap_err()
+        })
     };
-    Ok(WorkerConfig {
-        source_buckets,
+    let preset = Preset::from_name(args.video_preset.trim()).ok_or_else(|| {
+        let names: Vec<&str> = Preset::ALL.iter().map(|p| p.as_str()).collect();
+        InvalidSetting::new("MEDIAGATE_VIDEO_PRESET", &args.video_preset, format!("use one of {}", names.join(", ")))
+    })?;
+    let metrics_addr = match args.metrics_addr.trim() {
+        "" => None,
+        addr => Some(addr.parse().map_err(|_| {
+            InvalidSetting::new(
+                "MEDIAGATE_METRICS_ADDR",
+                addr,
+                "use HOST:PORT with an IP address (0.0.0.0:9464), or empty for none",
+            )
+        })?),
+    };
+    let media = MediaSettings {
+        limits: Limits {
+            max_pixels: args.image_max_pixels,
+            voice_max_ms: args.voice_max_ms,
+            video_max_ms: args.video_max_ms,
+        },
+        photo: PhotoSettings {
+            full_edge: args.photo_full_edge,
+            thumb_edge: args.photo_thumb_edge,
+            jpeg_quality: narrow("MEDIAGATE_JPEG_QUALITY", args.jpeg_quality, PhotoSettings::JPEG_QUALITY)?,
+            budget: Duration::from_secs(args.photo_budget_s),
+        },
+        voice: VoiceSettings { bitrate: args.voice_bitrate, budget: Duration::from_secs(args.voice_budget_s) },
+        video: VideoSettings {
+            crf: narrow("MEDIAGATE_VIDEO_CRF", args.video_crf, VideoSettings::CRF)?,
+            preset,
+            threads: args.video_threads,
+            budget: Duration::from_secs(args.video_budget_s),
+            ..VideoSettings::DEFAULT
+        },
+        sampling: FrameSampling {
+            min_interval: Duration::from_millis(args.video_frame_interval_ms),
+            max_frames: args.video_max_frames,
+            ..FrameSampling::DEFAULT
+        },
+    };
+    let config = WorkerConfig {
+        source_buckets: common.source_buckets.iter().map(|b| b.trim().to_string()).filter(|b| !b.is_empty()).collect(),
         output_bucket: common.output_bucket.clone(),
         quarantine_bucket: Some(common.quarantine_bucket.clone()).filter(|b| !b.is_empty()),
         manifest_bucket: manifest_bucket(common),
         concurrency,
-        photo: PhotoSettings {
-            full_edge: args.photo_full_edge,
-            thumb_edge: args.photo_thumb_edge,
-            jpeg_quality: args.jpeg_quality,
-            max_pixels: limits.image_max_pixels,
-        },
-        voice: VoiceSettings {
-            max_ms: limits.voice_max_ms,
-            bitrate: args.voice_bitrate,
-            budget: Duration::from_secs(args.voice_budget_s.max(1)),
-            ..VoiceSettings::default()
-        },
-        video: VideoSettings {
-            max_ms: limits.video_max_ms,
-            max_pixels: limits.image_max_pixels,
-            crf: args.video_crf,
-            preset: args.video_preset.clone(),
-            threads: args.video_threads.max(1),
-            budget: Duration::from_secs(args.video_budget_s.max(1)),
-            ..VideoSettings::default()
-        },
-        photo_budget: Duration::from_secs(args.photo_budget_s.max(1)),
-        sandbox_memory_bytes: args.sandbox_memory_mb.max(16).saturating_mul(1 << 20),
-        frame_sampling: FrameSampling {
-            every: Duration::from_millis(args.video_frame_interval_ms.max(1)),
-            max_frames: args.video_max_frames.max(1),
-            ..FrameSampling::default()
-        },
-        limits,
+        max_input_bytes: args.max_input_bytes,
         thresholds: Thresholds { minor: args.nudity_threshold_minor, adult: args.nudity_threshold_adult },
+        media,
+        sandbox_memory_mb: args.sandbox_memory_mb,
+        classifier_threads: args.classifier_threads.unwrap_or_else(|| (cpus / concurrency.max(1)).max(1)),
+        metrics_addr,
         worker_id: args.worker_id.clone().unwrap_or_else(hostname),
         version: env!("CARGO_PKG_VERSION").to_string(),
-    })
+    };
+    mediagate_worker::check_range("MEDIAGATE_S3_ATTEMPTS", common.s3_attempts, &(1..=20))?;
+    config.validate()?;
+    Ok(config)
 }
 
 /// `mediagate worker`: runs until SIGTERM/SIGINT; reconnects to the broker with backoff when
 /// the connection is lost.
 async fn worker(common: &Common, args: WorkerArgs) -> Result<std::process::ExitCode> {
-    let config = worker_config(common, &args)?;
+    let config = match worker_config(common, &args) {
+        Ok(c) => c,
+        Err(e) => {
+            error!(error = %e, "invalid setting; not starting");
+            eprintln!("mediagate worker: {e}");
+            return Ok(std::process::ExitCode::from(EXIT_BAD_SETTING));
+        }
+    };
     let store = Store::connect(&store_config(common)).await.context("configuring S3")?;
     let readiness = Arc::new(Readiness::default());
     // The classifier is loaded once, before any job is taken: a missing or altered model stops
     // the worker here with the make target that fixes it.
-    let threads = args.classifier_threads.filter(|&n| n > 0).unwrap_or_else(|| {
-        let cpus = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
-        (cpus / config.concurrency.max(1)).max(1)
-    });
+    let threads = config.classifier_threads;
     let classifier_config = mediagate_classify::ClassifierConfig::resolve(threads);
     let classifier = tokio::task::spawn_blocking(move || mediagate_classify::Classifier::load(&classifier_config))
         .await
         .context("loading the classifier")?
         .context("loading the nudity classifier")?;
     info!(model = classifier.model_name(), sha256 = classifier.model_sha256(), threads, "nudity classifier loaded");
-    let classifier = Some(Arc::new(classifier));
-    let sandbox = media_sandbox(common, &args, config.concurrency)?;
+    let classifier = Arc::new(classifier);
+    let sandbox = media_sandbox(common, &args, &config)?;
     sandbox.warm_up().await.context("starting the media sandbox")?;
     readiness.model.store(true, Ordering::Relaxed);
-    if !args.metrics_addr.trim().is_empty() {
-        let listener = tokio::net::TcpListener::bind(args.metrics_addr.trim()).await.with_context(|| {
-            format!("binding the health/metrics endpoint {} (MEDIAGATE_METRICS_ADDR)", args.metrics_addr)
-        })?;
+    if let Some(addr) = config.metrics_addr {
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("binding the health/metrics endpoint {addr} (MEDIAGATE_METRICS_ADDR)"))?;
         info!(addr = %listener.local_addr().map(|a| a.to_string()).unwrap_or_default(), "serving /healthz /readyz /metrics");
         tokio::spawn(mediagate_worker::health::serve(listener, readiness.clone()));
     }
@@ -253,7 +272,8 @@ async fn worker(common: &Common, args: WorkerArgs) -> Result<std::process::ExitC
 
 /// The media sandbox of `MEDIAGATE_SANDBOX`: children of this very binary, as many kept ready
 /// as items may run at once, with only the logging settings in their environment.
-fn media_sandbox(common: &Common, args: &WorkerArgs, concurrency: usize) -> Result<mediagate_sandbox::Sandbox> {
+fn media_sandbox(common: &Common, args: &WorkerArgs, config: &WorkerConfig) -> Result<mediagate_sandbox::Sandbox> {
+    let concurrency = config.concurrency;
     let mut cfg = match args.sandbox {
         cli::SandboxArg::Off => {
             warn!("MEDIAGATE_SANDBOX=off: media work runs inside the worker, without isolation");
@@ -276,7 +296,7 @@ fn media_sandbox(common: &Common, args: &WorkerArgs, concurrency: usize) -> Resu
         LogFormat::Text => "text",
     };
     cfg.env.push(("MEDIAGATE_LOG_FORMAT".into(), format.into()));
-    info!(mode = ?cfg.mode, memory_mb = args.sandbox_memory_mb, "media sandbox");
+    info!(mode = ?cfg.mode, memory_mb = config.sandbox_memory_mb, "media sandbox");
     Ok(mediagate_sandbox::Sandbox::new(cfg)?)
 }
 

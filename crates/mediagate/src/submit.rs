@@ -3,10 +3,10 @@
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, Result};
+use mediagate_contract::{Item, Job, JobKind, MessageRef, Party, Recipient, Source, JOB_SCHEMA};
 use mediagate_media::{sniff, MediaClass};
 use mediagate_queue::{names, Broker};
 use mediagate_store::Store;
-use serde_json::json;
 
 use crate::cli::{BandArg, Common, KindArg, SubmitArgs};
 
@@ -30,14 +30,14 @@ pub async fn run(common: &Common, args: SubmitArgs) -> Result<std::process::Exit
         files.push((path.clone(), bytes));
     }
     let kind = match args.kind {
-        Some(KindArg::Media) => "media",
-        Some(KindArg::VoiceNote) => "voice_note",
+        Some(KindArg::Media) => JobKind::Media,
+        Some(KindArg::VoiceNote) => JobKind::VoiceNote,
         None => {
             let all_audio = files.iter().all(|(_, b)| sniff(b).map(|f| f.media_class()) == Some(MediaClass::Audio));
             if all_audio {
-                "voice_note"
+                JobKind::VoiceNote
             } else {
-                "media"
+                JobKind::Media
             }
         }
     };
@@ -53,33 +53,37 @@ pub async fn run(common: &Common, args: SubmitArgs) -> Result<std::process::Exit
             .put(&bucket, &key, bytes, content_type)
             .await
             .with_context(|| format!("uploading {} to s3://{bucket}/{key}", path.display()))?;
-        let mut item = json!({ "item_id": i.to_string(), "source": { "bucket": bucket, "key": key } });
-        if let Some(f) = format {
-            item["declared_type"] = json!(f.mime());
-        }
-        items.push(item);
+        items.push(Item {
+            item_id: i.to_string(),
+            source: Source { bucket: bucket.clone(), key },
+            declared_type: format.map(|f| f.mime().to_string()),
+        });
     }
-    let recipients: Vec<serde_json::Value> =
-        if args.recipient_age.is_empty() { vec![BandArg::Adult] } else { args.recipient_age.clone() }
-            .into_iter()
-            .enumerate()
-            .map(|(i, band)| {
-                json!({
-                    "account_id": format!("recipient-{i}"),
-                    "age_band": band.as_str(),
-                    "nudity_filter": args.nudity_filter && band == BandArg::Adult,
-                })
-            })
-            .collect();
-    let job = json!({
-        "schema": "mediagate.job.v1",
-        "job_id": job_id,
-        "kind": kind,
-        "message": { "message_id": format!("m-{job_id}"), "conversation_id": "c-submit", "first_contact": args.first_contact },
-        "sender": { "account_id": "submitter", "age_band": args.sender_age.as_str() },
-        "recipients": recipients,
-        "items": items,
-    });
+    let recipients = if args.recipient_age.is_empty() { vec![BandArg::Adult] } else { args.recipient_age.clone() }
+        .into_iter()
+        .enumerate()
+        .map(|(i, band)| Recipient {
+            account_id: format!("recipient-{i}"),
+            age_band: band.band(),
+            nudity_filter: args.nudity_filter && band == BandArg::Adult,
+        })
+        .collect();
+    let job = Job {
+        schema: JOB_SCHEMA.to_string(),
+        job_id: job_id.clone(),
+        kind,
+        message: MessageRef {
+            message_id: format!("m-{job_id}"),
+            conversation_id: "c-submit".into(),
+            first_contact: args.first_contact,
+        },
+        sender: Party { account_id: "submitter".into(), age_band: args.sender_age.band() },
+        recipients,
+        items,
+        caption: None,
+        reprocess: false,
+        revision: 0,
+    };
 
     let broker = Broker::connect_named(&common.amqp_url, "mediagate submit").await.context("connecting to RabbitMQ")?;
     // Bind the private verdict queue before publishing, or a fast verdict could pass unseen.
@@ -89,7 +93,7 @@ pub async fn run(common: &Common, args: SubmitArgs) -> Result<std::process::Exit
         .publish(names::UPLOAD_KEY, &job_id, serde_json::to_vec(&job)?)
         .await
         .context("publishing the job to mediagate.jobs")?;
-    eprintln!("published job {job_id} ({kind}, {} item(s))", items_len(&job));
+    eprintln!("published job {job_id} ({}, {} item(s))", kind.as_str(), job.items.len());
     let Some(listener) = listener.as_mut() else {
         println!("{job_id}");
         broker.close().await;
@@ -108,8 +112,4 @@ pub async fn run(common: &Common, args: SubmitArgs) -> Result<std::process::Exit
             Ok(std::process::ExitCode::FAILURE)
         }
     }
-}
-
-fn items_len(job: &serde_json::Value) -> usize {
-    job["items"].as_array().map(|a| a.len()).unwrap_or(0)
 }

@@ -56,11 +56,6 @@ pub mod names {
     pub const VERDICTS_TTL_MS: i64 = 604_800_000;
     /// Content type of every job and verdict.
     pub const CONTENT_TYPE: &str = "application/json";
-
-    /// Routing key of a verdict with the given job status (`verdict.cleared`, …).
-    pub fn verdict_key(status: &str) -> String {
-        format!("verdict.{status}")
-    }
 }
 
 /// Why a queue operation failed.
@@ -699,18 +694,18 @@ impl fmt::Debug for VerdictPublisher {
 }
 
 impl VerdictPublisher {
-    /// Publishes a verdict to `mediagate.verdicts` with key `verdict.<status>`, persistent,
-    /// `application/json`, `message_id` and `correlation_id` = `job_id` when known. Returns once
-    /// the broker has confirmed it; a nack or an unroutable return is an error (the job must not
-    /// be acked then).
-    pub async fn publish(&self, job_id: Option<&str>, status: &str, body: Vec<u8>) -> Result<(), QueueError> {
+    /// Publishes a verdict to `mediagate.verdicts` with `routing_key` (the contract's
+    /// `verdict.<status>`: the caller's `JobStatus::routing_key`, this crate knows no verdicts),
+    /// persistent, `application/json`, `message_id` and `correlation_id` = `job_id` when known.
+    /// Returns once the broker has confirmed it; a nack or an unroutable return is an error (the
+    /// job must not be acked then).
+    pub async fn publish(&self, job_id: Option<&str>, routing_key: &str, body: Vec<u8>) -> Result<(), QueueError> {
         let mut props = persistent_json();
         if let Some(id) = job_id {
             props = props.with_message_id(id.into()).with_correlation_id(id.into());
         }
-        let key = names::verdict_key(status);
-        publish_confirmed(&self.channel, names::VERDICTS_EXCHANGE, &key, &body, props).await?;
-        debug!(job_id, status, bytes = body.len(), "verdict confirmed");
+        publish_confirmed(&self.channel, names::VERDICTS_EXCHANGE, routing_key, &body, props).await?;
+        debug!(job_id, routing_key, bytes = body.len(), "verdict confirmed");
         Ok(())
     }
 }
@@ -878,7 +873,6 @@ mod tests {
         assert_eq!(m.len(), 3);
         let v = verdicts_queue_arguments();
         assert_eq!(v.inner().get("x-message-ttl"), Some(&AMQPValue::LongLongInt(604_800_000)));
-        assert_eq!(names::verdict_key("cleared"), "verdict.cleared");
     }
 
     #[test]

@@ -187,7 +187,7 @@ async fn verdicts_are_confirmed_and_land_in_the_verdicts_queue() {
     let mut listener = b.verdict_listener("verdict.*").await.unwrap();
     let verdicts = b.verdict_publisher().await.unwrap();
 
-    verdicts.publish(Some("j-1"), "cleared", br#"{"status":"cleared"}"#.to_vec()).await.unwrap();
+    verdicts.publish(Some("j-1"), "verdict.cleared", br#"{"status":"cleared"}"#.to_vec()).await.unwrap();
     let m = get_one(&b, VERDICTS_QUEUE).await.expect("verdict in mediagate.verdicts");
     assert_eq!(m.routing_key.as_str(), "verdict.cleared");
     assert_eq!(m.exchange.as_str(), VERDICTS_EXCHANGE);
@@ -201,7 +201,7 @@ async fn verdicts_are_confirmed_and_land_in_the_verdicts_queue() {
     assert_eq!((v.routing_key.as_str(), v.correlation_id.as_deref()), ("verdict.cleared", Some("j-1")));
 
     // a verdict without a usable job id
-    verdicts.publish(None, "rejected", b"{}".to_vec()).await.unwrap();
+    verdicts.publish(None, "verdict.rejected", b"{}".to_vec()).await.unwrap();
     let v = listener.next(Duration::from_secs(5)).await.unwrap().unwrap();
     assert_eq!((v.routing_key.as_str(), v.correlation_id), ("verdict.rejected", None));
 
@@ -209,7 +209,7 @@ async fn verdicts_are_confirmed_and_land_in_the_verdicts_queue() {
     let tasks: Vec<_> = (0..50)
         .map(|i| {
             let p = verdicts.clone();
-            tokio::spawn(async move { p.publish(Some(&format!("j-c{i}")), "partial", b"{}".to_vec()).await })
+            tokio::spawn(async move { p.publish(Some(&format!("j-c{i}")), "verdict.partial", b"{}".to_vec()).await })
         })
         .collect();
     for t in tasks {

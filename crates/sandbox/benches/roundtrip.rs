@@ -6,8 +6,8 @@ use std::io::Cursor;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use mediagate_media::PhotoSettings;
-use mediagate_sandbox::{child, ChildLimits, Request, Sandbox, SandboxConfig, Task, CHILD_ARG};
+use mediagate_media::MediaSettings;
+use mediagate_sandbox::{child, Admit, ChildLimits, Request, Sandbox, SandboxConfig, Task, CHILD_ARG};
 
 fn jpeg(w: u32, h: u32) -> Vec<u8> {
     let img = image::RgbImage::from_fn(w, h, |x, y| {
@@ -40,7 +40,7 @@ fn main() -> std::process::ExitCode {
         [("640x480 JPEG", 640, 480, 60), ("1600x1200 JPEG", 1600, 1200, 30), ("4000x3000 JPEG", 4000, 3000, 12)]
     {
         let bytes = Arc::new(jpeg(w, h));
-        let task = Task::Photo { settings: PhotoSettings::default(), classify: false };
+        let task = Task { admit: Admit::Visual, settings: MediaSettings::default(), classify: false };
         let request = Request {
             job_id: "bench".into(),
             item_id: "0".into(),
@@ -52,7 +52,7 @@ fn main() -> std::process::ExitCode {
         let mut inside = Vec::new();
         for _ in 0..runs {
             let t = Instant::now();
-            let (r, _) = mediagate_sandbox::execute(&task, &bytes);
+            let (r, _) = mediagate_sandbox::execute(&task, &bytes, &mut |_| ());
             r.expect("in-process");
             local.push(t.elapsed().as_secs_f64() * 1e3);
             let t = Instant::now();
@@ -72,7 +72,7 @@ fn main() -> std::process::ExitCode {
     // What the nudity filter's preparation adds to a 12 MP photo in the sandbox's work: the
     // shared decode (one decode feeds both) against decoding the original a second time.
     let bytes = jpeg(4000, 3000);
-    let settings = PhotoSettings::default();
+    let settings = MediaSettings::default();
     let time = |f: &dyn Fn()| {
         median(
             (0..9)
@@ -88,8 +88,11 @@ fn main() -> std::process::ExitCode {
         mediagate_media::process_photo(&bytes, &settings).expect("photo");
     });
     let shared = time(&|| {
-        let (result, _) =
-            mediagate_sandbox::execute(&Task::Photo { settings: settings.clone(), classify: true }, &bytes);
+        let (result, _) = mediagate_sandbox::execute(
+            &Task { admit: Admit::Visual, settings: settings.clone(), classify: true },
+            &bytes,
+            &mut |_| (),
+        );
         result.expect("photo with tensor");
     });
     let twice = time(&|| {

@@ -26,15 +26,29 @@ pub(crate) const SYNC_MARK: &str = "\u{1e}mediagate-sandbox-sync";
 /// Exit status of a server or child that could not lock itself down or talk to its parent.
 const EXIT_SETUP: u8 = 70;
 
-/// What the fork server tells the worker about one request.
+/// What the fork server tells the worker about one request: at most one `Identified`, then one
+/// of the others.
 #[derive(Debug, Serialize, Deserialize)]
 pub(crate) enum Reply {
+    /// The child knows what the file is and is about to process it: an [`Identified`], as the
+    /// child encoded it.
+    Identified(#[serde(with = "serde_bytes")] Vec<u8>),
     /// The child's [`Report`], as the child encoded it.
     Report(#[serde(with = "serde_bytes")] Vec<u8>),
     /// The child ended without a whole report: how ("was killed by signal 11 (SIGSEGV)").
     Died(String),
     /// No child could be made.
     ForkFailed(String),
+}
+
+/// The child's first word (its first frame to the server), once it knows what the file is and
+/// that the job takes it: from then on the item's budget is that class's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct Identified {
+    /// What the file is.
+    pub class: mediagate_media::MediaClass,
+    /// The wall-clock budget of that class's work.
+    pub budget: std::time::Duration,
 }
 
 /// The server's first frame on stdout, once it has locked itself down.
@@ -75,12 +89,7 @@ pub fn serve(args: &[String]) -> ExitCode {
         // After a child died its request may be half read: stdin is out of step, so this server
         // stops after saying so, and the worker starts another.
         let keep_going = matches!(reply, Reply::Report(_));
-        let sent = postcard::to_allocvec(&reply).map_err(io::Error::other).and_then(|bytes| {
-            let mut out = io::stdout().lock();
-            frame::write_sync(&mut out, &bytes)?;
-            out.flush()
-        });
-        if let Err(e) = sent {
+        if let Err(e) = relay(&reply) {
             error!(error = %e, "media sandbox: cannot answer the worker");
             return ExitCode::from(EXIT_SETUP);
         }
@@ -91,6 +100,14 @@ pub fn serve(args: &[String]) -> ExitCode {
             return ExitCode::SUCCESS;
         }
     }
+}
+
+/// Sends one reply to the worker.
+fn relay(reply: &Reply) -> io::Result<()> {
+    let bytes = postcard::to_allocvec(reply).map_err(io::Error::other)?;
+    let mut out = io::stdout().lock();
+    frame::write_sync(&mut out, &bytes)?;
+    out.flush()
 }
 
 /// Forks a child for the next request and returns its report as soon as it is complete, with
@@ -119,7 +136,18 @@ fn fork_one(server_pid: u32) -> io::Result<Option<(Reply, Option<libc::pid_t>)>>
     }
     drop(write_end);
     let mut report = std::fs::File::from(read_end);
-    let read = frame::read_sync(&mut report, u64::MAX);
+    // The child's first frame says what the file is (empty when it never got that far); it is
+    // relayed at once, so the worker's clock for the item becomes that class's budget.
+    let first = frame::read_sync(&mut report, frame::MAX_HEADER);
+    let read = match first {
+        Ok(identified) => {
+            if !identified.is_empty() {
+                relay(&Reply::Identified(identified))?;
+            }
+            frame::read_sync(&mut report, u64::MAX)
+        }
+        Err(e) => Err(e),
+    };
     drop(report);
     if let Ok(bytes) = read {
         // Answer first; the child's exit (unmapping its memory) is off the item's critical path.
@@ -190,12 +218,35 @@ fn child(server_pid: u32, out: OwnedFd) -> libc::c_int {
     let span =
         info_span!("item", job_id = %request.job_id, item_id = %request.item_id, sandbox_pid = std::process::id());
     let _entered = span.enter();
-    let (result, mut stats) = execute(&request.task, &input);
+    let mut out = std::fs::File::from(out);
+    let settings = request.task.settings.clone();
+    let mut told = false;
+    let mut first_word = io::Result::Ok(());
+    let (result, mut stats) = execute(&request.task, &input, &mut |class| {
+        let budget = crate::budget_of(class, &settings);
+        // The CPU backstop follows the class too: two busy cores for the whole budget, and some.
+        lockdown::limit_cpu(budget.as_secs().saturating_mul(2).saturating_add(10));
+        first_word = postcard::to_allocvec(&Identified { class, budget })
+            .map_err(io::Error::other)
+            .and_then(|b| frame::write_sync(&mut out, &b))
+            .and_then(|()| out.flush());
+        told = true;
+    });
     drop(input);
+    if let Err(e) = first_word {
+        error!(error = %e, "media sandbox child: cannot tell the server what the file is");
+        return EXIT_SETUP as libc::c_int;
+    }
+    if !told {
+        if let Err(e) = frame::write_sync(&mut out, &[]) {
+            error!(error = %e, "media sandbox child: cannot talk to the server");
+            return EXIT_SETUP as libc::c_int;
+        }
+    }
     stats.peak_rss_bytes = lockdown::peak_rss_bytes();
     stats.cpu = lockdown::cpu_time();
     debug!(
-        task = request.task.label(),
+        admit = ?request.task.admit,
         work_ms = stats.work.as_secs_f64() * 1e3,
         cpu_ms = stats.cpu.as_secs_f64() * 1e3,
         peak_rss_mb = stats.peak_rss_bytes / (1024 * 1024),
@@ -204,9 +255,8 @@ fn child(server_pid: u32, out: OwnedFd) -> libc::c_int {
     );
     let report = Report { result, stats };
     let written = postcard::to_allocvec(&report).map_err(io::Error::other).and_then(|bytes| {
-        let mut f = std::fs::File::from(out);
-        frame::write_sync(&mut f, &bytes)?;
-        f.flush()
+        frame::write_sync(&mut out, &bytes)?;
+        out.flush()
     });
     match written {
         Ok(()) => 0,

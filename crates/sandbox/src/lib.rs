@@ -38,9 +38,7 @@ mod supervisor;
 
 use std::time::Duration;
 
-use mediagate_media::{
-    AvProbe, Format, MediaError, PhotoOutput, PhotoSettings, VideoOutput, VideoSettings, VoiceOutput, VoiceSettings,
-};
+use mediagate_media::{Format, MediaClass, MediaError, MediaSettings, PhotoOutput, VideoOutput, VoiceOutput};
 use serde::{Deserialize, Serialize};
 
 pub use exec::execute;
@@ -49,48 +47,53 @@ pub use supervisor::{Mode, Sandbox, SandboxConfig};
 /// First argument that turns the `mediagate` binary into a sandbox child.
 pub const CHILD_ARG: &str = "__media-sandbox";
 
-/// One item's media work.
+/// One item's media work, all of it in one request: identify the file from its bytes, look at
+/// its tracks when its container may hold sound or pictures, check it is what the job admits,
+/// then process it with the pipeline of its class. The worker never looks inside the bytes.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub enum Task {
-    /// Look at an audio/video container's tracks.
-    Probe {
-        /// The sniffed format.
-        format: Format,
-    },
-    /// Decode, orient, resize and encode a photo; with `classify`, also the classifier's input
-    /// tensor, decoded from the original bytes as the reference does.
-    Photo {
-        /// The photo pipeline's settings.
-        settings: PhotoSettings,
-        /// Whether the nudity filter applies.
-        classify: bool,
-    },
-    /// Measure and transcode a voice note.
-    Voice {
-        /// The sniffed format.
-        format: Format,
-        /// The voice pipeline's settings.
-        settings: VoiceSettings,
-    },
-    /// Transcode a video; when `settings.sampling` is set, the sampled frames come back as
-    /// classifier tensors.
-    Video {
-        /// The sniffed format.
-        format: Format,
-        /// The video pipeline's settings.
-        settings: VideoSettings,
-    },
+pub struct Task {
+    /// What the job takes.
+    pub admit: Admit,
+    /// Limits and knobs of the pipelines.
+    pub settings: MediaSettings,
+    /// Whether the nudity filter applies: the classifier's tensors come back with the outputs.
+    pub classify: bool,
 }
 
-impl Task {
-    /// Label for logs and metrics.
-    pub fn label(&self) -> &'static str {
+/// What a job takes (the sandbox knows media classes, not jobs: the worker maps its kinds).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Admit {
+    /// Photos and videos.
+    Visual,
+    /// Sound only.
+    Audio,
+}
+
+impl Admit {
+    /// Whether a file of this class fits.
+    pub fn admits(self, class: MediaClass) -> bool {
         match self {
-            Task::Probe { .. } => "probe",
-            Task::Photo { .. } => "image",
-            Task::Voice { .. } => "audio",
-            Task::Video { .. } => "video",
+            Admit::Visual => matches!(class, MediaClass::Image | MediaClass::Video),
+            Admit::Audio => class == MediaClass::Audio,
         }
+    }
+
+    /// The longest the work of an admitted file may take: the worker's wall clock before the
+    /// child says what the file is.
+    pub fn budget(self, s: &MediaSettings) -> Duration {
+        match self {
+            Admit::Visual => s.photo.budget.max(s.video.budget),
+            Admit::Audio => s.voice.budget,
+        }
+    }
+}
+
+/// The budget of one class's work.
+pub fn budget_of(class: MediaClass, s: &MediaSettings) -> Duration {
+    match class {
+        MediaClass::Image => s.photo.budget,
+        MediaClass::Audio => s.voice.budget,
+        MediaClass::Video => s.video.budget,
     }
 }
 
@@ -123,11 +126,18 @@ pub struct ChildLimits {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Tensor(pub Vec<f32>);
 
+/// The outputs of a file that was processed.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Done {
+    /// What the bytes were (the quarantine key's extension comes from it).
+    pub format: Format,
+    /// What the pipeline of its class produced.
+    pub outcome: Outcome,
+}
+
 /// What the media work produced.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub enum Outcome {
-    /// The container's tracks.
-    Probe(AvProbe),
     /// A processed photo and, when asked, its classifier tensor.
     Photo {
         /// Variants and measurements.
@@ -141,8 +151,48 @@ pub enum Outcome {
     Video {
         /// Variants and measurements.
         out: VideoOutput,
-        /// Tensors of the sampled frames, the poster among them.
+        /// Tensors of the sampled frames, the poster among them (empty without the filter).
         tensors: Vec<Tensor>,
+    },
+}
+
+impl Outcome {
+    /// The class of file this came from.
+    pub fn class(&self) -> MediaClass {
+        match self {
+            Outcome::Photo { .. } => MediaClass::Image,
+            Outcome::Voice(_) => MediaClass::Audio,
+            Outcome::Video { .. } => MediaClass::Video,
+        }
+    }
+}
+
+/// Why a file was not processed: each is the input's doing, except a [`MediaError`] that is
+/// not (`MediaError::is_input_error`), which the worker treats as its own fault.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Refusal {
+    /// No format the sniffer knows matches the bytes.
+    Unrecognized {
+        /// The first bytes (at most 8), so a person can tell HTML, text or an empty file apart.
+        head: Vec<u8>,
+    },
+    /// A file of a class the job does not take.
+    NotAdmitted {
+        /// What the bytes are.
+        format: Format,
+        /// What its tracks make it.
+        class: MediaClass,
+        /// What the job takes.
+        admit: Admit,
+    },
+    /// The pipeline (or the track probe) refused it.
+    Media {
+        /// What the bytes are.
+        format: Format,
+        /// Its class, as far as known when it was refused.
+        class: MediaClass,
+        /// Why.
+        error: MediaError,
     },
 }
 
@@ -168,7 +218,7 @@ pub struct Stats {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Report {
     /// The outputs, or why the input was refused.
-    pub result: Result<Outcome, MediaError>,
+    pub result: Result<Done, Refusal>,
     /// Measurements of the work.
     pub stats: Stats,
 }

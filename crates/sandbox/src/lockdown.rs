@@ -179,6 +179,27 @@ pub fn apply_limits(l: &ChildLimits) -> io::Result<()> {
     Ok(())
 }
 
+/// Lowers the CPU-time limit to `seconds` (soft; `SIGKILL` 5 s later), once the child knows
+/// which class of file it has. Raising a hard limit is not allowed, so a limit that is already
+/// lower stays; either way the call cannot fail the item.
+#[cfg(target_os = "linux")]
+pub fn limit_cpu(seconds: u64) {
+    let mut now = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: pointers to live locals of the right type, not retained.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_CPU, &mut now) != 0 {
+            return;
+        }
+        let hard = (seconds.saturating_add(5) as libc::rlim_t).min(now.rlim_max);
+        let lim = libc::rlimit { rlim_cur: (seconds as libc::rlim_t).min(hard), rlim_max: hard };
+        libc::setrlimit(libc::RLIMIT_CPU, &lim);
+    }
+}
+
+/// See the Linux version.
+#[cfg(not(target_os = "linux"))]
+pub fn limit_cpu(_seconds: u64) {}
+
 /// See the Linux version.
 #[cfg(not(target_os = "linux"))]
 pub fn apply_limits(_l: &ChildLimits) -> io::Result<()> {

@@ -15,7 +15,9 @@ use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::process::{Child, ChildStdin, ChildStdout, Command};
 use tracing::{debug, warn};
 
-use crate::child::{Reply, READY, SYNC_MARK};
+use mediagate_media::MediaClass;
+
+use crate::child::{Identified, Reply, READY, SYNC_MARK};
 use crate::{execute, frame, Report, Request, SandboxError, CHILD_ARG};
 
 /// Where media work runs.
@@ -91,8 +93,15 @@ struct Inner {
 /// How one attempt ended, before the crash policy.
 enum Attempt {
     Done(Box<Report>),
-    Crashed { how: String, out_of_memory: bool },
-    TimedOut,
+    Crashed {
+        how: String,
+        out_of_memory: bool,
+    },
+    /// Killed at its budget: the file's class when the child had said it, and that budget.
+    TimedOut {
+        class: Option<MediaClass>,
+        budget: Duration,
+    },
 }
 
 const GRACE: Duration = Duration::from_secs(5);
@@ -131,7 +140,7 @@ impl Sandbox {
     /// is the file's doing ([`SandboxError::Crashed`]).
     pub async fn run(&self, request: Request, input: Arc<Vec<u8>>, budget: Duration) -> Result<Report, SandboxError> {
         if self.inner.cfg.mode == Mode::InProcess {
-            let (result, stats) = tokio::task::spawn_blocking(move || execute(&request.task, &input))
+            let (result, stats) = tokio::task::spawn_blocking(move || execute(&request.task, &input, &mut |_| ()))
                 .await
                 .map_err(|e| SandboxError::Spawn { message: format!("the media thread failed: {e}") })?;
             return Ok(Report { result, stats });
@@ -145,17 +154,13 @@ impl Sandbox {
                     report.stats.crashes = crashes;
                     return Ok(*report);
                 }
-                Attempt::TimedOut => {
-                    warn!(
-                        task = request.task.label(),
-                        budget_s = budget.as_secs(),
-                        "media sandbox over its budget; killed it"
-                    );
-                    return Err(SandboxError::TimedOut { stage: stage(&request), budget });
+                Attempt::TimedOut { class, budget } => {
+                    warn!(class = ?class, budget_s = budget.as_secs(), "media sandbox over its budget; killed it");
+                    return Err(SandboxError::TimedOut { stage: stage(class), budget });
                 }
                 Attempt::Crashed { how, out_of_memory } => {
                     crashes += 1;
-                    warn!(task = request.task.label(), %how, out_of_memory, attempt = crashes, "media sandbox died without an answer");
+                    warn!(%how, out_of_memory, attempt = crashes, "media sandbox died without an answer");
                     if crashes >= 2 {
                         return Err(SandboxError::Crashed {
                             how,
@@ -179,31 +184,54 @@ impl Sandbox {
         };
         let started = Instant::now();
         let max = self.inner.cfg.max_report_bytes;
-        let exchange = async {
+        // Until the child says what the file is, the clock is the longest budget the job admits;
+        // then it is that class's (counted from the request, so identifying counts too).
+        let mut class = None;
+        let mut limit = budget;
+        let first = async {
             frame::write_async(&mut server.stdin, header).await?;
             frame::write_async(&mut server.stdin, input).await?;
             server.stdin.flush().await?;
             frame::read_async(&mut server.stdout, max).await
         };
-        let reply = match tokio::time::timeout(budget + GRACE, exchange).await {
-            Err(_) => {
-                // The child is the server's; killing the server kills it too (PR_SET_PDEATHSIG).
-                self.discard(server).await;
-                return Ok(Attempt::TimedOut);
+        let mut read = tokio::time::timeout_at((started + limit + GRACE).into(), first).await;
+        let reply = loop {
+            let bytes = match read {
+                Err(_) => {
+                    // The child is the server's; killing the server kills it too (PR_SET_PDEATHSIG).
+                    self.discard(server).await;
+                    return Ok(Attempt::TimedOut { class, budget: limit });
+                }
+                Ok(Err(e)) => {
+                    let how = self.discard(server).await;
+                    warn!(error = %e, %how, "media sandbox server broke down; starting another");
+                    return Ok(Attempt::Crashed { how: format!("(its fork server {how})"), out_of_memory: false });
+                }
+                Ok(Ok(bytes)) => bytes,
+            };
+            let reply = match postcard::from_bytes::<Reply>(&bytes) {
+                Ok(r) => r,
+                Err(e) => {
+                    self.discard(server).await;
+                    return Err(SandboxError::Spawn { message: format!("garbled reply from the media sandbox: {e}") });
+                }
+            };
+            let Reply::Identified(said) = reply else { break reply };
+            match postcard::from_bytes::<Identified>(&said) {
+                Ok(id) if class.is_none() => {
+                    debug!(class = ?id.class, budget_s = id.budget.as_secs(), "media sandbox identified the file");
+                    class = Some(id.class);
+                    limit = id.budget.min(budget);
+                }
+                // A second word, or one that does not parse: a child that lies is a broken child.
+                _ => {
+                    let how = self.discard(server).await;
+                    return Ok(Attempt::Crashed { how: format!("spoke out of turn ({how})"), out_of_memory: false });
+                }
             }
-            Ok(Err(e)) => {
-                let how = self.discard(server).await;
-                warn!(error = %e, %how, "media sandbox server broke down; starting another");
-                return Ok(Attempt::Crashed { how: format!("(its fork server {how})"), out_of_memory: false });
-            }
-            Ok(Ok(bytes)) => bytes,
-        };
-        let reply = match postcard::from_bytes::<Reply>(&reply) {
-            Ok(r) => r,
-            Err(e) => {
-                self.discard(server).await;
-                return Err(SandboxError::Spawn { message: format!("garbled reply from the media sandbox: {e}") });
-            }
+            read =
+                tokio::time::timeout_at((started + limit + GRACE).into(), frame::read_async(&mut server.stdout, max))
+                    .await;
         };
         let tail = server.tail.clone();
         if matches!(reply, Reply::Report(_)) {
@@ -237,6 +265,7 @@ impl Sandbox {
                 Ok(Attempt::Crashed { how, out_of_memory })
             }
             Reply::ForkFailed(message) => Err(SandboxError::Spawn { message }),
+            Reply::Identified(_) => unreachable!("the loop above reads past the identification"),
         }
     }
 
@@ -385,12 +414,12 @@ async fn end(server: &mut Server) -> String {
     }
 }
 
-fn stage(request: &Request) -> &'static str {
-    match request.task {
-        crate::Task::Probe { .. } => "reading the file's tracks",
-        crate::Task::Photo { .. } => "processing the photo",
-        crate::Task::Voice { .. } => "transcoding the voice note",
-        crate::Task::Video { .. } => "transcoding the video",
+fn stage(class: Option<MediaClass>) -> &'static str {
+    match class {
+        None => "identifying the file",
+        Some(MediaClass::Image) => "processing the photo",
+        Some(MediaClass::Audio) => "transcoding the voice note",
+        Some(MediaClass::Video) => "transcoding the video",
     }
 }
 

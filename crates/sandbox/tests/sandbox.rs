@@ -11,8 +11,10 @@ use std::process::{Command, ExitCode};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use mediagate_media::{Format, PhotoSettings};
-use mediagate_sandbox::{child, ChildLimits, Outcome, Request, Sandbox, SandboxConfig, SandboxError, Task, CHILD_ARG};
+use mediagate_media::{Format, MediaSettings};
+use mediagate_sandbox::{
+    child, Admit, ChildLimits, Done, Outcome, Request, Sandbox, SandboxConfig, SandboxError, Task, CHILD_ARG,
+};
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -75,6 +77,11 @@ fn request(task: Task, memory_mb: u64) -> Request {
     }
 }
 
+/// Any task: the stand-in servers below never look at it.
+fn probe_task() -> Task {
+    Task { admit: Admit::Visual, settings: MediaSettings::default(), classify: false }
+}
+
 fn jpeg(w: u32, h: u32) -> Vec<u8> {
     let img = image::RgbImage::from_fn(w, h, |x, y| {
         image::Rgb([(x * 7 % 256) as u8, (y * 3 % 256) as u8, ((x + y) % 256) as u8])
@@ -88,7 +95,7 @@ fn photo_in_a_child() {
     let rt = runtime();
     let sb = own_sandbox();
     let bytes = Arc::new(jpeg(1600, 1200));
-    let task = Task::Photo { settings: PhotoSettings::default(), classify: true };
+    let task = Task { admit: Admit::Visual, settings: MediaSettings::default(), classify: true };
     let (a, b) = rt.block_on(async {
         sb.warm_up().await.expect("warm up");
         let a = sb.run(request(task.clone(), 512), bytes.clone(), Duration::from_secs(30)).await.expect("first run");
@@ -98,7 +105,10 @@ fn photo_in_a_child() {
     let me = std::process::id();
     assert!(a.stats.pid != me && b.stats.pid != me && a.stats.pid != b.stats.pid, "{:?} {:?}", a.stats, b.stats);
     assert!(a.stats.peak_rss_bytes > 1 << 20 && a.stats.cpu > Duration::ZERO, "{:?}", a.stats);
-    let (Ok(Outcome::Photo { out, tensor: Some(t) }), Ok(Outcome::Photo { out: out2, .. })) = (a.result, b.result)
+    let (
+        Ok(Done { format: Format::Jpeg, outcome: Outcome::Photo { out, tensor: Some(t) } }),
+        Ok(Done { outcome: Outcome::Photo { out: out2, .. }, .. }),
+    ) = (a.result, b.result)
     else {
         panic!("not a photo outcome");
     };
@@ -106,8 +116,10 @@ fn photo_in_a_child() {
     assert_eq!((out.width, out.height, out.full.width), (1600, 1200, 1600));
     assert_eq!(out, out2, "two children, same bytes");
     // The same work in-process gives the same bytes and tensor.
-    let (local, _) = mediagate_sandbox::execute(&task, &bytes);
-    let Ok(Outcome::Photo { out: out3, tensor: Some(t3) }) = local else { panic!("in-process run failed") };
+    let (local, _) = mediagate_sandbox::execute(&task, &bytes, &mut |_| ());
+    let Ok(Done { outcome: Outcome::Photo { out: out3, tensor: Some(t3) }, .. }) = local else {
+        panic!("in-process run failed")
+    };
     assert_eq!(out, out3);
     assert_eq!(t, t3);
 }
@@ -159,7 +171,7 @@ fn out_of_memory() {
     let mut png = Cursor::new(Vec::new());
     img.write_to(&mut png, image::ImageFormat::Png).expect("encode png");
     let png = Arc::new(png.into_inner());
-    let task = Task::Photo { settings: PhotoSettings::default(), classify: false };
+    let task = Task { admit: Admit::Visual, settings: MediaSettings::default(), classify: false };
     rt.block_on(async {
         let err = sb.run(request(task.clone(), 64), png, Duration::from_secs(60)).await.expect_err("must not fit");
         match &err {
@@ -174,7 +186,7 @@ fn out_of_memory() {
         assert!(err.to_string().contains("64 MiB"), "{err}");
         // The sandbox goes on with the next item (in a new fork server), under the same limit.
         let ok = sb.run(request(task, 64), Arc::new(jpeg(800, 600)), Duration::from_secs(30)).await.expect("next item");
-        assert!(matches!(ok.result, Ok(Outcome::Photo { .. })), "{:?}", ok.result);
+        assert!(matches!(ok.result, Ok(Done { outcome: Outcome::Photo { .. }, .. })), "{:?}", ok.result);
     });
 }
 
@@ -199,11 +211,7 @@ fn hang() {
     let sb = sandbox(script(dir.path(), "exec sleep 600"));
     let started = Instant::now();
     let err = rt
-        .block_on(sb.run(
-            request(Task::Probe { format: Format::Mp4 }, 64),
-            Arc::new(vec![0; 1000]),
-            Duration::from_secs(1),
-        ))
+        .block_on(sb.run(request(probe_task(), 64), Arc::new(vec![0; 1000]), Duration::from_secs(1)))
         .expect_err("must time out");
     assert!(matches!(err, SandboxError::TimedOut { .. }), "{err:?}");
     assert!(!err.is_input_error());
@@ -219,11 +227,7 @@ fn dies() {
         &format!("echo started >> {}; head -c 1 >/dev/null; kill -SEGV $$", count.display()),
     ));
     let err = rt
-        .block_on(sb.run(
-            request(Task::Probe { format: Format::Mp4 }, 64),
-            Arc::new(vec![0; 1000]),
-            Duration::from_secs(10),
-        ))
+        .block_on(sb.run(request(probe_task(), 64), Arc::new(vec![0; 1000]), Duration::from_secs(10)))
         .expect_err("must crash");
     match &err {
         SandboxError::Crashed { how, .. } => assert!(how.contains("SIGSEGV"), "{how}"),
@@ -244,11 +248,7 @@ fn cannot_start() {
     let text = err.to_string();
     assert!(text.contains("status 70") && text.contains("seccomp") && text.contains("MEDIAGATE_SANDBOX=off"), "{text}");
     let err = rt
-        .block_on(sb.run(
-            request(Task::Probe { format: Format::Mp4 }, 64),
-            Arc::new(vec![0; 10]),
-            Duration::from_secs(5),
-        ))
+        .block_on(sb.run(request(probe_task(), 64), Arc::new(vec![0; 10]), Duration::from_secs(5)))
         .expect_err("must fail");
     assert!(matches!(err, SandboxError::Spawn { .. }) && !err.is_input_error(), "{err:?}");
 }

@@ -89,11 +89,15 @@ pub struct RetryPolicy {
 
 impl Default for RetryPolicy {
     fn default() -> Self {
-        RetryPolicy { attempts: 4, initial_backoff: Duration::from_millis(200), max_backoff: Duration::from_secs(5) }
+        RetryPolicy::DEFAULT
     }
 }
 
 impl RetryPolicy {
+    /// Four attempts, 200 ms doubling up to 5 s (`MEDIAGATE_S3_ATTEMPTS` defaults to these four).
+    pub const DEFAULT: RetryPolicy =
+        RetryPolicy { attempts: 4, initial_backoff: Duration::from_millis(200), max_backoff: Duration::from_secs(5) };
+
     /// No retries at all: for callers that run their own loop (or tests).
     pub fn none() -> Self {
         RetryPolicy { attempts: 1, ..RetryPolicy::default() }
@@ -431,7 +435,7 @@ impl Store {
     /// is over the limit; then GETs and stops reading (again `TooLarge`) if the body turns out
     /// longer anyway (object replaced in between, or a lying `Content-Length`), so memory stays
     /// bounded by `max_bytes` whatever the store does.
-    pub async fn get_limited(&self, bucket: &str, key: &str, max_bytes: u64) -> Result<Vec<u8>, StoreError> {
+    pub async fn head_then_get_at_most(&self, bucket: &str, key: &str, max_bytes: u64) -> Result<Vec<u8>, StoreError> {
         let info = self.head(bucket, key).await?;
         if info.size > max_bytes {
             debug!(bucket, key, size = info.size, limit = max_bytes, "s3 object over limit; not downloading");
@@ -441,14 +445,14 @@ impl Store {
     }
 
     /// Downloads an object already HEADed by the caller, stopping (with [`StoreError::TooLarge`])
-    /// as soon as it turns out longer than `max_bytes`: [`Store::get_limited`] without its HEAD,
+    /// as soon as it turns out longer than `max_bytes`: [`Store::head_then_get_at_most`] without its HEAD,
     /// for a caller that needs the size first (to reserve memory for it).
-    pub async fn get_capped(&self, bucket: &str, key: &str, max_bytes: u64) -> Result<Vec<u8>, StoreError> {
+    pub async fn get_body_at_most(&self, bucket: &str, key: &str, max_bytes: u64) -> Result<Vec<u8>, StoreError> {
         self.get_inner(bucket, key, Some(max_bytes)).await
     }
 
     /// Downloads a whole object, whatever its size (manifests and other trusted, small objects;
-    /// use [`Store::get_limited`] for anything a user uploaded).
+    /// use [`Store::head_then_get_at_most`] for anything a user uploaded).
     pub async fn get(&self, bucket: &str, key: &str) -> Result<Vec<u8>, StoreError> {
         self.get_inner(bucket, key, None).await
     }

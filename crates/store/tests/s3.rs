@@ -48,7 +48,7 @@ async fn put_get_head_keep_bytes_and_content_type() {
 
     assert_eq!(store.get("media", key).await.unwrap(), body);
     // exactly at the limit is allowed
-    assert_eq!(store.get_limited("media", key, 10_000).await.unwrap(), body);
+    assert_eq!(store.head_then_get_at_most("media", key, 10_000).await.unwrap(), body);
 
     // overwrite (redelivery) replaces bytes and type
     store.put("media", key, b"png!".to_vec(), "image/png").await.unwrap();
@@ -63,7 +63,7 @@ async fn put_get_head_keep_bytes_and_content_type() {
     // an empty object
     store.put("media", "empty", Vec::new(), "application/octet-stream").await.unwrap();
     assert_eq!(store.head("media", "empty").await.unwrap().size, 0);
-    assert!(store.get_limited("media", "empty", 0).await.unwrap().is_empty());
+    assert!(store.head_then_get_at_most("media", "empty", 0).await.unwrap().is_empty());
 }
 
 /// A TCP proxy that counts HTTP request lines by method, to see which requests a call made.
@@ -128,7 +128,7 @@ async fn counting_proxy(upstream_port: u16) -> CountingProxy {
 }
 
 #[tokio::test]
-async fn get_limited_refuses_a_large_object_before_downloading() {
+async fn head_then_get_at_most_refuses_a_large_object_before_downloading() {
     let s3 = S3Fs::start();
     let store = store_for(&s3).await;
     store.ensure_bucket("incoming").await.unwrap();
@@ -136,7 +136,7 @@ async fn get_limited_refuses_a_large_object_before_downloading() {
 
     let proxy = counting_proxy(s3.port).await;
     let via_proxy = Store::connect(&config(&proxy.endpoint)).await.unwrap();
-    match via_proxy.get_limited("incoming", "big.bin", 1000).await {
+    match via_proxy.head_then_get_at_most("incoming", "big.bin", 1000).await {
         Err(StoreError::TooLarge { size, limit }) => assert_eq!((size, limit), (100_000, 1000)),
         other => panic!("expected TooLarge, got {other:?}"),
     }
@@ -144,7 +144,7 @@ async fn get_limited_refuses_a_large_object_before_downloading() {
     assert_eq!(proxy.gets.load(Ordering::SeqCst), 0, "no GET for an object over the limit");
 
     // within the limit: HEAD then GET
-    let got = via_proxy.get_limited("incoming", "big.bin", 100_000).await.unwrap();
+    let got = via_proxy.head_then_get_at_most("incoming", "big.bin", 100_000).await.unwrap();
     assert_eq!(got.len(), 100_000);
     assert_eq!(proxy.heads.load(Ordering::SeqCst), 2);
     assert_eq!(proxy.gets.load(Ordering::SeqCst), 1);
@@ -161,7 +161,7 @@ async fn missing_objects_and_buckets_are_not_found() {
     for r in [
         store.head("incoming", "nope.jpg").await.map(|_| ()),
         store.get("incoming", "nope.jpg").await.map(|_| ()),
-        store.get_limited("incoming", "nope.jpg", 10).await.map(|_| ()),
+        store.head_then_get_at_most("incoming", "nope.jpg", 10).await.map(|_| ()),
         store.get("no-such-bucket", "nope.jpg").await.map(|_| ()),
         store.head("no-such-bucket", "nope.jpg").await.map(|_| ()),
     ] {

@@ -1,9 +1,31 @@
-//! The worker's settings, already validated; the binary fills them from flags and env.
+//! The worker's settings: what the binary's flags and environment fill in, checked as a whole
+//! by [`WorkerConfig::validate`] before the worker connects to anything.
+//!
+//! Architecture invariant: each setting is held once. Its default lives beside its type
+//! (`mediagate_contract::settings` for the contract's, `mediagate_media::MediaSettings::DEFAULT`
+//! for the pipelines', the constants below for the worker's own) and the binary's clap
+//! attributes read those constants; its accepted range lives beside its type too, and
+//! [`WorkerConfig::validate`] turns a value outside it into an [`InvalidSetting`] that names
+//! the environment variable.
 
-use std::time::Duration;
+use std::net::SocketAddr;
+use std::ops::RangeInclusive;
 
-use mediagate_contract::{Limits, Thresholds};
-use mediagate_media::{FrameSampling, PhotoSettings, VideoSettings, VoiceSettings};
+use mediagate_contract::Thresholds;
+use mediagate_media::{MediaSettings, OutOfRange};
+
+/// Default memory limit of each media sandbox process, MiB (`MEDIAGATE_SANDBOX_MEMORY_MB`).
+pub const DEFAULT_SANDBOX_MEMORY_MB: u64 = 2048;
+/// Accepted sandbox memory limits, MiB.
+pub const SANDBOX_MEMORY_MB: RangeInclusive<u64> = 16..=1_048_576;
+/// Accepted `MEDIAGATE_CONCURRENCY` values.
+pub const CONCURRENCY: RangeInclusive<usize> = 1..=256;
+/// Accepted `MEDIAGATE_CLASSIFIER_THREADS` values.
+pub const CLASSIFIER_THREADS: RangeInclusive<usize> = 1..=256;
+/// Accepted `MEDIAGATE_MAX_INPUT_BYTES` values (4 GiB: what a sandbox child may hold and write).
+pub const MAX_INPUT_BYTES: RangeInclusive<u64> = 1..=4 << 30;
+/// Default address of `/healthz`, `/readyz` and `/metrics` (`MEDIAGATE_METRICS_ADDR`).
+pub const DEFAULT_METRICS_ADDR: &str = "0.0.0.0:9464";
 
 /// Everything a worker needs to decide and store; no connection details (those are the
 /// store's and the broker's).
@@ -17,50 +39,268 @@ pub struct WorkerConfig {
     pub quarantine_bucket: Option<String>,
     /// Where `manifests/{job_id}.json` goes.
     pub manifest_bucket: String,
-    /// Jobs taken from the broker at once, and items processed at once (CPU slots).
+    /// Items processed at once (CPU slots); twice as many jobs are taken from the broker.
     pub concurrency: usize,
-    pub limits: Limits,
+    /// `MEDIAGATE_MAX_INPUT_BYTES`: checked with HEAD, before any download.
+    pub max_input_bytes: u64,
+    /// Nudity thresholds.
     pub thresholds: Thresholds,
-    pub photo: PhotoSettings,
-    pub voice: VoiceSettings,
-    pub video: VideoSettings,
-    /// Which video frames the classifier scores when the filter applies.
-    pub frame_sampling: FrameSampling,
-    /// Wall-clock budget of one photo's media work (voice and video budgets are in their
-    /// settings).
-    pub photo_budget: Duration,
-    /// Memory limit (`RLIMIT_DATA`) of each media sandbox child, in bytes.
-    pub sandbox_memory_bytes: u64,
+    /// Limits and knobs of the media pipelines.
+    pub media: MediaSettings,
+    /// Memory limit (`RLIMIT_DATA`) of each media sandbox child, MiB.
+    pub sandbox_memory_mb: u64,
+    /// ONNX Runtime intra-op threads of the classifier.
+    pub classifier_threads: usize,
+    /// Where `/healthz`, `/readyz` and `/metrics` are served; `None` serves none.
+    pub metrics_addr: Option<SocketAddr>,
     /// Reported in every verdict (`worker.id`).
     pub worker_id: String,
     /// Reported in every verdict (`worker.version`).
     pub version: String,
 }
 
+/// A setting the worker cannot run with, named by its environment variable.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{var}={value:?} is not accepted: {accepted}")]
+pub struct InvalidSetting {
+    /// The environment variable (the flag is its lower-case, dashed spelling).
+    pub var: &'static str,
+    /// The value given.
+    pub value: String,
+    /// What is accepted, for the person fixing it.
+    pub accepted: String,
+}
+
+impl InvalidSetting {
+    /// A setting `var` whose `value` is not accepted.
+    pub fn new(var: &'static str, value: impl ToString, accepted: impl Into<String>) -> InvalidSetting {
+        InvalidSetting { var, value: value.to_string(), accepted: accepted.into() }
+    }
+}
+
+/// `value` within `range`, else an [`InvalidSetting`] for `var`.
+pub fn check_range<T: PartialOrd + std::fmt::Display>(
+    var: &'static str,
+    value: T,
+    range: &RangeInclusive<T>,
+) -> Result<(), InvalidSetting> {
+    if range.contains(&value) {
+        Ok(())
+    } else {
+        Err(InvalidSetting::new(var, value, format!("use a value from {} to {}", range.start(), range.end())))
+    }
+}
+
+/// The environment variable of a media settings field.
+fn media_var(field: &str) -> &'static str {
+    match field {
+        "limits.max_pixels" => "MEDIAGATE_IMAGE_MAX_PIXELS",
+        "limits.voice_max_ms" => "MEDIAGATE_VOICE_MAX_MS",
+        "limits.video_max_ms" => "MEDIAGATE_VIDEO_MAX_MS",
+        "photo.full_edge" => "MEDIAGATE_PHOTO_FULL_EDGE",
+        "photo.thumb_edge" => "MEDIAGATE_PHOTO_THUMB_EDGE",
+        "photo.jpeg_quality" => "MEDIAGATE_JPEG_QUALITY",
+        "photo.budget" => "MEDIAGATE_PHOTO_BUDGET_S",
+        "voice.bitrate" => "MEDIAGATE_VOICE_BITRATE",
+        "voice.budget" => "MEDIAGATE_VOICE_BUDGET_S",
+        "video.crf" => "MEDIAGATE_VIDEO_CRF",
+        "video.threads" => "MEDIAGATE_VIDEO_THREADS",
+        "video.budget" => "MEDIAGATE_VIDEO_BUDGET_S",
+        "sampling.max_frames" => "MEDIAGATE_VIDEO_MAX_FRAMES",
+        "sampling.min_interval_ms" => "MEDIAGATE_VIDEO_FRAME_INTERVAL_MS",
+        // Not settable from outside: only a bug in the defaults gets here.
+        _ => "(built-in media setting)",
+    }
+}
+
+fn from_media(e: OutOfRange) -> InvalidSetting {
+    let accepted = match e.accepted.split_once("..=") {
+        Some((lo, hi)) => format!("use a value from {lo} to {hi}"),
+        None => e.accepted.clone(),
+    };
+    let what = if media_var(e.field).starts_with('(') { format!("{} ({accepted})", e.field) } else { accepted };
+    InvalidSetting { var: media_var(e.field), value: e.value, accepted: what }
+}
+
 impl WorkerConfig {
-    /// Defaults of the contract, with the given worker id.
-    pub fn with_defaults(worker_id: impl Into<String>) -> WorkerConfig {
-        let limits = Limits::default();
+    /// Checks every setting; the first one the worker cannot run with is returned, so the
+    /// binary can stop before it connects instead of failing every job of that kind.
+    pub fn validate(&self) -> Result<(), InvalidSetting> {
+        if self.source_buckets.iter().all(|b| b.trim().is_empty()) {
+            return Err(InvalidSetting::new(
+                "MEDIAGATE_SOURCE_BUCKETS",
+                self.source_buckets.join(","),
+                "name at least one bucket (comma-separated)",
+            ));
+        }
+        if self.output_bucket.trim().is_empty() {
+            return Err(InvalidSetting::new("MEDIAGATE_OUTPUT_BUCKET", &self.output_bucket, "name a bucket"));
+        }
+        check_range("MEDIAGATE_CONCURRENCY", self.concurrency, &CONCURRENCY)?;
+        check_range("MEDIAGATE_MAX_INPUT_BYTES", self.max_input_bytes, &MAX_INPUT_BYTES)?;
+        for (var, t) in [
+            ("MEDIAGATE_NUDITY_THRESHOLD_MINOR", self.thresholds.minor),
+            ("MEDIAGATE_NUDITY_THRESHOLD_ADULT", self.thresholds.adult),
+        ] {
+            if !(0.0..=1.0).contains(&t) {
+                return Err(InvalidSetting::new(var, t, "use a score from 0 to 1"));
+            }
+        }
+        self.media.check().map_err(from_media)?;
+        check_range("MEDIAGATE_SANDBOX_MEMORY_MB", self.sandbox_memory_mb, &SANDBOX_MEMORY_MB)?;
+        check_range("MEDIAGATE_CLASSIFIER_THREADS", self.classifier_threads, &CLASSIFIER_THREADS)?;
+        Ok(())
+    }
+
+    /// The sandbox children's memory limit in bytes.
+    pub fn sandbox_memory_bytes(&self) -> u64 {
+        self.sandbox_memory_mb.saturating_mul(1 << 20)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use mediagate_media::{FrameSampling, Limits, PhotoSettings, VideoSettings, VoiceSettings};
+
+    use super::*;
+
+    fn config() -> WorkerConfig {
         WorkerConfig {
-            source_buckets: vec![mediagate_contract::settings::DEFAULT_SOURCE_BUCKET.to_string()],
-            output_bucket: mediagate_contract::settings::DEFAULT_OUTPUT_BUCKET.to_string(),
-            quarantine_bucket: Some(mediagate_contract::settings::DEFAULT_QUARANTINE_BUCKET.to_string()),
-            manifest_bucket: mediagate_contract::settings::DEFAULT_OUTPUT_BUCKET.to_string(),
+            source_buckets: vec!["incoming".into()],
+            output_bucket: "media".into(),
+            quarantine_bucket: Some("quarantine".into()),
+            manifest_bucket: "media".into(),
             concurrency: 2,
-            photo: PhotoSettings { max_pixels: limits.image_max_pixels, ..PhotoSettings::default() },
-            voice: VoiceSettings { max_ms: limits.voice_max_ms, ..VoiceSettings::default() },
-            video: VideoSettings {
-                max_ms: limits.video_max_ms,
-                max_pixels: limits.image_max_pixels,
-                ..VideoSettings::default()
-            },
-            frame_sampling: FrameSampling::default(),
-            photo_budget: Duration::from_secs(60),
-            sandbox_memory_bytes: 2048 << 20,
-            limits,
-            thresholds: Thresholds::default(),
-            worker_id: worker_id.into(),
-            version: env!("CARGO_PKG_VERSION").to_string(),
+            max_input_bytes: mediagate_contract::settings::DEFAULT_MAX_INPUT_BYTES,
+            thresholds: Thresholds::DEFAULT,
+            media: MediaSettings::DEFAULT,
+            sandbox_memory_mb: DEFAULT_SANDBOX_MEMORY_MB,
+            classifier_threads: 1,
+            metrics_addr: None,
+            worker_id: "w".into(),
+            version: "0".into(),
+        }
+    }
+
+    fn refused(c: WorkerConfig) -> InvalidSetting {
+        c.validate().expect_err("must be refused")
+    }
+
+    #[test]
+    fn the_defaults_pass() {
+        assert_eq!(config().validate(), Ok(()));
+    }
+
+    // One bad value of each family, each named by its variable with what would be accepted.
+
+    #[test]
+    fn buckets() {
+        let e = refused(WorkerConfig { source_buckets: vec![" ".into()], ..config() });
+        assert_eq!(e.var, "MEDIAGATE_SOURCE_BUCKETS");
+        assert_eq!(refused(WorkerConfig { output_bucket: String::new(), ..config() }).var, "MEDIAGATE_OUTPUT_BUCKET");
+    }
+
+    #[test]
+    fn limits() {
+        let c = WorkerConfig {
+            media: MediaSettings { limits: Limits { max_pixels: 0, ..Limits::DEFAULT }, ..MediaSettings::DEFAULT },
+            ..config()
+        };
+        let e = refused(c);
+        assert_eq!((e.var, e.value.as_str()), ("MEDIAGATE_IMAGE_MAX_PIXELS", "0"));
+        assert_eq!(e.accepted, "use a value from 1 to 1000000000");
+        assert_eq!(refused(WorkerConfig { max_input_bytes: 0, ..config() }).var, "MEDIAGATE_MAX_INPUT_BYTES");
+    }
+
+    #[test]
+    fn thresholds() {
+        let e = refused(WorkerConfig { thresholds: Thresholds { minor: 1.5, adult: 0.8 }, ..config() });
+        assert_eq!(e.var, "MEDIAGATE_NUDITY_THRESHOLD_MINOR");
+        let e = refused(WorkerConfig { thresholds: Thresholds { minor: 0.5, adult: f64::NAN }, ..config() });
+        assert_eq!(e.var, "MEDIAGATE_NUDITY_THRESHOLD_ADULT");
+    }
+
+    #[test]
+    fn photo() {
+        let media = MediaSettings {
+            photo: PhotoSettings { thumb_edge: 8, ..PhotoSettings::DEFAULT },
+            ..MediaSettings::DEFAULT
+        };
+        let e = refused(WorkerConfig { media, ..config() });
+        assert_eq!(e.var, "MEDIAGATE_PHOTO_THUMB_EDGE");
+        assert_eq!(e.accepted, "use a value from 16 to 8192");
+    }
+
+    #[test]
+    fn voice() {
+        let media = MediaSettings {
+            voice: VoiceSettings { bitrate: 1_000, ..VoiceSettings::DEFAULT },
+            ..MediaSettings::DEFAULT
+        };
+        assert_eq!(refused(WorkerConfig { media, ..config() }).var, "MEDIAGATE_VOICE_BITRATE");
+    }
+
+    #[test]
+    fn video() {
+        let media =
+            MediaSettings { video: VideoSettings { crf: 60, ..VideoSettings::DEFAULT }, ..MediaSettings::DEFAULT };
+        let e = refused(WorkerConfig { media, ..config() });
+        assert_eq!(
+            (e.var, e.value.as_str(), e.accepted.as_str()),
+            ("MEDIAGATE_VIDEO_CRF", "60", "use a value from 0 to 51")
+        );
+        let media =
+            MediaSettings { video: VideoSettings { threads: 0, ..VideoSettings::DEFAULT }, ..MediaSettings::DEFAULT };
+        assert_eq!(refused(WorkerConfig { media, ..config() }).var, "MEDIAGATE_VIDEO_THREADS");
+        let media = MediaSettings {
+            video: VideoSettings { budget: Duration::ZERO, ..VideoSettings::DEFAULT },
+            ..MediaSettings::DEFAULT
+        };
+        assert_eq!(refused(WorkerConfig { media, ..config() }).var, "MEDIAGATE_VIDEO_BUDGET_S");
+    }
+
+    #[test]
+    fn sampling() {
+        let media = MediaSettings {
+            sampling: FrameSampling { max_frames: 0, ..FrameSampling::DEFAULT },
+            ..MediaSettings::DEFAULT
+        };
+        assert_eq!(refused(WorkerConfig { media, ..config() }).var, "MEDIAGATE_VIDEO_MAX_FRAMES");
+        let media = MediaSettings {
+            sampling: FrameSampling { min_interval: Duration::from_millis(200), ..FrameSampling::DEFAULT },
+            ..MediaSettings::DEFAULT
+        };
+        assert_eq!(refused(WorkerConfig { media, ..config() }).var, "MEDIAGATE_VIDEO_FRAME_INTERVAL_MS");
+    }
+
+    #[test]
+    fn worker() {
+        assert_eq!(refused(WorkerConfig { concurrency: 0, ..config() }).var, "MEDIAGATE_CONCURRENCY");
+        assert_eq!(refused(WorkerConfig { sandbox_memory_mb: 1, ..config() }).var, "MEDIAGATE_SANDBOX_MEMORY_MB");
+        assert_eq!(refused(WorkerConfig { classifier_threads: 0, ..config() }).var, "MEDIAGATE_CLASSIFIER_THREADS");
+    }
+
+    #[test]
+    fn every_settable_media_field_has_its_variable() {
+        for field in [
+            "limits.max_pixels",
+            "limits.voice_max_ms",
+            "limits.video_max_ms",
+            "photo.full_edge",
+            "photo.thumb_edge",
+            "photo.jpeg_quality",
+            "photo.budget",
+            "voice.bitrate",
+            "voice.budget",
+            "video.crf",
+            "video.threads",
+            "video.budget",
+            "sampling.max_frames",
+            "sampling.min_interval_ms",
+        ] {
+            assert!(media_var(field).starts_with("MEDIAGATE_"), "{field}");
         }
     }
 }

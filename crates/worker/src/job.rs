@@ -10,7 +10,7 @@ use mediagate_contract::{
 };
 use tracing::{info, warn};
 
-use crate::codes::Transient;
+use crate::codes::Requeue;
 use crate::item::{process_item, ItemCtx};
 use crate::{Lane, Shared};
 
@@ -26,14 +26,14 @@ pub(crate) enum Handled {
 }
 
 /// Runs one delivery to its verdict, storing outputs and the manifest on the way.
-/// `Err(Transient)` means nothing final was decided: the delivery goes back to the queue.
+/// `Err(Requeue)` means nothing final was decided: the delivery goes back to the queue.
 pub(crate) async fn handle_delivery(
     shared: Arc<Shared>,
     body: &[u8],
     amqp_message_id: Option<&str>,
     lane: Lane,
     redelivered: bool,
-) -> Result<Handled, Transient> {
+) -> Result<Handled, Requeue> {
     let job = match Job::parse(body, amqp_message_id) {
         ParseOutcome::Valid(job) => job,
         ParseOutcome::Invalid { job_id, message_id, conversation_id, reprocess, revision, reason } => {
@@ -55,7 +55,7 @@ pub(crate) async fn handle_delivery(
         }
     };
     let job_value = serde_json::from_slice::<serde_json::Value>(body)
-        .map_err(|e| Transient::internal(format!("re-reading a body that parsed once: {e}")))?;
+        .map_err(|e| Requeue::internal(format!("re-reading a body that parsed once: {e}")))?;
     // Only a reprocess job or a redelivery can meet a newer stored revision; a live job's first
     // delivery skips the extra read.
     if job.reprocess || redelivered {
@@ -93,15 +93,15 @@ pub(crate) async fn handle_delivery(
         tasks.spawn(async move { (index, process_item(ctx, item).await) });
     }
     let mut items = vec![None; job.items.len()];
-    let mut transient = None;
+    let mut requeue = None;
     while let Some(joined) = tasks.join_next().await {
         match joined {
             Ok((index, Ok(item))) => items[index] = Some(item),
-            Ok((_, Err(t))) => transient = Some(t),
-            Err(e) => transient = Some(Transient::internal(format!("an item task failed: {e}"))),
+            Ok((_, Err(t))) => requeue = Some(t),
+            Err(e) => requeue = Some(Requeue::internal(format!("an item task failed: {e}"))),
         }
     }
-    if let Some(t) = transient {
+    if let Some(t) = requeue {
         return Err(t);
     }
     verdict.items = items.into_iter().flatten().collect();
@@ -113,11 +113,11 @@ pub(crate) async fn handle_delivery(
 
 /// The revision of the job's stored manifest; `None` when there is none, or when it cannot be
 /// read as a manifest (then the job is processed and its manifest rewritten).
-async fn stored_revision(shared: &Shared, job_id: &str) -> Result<Option<u64>, Transient> {
+async fn stored_revision(shared: &Shared, job_id: &str) -> Result<Option<u64>, Requeue> {
     let bucket = &shared.config.manifest_bucket;
     let key = manifest_key(job_id);
     // Manifests are small; a huge object under that key is not one of ours.
-    match shared.store.get_limited(bucket, &key, 64 * 1024 * 1024).await {
+    match shared.store.head_then_get_at_most(bucket, &key, 64 * 1024 * 1024).await {
         Ok(bytes) => match serde_json::from_slice::<Manifest>(&bytes) {
             Ok(m) => Ok(Some(m.verdict.revision)),
             Err(e) => {
@@ -128,7 +128,7 @@ async fn stored_revision(shared: &Shared, job_id: &str) -> Result<Option<u64>, T
         Err(mediagate_store::StoreError::NotFound { .. }) | Err(mediagate_store::StoreError::TooLarge { .. }) => {
             Ok(None)
         }
-        Err(e) => Err(Transient::storage(format!("reading s3://{bucket}/{key}: {e}"))),
+        Err(e) => Err(Requeue::storage(format!("reading s3://{bucket}/{key}: {e}"))),
     }
 }
 
@@ -156,16 +156,16 @@ pub(crate) async fn write_manifest(
     job_id: &str,
     job: serde_json::Value,
     verdict: &Verdict,
-) -> Result<(), Transient> {
+) -> Result<(), Requeue> {
     let manifest = Manifest { job, verdict: verdict.clone() };
     let body =
-        serde_json::to_vec(&manifest).map_err(|e| Transient::internal(format!("serialising the manifest: {e}")))?;
+        serde_json::to_vec(&manifest).map_err(|e| Requeue::internal(format!("serialising the manifest: {e}")))?;
     let bucket = &shared.config.manifest_bucket;
     let key = manifest_key(job_id);
     let _timer = crate::metrics::StageTimer::start("manifest", "job");
     shared.store.put(bucket, &key, body, "application/json").await.map_err(|e| {
         warn!(%bucket, %key, error = %e, "manifest write failed");
-        Transient::storage(format!("writing s3://{bucket}/{key}: {e}"))
+        Requeue::storage(format!("writing s3://{bucket}/{key}: {e}"))
     })?;
     Ok(())
 }

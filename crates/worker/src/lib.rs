@@ -23,8 +23,8 @@ use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use tracing::{error, info, warn, Instrument};
 
-pub use codes::{Cause, Transient};
-pub use config::WorkerConfig;
+pub use codes::{Cause, Requeue};
+pub use config::{check_range, InvalidSetting, WorkerConfig, DEFAULT_METRICS_ADDR, DEFAULT_SANDBOX_MEMORY_MB};
 pub use health::Readiness;
 
 use crate::metrics::metrics;
@@ -40,20 +40,30 @@ pub(crate) struct Shared {
     /// The budget's size in KiB (an item never asks for more than all of it).
     pub input_budget_kib: u32,
     /// Gate reprocess items pass before taking a slot: `concurrency - 1` permits, so at least
-    /// one slot is never held by batch work and a live job never waits behind a batch.
-    pub batch_gate: Arc<Semaphore>,
-    /// The nudity classifier, loaded once per worker. A job that needs the filter is never
-    /// cleared without it.
-    pub classifier: Option<Arc<mediagate_classify::Classifier>>,
+    /// one slot is never held by reprocess work and a live job never waits behind a batch.
+    pub reprocess_gate: Arc<Semaphore>,
+    /// The nudity classifier, loaded once per worker before any job is taken.
+    pub classifier: Arc<mediagate_classify::Classifier>,
     /// Where media work runs: a fresh, locked-down child process per item by default.
     pub sandbox: mediagate_sandbox::Sandbox,
 }
 
-/// Where a job came from: live traffic or a batch reprocess.
+/// Where a job came from: live traffic (`mediagate.uploads`) or a reprocess
+/// (`mediagate.reprocess`, the contract's word for a batch run).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Lane {
     Live,
-    Batch,
+    Reprocess,
+}
+
+impl Lane {
+    /// Metric label.
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            Lane::Live => "live",
+            Lane::Reprocess => "reprocess",
+        }
+    }
 }
 
 /// Why the worker loop stopped other than by a requested shutdown.
@@ -77,7 +87,7 @@ const STORAGE_OUTAGE_PATIENCE: Duration = Duration::from_secs(600);
 pub async fn run(
     config: WorkerConfig,
     store: Store,
-    classifier: Option<Arc<mediagate_classify::Classifier>>,
+    classifier: Arc<mediagate_classify::Classifier>,
     sandbox: mediagate_sandbox::Sandbox,
     broker: &Broker,
     readiness: Arc<Readiness>,
@@ -92,15 +102,15 @@ pub async fn run(
     let mut uploads = broker.consumer(names::UPLOADS_QUEUE, prefetch, &tag).await?;
     let mut dead = broker.consumer(names::DEAD_QUEUE, 1, &format!("{tag}-dead")).await?;
     let concurrency = config.concurrency.max(1);
-    let batch_slots = concurrency - 1;
+    let reprocess_slots = concurrency - 1;
     // Inputs in hand: one per slot and one more waiting, each up to the input limit.
     let input_budget_kib =
-        u32::try_from((config.limits.max_input_bytes.div_ceil(1024)).saturating_mul(concurrency as u64 + 1).max(1))
+        u32::try_from((config.max_input_bytes.div_ceil(1024)).saturating_mul(concurrency as u64 + 1).max(1))
             .unwrap_or(u32::MAX);
     // Reprocess jobs only ever get spare capacity: never the last slot, and a prefetch that
     // holds no more batch jobs than the slots they may use.
-    let mut reprocess = if batch_slots > 0 {
-        let prefetch = u16::try_from(batch_slots).unwrap_or(u16::MAX);
+    let mut reprocess = if reprocess_slots > 0 {
+        let prefetch = u16::try_from(reprocess_slots).unwrap_or(u16::MAX);
         Some(broker.consumer(names::REPROCESS_QUEUE, prefetch, &format!("{tag}-reprocess")).await?)
     } else {
         warn!("MEDIAGATE_CONCURRENCY is 1: this worker keeps its one slot for live traffic and does not take reprocess jobs");
@@ -110,13 +120,13 @@ pub async fn run(
         slots: Arc::new(Semaphore::new(concurrency)),
         input_budget: Arc::new(Semaphore::new(input_budget_kib as usize)),
         input_budget_kib,
-        batch_gate: Arc::new(Semaphore::new(batch_slots)),
+        reprocess_gate: Arc::new(Semaphore::new(reprocess_slots)),
         classifier,
         sandbox,
         config,
         store,
     });
-    info!(concurrency, batch_slots, worker_id = %shared.config.worker_id, "worker consuming");
+    info!(concurrency, reprocess_slots, worker_id = %shared.config.worker_id, "worker consuming");
     readiness.broker.store(true, std::sync::atomic::Ordering::Relaxed);
 
     let mut tasks = JoinSet::new();
@@ -136,7 +146,7 @@ pub async fn run(
             },
             next = next_or_pending(reprocess.as_mut()) => match next {
                 Some(Ok(delivery)) => {
-                    tasks.spawn(job_task(shared.clone(), publisher.clone(), delivery, Lane::Batch));
+                    tasks.spawn(job_task(shared.clone(), publisher.clone(), delivery, Lane::Reprocess));
                 }
                 Some(Err(e)) => break Err(WorkerError::Broker(e)),
                 None => break Err(WorkerError::Broker(QueueError::Closed {
@@ -185,10 +195,7 @@ async fn job_task(shared: Arc<Shared>, publisher: VerdictPublisher, delivery: De
     );
     async move {
         let started = std::time::Instant::now();
-        let lane_label = match lane {
-            Lane::Live => "live",
-            Lane::Batch => "batch",
-        };
+        let lane_label = lane.as_str();
         metrics().in_flight.inc();
         let mut backoff = Duration::from_secs(1);
         let outcome = loop {
@@ -305,7 +312,7 @@ async fn next_or_pending(c: Option<&mut mediagate_queue::JobConsumer>) -> Option
 /// Publishes a verdict and waits for the broker's confirm.
 async fn publish(publisher: &VerdictPublisher, verdict: &Verdict) -> Result<(), String> {
     let body = serde_json::to_vec(verdict).map_err(|e| format!("serialising the verdict: {e}"))?;
-    publisher.publish(verdict.job_id.as_deref(), verdict.status.as_str(), body).await.map_err(|e| e.to_string())
+    publisher.publish(verdict.job_id.as_deref(), &verdict.status.routing_key(), body).await.map_err(|e| e.to_string())
 }
 
 async fn requeue(delivery: &Delivery) {

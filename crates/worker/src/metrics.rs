@@ -11,7 +11,7 @@ use prometheus::{
 /// All of the worker's metrics, registered once per process.
 pub struct Metrics {
     pub registry: Registry,
-    /// Jobs finished, by status and lane (live/batch); `superseded` for a job acked unprocessed
+    /// Jobs finished, by status and lane (live/reprocess); `superseded` for a job acked unprocessed
     /// because a newer revision of it was already stored.
     pub jobs: IntCounterVec,
     /// Items finished, by status, reason code (`none` when cleared) and media type.

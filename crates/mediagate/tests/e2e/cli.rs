@@ -112,3 +112,49 @@ fn the_python_producer_example_gets_its_verdict() {
     assert_eq!(v["status"], "cleared", "{v}");
     assert_eq!(v["items"][0]["nudity"]["threshold"], 0.5, "16–17 recipient: the filter applied");
 }
+
+/// A bad setting stops `mediagate worker` before it connects to anything (the broker and S3
+/// here are closed ports, so a worker that got further would hang or say so), with exit 78 and
+/// a message naming the variable and what it accepts. One bad value per family.
+#[test]
+fn a_bad_setting_stops_the_worker_before_it_connects() {
+    let closed = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let cases: &[(&str, &str, &str)] = &[
+        ("MEDIAGATE_VIDEO_CRF", "60", "from 0 to 51"),
+        ("MEDIAGATE_VIDEO_PRESET", "warp", "veryfast"),
+        ("MEDIAGATE_VIDEO_THREADS", "0", "from 1 to 64"),
+        ("MEDIAGATE_VOICE_BITRATE", "100", "from 6000 to 510000"),
+        ("MEDIAGATE_JPEG_QUALITY", "0", "from 1 to 100"),
+        ("MEDIAGATE_PHOTO_THUMB_EDGE", "9000", "from 16 to 8192"),
+        ("MEDIAGATE_IMAGE_MAX_PIXELS", "0", "from 1 to"),
+        ("MEDIAGATE_NUDITY_THRESHOLD_MINOR", "1.5", "from 0 to 1"),
+        ("MEDIAGATE_VIDEO_MAX_FRAMES", "0", "from 1 to 256"),
+        ("MEDIAGATE_SANDBOX_MEMORY_MB", "1", "from 16 to"),
+        ("MEDIAGATE_CONCURRENCY", "0", "from 1 to 256"),
+        ("MEDIAGATE_METRICS_ADDR", "localhost", "HOST:PORT"),
+        ("MEDIAGATE_S3_ATTEMPTS", "0", "from 1 to 20"),
+    ];
+    for (var, value, accepted) in cases {
+        let started = std::time::Instant::now();
+        let out = Command::new(env!("CARGO_BIN_EXE_mediagate"))
+            .arg("worker")
+            .env("MEDIAGATE_AMQP_URL", format!("amqp://guest:guest@127.0.0.1:{closed}/%2f"))
+            .env("MEDIAGATE_S3_ENDPOINT", format!("http://127.0.0.1:{closed}"))
+            .env("MEDIAGATE_METRICS_ADDR", "")
+            .env("MEDIAGATE_LOG_FORMAT", "text")
+            .env(var, value)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(78), "{var}={value}: {stderr}");
+        assert!(
+            stderr.contains(&format!("{var}=\"{value}\"")) && stderr.contains(accepted),
+            "{var}={value}: the message must name the variable and what it accepts: {stderr}"
+        );
+        assert!(!stderr.contains("classifier loaded"), "{var}: got as far as loading the model: {stderr}");
+        assert!(started.elapsed() < std::time::Duration::from_secs(10), "{var}: took {:?}", started.elapsed());
+    }
+}

@@ -120,3 +120,58 @@ fn without_a_quarantine_bucket_blocked_originals_are_not_kept() {
     assert_eq!(v.body["status"], "blocked");
     assert!(env.get("quarantine", &format!("{id}/0/original.jpg")).is_none());
 }
+
+/// A 60 s, 320×240, 10 fps H.264 clip made of solid colours, each shown for its seconds.
+fn colour_clip(parts: &[(&str, u32)]) -> Vec<u8> {
+    let mut args: Vec<String> = vec!["-v".into(), "error".into()];
+    for (colour, secs) in parts {
+        args.extend(["-f", "lavfi", "-i"].map(String::from));
+        args.push(format!("color=c={colour}:s=320x240:r=10:d={secs}"));
+    }
+    let inputs: String = (0..parts.len()).map(|i| format!("[{i}:v]")).collect();
+    args.extend([
+        "-filter_complex".to_string(),
+        format!("{inputs}concat=n={}:v=1:a=0", parts.len()),
+        "-c:v".into(),
+        "libx264".into(),
+        "-preset".into(),
+        "ultrafast".into(),
+        "-pix_fmt".into(),
+        "yuv420p".into(),
+        "-y".into(),
+        "{out}".into(),
+    ]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    crate::support::media::tool_output("ffmpeg", &args, "clip.mp4")
+}
+
+/// Contract §3: a video's frames are sampled evenly over the whole clip, not from its start. A
+/// minute of black whose last 5 s show a skin-toned picture scores like a clip showing that
+/// picture throughout (the oracle: the same worker and model on the picture alone), not like
+/// black; before the fix only the first 15 s were ever looked at.
+#[test]
+fn the_last_seconds_of_a_long_video_are_scored() {
+    let h = harness();
+    let skin = "0xc08070";
+    let score = |name: &str, clip: Vec<u8>| -> (f64, u64) {
+        let id = job_id(name);
+        let key = format!("{id}/0.mp4");
+        h.put("incoming", &key, clip);
+        let mut job = media_job(&id, &[&key]);
+        job["recipients"] = json!([r("16_17", false)]);
+        let n = nudity(&h.run_job(&job));
+        (n["score"].as_f64().expect("score"), n["frames"].as_u64().expect("frames"))
+    };
+    let (black, _) = score("n-all-black", colour_clip(&[("black", 60)]));
+    let (picture, _) = score("n-all-skin", colour_clip(&[(skin, 60)]));
+    assert!(
+        picture - black > 0.1,
+        "the two pictures must score apart for this test to mean anything: {black} vs {picture}"
+    );
+    let (tail, frames) = score("n-skin-tail", colour_clip(&[("black", 55), (skin, 5)]));
+    assert_eq!(frames, 32, "MEDIAGATE_VIDEO_MAX_FRAMES (default 32) frames of a minute-long clip, the poster included");
+    assert!(
+        (tail - picture).abs() < 0.02,
+        "the clip's last seconds were not scored: {tail} (black {black}, picture {picture})"
+    );
+}

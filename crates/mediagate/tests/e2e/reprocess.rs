@@ -70,7 +70,7 @@ fn reprocess_republishes_matching_jobs_with_a_higher_revision() {
     stale["revision"] = json!(0);
     env.publish_to("reprocess", &stale);
     let metrics_addr = crate::support::metrics_addr_of(&env.env);
-    let superseded = "mediagate_jobs_total{lane=\"batch\",status=\"superseded\"} 1";
+    let superseded = "mediagate_jobs_total{lane=\"reprocess\",status=\"superseded\"} 1";
     let start = std::time::Instant::now();
     loop {
         let (_, text) = crate::support::http_get(&metrics_addr, "/metrics");
