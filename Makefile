@@ -41,7 +41,7 @@ help:
 	@echo "make deps           install missing Debian packages and .tools/bin/s3s-fs"
 	@echo "make rabbitmq       start the local RabbitMQ if 127.0.0.1:5672 is closed"
 	@echo "make s3 / stop-s3   start / stop the local S3 (s3s-fs on 127.0.0.1:$(LOCAL_S3_PORT))"
-	@echo "make build          release build of the mediagate binary"
+	@echo "make build          release build of the mediagate binary (and the tests, as make test builds them)"
 	@echo "make bench          benchmarks ($(BENCHES)), pyvips peer in $(BENCH_VENV)"
 	@echo "make compose-check  validate docker-compose.yml"
 	@echo "make fmt | lint     rustfmt check | clippy -D warnings"
@@ -76,8 +76,11 @@ stop-s3:
 	  rm -f .local/s3.pid; \
 	fi
 
+# The binary is built by the very command `make test` runs (cargo test … --no-run): a plain
+# `cargo build -p mediagate` unifies features without the dev-dependencies' (serde_json, regex,
+# hashbrown…), so alternating `make test` and `make run` recompiled half the tree each time.
 build:
-	cargo build --release --locked -p mediagate
+	cargo test --release --locked --workspace --lib --bins --tests --no-run
 
 run: deps rabbitmq s3 models build
 	$(S3_ENV) $(BIN) ensure-buckets

@@ -49,6 +49,13 @@ target_args() {
 
 for t in $TARGETS; do target_args "$t" >/dev/null; done
 
+# cargo fuzz has no --locked: refuse a stale fuzz/Cargo.lock here instead, so a fuzz run never
+# rewrites it and leaves the tree dirty (update it on purpose with `cargo update --manifest-path fuzz/Cargo.toml`).
+if ! cargo metadata --locked --format-version 1 --manifest-path "$FUZZ_DIR/Cargo.toml" >/dev/null; then
+  echo "!! fuzz/Cargo.lock is out of date with the workspace; refresh it and commit it" >&2
+  exit 1
+fi
+
 export RUSTC_BOOTSTRAP=1
 mkdir -p "$LOG_DIR"
 echo "== building fuzz targets ($SANITIZER sanitizer) into $TARGET_DIR (log: $LOG_DIR/build.log)"

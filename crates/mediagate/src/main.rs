@@ -64,7 +64,8 @@ fn main() -> std::process::ExitCode {
 /// Logs go to stderr; JSON for machines by default, text for people on request.
 fn init_tracing(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+        // ONNX Runtime logs every graph transformation at INFO: a hundred lines per start.
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,ort=warn"));
     let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
     match format {
         LogFormat::Json => builder.json().with_current_span(true).with_span_list(false).init(),

@@ -542,6 +542,16 @@ impl JobConsumer {
     pub fn queue(&self) -> &str {
         &self.queue
     }
+
+    /// Closes the consumer's channel and waits for the broker's close-ok, once every delivery it
+    /// handed out is settled. Dropping it instead closes the channel in the background, which
+    /// races a connection close that follows (lapin then logs a spurious "Connection error …
+    /// invalid channel state: Closing" at ERROR on every clean stop).
+    pub async fn close(self) {
+        if let Err(e) = self.channel.close(200, "consumer done".into()).await {
+            debug!(queue = %self.queue, error = %e, "closing a consumer channel");
+        }
+    }
 }
 
 /// Cancels a [`JobConsumer`] from anywhere; see [`JobConsumer::canceller`].
@@ -694,6 +704,14 @@ impl fmt::Debug for VerdictPublisher {
 }
 
 impl VerdictPublisher {
+    /// Closes the publisher's channel and waits for the broker (see [`JobConsumer::close`]);
+    /// clones still held elsewhere can no longer publish.
+    pub async fn close(&self) {
+        if let Err(e) = self.channel.close(200, "publisher done".into()).await {
+            debug!(error = %e, "closing the verdict publisher's channel");
+        }
+    }
+
     /// Publishes a verdict to `mediagate.verdicts` with `routing_key` (the contract's
     /// `verdict.<status>`: the caller's `JobStatus::routing_key`, this crate knows no verdicts),
     /// persistent, `application/json`, `message_id` and `correlation_id` = `job_id` when known.

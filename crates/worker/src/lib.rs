@@ -180,6 +180,16 @@ pub async fn run(
         info!(in_flight, "finishing jobs in hand before stopping");
     }
     while tasks.join_next().await.is_some() {}
+    if outcome.is_ok() {
+        // Close the channels before the caller closes the connection (a channel still closing
+        // in the background when the connection goes makes lapin log an ERROR on a clean stop).
+        uploads.close().await;
+        dead.close().await;
+        if let Some(r) = reprocess {
+            r.close().await;
+        }
+        publisher.close().await;
+    }
     outcome
 }
 

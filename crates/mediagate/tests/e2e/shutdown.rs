@@ -67,6 +67,9 @@ fn sigterm_finishes_the_job_in_hand_and_leaves_the_rest_queued() {
         assert_eq!(queued as usize, total - seen, "every job either got its verdict or is still queued");
         let log_text = std::fs::read_to_string(&log).unwrap_or_default();
         assert!(log_text.contains("shutdown requested"), "{log_text}");
+        // A clean stop pages nobody: not one ERROR line (lapin used to log one while closing).
+        let errors: Vec<&str> = log_text.lines().filter(|l| l.contains("ERROR")).collect();
+        assert!(errors.is_empty(), "a clean stop logged errors: {errors:#?}");
         assert!(started.elapsed() < Duration::from_secs(60));
     });
 }
