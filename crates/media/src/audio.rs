@@ -35,8 +35,8 @@ use ffmpeg::{codec, format as ffformat, frame, ChannelLayout, Packet};
 use ffmpeg_next as ffmpeg;
 
 use crate::av::{
-    best_video_stream, init, internal_error, open_input, pass_error, AudioChain, Deadline, LogCapture, SharedBytes,
-    EAGAIN,
+    best_video_stream, init, internal_error, open_input, pass_error, received, write_ready, AudioChain, Deadline,
+    LogCapture, SharedBytes,
 };
 use crate::settings::{MediaSettings, VOICE_PADDING_MS};
 use crate::sniff::{ogg_codec, Format, OggCodec};
@@ -230,13 +230,7 @@ fn decode_mono48(
             }
             Err(e) => return Err(read_error(capture, deadline, e)),
         }
-        loop {
-            match decoder.receive_frame(&mut decoded) {
-                Ok(()) => {}
-                Err(ffmpeg::Error::Other { errno }) if errno == EAGAIN => break,
-                Err(ffmpeg::Error::Eof) => break,
-                Err(e) => return Err(decode_error(capture, deadline, e)),
-            }
+        while received(decoder.receive_frame(&mut decoded)).map_err(|e| decode_error(capture, deadline, e))? {
             let rate = decoded.rate();
             if rate == 0 || decoded.channels() == 0 {
                 return Err(MediaError::corrupt("the audio track has frames without a sample rate or channels"));
@@ -393,22 +387,9 @@ fn encode_opus(samples: &[f32], bitrate: u32, deadline: &Deadline) -> Result<Vec
     let stream_tb = octx.stream(0).ok_or_else(|| MediaError::internal("Ogg stream vanished"))?.time_base();
     let enc_tb = ffmpeg::Rational::new(1, RATE as i32);
 
-    let mut packet = Packet::empty();
-    let mut write_ready =
-        |enc: &mut codec::encoder::Audio, octx: &mut ffformat::context::Output| -> Result<(), MediaError> {
-            loop {
-                match enc.receive_packet(&mut packet) {
-                    Ok(()) => {
-                        packet.set_stream(0);
-                        packet.rescale_ts(enc_tb, stream_tb);
-                        packet.write_interleaved(octx).map_err(fail("writing Ogg"))?;
-                    }
-                    Err(ffmpeg::Error::Other { errno }) if errno == EAGAIN => return Ok(()),
-                    Err(ffmpeg::Error::Eof) => return Ok(()),
-                    Err(e) => return Err(internal_error("Opus encoder", e)),
-                }
-            }
-        };
+    let write_ready = |enc: &mut codec::encoder::Audio, octx: &mut ffformat::context::Output| {
+        write_ready(enc, 0, (enc_tb, stream_tb), octx, "Opus encoder")
+    };
 
     let mut f =
         frame::Audio::new(ffformat::Sample::F32(ffformat::sample::Type::Packed), OPUS_FRAME, ChannelLayout::MONO);

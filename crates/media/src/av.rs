@@ -392,12 +392,110 @@ pub(crate) fn internal_error(what: &str, e: ffmpeg::Error) -> MediaError {
 }
 
 /// `AVERROR(EAGAIN)`: "feed more input" / "output not ready".
-pub(crate) const EAGAIN: i32 = 11;
+const EAGAIN: i32 = 11;
+
+/// The outcome of one FFmpeg "receive" call (a decoder's frame, an encoder's packet, a filter
+/// sink's frame): `true` when it gave something, `false` when it has nothing more for now
+/// (`EAGAIN`: feed it more input) or ever (`EOF`). The one place those two are told from errors.
+pub(crate) fn received(r: Result<(), ffmpeg::Error>) -> Result<bool, ffmpeg::Error> {
+    match r {
+        Ok(()) => Ok(true),
+        Err(ffmpeg::Error::Eof) => Ok(false),
+        Err(ffmpeg::Error::Other { errno }) if errno == EAGAIN => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+/// Moves every packet `enc` has ready into `octx` as stream `stream`, its timestamps rescaled
+/// from the encoder's time base to the stream's.
+pub(crate) fn write_ready(
+    enc: &mut ffmpeg::encoder::Encoder,
+    stream: usize,
+    (enc_tb, stream_tb): (ffmpeg::Rational, ffmpeg::Rational),
+    octx: &mut ffmpeg::format::context::Output,
+    what: &str,
+) -> Result<(), MediaError> {
+    let mut p = ffmpeg::Packet::empty();
+    while received(enc.receive_packet(&mut p)).map_err(|e| internal_error(what, e))? {
+        p.set_stream(stream);
+        p.rescale_ts(enc_tb, stream_tb);
+        p.write_interleaved(octx).map_err(|e| internal_error("writing the output file", e))?;
+    }
+    Ok(())
+}
+
+/// A libavfilter graph with one source and one sink, `{source}={args} → {spec} → {sink}`: the
+/// plumbing the video and the audio chains share (single-threaded, so outputs stay identical).
+pub(crate) struct FilterGraph {
+    graph: ffmpeg::filter::Graph,
+    /// "video" or "audio", for messages.
+    what: &'static str,
+}
+
+impl FilterGraph {
+    /// Builds and validates the graph.
+    pub(crate) fn new(
+        what: &'static str,
+        (source, args): (&str, &str),
+        spec: &str,
+        sink: &str,
+    ) -> Result<FilterGraph, MediaError> {
+        let fail = |e: ffmpeg::Error| internal_error(&format!("{what} filter graph"), e);
+        let mut graph = ffmpeg::filter::Graph::new();
+        // SAFETY: the graph was just allocated and is not shared yet.
+        unsafe {
+            (*graph.as_mut_ptr()).nb_threads = 1;
+        }
+        let find = |name: &str| {
+            ffmpeg::filter::find(name).ok_or_else(|| MediaError::internal(format!("no {name} filter in this FFmpeg")))
+        };
+        graph.add(&find(source)?, "in", args).map_err(fail)?;
+        graph.add(&find(sink)?, "out", "").map_err(fail)?;
+        graph.output("in", 0).and_then(|p| p.input("out", 0)).and_then(|p| p.parse(spec)).map_err(fail)?;
+        graph.validate().map_err(fail)?;
+        Ok(FilterGraph { graph, what })
+    }
+
+    fn end(&mut self, name: &str) -> Result<ffmpeg::filter::Context, MediaError> {
+        let what = self.what;
+        self.graph.get(name).ok_or_else(|| MediaError::internal(format!("the {what} filter graph lost its {name}")))
+    }
+
+    /// Feeds one frame.
+    pub(crate) fn push(&mut self, f: &ffmpeg::Frame) -> Result<(), MediaError> {
+        let what = self.what;
+        self.end("in")?.source().add(f).map_err(|e| internal_error(&format!("feeding the {what} filter graph"), e))
+    }
+
+    /// Signals the end of the input.
+    pub(crate) fn flush(&mut self) -> Result<(), MediaError> {
+        let what = self.what;
+        self.end("in")?.source().flush().map_err(|e| internal_error(&format!("flushing the {what} filter graph"), e))
+    }
+
+    /// The next output frame, `false` when none is ready.
+    pub(crate) fn pull(&mut self, out: &mut ffmpeg::Frame) -> Result<bool, MediaError> {
+        let what = self.what;
+        received(self.end("out")?.sink().frame(out))
+            .map_err(|e| internal_error(&format!("reading the {what} filter graph"), e))
+    }
+
+    /// Makes the sink return frames of exactly `n` samples (encoders without variable frame size).
+    pub(crate) fn set_frame_size(&mut self, n: u32) -> Result<(), MediaError> {
+        self.end("out")?.sink().set_frame_size(n);
+        Ok(())
+    }
+
+    /// Time base of the frames [`FilterGraph::pull`] returns.
+    pub(crate) fn out_time_base(&mut self) -> Option<ffmpeg::Rational> {
+        self.graph.get("out").map(|mut c| c.sink().time_base())
+    }
+}
 
 /// An audio filter graph `abuffer → {spec} → abuffersink` for frames of one shape (rate,
 /// sample format, layout). Frames of another shape need a new chain ([`AudioChain::accepts`]).
 pub(crate) struct AudioChain {
-    graph: ffmpeg::filter::Graph,
+    graph: FilterGraph,
     rate: u32,
     format: ffmpeg::format::Sample,
     layout: u64,
@@ -409,25 +507,14 @@ impl AudioChain {
     /// `frame_size`: fixed output frame size (encoders without variable frame size, e.g. AAC).
     pub(crate) fn new(f: &ffmpeg::frame::Audio, spec: &str, frame_size: Option<u32>) -> Result<Self, MediaError> {
         let layout = frame_layout(f);
-        let fail = |e: ffmpeg::Error| internal_error("audio filter graph", e);
-        let mut graph = ffmpeg::filter::Graph::new();
-        unsafe {
-            (*graph.as_mut_ptr()).nb_threads = 1;
-        }
         let args = format!(
             "time_base=1/{rate}:sample_rate={rate}:sample_fmt={fmt}:channel_layout=0x{layout:x}",
             rate = f.rate(),
             fmt = f.format().name(),
         );
-        let abuffer = ffmpeg::filter::find("abuffer").ok_or_else(|| MediaError::internal("no abuffer filter"))?;
-        let abuffersink =
-            ffmpeg::filter::find("abuffersink").ok_or_else(|| MediaError::internal("no abuffersink filter"))?;
-        graph.add(&abuffer, "in", &args).map_err(fail)?;
-        graph.add(&abuffersink, "out", "").map_err(fail)?;
-        graph.output("in", 0).and_then(|p| p.input("out", 0)).and_then(|p| p.parse(spec)).map_err(fail)?;
-        graph.validate().map_err(fail)?;
+        let mut graph = FilterGraph::new("audio", ("abuffer", &args), spec, "abuffersink")?;
         if let Some(n) = frame_size {
-            graph.get("out").ok_or_else(|| MediaError::internal("audio graph lost its sink"))?.sink().set_frame_size(n);
+            graph.set_frame_size(n)?;
         }
         Ok(AudioChain { graph, rate: f.rate(), format: f.format(), layout, channels: f.channels(), next_pts: 0 })
     }
@@ -451,32 +538,21 @@ impl AudioChain {
         if f.channel_layout().is_empty() {
             f.set_channel_layout(ffmpeg::ChannelLayout::from_bits_truncate(self.layout));
         }
-        let mut src = self.graph.get("in").ok_or_else(|| MediaError::internal("audio graph lost its source"))?;
-        src.source().add(f).map_err(|e| internal_error("feeding the audio filter graph", e))
+        self.graph.push(f)
     }
 
     pub(crate) fn flush(&mut self) -> Result<(), MediaError> {
-        let mut src = self.graph.get("in").ok_or_else(|| MediaError::internal("audio graph lost its source"))?;
-        src.source().flush().map_err(|e| internal_error("flushing the audio filter graph", e))
+        self.graph.flush()
     }
 
     /// The next output frame, `false` when none is ready.
     pub(crate) fn pull(&mut self, out: &mut ffmpeg::frame::Audio) -> Result<bool, MediaError> {
-        let mut sink = self.graph.get("out").ok_or_else(|| MediaError::internal("audio graph lost its sink"))?;
-        match sink.sink().frame(out) {
-            Ok(()) => Ok(true),
-            Err(ffmpeg::Error::Eof) => Ok(false),
-            Err(ffmpeg::Error::Other { errno }) if errno == EAGAIN => Ok(false),
-            Err(e) => Err(internal_error("reading the audio filter graph", e)),
-        }
+        self.graph.pull(out)
     }
 
     /// Time base of the frames [`AudioChain::pull`] returns.
     pub(crate) fn out_time_base(&mut self) -> ffmpeg::Rational {
-        match self.graph.get("out") {
-            Some(mut c) => c.sink().time_base(),
-            None => ffmpeg::Rational::new(1, self.rate as i32),
-        }
+        self.graph.out_time_base().unwrap_or_else(|| ffmpeg::Rational::new(1, self.rate as i32))
     }
 }
 

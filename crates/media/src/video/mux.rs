@@ -1,0 +1,270 @@
+//! The output side: the input's audio decoded and resampled to AAC, libx264, and the fast-start
+//! MP4 muxer.
+
+use super::*;
+
+/// The input's audio track, decoded and resampled for AAC.
+pub(super) struct AudioIn {
+    pub(super) index: usize,
+    pub(super) time_base: Rational,
+    pub(super) dec: codec::decoder::Audio,
+    pub(super) chain: Option<AudioChain>,
+    /// Output rate and layout (AAC encoder's).
+    pub(super) rate: u32,
+    pub(super) layout: ChannelLayout,
+    /// Counted timeline origin, in 1/input-rate units.
+    pub(super) started: bool,
+}
+
+impl AudioIn {
+    pub(super) fn new(index: usize, time_base: Rational, par: codec::Parameters) -> Result<Self, MediaError> {
+        let mut ctx =
+            codec::context::Context::from_parameters(par).map_err(|e| internal_error("audio decoder context", e))?;
+        ctx.set_threading(codec::threading::Config {
+            kind: codec::threading::Type::None,
+            count: 1,
+            ..Default::default()
+        });
+        unsafe {
+            (*ctx.as_mut_ptr()).pkt_timebase = time_base.into();
+        }
+        let dec = ctx.decoder().audio().map_err(|e| {
+            MediaError::corrupt(format!("the audio track cannot be decoded ({e}); the file is damaged"))
+        })?;
+        let in_rate = dec.rate();
+        const AAC_RATES: [u32; 9] = [8000, 11025, 12000, 16000, 22050, 24000, 32000, 44100, 48000];
+        let rate = if AAC_RATES.contains(&in_rate) { in_rate } else { 48_000 };
+        let layout = if dec.channels() == 1 { ChannelLayout::MONO } else { ChannelLayout::STEREO };
+        Ok(AudioIn { index, time_base, dec, chain: None, rate, layout, started: false })
+    }
+
+    pub(super) fn spec(&self) -> String {
+        let layout = if self.layout == ChannelLayout::MONO { "mono" } else { "stereo" };
+        format!("aresample={r},aformat=sample_fmts=fltp:sample_rates={r}:channel_layouts={layout}", r = self.rate)
+    }
+
+    pub(super) fn push(&mut self, f: &mut frame::Audio, mux: &mut Mux) -> Result<(), MediaError> {
+        if self.chain.as_ref().is_some_and(|c| !c.accepts(f)) {
+            // Shape changed mid-stream: finish the old chain; the AAC FIFO keeps the timeline.
+            let mut old = self.chain.take().expect("checked");
+            old.flush()?;
+            mux.audio_from(&mut old)?;
+        }
+        if self.chain.is_none() {
+            let mut c = AudioChain::new(f, &self.spec(), None)?;
+            if !self.started {
+                // The timeline starts at the first frame's own timestamp (A/V sync) and then
+                // counts samples.
+                let start = f.timestamp().or(f.pts()).unwrap_or(0);
+                let start =
+                    ffmpeg::rescale::Rescale::rescale(&start, self.time_base, Rational::new(1, f.rate() as i32));
+                c.start_at(start.max(0));
+                self.started = true;
+            }
+            self.chain = Some(c);
+        }
+        let c = self.chain.as_mut().expect("built above");
+        c.push_counted(f)?;
+        mux.audio_from(c)
+    }
+
+    pub(super) fn finish(&mut self, mux: &mut Mux) -> Result<(), MediaError> {
+        if let Some(mut c) = self.chain.take() {
+            c.flush()?;
+            mux.audio_from(&mut c)?;
+        }
+        Ok(())
+    }
+}
+
+/// The AAC encoder and the FIFO that cuts its 1024-sample frames (planar f32).
+pub(super) struct AacOut {
+    pub(super) enc: codec::encoder::Audio,
+    /// Encoder time base (1/rate) and the MP4 stream's.
+    pub(super) tb: Rational,
+    pub(super) st_tb: Rational,
+    pub(super) layout: ChannelLayout,
+    pub(super) rate: u32,
+    pub(super) fifo: Vec<Vec<f32>>,
+    /// Timestamp of the FIFO's first sample, in `tb`.
+    pub(super) next_pts: Option<i64>,
+}
+
+/// libx264 (+ AAC) into a fast-start MP4 written to a private temporary file.
+pub(super) struct Mux {
+    pub(super) octx: Output,
+    pub(super) file: tempfile::NamedTempFile,
+    pub(super) venc: codec::encoder::Video,
+    pub(super) venc_tb: Rational,
+    pub(super) vst_tb: Rational,
+    pub(super) aac: Option<AacOut>,
+}
+
+impl Mux {
+    pub(super) fn new(plan: &Plan, s: &VideoSettings, audio: Option<&AudioIn>) -> Result<Self, MediaError> {
+        let fail = |what: &'static str| move |e: ffmpeg::Error| internal_error(what, e);
+        let file = tempfile::Builder::new()
+            .prefix("mediagate-video-")
+            .suffix(".mp4")
+            .tempfile()
+            .map_err(|e| MediaError::internal(format!("creating a temporary file for the MP4: {e}")))?;
+        let mut octx = ffformat::output_as(file.path(), "mp4").map_err(fail("MP4 muxer"))?;
+        unsafe {
+            (*octx.as_mut_ptr()).flags |= ffi::AVFMT_FLAG_BITEXACT as std::ffi::c_int;
+        }
+
+        let x264 = ffmpeg::encoder::find_by_name("libx264")
+            .ok_or_else(|| MediaError::internal("this FFmpeg build has no libx264 encoder"))?;
+        let mut ctx = codec::context::Context::new_with_codec(x264);
+        ctx.set_threading(codec::threading::Config {
+            kind: codec::threading::Type::Frame,
+            count: s.threads,
+            ..Default::default()
+        });
+        let mut enc = ctx.encoder().video().map_err(fail("H.264 encoder"))?;
+        enc.set_width(plan.out.0);
+        enc.set_height(plan.out.1);
+        enc.set_format(ffformat::Pixel::YUV420P);
+        enc.set_time_base(plan.time_base);
+        enc.set_frame_rate(plan.frame_rate);
+        enc.set_aspect_ratio(Rational::new(1, 1));
+        enc.set_color_range(ffmpeg::color::Range::MPEG);
+        enc.set_flags(codec::flag::Flags::GLOBAL_HEADER | codec::flag::Flags::BITEXACT);
+        let mut opts = ffmpeg::Dictionary::new();
+        opts.set("preset", s.preset.as_str());
+        opts.set("crf", &s.crf.to_string());
+        let venc = enc
+            .open_as_with(x264, opts)
+            .map_err(|e| MediaError::internal(format!("opening libx264 (preset {}, crf {}): {e}", s.preset, s.crf)))?;
+        {
+            let mut ost = octx.add_stream(x264).map_err(fail("MP4 video stream"))?;
+            ost.set_parameters(&venc);
+            ost.set_time_base(plan.time_base);
+        }
+
+        let aenc = match audio {
+            Some(a) => {
+                let aac = ffmpeg::encoder::find_by_name("aac")
+                    .ok_or_else(|| MediaError::internal("this FFmpeg build has no AAC encoder"))?;
+                let mut ctx = codec::context::Context::new_with_codec(aac);
+                ctx.set_threading(codec::threading::Config {
+                    kind: codec::threading::Type::None,
+                    count: 1,
+                    ..Default::default()
+                });
+                let mut enc = ctx.encoder().audio().map_err(fail("AAC encoder"))?;
+                let mono = a.layout == ChannelLayout::MONO;
+                enc.set_rate(a.rate as i32);
+                enc.set_format(ffformat::Sample::F32(ffformat::sample::Type::Planar));
+                enc.set_channel_layout(a.layout);
+                enc.set_channels(if mono { 1 } else { 2 });
+                enc.set_bit_rate(if mono { s.audio_bitrate as usize / 2 } else { s.audio_bitrate as usize });
+                enc.set_time_base((1, a.rate as i32));
+                enc.set_flags(codec::flag::Flags::GLOBAL_HEADER | codec::flag::Flags::BITEXACT);
+                let enc = enc.open_as(aac).map_err(fail("opening the AAC encoder"))?;
+                {
+                    let mut ost = octx.add_stream(aac).map_err(fail("MP4 audio stream"))?;
+                    ost.set_parameters(&enc);
+                    ost.set_time_base((1, a.rate as i32));
+                }
+                Some((enc, Rational::new(1, a.rate as i32), a.layout, a.rate))
+            }
+            None => None,
+        };
+
+        let mut opts = ffmpeg::Dictionary::new();
+        opts.set("movflags", "+faststart");
+        octx.write_header_with(opts).map_err(fail("MP4 header"))?;
+        let vst_tb = octx.stream(0).ok_or_else(|| MediaError::internal("MP4 stream vanished"))?.time_base();
+        let aac = match aenc {
+            Some((enc, tb, layout, rate)) => {
+                let st_tb = octx.stream(1).ok_or_else(|| MediaError::internal("MP4 stream vanished"))?.time_base();
+                let channels = layout.channels().max(1) as usize;
+                Some(AacOut { enc, tb, st_tb, layout, rate, fifo: vec![Vec::new(); channels], next_pts: None })
+            }
+            None => None,
+        };
+        Ok(Mux { octx, file, venc, venc_tb: plan.time_base, vst_tb, aac })
+    }
+
+    /// Encodes a frame (`None`: end of stream) and writes what the encoder has ready.
+    pub(super) fn video_frame(&mut self, f: Option<&frame::Video>) -> Result<(), MediaError> {
+        let fail = |e| internal_error("H.264 encoder", e);
+        match f {
+            Some(f) => self.venc.send_frame(f).map_err(fail)?,
+            None => self.venc.send_eof().map_err(fail)?,
+        }
+        write_ready(&mut self.venc, 0, (self.venc_tb, self.vst_tb), &mut self.octx, "libx264")
+    }
+
+    /// Pulls ready frames out of a chain into the FIFO and encodes every whole AAC frame.
+    pub(super) fn audio_from(&mut self, chain: &mut AudioChain) -> Result<(), MediaError> {
+        let chain_tb = chain.out_time_base();
+        let mut f = frame::Audio::empty();
+        while chain.pull(&mut f)? {
+            let Some(aac) = self.aac.as_mut() else { return Ok(()) };
+            if aac.next_pts.is_none() {
+                aac.next_pts = Some(f.pts().map_or(0, |p| ffmpeg::rescale::Rescale::rescale(&p, chain_tb, aac.tb)));
+            }
+            let n = f.samples();
+            for (ch, buf) in aac.fifo.iter_mut().enumerate() {
+                let bytes = f.data(ch).get(..n * 4).ok_or_else(|| MediaError::internal("short audio frame"))?;
+                buf.extend(bytes.chunks_exact(4).map(|b| f32::from_ne_bytes([b[0], b[1], b[2], b[3]])));
+            }
+            self.encode_fifo(false)?;
+        }
+        Ok(())
+    }
+
+    /// Encodes the FIFO in 1024-sample frames; with `last`, the remainder too.
+    pub(super) fn encode_fifo(&mut self, last: bool) -> Result<(), MediaError> {
+        const AAC_FRAME: usize = 1024;
+        loop {
+            let Some(aac) = self.aac.as_mut() else { return Ok(()) };
+            let have = aac.fifo[0].len();
+            let n = if have >= AAC_FRAME {
+                AAC_FRAME
+            } else if last && have > 0 {
+                have
+            } else {
+                return Ok(());
+            };
+            let mut f = frame::Audio::new(ffformat::Sample::F32(ffformat::sample::Type::Planar), n, aac.layout);
+            f.set_rate(aac.rate);
+            for (ch, buf) in aac.fifo.iter_mut().enumerate() {
+                for (d, s) in f.data_mut(ch).chunks_exact_mut(4).zip(buf.drain(..n)) {
+                    d.copy_from_slice(&s.to_ne_bytes());
+                }
+            }
+            let pts = aac.next_pts.unwrap_or(0);
+            f.set_pts(Some(pts));
+            aac.next_pts = Some(pts + n as i64);
+            aac.enc.send_frame(&f).map_err(|e| internal_error("AAC encoder", e))?;
+            self.audio_packets()?;
+        }
+    }
+
+    pub(super) fn audio_packets(&mut self) -> Result<(), MediaError> {
+        let Some(aac) = self.aac.as_mut() else { return Ok(()) };
+        write_ready(&mut aac.enc, 1, (aac.tb, aac.st_tb), &mut self.octx, "AAC encoder")
+    }
+
+    /// Flushes the encoders, writes the trailer (fast-start rewrite) and reads the file back.
+    pub(super) fn finish(mut self, audio: Option<&mut AudioIn>, deadline: &Deadline) -> Result<Vec<u8>, MediaError> {
+        if let Some(a) = audio {
+            a.finish(&mut self)?;
+        }
+        deadline.check()?;
+        self.video_frame(None)?;
+        self.encode_fifo(true)?;
+        if let Some(aac) = self.aac.as_mut() {
+            aac.enc.send_eof().map_err(|e| internal_error("AAC encoder", e))?;
+            self.audio_packets()?;
+        }
+        deadline.check()?;
+        self.octx.write_trailer().map_err(|e| internal_error("MP4 trailer", e))?;
+        let Mux { octx, file, .. } = self;
+        drop(octx);
+        std::fs::read(file.path()).map_err(|e| MediaError::internal(format!("reading the MP4 back: {e}")))
+    }
+}

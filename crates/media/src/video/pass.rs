@@ -1,0 +1,233 @@
+//! The one decode pass: video (and audio) packets → frames → filter chain → poster and samples
+//! → encoders.
+
+use super::*;
+
+/// What the decode pass produced.
+pub(super) struct PassOutput {
+    pub(super) mux: Option<Vec<u8>>,
+    pub(super) poster: RgbFrame,
+    pub(super) frames: Vec<RgbFrame>,
+    pub(super) duration_ms: u64,
+}
+
+/// The decode (and, with `encode`, transcode) pass.
+pub(super) fn run_pass(
+    input: &mut Input,
+    plan: &Plan,
+    s: &VideoSettings,
+    deadline: &Deadline,
+    capture: &LogCapture,
+    encode: bool,
+    sampling: Option<&FrameSampling>,
+) -> Result<PassOutput, MediaError> {
+    let mut ctx = codec::context::Context::from_parameters(plan.video_par.clone())
+        .map_err(|e| internal_error("video decoder context", e))?;
+    unsafe {
+        // Frame and slice threading, as FFmpeg's default (a fixed count keeps output identical).
+        (*ctx.as_mut_ptr()).thread_count = s.threads as std::ffi::c_int;
+        (*ctx.as_mut_ptr()).thread_type = (ffi::FF_THREAD_FRAME | ffi::FF_THREAD_SLICE) as std::ffi::c_int;
+        (*ctx.as_mut_ptr()).pkt_timebase = plan.time_base.into();
+    }
+    let vdec = ctx.decoder().video().map_err(|e| {
+        MediaError::corrupt(format!("the {} video cannot be decoded ({e}); the file is damaged", plan.codec))
+    })?;
+
+    let audio = match (encode, plan.audio, &plan.audio_par) {
+        (true, Some(idx), Some(par)) => {
+            let ast = input.stream(idx).ok_or_else(|| MediaError::internal("audio stream vanished"))?;
+            Some(AudioIn::new(idx, ast.time_base(), par.clone())?)
+        }
+        _ => None,
+    };
+    let mux = if encode { Some(Mux::new(plan, s, audio.as_ref())?) } else { None };
+
+    let target = (plan.scan_ms as f64 / 10.0).min(1000.0);
+    let mut pass = Pass {
+        plan,
+        deadline,
+        capture,
+        vdec,
+        chain: None,
+        mux,
+        audio,
+        picker: PosterPicker::new(target),
+        sampler: sampling.filter(|f| f.max_frames > 0).map(|f| Sampler::new(f.clone(), plan.video_ms)),
+        span: Span::default(),
+        first_pts: None,
+        last_pts: None,
+    };
+
+    let mut packet = Packet::empty();
+    loop {
+        deadline.check()?;
+        match packet.read(input) {
+            Ok(()) => {}
+            Err(ffmpeg::Error::Eof) => break,
+            Err(e) => return Err(video_error(capture, "the container", deadline, e)),
+        }
+        let idx = packet.stream();
+        if idx == plan.video {
+            if packet.is_corrupt() {
+                return Err(damaged(capture, "a packet of the video track is damaged or cut short"));
+            }
+            pass.vdec.send_packet(&packet).map_err(|e| video_error(capture, "the video track", deadline, e))?;
+            pass.drain_video()?;
+        } else if pass.audio.as_ref().is_some_and(|a| a.index == idx) {
+            if packet.is_corrupt() {
+                return Err(damaged(capture, "a packet of the audio track is damaged or cut short"));
+            }
+            pass.audio_packet(Some(&packet))?;
+        }
+    }
+    pass.vdec.send_eof().map_err(|e| video_error(capture, "the video track", deadline, e))?;
+    pass.drain_video()?;
+    if let Some(mut chain) = pass.chain.take() {
+        chain.flush()?;
+        pass.drain_chain(&mut chain)?;
+    }
+    if pass.audio.is_some() {
+        pass.audio_packet(None)?;
+    }
+    if let Some(m) = capture.damage() {
+        return Err(MediaError::corrupt(format!("the video file is damaged or truncated ({m})")));
+    }
+    let duration_ms = pass.span.ms();
+    let poster_frame =
+        pass.picker.finish().ok_or_else(|| MediaError::corrupt("the video track holds no decodable frame"))?;
+    let poster = to_rgb(&poster_frame.1, plan.out.0, plan.out.1, poster_frame.0, true)?;
+    let mut frames = Vec::new();
+    if let Some(sampler) = pass.sampler.take() {
+        let (sw, sh) = crate::photo::fit(plan.out.0, plan.out.1, sampler.cfg.max_edge);
+        let poster_small = to_rgb(&poster_frame.1, sw, sh, poster_frame.0, true)?;
+        frames.push(poster_small);
+        frames.extend(sampler.frames.into_iter().filter(|f| f.timestamp_ms != poster.timestamp_ms));
+        frames.truncate(sampler.cfg.max_frames);
+    }
+    let mux = match pass.mux.take() {
+        Some(m) => Some(m.finish(pass.audio.as_mut(), deadline)?),
+        None => None,
+    };
+    Ok(PassOutput { mux, poster, frames, duration_ms })
+}
+
+pub(super) struct Pass<'a> {
+    pub(super) plan: &'a Plan,
+    pub(super) deadline: &'a Deadline,
+    pub(super) capture: &'a LogCapture,
+    pub(super) vdec: codec::decoder::Video,
+    pub(super) chain: Option<VideoChain>,
+    pub(super) mux: Option<Mux>,
+    pub(super) audio: Option<AudioIn>,
+    pub(super) picker: PosterPicker,
+    pub(super) sampler: Option<Sampler>,
+    /// Decoded timestamps, video and audio, in ms.
+    pub(super) span: Span,
+    /// First filtered video timestamp (time base of the stream), origin of poster/sample times.
+    pub(super) first_pts: Option<i64>,
+    /// Last timestamp sent to the encoder.
+    pub(super) last_pts: Option<i64>,
+}
+
+impl Pass<'_> {
+    pub(super) fn drain_video(&mut self) -> Result<(), MediaError> {
+        let mut f = frame::Video::empty();
+        while received(self.vdec.receive_frame(&mut f))
+            .map_err(|e| video_error(self.capture, "the video track", self.deadline, e))?
+        {
+            self.deadline.check()?;
+            let (w, h) = (f.width(), f.height());
+            if w == 0 || h == 0 {
+                return Err(MediaError::corrupt("the video track has an empty frame"));
+            }
+            if w as u64 * h as u64 > self.plan.max_pixels {
+                return Err(MediaError::TooManyPixels { width: w, height: h, limit: self.plan.max_pixels });
+            }
+            if f.is_corrupt() || f.has_decode_errors() {
+                return Err(damaged(self.capture, "a frame of the video track does not decode cleanly"));
+            }
+            let ts = f.timestamp().or(f.pts());
+            if let Some(ts) = ts {
+                let tb = self.plan.time_base;
+                let dur = f.packet().duration.max(0);
+                self.span.add(to_ms(ts, tb), to_ms(ts.saturating_add(dur), tb));
+            }
+            f.set_pts(ts);
+            let stale = self.chain.as_ref().is_some_and(|c| !c.accepts(&f));
+            if stale {
+                if let Some(mut old) = self.chain.take() {
+                    old.flush()?;
+                    self.drain_chain(&mut old)?;
+                }
+            }
+            if self.chain.is_none() {
+                self.chain = Some(VideoChain::new(&f, self.plan)?);
+            }
+            let mut chain = self.chain.take().expect("built above");
+            let r = chain.push(&mut f).and_then(|_| self.drain_chain(&mut chain));
+            self.chain = Some(chain);
+            r?;
+        }
+        Ok(())
+    }
+
+    pub(super) fn drain_chain(&mut self, chain: &mut VideoChain) -> Result<(), MediaError> {
+        let mut g = frame::Video::empty();
+        while chain.pull(&mut g)? {
+            self.filtered(&mut g)?;
+        }
+        Ok(())
+    }
+
+    /// One upright, scaled frame: poster and sample candidates, then the encoder.
+    pub(super) fn filtered(&mut self, g: &mut frame::Video) -> Result<(), MediaError> {
+        let tb = self.plan.time_base;
+        let mut pts = g.pts().unwrap_or_else(|| self.last_pts.map_or(0, |l| l + 1));
+        if let Some(l) = self.last_pts {
+            if pts <= l {
+                pts = l + 1;
+            }
+        }
+        self.last_pts = Some(pts);
+        g.set_pts(Some(pts));
+        let first = *self.first_pts.get_or_insert(pts);
+        let t_ms = to_ms(pts - first, tb).max(0.0);
+        self.picker.offer(g, t_ms);
+        if let Some(sampler) = self.sampler.as_mut() {
+            sampler.offer(g, t_ms, self.plan.out)?;
+        }
+        if let Some(mux) = self.mux.as_mut() {
+            g.set_kind(ffmpeg::picture::Type::None);
+            mux.video_frame(Some(g))?;
+        }
+        Ok(())
+    }
+
+    /// Feeds an audio packet (`None`: end of stream) through decoder → resampler → AAC.
+    pub(super) fn audio_packet(&mut self, packet: Option<&Packet>) -> Result<(), MediaError> {
+        let (Some(audio), Some(mux)) = (self.audio.as_mut(), self.mux.as_mut()) else { return Ok(()) };
+        let capture = self.capture;
+        let deadline = self.deadline;
+        let aerr = |e| video_error(capture, "the audio track", deadline, e);
+        match packet {
+            Some(p) => audio.dec.send_packet(p).map_err(aerr)?,
+            None => audio.dec.send_eof().map_err(aerr)?,
+        }
+        let mut f = frame::Audio::empty();
+        while received(audio.dec.receive_frame(&mut f)).map_err(aerr)? {
+            let rate = f.rate();
+            if rate == 0 || f.channels() == 0 {
+                return Err(MediaError::corrupt("the audio track has frames without a sample rate or channels"));
+            }
+            if let Some(ts) = f.timestamp().or(f.pts()) {
+                let start = to_ms(ts, audio.time_base);
+                self.span.add(start, start + f.samples() as f64 * 1000.0 / rate as f64);
+            }
+            audio.push(&mut f, mux)?;
+        }
+        if packet.is_none() {
+            audio.finish(mux)?;
+        }
+        Ok(())
+    }
+}

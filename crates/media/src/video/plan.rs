@@ -1,0 +1,253 @@
+//! The plan of a video's work: container headers, codec allow-list, pixel limit, then the scan
+//! pass over packet timestamps (duration limit, damage, frame-rate ceiling), before any decode.
+
+use super::*;
+
+/// What the headers and the scan pass decided.
+pub(super) struct Plan {
+    pub(super) video: usize,
+    pub(super) audio: Option<usize>,
+    /// Complete stream parameters (after `find_stream_info`) of the first open: the transcode
+    /// pass reopens the input without probing again and builds its decoders from these.
+    pub(super) video_par: codec::Parameters,
+    pub(super) audio_par: Option<codec::Parameters>,
+    pub(super) codec: String,
+    pub(super) orientation: Orientation,
+    /// Displayed size of the original (rotation and SAR applied).
+    pub(super) display: (u32, u32),
+    /// Encoded size (displayed orientation).
+    pub(super) out: (u32, u32),
+    /// Size the scaler produces, before the rotation filters.
+    pub(super) scaled: (u32, u32),
+    pub(super) time_base: Rational,
+    pub(super) frame_rate: Option<Rational>,
+    /// Scan-pass duration (packet timestamps), used for the poster position.
+    pub(super) scan_ms: u64,
+    /// Scan-pass duration of the video track alone, over which frames are sampled.
+    pub(super) video_ms: u64,
+    /// Most pixels a decoded frame may have.
+    pub(super) max_pixels: u64,
+}
+
+/// Opens the input, checks codecs and the pixel limit from codec parameters, then scans packet
+/// timestamps and enforces the duration limit — all before any frame is decoded.
+pub(super) fn prepare(
+    bytes: &SharedBytes,
+    format: Format,
+    settings: &MediaSettings,
+    deadline: &Deadline,
+    capture: &LogCapture,
+) -> Result<Plan, MediaError> {
+    let s = &settings.video;
+    let max_pixels = settings.limits.max_pixels;
+    if !is_video_format(format) {
+        return Err(unsupported(format!("{} files are not videos this pipeline takes; {SEND_VIDEO}", format.name())));
+    }
+    let mut input = open_input(bytes, format, deadline, &[])?;
+    let video = best_video_stream(&input)
+        .ok_or_else(|| unsupported(format!("the {} file has no video track; {SEND_VIDEO}", format.name())))?;
+    let st = input.stream(video).ok_or_else(|| MediaError::internal("video stream vanished"))?;
+    let par = st.parameters();
+    let codec_name = par.id().name().to_string();
+    if !VIDEO_CODECS.contains(&codec_name.as_str()) {
+        return Err(unsupported(format!("{codec_name} video is not supported; {SEND_VIDEO}")));
+    }
+    if ffmpeg::decoder::find(par.id()).is_none() {
+        return Err(unsupported(format!("{codec_name} video cannot be decoded by this build; {SEND_VIDEO}")));
+    }
+    let (w, h, sar) = unsafe {
+        let p = par.as_ptr();
+        ((*p).width, (*p).height, (*p).sample_aspect_ratio)
+    };
+    if w <= 0 || h <= 0 {
+        return Err(MediaError::corrupt(format!("the {codec_name} video track declares an empty {w}×{h} picture")));
+    }
+    let (w, h) = (w as u32, h as u32);
+    if w as u64 * h as u64 > max_pixels {
+        return Err(MediaError::TooManyPixels { width: w, height: h, limit: max_pixels });
+    }
+    let orientation = Orientation::of_stream(&st);
+    let (dw, dh) = display_size(w, h, sar.num, sar.den);
+    let display = if orientation.transposes() { (dh, dw) } else { (dw, dh) };
+    let out = fit_even(display.0, display.1, s.long_edge, s.short_edge);
+    let scaled = if orientation.transposes() { (out.1, out.0) } else { out };
+    let time_base = st.time_base();
+    if time_base.numerator() <= 0 || time_base.denominator() <= 0 {
+        return Err(MediaError::corrupt("the video track has an invalid time base"));
+    }
+    let frame_rate = [st.avg_frame_rate(), st.rate()]
+        .into_iter()
+        .find(|r| r.numerator() > 0 && r.denominator() > 0 && r.numerator() / r.denominator() <= 1000);
+
+    let video_par = par.clone();
+    let audio = input.streams().best(ffmpeg::media::Type::Audio).and_then(|a| {
+        let name = a.parameters().id().name().to_string();
+        let ok = audio_codec_allowed(&name) && ffmpeg::decoder::find(a.parameters().id()).is_some();
+        if !ok {
+            tracing::info!(codec = %name, "video's audio codec is not supported; the output has no sound");
+        }
+        ok.then_some(a.index())
+    });
+    let audio_par = audio.and_then(|a| input.stream(a)).map(|a| a.parameters().clone());
+
+    let (scan_ms, video_ms) = scan(&mut input, video, audio, settings.limits.video_max_ms, deadline, capture)?;
+    Ok(Plan {
+        video,
+        audio,
+        video_par,
+        audio_par,
+        codec: codec_name,
+        orientation,
+        display,
+        out,
+        scaled,
+        time_base,
+        frame_rate,
+        scan_ms,
+        video_ms,
+        max_pixels,
+    })
+}
+
+/// Fits `w`×`h` inside `long`×`short` in its own orientation; never upscales; even sizes.
+pub(crate) fn fit_even(w: u32, h: u32, long: u32, short: u32) -> (u32, u32) {
+    let (l, sh) = (w.max(h) as f64, w.min(h) as f64);
+    let scale = (long as f64 / l).min(short as f64 / sh).min(1.0);
+    // Nearest even size, capped by the axis' bound and by the original (never upscaled).
+    let (cap_w, cap_h) = if w >= h { (long.min(w), short.min(h)) } else { (short.min(w), long.min(h)) };
+    let even = |x: f64, cap: u32| (((x / 2.0).round() * 2.0) as u32).min(cap & !1).max(2);
+    (even(w as f64 * scale, cap_w), even(h as f64 * scale, cap_h))
+}
+
+/// Reads every packet of the chosen tracks without decoding: damaged packets, truncation, the
+/// frame-rate ceiling, and the duration limit. Returns the duration in ms, of both tracks and of
+/// the video track alone.
+pub(super) fn scan(
+    input: &mut Input,
+    video: usize,
+    audio: Option<usize>,
+    max_ms: u64,
+    deadline: &Deadline,
+    capture: &LogCapture,
+) -> Result<(u64, u64), MediaError> {
+    let tbs: Vec<Rational> = input.streams().map(|st| st.time_base()).collect();
+    let mut span = Span::default();
+    let mut video_span = Span::default();
+    let mut video_packets = 0u64;
+    let mut packet = Packet::empty();
+    loop {
+        deadline.check()?;
+        match packet.read(input) {
+            Ok(()) => {}
+            Err(ffmpeg::Error::Eof) => break,
+            Err(e) => return Err(video_error(capture, "the container", deadline, e)),
+        }
+        let idx = packet.stream();
+        if idx != video && Some(idx) != audio {
+            continue;
+        }
+        if packet.is_corrupt() {
+            return Err(damaged(capture, "a packet of the file is damaged or cut short"));
+        }
+        if idx == video {
+            video_packets += 1;
+        }
+        let Some(ts) = packet.pts().or(packet.dts()) else { continue };
+        let tb = tbs[idx];
+        let (start, end) = (to_ms(ts, tb), to_ms(ts.saturating_add(packet.duration().max(0)), tb));
+        span.add(start, end);
+        if idx == video {
+            video_span.add(start, end);
+        }
+    }
+    if let Some(m) = capture.damage() {
+        return Err(MediaError::corrupt(format!("the video file is damaged or truncated ({m})")));
+    }
+    if video_packets == 0 {
+        return Err(MediaError::corrupt("the video track holds no frames"));
+    }
+    let duration_ms = span.ms();
+    if duration_ms > max_ms {
+        return Err(MediaError::TooLong { what: "the video".into(), duration_ms, limit_ms: max_ms });
+    }
+    let ceiling = (duration_ms / 1000 + 1) * 250 + 100;
+    if video_packets > ceiling {
+        return Err(unsupported(format!(
+            "the video has {video_packets} frames in {:.1} s, more than 250 per second; re-encode it at a normal frame rate",
+            duration_ms as f64 / 1000.0
+        )));
+    }
+    Ok((duration_ms, video_span.ms()))
+}
+
+pub(super) fn to_ms(ts: i64, tb: Rational) -> f64 {
+    ts as f64 * tb.numerator() as f64 * 1000.0 / tb.denominator() as f64
+}
+
+/// The earliest start and latest end seen, in ms.
+#[derive(Debug, Default, Clone, Copy)]
+pub(super) struct Span {
+    pub(super) start: Option<f64>,
+    pub(super) end: Option<f64>,
+}
+
+impl Span {
+    pub(super) fn add(&mut self, start: f64, end: f64) {
+        if !start.is_finite() || !end.is_finite() {
+            return;
+        }
+        self.start = Some(self.start.map_or(start, |s| s.min(start)));
+        self.end = Some(self.end.map_or(end, |e| e.max(end.max(start))));
+    }
+
+    pub(super) fn ms(&self) -> u64 {
+        match (self.start, self.end) {
+            (Some(s), Some(e)) if e > s => (e - s).round().min(u64::MAX as f64 / 2.0) as u64,
+            _ => 0,
+        }
+    }
+}
+
+pub(super) fn damaged(capture: &LogCapture, fallback: &str) -> MediaError {
+    match capture.damage() {
+        Some(m) => MediaError::corrupt(format!("the video file is damaged or truncated ({m})")),
+        None => MediaError::corrupt(format!("{fallback}; the file is damaged or truncated")),
+    }
+}
+
+pub(super) fn video_error(capture: &LogCapture, what: &str, deadline: &Deadline, e: ffmpeg::Error) -> MediaError {
+    match pass_error(what, deadline, e) {
+        MediaError::Corrupt { message } => match capture.damage() {
+            Some(m) => MediaError::corrupt(format!("{message} ({m})")),
+            None => MediaError::corrupt(message),
+        },
+        other => other,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fit_even_bounds_and_orientation() {
+        assert_eq!(fit_even(1920, 1080, 1280, 720), (1280, 720));
+        assert_eq!(fit_even(1080, 1920, 1280, 720), (720, 1280));
+        assert_eq!(fit_even(640, 480, 1280, 720), (640, 480));
+        assert_eq!(fit_even(641, 481, 1280, 720), (640, 480)); // never upscaled, even
+        assert_eq!(fit_even(3840, 1600, 1280, 720), (1280, 534));
+        assert_eq!(fit_even(1280, 721, 1280, 720), (1278, 720));
+        assert_eq!(fit_even(1440, 1080, 1280, 720), (960, 720));
+        assert_eq!(fit_even(1, 1, 1280, 720), (2, 2));
+    }
+
+    #[test]
+    fn span_measures_extent() {
+        let mut s = Span::default();
+        assert_eq!(s.ms(), 0);
+        s.add(100.0, 140.0);
+        s.add(0.0, 40.0);
+        s.add(f64::NAN, 1.0);
+        assert_eq!(s.ms(), 140);
+    }
+}
