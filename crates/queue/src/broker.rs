@@ -1,0 +1,221 @@
+//! The connection: connect, declare the §1 topology, open consumers, publishers and listeners.
+
+use super::*;
+
+/// How long [`Broker::connect`] waits for the broker before giving up.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// One AMQP connection. Each consumer and publisher opens its own channel on it, so a channel
+/// error (a refused publish, say) does not take the others down.
+pub struct Broker {
+    pub(crate) conn: Connection,
+    pub(crate) url: String,
+}
+
+impl fmt::Debug for Broker {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Broker").field("url", &self.url).field("connected", &self.conn.status().connected()).finish()
+    }
+}
+
+impl Broker {
+    /// Connects (with [`CONNECT_TIMEOUT`]); `url` is an AMQP URI such as
+    /// `amqp://guest:guest@127.0.0.1:5672/%2f` (contract §6 `MEDIAGATE_AMQP_URL`).
+    pub async fn connect(url: &str) -> Result<Broker, QueueError> {
+        Self::connect_named(url, "mediagate").await
+    }
+
+    /// Like [`Broker::connect`], with a connection name shown in the management UI
+    /// (`mediagate worker host-1`), which makes a stuck connection easy to find.
+    pub async fn connect_named(url: &str, name: &str) -> Result<Broker, QueueError> {
+        let redacted = redact_url(url);
+        let props = ConnectionProperties::default().with_connection_name(LongString::from(name));
+        let conn = tokio::time::timeout(CONNECT_TIMEOUT, Connection::connect(url, props))
+            .await
+            .map_err(|_| QueueError::ConnectTimeout { url: redacted.clone(), timeout: CONNECT_TIMEOUT })?
+            .map_err(|source| QueueError::Connect { url: redacted.clone(), source: Box::new(source) })?;
+        info!(url = %redacted, name, "connected to RabbitMQ");
+        Ok(Broker { conn, url: redacted })
+    }
+
+    /// The raw lapin connection, for diagnostics and tests (declaring test queues, passive
+    /// checks). Production code should not need it.
+    pub fn connection(&self) -> &Connection {
+        &self.conn
+    }
+
+    /// True while the connection is open and usable.
+    pub fn is_connected(&self) -> bool {
+        self.conn.status().connected()
+    }
+
+    /// Resolves when the connection is lost (broker gone, heartbeat missed, closed by an operator
+    /// or by us), with the reason. The worker selects on it to stop consuming and reconnect.
+    pub async fn closed(&self) -> QueueError {
+        let mut events = self.conn.events_listener();
+        let mut tick = tokio::time::interval(Duration::from_millis(500));
+        let mut last_error: Option<String> = None;
+        loop {
+            let status = self.conn.status();
+            if status.errored() || status.closed() || status.closing() {
+                let detail = last_error.unwrap_or_else(|| conn_state(status));
+                warn!(url = %self.url, %detail, "RabbitMQ connection lost");
+                return QueueError::Closed { what: "connection", detail };
+            }
+            tokio::select! {
+                ev = events.next() => match ev {
+                    Some(lapin::Event::Error(e)) => last_error = Some(e.to_string()),
+                    Some(_) => {}
+                    None => return QueueError::Closed { what: "connection", detail: "event stream ended".into() },
+                },
+                _ = tick.tick() => {}
+            }
+        }
+    }
+
+    /// Declares contract §1 exactly. Idempotent: declaring again with the same arguments is a
+    /// no-op for the broker. Fails with PRECONDITION_FAILED if a queue exists with other
+    /// arguments (which needs an operator: queues cannot be altered in place).
+    pub async fn declare_topology(&self) -> Result<(), QueueError> {
+        use names::*;
+        let ch = self.channel("topology").await?;
+        let durable = ExchangeDeclareOptions { durable: true, ..Default::default() };
+
+        declare_exchange(&ch, JOBS_EXCHANGE, ExchangeKind::Direct, durable).await?;
+        declare_exchange(&ch, DEAD_EXCHANGE, ExchangeKind::Fanout, durable).await?;
+        declare_exchange(&ch, VERDICTS_EXCHANGE, ExchangeKind::Topic, durable).await?;
+
+        declare_queue(&ch, UPLOADS_QUEUE, job_queue_arguments()).await?;
+        declare_queue(&ch, REPROCESS_QUEUE, job_queue_arguments()).await?;
+        declare_queue(&ch, DEAD_QUEUE, dead_queue_arguments()).await?;
+        declare_queue(&ch, VERDICTS_QUEUE, verdicts_queue_arguments()).await?;
+
+        bind(&ch, UPLOADS_QUEUE, JOBS_EXCHANGE, UPLOAD_KEY).await?;
+        bind(&ch, REPROCESS_QUEUE, JOBS_EXCHANGE, REPROCESS_KEY).await?;
+        bind(&ch, DEAD_QUEUE, DEAD_EXCHANGE, "").await?;
+        bind(&ch, VERDICTS_QUEUE, VERDICTS_EXCHANGE, "#").await?;
+
+        let _ = ch.close(200, "topology declared".into()).await;
+        info!("RabbitMQ topology declared");
+        Ok(())
+    }
+
+    /// Passively checks that the job exchange and queues exist, without declaring anything:
+    /// what producers such as `mediagate submit` do (contract §1: only the worker declares).
+    /// A missing entity gives an error with [`QueueError::is_not_found`].
+    pub async fn check_topology(&self) -> Result<(), QueueError> {
+        use names::*;
+        let ch = self.channel("topology check").await?;
+        let passive = ExchangeDeclareOptions { passive: true, ..Default::default() };
+        declare_exchange(&ch, JOBS_EXCHANGE, ExchangeKind::Direct, passive).await?;
+        declare_exchange(&ch, VERDICTS_EXCHANGE, ExchangeKind::Topic, passive).await?;
+        for q in [UPLOADS_QUEUE, REPROCESS_QUEUE, VERDICTS_QUEUE] {
+            ch.queue_declare(
+                q.into(),
+                QueueDeclareOptions { passive: true, ..Default::default() },
+                FieldTable::default(),
+            )
+            .await
+            .map_err(|source| QueueError::Topology {
+                what: format!("queue {q} (passive)"),
+                source: Box::new(source),
+            })?;
+        }
+        let _ = ch.close(200, "checked".into()).await;
+        Ok(())
+    }
+
+    async fn channel(&self, what: &str) -> Result<Channel, QueueError> {
+        self.conn.create_channel().await.map_err(|source| QueueError::Channel {
+            what: format!("open channel for {what}"),
+            source: Box::new(source),
+        })
+    }
+
+    /// Starts consuming `queue` with manual acks on a channel of its own, with at most
+    /// `prefetch` unacknowledged deliveries (the worker's concurrency bound). `tag` names the
+    /// consumer in the management UI.
+    pub async fn consumer(&self, queue: &str, prefetch: u16, tag: &str) -> Result<JobConsumer, QueueError> {
+        let ch = self.channel(&format!("consumer {tag}")).await?;
+        ch.basic_qos(prefetch, BasicQosOptions::default()).await.map_err(|source| QueueError::Channel {
+            what: format!("basic.qos {prefetch} on {queue}"),
+            source: Box::new(source),
+        })?;
+        let consumer = ch
+            .basic_consume(queue.into(), tag.into(), BasicConsumeOptions::default(), FieldTable::default())
+            .await
+            .map_err(|source| QueueError::Channel {
+                what: format!("basic.consume on {queue}"),
+                source: Box::new(source),
+            })?;
+        info!(queue, prefetch, tag, "consuming");
+        Ok(JobConsumer {
+            canceller: ConsumerCanceller { channel: ch.clone(), tag: tag.to_owned(), queue: queue.to_owned() },
+            channel: ch,
+            consumer,
+            queue: queue.to_owned(),
+        })
+    }
+
+    /// A publisher of verdicts on a channel of its own with publisher confirms enabled.
+    pub async fn verdict_publisher(&self) -> Result<VerdictPublisher, QueueError> {
+        Ok(VerdictPublisher { channel: self.confirm_channel("verdict publisher").await? })
+    }
+
+    /// A publisher of jobs (`mediagate submit`, `mediagate reprocess`, tests) with publisher
+    /// confirms enabled.
+    pub async fn job_publisher(&self) -> Result<JobPublisher, QueueError> {
+        Ok(JobPublisher { channel: self.confirm_channel("job publisher").await? })
+    }
+
+    async fn confirm_channel(&self, what: &str) -> Result<Channel, QueueError> {
+        let ch = self.channel(what).await?;
+        ch.confirm_select(ConfirmSelectOptions::default()).await.map_err(|source| QueueError::Channel {
+            what: format!("confirm.select for {what}"),
+            source: Box::new(source),
+        })?;
+        Ok(ch)
+    }
+
+    /// Binds a fresh exclusive, auto-delete, server-named queue to `mediagate.verdicts` with
+    /// `binding_key` (`verdict.*`, `#`, `verdict.cleared`…) and consumes it. Create it **before**
+    /// publishing the job whose verdict you wait for, or the verdict may pass by unseen. Used by
+    /// `submit --wait` and tests; the queue disappears with the connection.
+    pub async fn verdict_listener(&self, binding_key: &str) -> Result<VerdictListener, QueueError> {
+        let ch = self.channel("verdict listener").await?;
+        let q = ch
+            .queue_declare(
+                "".into(),
+                QueueDeclareOptions { exclusive: true, auto_delete: true, ..Default::default() },
+                FieldTable::default(),
+            )
+            .await
+            .map_err(|source| QueueError::Topology {
+                what: "exclusive verdict listener queue".into(),
+                source: Box::new(source),
+            })?;
+        let queue = q.name().as_str().to_owned();
+        bind(&ch, &queue, names::VERDICTS_EXCHANGE, binding_key).await?;
+        let consumer = ch
+            .basic_consume(
+                queue.as_str().into(),
+                "".into(),
+                BasicConsumeOptions { no_ack: true, exclusive: true, ..Default::default() },
+                FieldTable::default(),
+            )
+            .await
+            .map_err(|source| QueueError::Channel {
+                what: format!("basic.consume on {queue}"),
+                source: Box::new(source),
+            })?;
+        debug!(queue = %queue, binding_key, "verdict listener bound");
+        Ok(VerdictListener { _channel: ch, consumer, queue })
+    }
+
+    /// Closes the connection politely (200). Unacknowledged deliveries go back to their queues.
+    pub async fn close(&self) {
+        if let Err(e) = self.conn.close(200, "bye".into()).await {
+            debug!(error = %e, "closing RabbitMQ connection");
+        }
+    }
+}

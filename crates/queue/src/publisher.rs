@@ -1,0 +1,111 @@
+//! Publishers that wait for the broker's confirm.
+
+use super::*;
+
+/// Publishes verdicts and waits for the broker's confirm. Cheap to clone; safe to use from many
+/// tasks at once (each publish waits for its own confirm).
+#[derive(Clone)]
+pub struct VerdictPublisher {
+    pub(crate) channel: Channel,
+}
+
+impl fmt::Debug for VerdictPublisher {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("VerdictPublisher").field("channel", &self.channel.id()).finish()
+    }
+}
+
+impl VerdictPublisher {
+    /// Closes the publisher's channel and waits for the broker (see [`JobConsumer::close`]);
+    /// clones still held elsewhere can no longer publish.
+    pub async fn close(&self) {
+        if let Err(e) = self.channel.close(200, "publisher done".into()).await {
+            debug!(error = %e, "closing the verdict publisher's channel");
+        }
+    }
+
+    /// Publishes a verdict to `mediagate.verdicts` with `routing_key` (the contract's
+    /// `verdict.<status>`: the caller's `JobStatus::routing_key`, this crate knows no verdicts),
+    /// persistent, `application/json`, `message_id` and `correlation_id` = `job_id` when known.
+    /// Returns once the broker has confirmed it; a nack or an unroutable return is an error (the
+    /// job must not be acked then).
+    pub async fn publish(&self, job_id: Option<&str>, routing_key: &str, body: Vec<u8>) -> Result<(), QueueError> {
+        let mut props = persistent_json();
+        if let Some(id) = job_id {
+            props = props.with_message_id(id.into()).with_correlation_id(id.into());
+        }
+        publish_confirmed(&self.channel, names::VERDICTS_EXCHANGE, routing_key, &body, props).await?;
+        debug!(job_id, routing_key, bytes = body.len(), "verdict confirmed");
+        Ok(())
+    }
+}
+
+/// Publishes jobs and waits for the broker's confirm. Cheap to clone.
+#[derive(Clone)]
+pub struct JobPublisher {
+    pub(crate) channel: Channel,
+}
+
+impl fmt::Debug for JobPublisher {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("JobPublisher").field("channel", &self.channel.id()).finish()
+    }
+}
+
+impl JobPublisher {
+    /// Publishes a job to `mediagate.jobs` with `routing_key` ([`names::UPLOAD_KEY`] or
+    /// [`names::REPROCESS_KEY`]), persistent, `application/json`, `message_id = job_id`,
+    /// mandatory. Returns once confirmed; [`QueueError::Unroutable`] when no queue is bound
+    /// (the worker never declared the topology).
+    pub async fn publish(&self, routing_key: &str, job_id: &str, body: Vec<u8>) -> Result<(), QueueError> {
+        let props = persistent_json().with_message_id(job_id.into());
+        publish_confirmed(&self.channel, names::JOBS_EXCHANGE, routing_key, &body, props).await?;
+        debug!(job_id, routing_key, bytes = body.len(), "job confirmed");
+        Ok(())
+    }
+}
+
+pub(crate) fn persistent_json() -> BasicProperties {
+    BasicProperties::default().with_delivery_mode(2).with_content_type(names::CONTENT_TYPE.into())
+}
+
+pub(crate) async fn publish_confirmed(
+    ch: &Channel,
+    exchange: &str,
+    routing_key: &str,
+    body: &[u8],
+    props: BasicProperties,
+) -> Result<(), QueueError> {
+    let err = |source: lapin::Error| QueueError::Publish {
+        exchange: exchange.to_owned(),
+        routing_key: routing_key.to_owned(),
+        source: Box::new(source),
+    };
+    let confirm = ch
+        .basic_publish(
+            exchange.into(),
+            ShortString::from(routing_key),
+            BasicPublishOptions { mandatory: true, ..Default::default() },
+            body,
+            props,
+        )
+        .await
+        .map_err(err)?
+        .await
+        .map_err(err)?;
+    match confirm {
+        Confirmation::Ack(None) => Ok(()),
+        Confirmation::Ack(Some(ret)) | Confirmation::Nack(Some(ret)) => Err(QueueError::Unroutable {
+            exchange: exchange.to_owned(),
+            routing_key: routing_key.to_owned(),
+            reply: format!("{} {}", ret.reply_code, ret.reply_text.as_str()),
+        }),
+        Confirmation::Nack(None) => {
+            Err(QueueError::Nacked { exchange: exchange.to_owned(), routing_key: routing_key.to_owned() })
+        }
+        Confirmation::NotRequested => Err(QueueError::Closed {
+            what: "channel",
+            detail: "publisher confirms are not enabled on this channel".into(),
+        }),
+    }
+}
