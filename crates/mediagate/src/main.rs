@@ -26,13 +26,13 @@ const EXIT_BAD_SETTING: u8 = 78;
 fn main() -> std::process::ExitCode {
     // A media sandbox child (started by the worker, never by hand): no CLI, no runtime.
     let args: Vec<String> = std::env::args().skip(1).collect();
-    if args.first().map(String::as_str) == Some(mediagate_sandbox::CHILD_ARG) {
+    if args.first().map(String::as_str) == Some(mediagate_sandbox::SERVER_ARG) {
         let format = match std::env::var("MEDIAGATE_LOG_FORMAT").as_deref() {
             Ok("text") => LogFormat::Text,
             _ => LogFormat::Json,
         };
         init_tracing(format);
-        return mediagate_sandbox::child::serve(&args[1..]);
+        return mediagate_sandbox::server::serve(&args[1..]);
     }
     let cli = Cli::parse();
     init_tracing(cli.common.log_format);

@@ -100,9 +100,9 @@ impl QueueError {
     /// True when the broker answered PRECONDITION_FAILED (406): typically a queue that already
     /// exists with other arguments.
     pub fn is_precondition_failed(&self) -> bool {
-        self.lapin_error().is_some_and(|e| {
-            matches!(e.kind(), ErrorKind::ProtocolError(p) if *p.kind() == AMQPErrorKind::Soft(AMQPSoftError::PRECONDITIONFAILED))
-        })
+        const PRECONDITION_FAILED: AMQPErrorKind = AMQPErrorKind::Soft(AMQPSoftError::PRECONDITIONFAILED);
+        self.lapin_error()
+            .is_some_and(|e| matches!(e.kind(), ErrorKind::ProtocolError(p) if *p.kind() == PRECONDITION_FAILED))
     }
 
     /// True when the broker answered NOT_FOUND (404): an exchange or queue does not exist (a

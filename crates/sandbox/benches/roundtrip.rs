@@ -1,13 +1,13 @@
 //! What the sandbox costs per item: the same photo work in a fresh sandbox child versus on a
 //! thread of this process (the peer), medians over many runs. This bench binary is its own fork
-//! server (it answers to `CHILD_ARG` as the `mediagate` binary does). Run with `make bench`.
+//! server (it answers to `SERVER_ARG` as the `mediagate` binary does). Run with `make bench`.
 
 use std::io::Cursor;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use mediagate_media::MediaSettings;
-use mediagate_sandbox::{child, Admit, ChildLimits, Request, Sandbox, SandboxConfig, Task, CHILD_ARG};
+use mediagate_sandbox::{server, Admit, ChildLimits, Request, Sandbox, SandboxConfig, Task, SERVER_ARG};
 
 fn jpeg(w: u32, h: u32) -> Vec<u8> {
     let img = image::RgbImage::from_fn(w, h, |x, y| {
@@ -25,8 +25,8 @@ fn median(mut v: Vec<f64>) -> f64 {
 
 fn main() -> std::process::ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    if args.first().map(String::as_str) == Some(CHILD_ARG) {
-        return child::serve(&args[1..]);
+    if args.first().map(String::as_str) == Some(SERVER_ARG) {
+        return server::serve(&args[1..]);
     }
     if args.iter().any(|a| a == "--list") {
         println!("roundtrip: bench");

@@ -4,7 +4,7 @@
 //! its other jobs, or reach anything the worker can.
 //!
 //! The child is the `mediagate` binary itself, started with a hidden first argument
-//! ([`CHILD_ARG`]); its `main` calls [`child::serve`]. Each child:
+//! ([`SERVER_ARG`]); its `main` calls [`server::serve`]. Each child:
 //! - locks itself down before it reads a byte of input ([`lockdown`]): dies with the worker
 //!   (`PR_SET_PDEATHSIG`), `no_new_privs`, no core dumps, and a seccomp filter that refuses
 //!   sockets, `exec`, new processes, `ptrace` and the other calls exploits reach for, so a
@@ -30,10 +30,10 @@
 #![warn(missing_docs)]
 #![deny(unsafe_op_in_unsafe_fn)]
 
-pub mod child;
 mod exec;
 mod frame;
 pub mod lockdown;
+pub mod server;
 mod supervisor;
 
 use std::time::Duration;
@@ -44,8 +44,8 @@ use serde::{Deserialize, Serialize};
 pub use exec::execute;
 pub use supervisor::{Mode, Sandbox, SandboxConfig};
 
-/// First argument that turns the `mediagate` binary into a sandbox child.
-pub const CHILD_ARG: &str = "__media-sandbox";
+/// First argument that turns the `mediagate` binary into a media sandbox fork server.
+pub const SERVER_ARG: &str = "__media-sandbox";
 
 /// One item's media work, all of it in one request: identify the file from its bytes, look at
 /// its tracks when its container may hold sound or pictures, check it is what the job admits,

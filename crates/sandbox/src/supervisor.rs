@@ -17,8 +17,8 @@ use tracing::{debug, warn};
 
 use mediagate_media::MediaClass;
 
-use crate::child::{Identified, Reply, READY, SYNC_MARK};
-use crate::{execute, frame, Report, Request, SandboxError, CHILD_ARG};
+use crate::server::{Identified, Reply, READY, SYNC_MARK};
+use crate::{execute, frame, Report, Request, SandboxError, SERVER_ARG};
 
 /// Where media work runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -34,21 +34,21 @@ pub enum Mode {
 pub struct SandboxConfig {
     /// Process or in-process.
     pub mode: Mode,
-    /// The program to start (the `mediagate` binary); it must call [`crate::child::serve`] when
-    /// its first argument is [`CHILD_ARG`].
+    /// The program to start (the `mediagate` binary); it must call [`crate::server::serve`] when
+    /// its first argument is [`SERVER_ARG`].
     pub program: PathBuf,
     /// The child's whole environment (it starts from an empty one: no credentials).
     pub env: Vec<(OsString, OsString)>,
     /// Children kept started and waiting for an item.
-    pub spares: usize,
+    pub servers: usize,
     /// Largest report accepted from a child.
     pub max_report_bytes: u64,
 }
 
 impl SandboxConfig {
-    /// Process mode running `program`, keeping `spares` children ready, with the variables of
+    /// Process mode running `program`, keeping `servers` children ready, with the variables of
     /// `pass_env` copied from this process when they are set.
-    pub fn process(program: PathBuf, spares: usize, pass_env: &[&str]) -> SandboxConfig {
+    pub fn process(program: PathBuf, servers: usize, pass_env: &[&str]) -> SandboxConfig {
         let mut env: Vec<(OsString, OsString)> =
             pass_env.iter().filter_map(|k| std::env::var_os(k).map(|v| (OsString::from(k), v))).collect();
         // Few malloc arenas: the memory limit counts reserved heap, and media work has few threads.
@@ -56,7 +56,7 @@ impl SandboxConfig {
         // Resolve every symbol once in the server, not lazily again in each forked child.
         env.push(("LD_BIND_NOW".into(), "1".into()));
         env.push(("GLIBC_TUNABLES".into(), "glibc.malloc.hugetlb=1".into()));
-        SandboxConfig { mode: Mode::Process, program, env, spares, max_report_bytes: 2 << 30 }
+        SandboxConfig { mode: Mode::Process, program, env, servers, max_report_bytes: 2 << 30 }
     }
 }
 
@@ -123,7 +123,7 @@ impl Sandbox {
         self.inner.cfg.mode
     }
 
-    /// Starts the fork servers (`spares` of them: one per item that may run at once). Call once
+    /// Starts the fork servers (`servers` of them: one per item that may run at once). Call once
     /// at start-up, inside the runtime, so the first items do not wait for them.
     pub async fn warm_up(&self) -> Result<(), SandboxError> {
         if self.inner.cfg.mode != Mode::Process {
@@ -291,7 +291,7 @@ impl Sandbox {
 
     fn give_back(&self, server: Server) {
         let mut idle = self.lock_idle();
-        if idle.len() < self.inner.cfg.spares.max(1) {
+        if idle.len() < self.inner.cfg.servers.max(1) {
             idle.push(server);
         }
     }
@@ -303,14 +303,14 @@ impl Sandbox {
         how
     }
 
-    /// Tops the idle servers up to `spares` in the background.
+    /// Tops the idle servers up to `servers` in the background.
     fn refill(&self) {
         if self.inner.refilling.swap(true, Ordering::AcqRel) {
             return;
         }
         let this = self.clone();
         tokio::spawn(async move {
-            while this.lock_idle().len() < this.inner.cfg.spares {
+            while this.lock_idle().len() < this.inner.cfg.servers {
                 match this.spawn().await {
                     Ok(s) => this.lock_idle().push(s),
                     Err(e) => {
@@ -328,7 +328,7 @@ impl Sandbox {
     async fn spawn(&self) -> Result<Server, SandboxError> {
         let cfg = &self.inner.cfg;
         let mut cmd = Command::new(&cfg.program);
-        cmd.arg(CHILD_ARG)
+        cmd.arg(SERVER_ARG)
             .arg(std::process::id().to_string())
             .env_clear()
             .envs(cfg.env.iter().map(|(k, v)| (k, v)))
@@ -338,7 +338,7 @@ impl Sandbox {
             .stderr(Stdio::piped())
             .kill_on_drop(true);
         let mut child = cmd.spawn().map_err(|e| SandboxError::Spawn {
-            message: format!("starting {} {CHILD_ARG}: {e}", cfg.program.display()),
+            message: format!("starting {} {SERVER_ARG}: {e}", cfg.program.display()),
         })?;
         let (Some(stdin), Some(stdout), Some(stderr)) = (child.stdin.take(), child.stdout.take(), child.stderr.take())
         else {
@@ -424,5 +424,5 @@ fn stage(class: Option<MediaClass>) -> &'static str {
 }
 
 fn describe(status: ExitStatus) -> String {
-    crate::child::describe(status.into_raw())
+    crate::server::describe(status.into_raw())
 }

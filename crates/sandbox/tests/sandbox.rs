@@ -1,8 +1,8 @@
 //! The sandbox against real processes: this test binary is its own fork server (it calls
-//! `child::serve` when started with `CHILD_ARG`, as the `mediagate` binary does), so the media
+//! `server::serve` when started with `SERVER_ARG`, as the `mediagate` binary does), so the media
 //! work, the limits, the seccomp filter and the crash handling are the real ones.
 //!
-//! A custom harness (`harness = false`) because the binary must answer to `CHILD_ARG` before
+//! A custom harness (`harness = false`) because the binary must answer to `SERVER_ARG` before
 //! any test machinery starts. It prints libtest's summary line so `make test` counts it.
 
 use std::io::Cursor;
@@ -13,13 +13,13 @@ use std::time::{Duration, Instant};
 
 use mediagate_media::{Format, MediaSettings};
 use mediagate_sandbox::{
-    child, Admit, ChildLimits, Done, Outcome, Request, Sandbox, SandboxConfig, SandboxError, Task, CHILD_ARG,
+    server, Admit, ChildLimits, Done, Outcome, Request, Sandbox, SandboxConfig, SandboxError, Task, SERVER_ARG,
 };
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     match args.first().map(String::as_str) {
-        Some(CHILD_ARG) => return child::serve(&args[1..]),
+        Some(SERVER_ARG) => return server::serve(&args[1..]),
         Some("lockdown-probe") => return lockdown_probe(args.get(1).map(String::as_str) == Some("fork-server")),
         _ => {}
     }

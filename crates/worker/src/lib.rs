@@ -205,62 +205,93 @@ async fn job_task(shared: Arc<Shared>, publisher: VerdictPublisher, delivery: De
     );
     async move {
         let started = std::time::Instant::now();
-        let lane_label = lane.as_str();
         metrics().in_flight.inc();
-        let mut backoff = Duration::from_secs(1);
-        let outcome = loop {
-            match job::handle_delivery(shared.clone(), &delivery.body, delivery.message_id.as_deref(), lane, delivery.redelivered).await {
-                // The store is down: keep the job and try again in place; the outage is not the
-                // job's fault and must not count against its delivery limit.
-                Err(t) if t.cause == Cause::Storage && started.elapsed() < STORAGE_OUTAGE_PATIENCE => {
-                    metrics().retries.with_label_values(&["storage_in_place"]).inc();
-                    warn!(error = %t, retry_in_ms = backoff.as_millis() as u64, "storage unavailable; retrying the job in place");
-                    tokio::time::sleep(backoff).await;
-                    backoff = (backoff * 2).min(Duration::from_secs(30));
-                }
-                other => break other,
-            }
-        };
-        match outcome {
-            Ok(job::Handled::Superseded { job_id, revision, stored_revision }) => {
-                metrics().jobs.with_label_values(&["superseded", lane_label]).inc();
-                info!(%job_id, revision, stored_revision, "a newer revision of this job is stored; acked without processing");
-                if let Err(e) = delivery.acker.ack().await {
-                    warn!(error = %e, "ack failed; the broker will redeliver and the job will be skipped again");
-                }
-            }
-            Ok(job::Handled::Verdict(verdict)) => {
-                let v = &verdict;
-                let publish_timer = metrics::StageTimer::start("publish", "job");
-                match publish(&publisher, v).await {
-                    Ok(()) => {
-                        drop(publish_timer);
-                        metrics().jobs.with_label_values(&[v.status.as_str(), lane_label]).inc();
-                        metrics().job_seconds.with_label_values(&[lane_label]).observe(started.elapsed().as_secs_f64());
-                        info!(job_id = v.job_id.as_deref().unwrap_or(""), status = v.status.as_str(),
-                              items = v.items.len(), ms = started.elapsed().as_millis() as u64, "verdict published");
-                        if let Err(e) = delivery.acker.ack().await {
-                            warn!(error = %e, "ack failed; the broker will redeliver and the job will be redone idempotently");
-                        }
-                    }
-                    Err(e) => {
-                        metrics().retries.with_label_values(&["publish"]).inc();
-                        warn!(error = %e, "verdict not confirmed; returning the job to the queue");
-                        requeue(&delivery).await;
-                    }
-                }
-            }
-            Err(t) => {
-                metrics().retries.with_label_values(&[t.cause.as_str()]).inc();
-                warn!(error = %t, cause = t.cause.as_str(), "transient fault; returning the job to the queue");
-                tokio::time::sleep(TRANSIENT_BACKOFF).await;
-                requeue(&delivery).await;
-            }
-        }
+        let outcome = handle_patiently(&shared, &delivery, lane, started).await;
+        settle(&publisher, &delivery, lane, started, outcome).await;
         metrics().in_flight.dec();
     }
     .instrument(span)
     .await
+}
+
+/// Whether a fault is retried in place rather than by returning the job to the broker: a store
+/// outage is not the job's fault and must not count against its delivery limit, for a while.
+fn retry_in_place(fault: &Requeue, in_hand: Duration) -> bool {
+    fault.cause == Cause::Storage && in_hand < STORAGE_OUTAGE_PATIENCE
+}
+
+/// Handles the delivery, retrying in place with backoff while the store is down.
+async fn handle_patiently(
+    shared: &Arc<Shared>,
+    delivery: &Delivery,
+    lane: Lane,
+    started: std::time::Instant,
+) -> Result<job::Handled, Requeue> {
+    let mut backoff = Duration::from_secs(1);
+    loop {
+        let message_id = delivery.message_id.as_deref();
+        match job::handle_delivery(shared.clone(), &delivery.body, message_id, lane, delivery.redelivered).await {
+            Err(fault) if retry_in_place(&fault, started.elapsed()) => {
+                metrics().retries.with_label_values(&["storage_in_place"]).inc();
+                let retry_in_ms = backoff.as_millis() as u64;
+                warn!(error = %fault, retry_in_ms, "storage unavailable; retrying the job in place");
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(30));
+            }
+            other => return other,
+        }
+    }
+}
+
+/// Acks, publishes or requeues a handled delivery.
+async fn settle(
+    publisher: &VerdictPublisher,
+    delivery: &Delivery,
+    lane: Lane,
+    started: std::time::Instant,
+    outcome: Result<job::Handled, Requeue>,
+) {
+    let lane_label = lane.as_str();
+    match outcome {
+        Ok(job::Handled::Superseded { job_id, revision, stored_revision }) => {
+            metrics().jobs.with_label_values(&["superseded", lane_label]).inc();
+            info!(%job_id, revision, stored_revision, "a newer revision of this job is stored; acked without processing");
+            if let Err(e) = delivery.acker.ack().await {
+                warn!(error = %e, "ack failed; the broker will redeliver and the job will be skipped again");
+            }
+        }
+        Ok(job::Handled::Verdict(v)) => {
+            let publish_timer = metrics::StageTimer::start("publish", "job");
+            match publish(publisher, &v).await {
+                Ok(()) => {
+                    drop(publish_timer);
+                    metrics().jobs.with_label_values(&[v.status.as_str(), lane_label]).inc();
+                    metrics().job_seconds.with_label_values(&[lane_label]).observe(started.elapsed().as_secs_f64());
+                    info!(
+                        job_id = v.job_id.as_deref().unwrap_or(""),
+                        status = v.status.as_str(),
+                        items = v.items.len(),
+                        ms = started.elapsed().as_millis() as u64,
+                        "verdict published"
+                    );
+                    if let Err(e) = delivery.acker.ack().await {
+                        warn!(error = %e, "ack failed; the broker will redeliver and the job will be redone idempotently");
+                    }
+                }
+                Err(e) => {
+                    metrics().retries.with_label_values(&["publish"]).inc();
+                    warn!(error = %e, "verdict not confirmed; returning the job to the queue");
+                    requeue(delivery).await;
+                }
+            }
+        }
+        Err(fault) => {
+            metrics().retries.with_label_values(&[fault.cause.as_str()]).inc();
+            warn!(error = %fault, cause = fault.cause.as_str(), "transient fault; returning the job to the queue");
+            tokio::time::sleep(TRANSIENT_BACKOFF).await;
+            requeue(delivery).await;
+        }
+    }
 }
 
 /// A job dead-lettered after its delivery limit still gets its (`failed`) verdict.
@@ -328,5 +359,26 @@ async fn publish(publisher: &VerdictPublisher, verdict: &Verdict) -> Result<(), 
 async fn requeue(delivery: &Delivery) {
     if let Err(e) = delivery.acker.nack(true).await {
         warn!(error = %e, "requeue failed; the broker redelivers unacked jobs when the channel closes");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_a_storage_outage_is_retried_in_place_and_only_for_a_while() {
+        let storage = Requeue::storage("s3 down");
+        assert!(retry_in_place(&storage, Duration::ZERO));
+        assert!(retry_in_place(&storage, STORAGE_OUTAGE_PATIENCE - Duration::from_secs(1)));
+        assert!(!retry_in_place(&storage, STORAGE_OUTAGE_PATIENCE));
+        assert!(!retry_in_place(&Requeue::media("budget"), Duration::ZERO));
+        assert!(!retry_in_place(&Requeue::internal("bug"), Duration::ZERO));
+    }
+
+    #[test]
+    fn lanes_are_named_as_the_contract_names_the_queues() {
+        assert_eq!(Lane::Live.as_str(), "live");
+        assert_eq!(Lane::Reprocess.as_str(), "reprocess");
     }
 }

@@ -1,5 +1,5 @@
 //! The sandbox side: a fork server. The worker starts it (the `mediagate` binary with
-//! [`crate::CHILD_ARG`]); it locks itself down, then forks one child per request, ahead of
+//! [`crate::SERVER_ARG`]); it locks itself down, then forks one child per request, ahead of
 //! time. The child locks itself down further, reads the request from stdin, takes its limits,
 //! reads the input, lets go of stdin and stdout, does the media work and writes its
 //! [`crate::Report`] into a pipe; the server relays that report (or how the child died) to the
@@ -59,7 +59,7 @@ pub(crate) const READY: &[u8] = b"ready";
 const EXIT_NO_REQUEST: i32 = 75;
 
 /// Runs the fork server until its stdin closes. `args` are the command-line arguments after
-/// [`crate::CHILD_ARG`]: the worker's pid.
+/// [`crate::SERVER_ARG`]: the worker's pid.
 ///
 /// The next child is forked as soon as the previous one has answered, before its request
 /// arrives: it locks itself down and waits on stdin, so neither the fork nor the previous
