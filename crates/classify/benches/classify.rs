@@ -12,11 +12,11 @@
 #[path = "../tests/support/images.rs"]
 mod images;
 
+use mediagate_testkit::timing::{loadavg, median, times_ms};
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
-use std::time::Instant;
 
 use images::{jpeg, photo_like, png, skin_blobs, Jpeg, Png, SKIN};
 use mediagate_classify::{
@@ -63,29 +63,6 @@ fn inputs() -> Vec<Input> {
             Input { name, path, large }
         })
         .collect()
-}
-
-fn median(v: &[f64]) -> f64 {
-    let mut v = v.to_vec();
-    v.sort_by(f64::total_cmp);
-    v.get(v.len() / 2).copied().unwrap_or(f64::NAN)
-}
-
-fn times_ms(runs: usize, mut f: impl FnMut()) -> Vec<f64> {
-    f(); // warm-up
-    (0..runs)
-        .map(|_| {
-            let t = Instant::now();
-            f();
-            t.elapsed().as_secs_f64() * 1e3
-        })
-        .collect()
-}
-
-fn loadavg() -> String {
-    std::fs::read_to_string("/proc/loadavg")
-        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
-        .unwrap_or_else(|_| "?".into())
 }
 
 /// The reference, running in its own long-lived Python process.

@@ -9,6 +9,7 @@
 //! Inputs are generated once into `target/bench-media/`. The CLI's times include its process
 //! start-up, which is part of what a worker shelling out to ffmpeg would pay.
 
+use mediagate_testkit::timing::{loadavg, median};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
@@ -103,11 +104,6 @@ fn video_input() -> PathBuf {
     mp4
 }
 
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(|a, b| a.total_cmp(b));
-    v[v.len() / 2]
-}
-
 fn time_ms(f: &mut dyn FnMut()) -> f64 {
     let t = Instant::now();
     f();
@@ -123,13 +119,7 @@ fn compare(ours: &mut dyn FnMut(), cli: &mut dyn FnMut()) -> (f64, f64, Vec<f64>
         a.push(time_ms(ours));
         b.push(time_ms(cli));
     }
-    (median(a.clone()), median(b.clone()), a, b)
-}
-
-fn loadavg() -> String {
-    std::fs::read_to_string("/proc/loadavg")
-        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
-        .unwrap_or_else(|_| "?".into())
+    (median(&a.clone()), median(&b.clone()), a, b)
 }
 
 fn fmt(v: &[f64]) -> String {
@@ -196,9 +186,9 @@ fn main() {
         let bytes = std::fs::read(&input).unwrap();
         let settings = MediaSettings::default();
         let cli_out = out_dir.join("cli-video.mp4");
-        let threads = settings.threads.to_string();
-        let crf = settings.crf.to_string();
-        let abr = format!("{}", settings.audio_bitrate);
+        let threads = settings.video.threads.to_string();
+        let crf = settings.video.crf.to_string();
+        let abr = format!("{}", settings.video.audio_bitrate);
         let mut last = None;
         let (ours, cli, a, b) = compare(
             &mut || last = Some(process_video(&bytes, Format::Mp4, &settings, false).expect("process_video")),
@@ -213,7 +203,7 @@ fn main() {
                     "-c:v",
                     "libx264",
                     "-preset",
-                    &settings.preset,
+                    settings.video.preset.as_str(),
                     "-crf",
                     &crf,
                     "-threads",
@@ -241,9 +231,9 @@ fn main() {
             bytes.len() / 1024,
             out.mp4_width,
             out.mp4_height,
-            settings.preset,
-            settings.crf,
-            settings.threads
+            settings.video.preset,
+            settings.video.crf,
+            settings.video.threads
         );
         println!(
             "  ours (scan + transcode + poster/BlurHash): median {ours:.0} ms  [{}]  → {} bytes",

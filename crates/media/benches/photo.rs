@@ -2,6 +2,7 @@
 //! against libvips in-process (bench/pyvips_photo.py), plus the decode-alone floor, throughput
 //! at concurrency 2 and peak RSS. Inputs are generated once into `target/bench-media/`.
 
+use mediagate_testkit::timing::{loadavg, median, times_ms};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -62,28 +63,6 @@ fn inputs() -> (PathBuf, PathBuf) {
         image::RgbImage::from_raw(w, h, rgb).expect("rgb buffer").save(&png).expect("write bench PNG");
     }
     (jpg, png)
-}
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(|a, b| a.total_cmp(b));
-    v[v.len() / 2]
-}
-
-fn times_ms(runs: usize, mut f: impl FnMut()) -> Vec<f64> {
-    f(); // warm-up
-    (0..runs)
-        .map(|_| {
-            let t = Instant::now();
-            f();
-            t.elapsed().as_secs_f64() * 1e3
-        })
-        .collect()
-}
-
-fn loadavg() -> String {
-    std::fs::read_to_string("/proc/loadavg")
-        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
-        .unwrap_or_else(|_| "?".into())
 }
 
 fn peak_rss_mib() -> Option<f64> {
@@ -213,12 +192,12 @@ fn main() {
 
     println!();
     println!("{:<10} {:>9} {:>9} {:>10} {:>24}", "case", "ours ms", "peer ms", "peer/ours", "decode-alone ms");
-    let (d_rgb, d_yuv) = (median(decode_rgb), median(decode_yuv));
+    let (d_rgb, d_yuv) = (median(&decode_rgb), median(&decode_yuv));
     for (name, ours, peer, decode) in [
-        ("12MP JPEG", median(ours_jpeg), peer_jpeg, Some((d_rgb, d_yuv))),
-        ("12MP PNG", median(ours_png), peer_png, None),
+        ("12MP JPEG", median(&ours_jpeg), peer_jpeg, Some((d_rgb, d_yuv))),
+        ("12MP PNG", median(&ours_png), peer_png, None),
     ] {
-        let peer_ms = (!peer.is_empty()).then(|| median(peer));
+        let peer_ms = (!peer.is_empty()).then(|| median(&peer));
         println!(
             "{:<10} {:>9.1} {:>9} {:>10} {:>24}",
             name,

@@ -7,6 +7,7 @@
 #[path = "../tests/e2e/support/mod.rs"]
 mod support;
 
+use mediagate_testkit::timing::median;
 use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
@@ -28,16 +29,11 @@ fn status_kb(pid: u32, field: &str) -> Option<u64> {
     s.lines().find(|l| l.starts_with(field))?.split_whitespace().nth(1)?.parse().ok()
 }
 
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(|a, b| a.total_cmp(b));
-    v[v.len() / 2]
-}
-
 fn run_batch(label: &str, src: &[u8], jobs: usize, concurrency: usize) {
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     let logdir = tempfile::tempdir().unwrap();
     let vhost = create_vhost("bench");
-    let s3 = start_s3(logdir.path());
+    let s3 = S3Server::start_logging_to(logdir.path());
     let store = rt.block_on(test_store(&s3));
     let mut env = worker_env(&vhost, &s3);
     env.retain(|(k, _)| !matches!(*k, "MEDIAGATE_CONCURRENCY" | "MEDIAGATE_MAX_INPUT_BYTES" | "RUST_LOG"));
@@ -143,7 +139,7 @@ fn run_batch(label: &str, src: &[u8], jobs: usize, concurrency: usize) {
             t.elapsed().as_secs_f64()
         })
         .collect();
-    let media_s = median(media);
+    let media_s = median(&media);
     let media_share = (media_s * jobs as f64 / concurrency as f64) / elapsed.as_secs_f64();
     println!(
         "{label}: media work alone, in-process and unloaded: {:.1} ms/photo; {jobs} of them at concurrency {concurrency} would be \
@@ -172,7 +168,7 @@ fn live_latency_under_reprocess() {
             })
             .collect()
     };
-    let idle = median(measure("idle", 9));
+    let idle = median(&measure("idle", 9));
     let backlog = 400;
     for _ in 0..backlog {
         let id = job_id("batch");
@@ -183,7 +179,7 @@ fn live_latency_under_reprocess() {
         env.publish_to("reprocess", &job);
     }
     std::thread::sleep(Duration::from_secs(1));
-    let busy = median(measure("busy", 9));
+    let busy = median(&measure("busy", 9));
     let left = env.depth("mediagate.reprocess");
     println!(
         "live photo job latency (1600x1200, publish to verdict): idle {idle:.0} ms, with {backlog} reprocess jobs queued {busy:.0} ms \

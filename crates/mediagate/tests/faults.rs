@@ -10,7 +10,7 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use support::media::jpeg;
-use support::{item, job_id, media_job, sha256_hex, spawn_s3, Isolated};
+use support::{item, job_id, media_job, sha256_hex, Isolated};
 
 /// One fault at a time: they share the broker.
 static SERIAL: Mutex<()> = Mutex::new(());
@@ -113,15 +113,13 @@ fn s3_down_for_30_seconds_loses_nothing_and_rejects_nothing() {
     for id in &ids {
         env.put(&format!("{id}/0.jpg"), src.clone());
     }
-    let root = env.s3.dir.path().to_path_buf();
-    let port = env.s3.port;
-    env.s3.proc.kill9();
+    env.s3.stop();
     for id in &ids {
         env.publish(&media_job(id, &[&format!("{id}/0.jpg")]));
     }
     std::thread::sleep(Duration::from_secs(30));
     assert!(ids.iter().all(|id| env.verdicts_for(id).is_empty()), "no verdict while S3 is down");
-    env.s3.proc = spawn_s3(&root, port, env.logdir.path());
+    env.s3.restart();
     assert_complete(&env, &ids, Duration::from_secs(120));
     let log = std::fs::read_to_string(&env.log).unwrap_or_default();
     assert!(log.contains("retrying the job in place"), "jobs were held in place, not requeued:\n{}", env.log_tail());

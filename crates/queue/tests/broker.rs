@@ -1,14 +1,12 @@
 //! mediagate-queue against a real RabbitMQ, each test in a throwaway vhost.
 
-mod support;
-
 use std::time::{Duration, Instant};
 
 use lapin::options::{BasicGetOptions, QueueDeclareOptions};
 use lapin::types::{AMQPValue, FieldTable};
 use mediagate_queue::names::*;
 use mediagate_queue::{contract_queue_arguments, Broker, QueueError};
-use support::vhost::TestVhost;
+use mediagate_testkit::rabbit::TestVhost;
 
 async fn broker(vh: &TestVhost) -> Broker {
     Broker::connect(&vh.url).await.expect("connect to the test vhost")
@@ -48,7 +46,7 @@ fn header_str(m: &lapin::message::Delivery, name: &str) -> Option<String> {
 
 #[tokio::test]
 async fn topology_is_exact_and_idempotent() {
-    let vh = TestVhost::create();
+    let vh = TestVhost::create("queue");
     let b = broker(&vh).await;
 
     // before the worker declared anything, producers' passive check says "not found"
@@ -141,7 +139,7 @@ async fn topology_is_exact_and_idempotent() {
 
 #[tokio::test]
 async fn a_published_job_is_consumed_with_its_envelope() {
-    let vh = TestVhost::create();
+    let vh = TestVhost::create("queue");
     let b = broker(&vh).await;
     b.declare_topology().await.unwrap();
     let jobs = b.job_publisher().await.unwrap();
@@ -181,7 +179,7 @@ async fn a_published_job_is_consumed_with_its_envelope() {
 
 #[tokio::test]
 async fn verdicts_are_confirmed_and_land_in_the_verdicts_queue() {
-    let vh = TestVhost::create();
+    let vh = TestVhost::create("queue");
     let b = broker(&vh).await;
     b.declare_topology().await.unwrap();
     let mut listener = b.verdict_listener("verdict.*").await.unwrap();
@@ -222,7 +220,7 @@ async fn verdicts_are_confirmed_and_land_in_the_verdicts_queue() {
 
 #[tokio::test]
 async fn ack_nack_reject_and_cancel() {
-    let vh = TestVhost::create();
+    let vh = TestVhost::create("queue");
     let b = broker(&vh).await;
     b.declare_topology().await.unwrap();
     let jobs = b.job_publisher().await.unwrap();
@@ -267,7 +265,7 @@ async fn ack_nack_reject_and_cancel() {
 
 #[tokio::test]
 async fn the_delivery_limit_dead_letters_a_job() {
-    let vh = TestVhost::create();
+    let vh = TestVhost::create("queue");
     let b = broker(&vh).await;
     b.declare_topology().await.unwrap();
     b.job_publisher().await.unwrap().publish(UPLOAD_KEY, "j-poison", b"{}".to_vec()).await.unwrap();
@@ -291,7 +289,7 @@ async fn the_delivery_limit_dead_letters_a_job() {
 
 #[tokio::test]
 async fn a_lost_connection_is_noticed() {
-    let vh = TestVhost::create();
+    let vh = TestVhost::create("queue");
     let b = broker(&vh).await;
     b.declare_topology().await.unwrap();
     let verdicts = b.verdict_publisher().await.unwrap();

@@ -2,6 +2,7 @@
 //! thread of this process (the peer), medians over many runs. This bench binary is its own fork
 //! server (it answers to `SERVER_ARG` as the `mediagate` binary does). Run with `make bench`.
 
+use mediagate_testkit::timing::median;
 use std::io::Cursor;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -16,11 +17,6 @@ fn jpeg(w: u32, h: u32) -> Vec<u8> {
     let mut out = Cursor::new(Vec::new());
     img.write_to(&mut out, image::ImageFormat::Jpeg).expect("encode jpeg");
     out.into_inner()
-}
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(|a, b| a.total_cmp(b));
-    v[v.len() / 2]
 }
 
 fn main() -> std::process::ExitCode {
@@ -62,7 +58,7 @@ fn main() -> std::process::ExitCode {
             inside.push(report.stats.work.as_secs_f64() * 1e3);
             report.result.expect("sandboxed result");
         }
-        let (l, s, i) = (median(local), median(sandboxed), median(inside));
+        let (l, s, i) = (median(&local), median(&sandboxed), median(&inside));
         println!(
             "{label}: in a sandbox child {s:.2} ms (work inside {i:.2} ms, round trip {:.2} ms) vs in-process {l:.2} ms: {:.2}x",
             s - i,
@@ -75,13 +71,13 @@ fn main() -> std::process::ExitCode {
     let settings = MediaSettings::default();
     let time = |f: &dyn Fn()| {
         median(
-            (0..9)
+            &(0..9)
                 .map(|_| {
                     let t = Instant::now();
                     f();
                     t.elapsed().as_secs_f64() * 1e3
                 })
-                .collect(),
+                .collect::<Vec<f64>>(),
         )
     };
     let plain = time(&|| {

@@ -1,15 +1,13 @@
 //! mediagate-store against a real S3-compatible server (s3s-fs, spawned per test).
 
-mod support;
-
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures_util::stream::{self, StreamExt, TryStreamExt};
 use mediagate_store::{RetryPolicy, Store, StoreConfig, StoreError};
+use mediagate_testkit::s3::{S3Server, ACCESS_KEY, SECRET_KEY};
 use sha2::{Digest, Sha256};
-use support::s3fs::{S3Fs, ACCESS_KEY, SECRET_KEY};
 
 fn config(endpoint: &str) -> StoreConfig {
     StoreConfig {
@@ -26,13 +24,13 @@ fn config(endpoint: &str) -> StoreConfig {
     }
 }
 
-async fn store_for(s3: &S3Fs) -> Store {
-    Store::connect(&config(&s3.endpoint)).await.expect("store")
+async fn store_for(s3: &S3Server) -> Store {
+    Store::connect(&config(&s3.endpoint())).await.expect("store")
 }
 
 #[tokio::test]
 async fn put_get_head_keep_bytes_and_content_type() {
-    let s3 = S3Fs::start();
+    let s3 = S3Server::start();
     let store = store_for(&s3).await;
     store.ensure_bucket("media").await.unwrap();
 
@@ -129,7 +127,7 @@ async fn counting_proxy(upstream_port: u16) -> CountingProxy {
 
 #[tokio::test]
 async fn head_then_get_at_most_refuses_a_large_object_before_downloading() {
-    let s3 = S3Fs::start();
+    let s3 = S3Server::start();
     let store = store_for(&s3).await;
     store.ensure_bucket("incoming").await.unwrap();
     store.put("incoming", "big.bin", vec![7u8; 100_000], "application/octet-stream").await.unwrap();
@@ -154,7 +152,7 @@ async fn head_then_get_at_most_refuses_a_large_object_before_downloading() {
 
 #[tokio::test]
 async fn missing_objects_and_buckets_are_not_found() {
-    let s3 = S3Fs::start();
+    let s3 = S3Server::start();
     let store = store_for(&s3).await;
     store.ensure_bucket("incoming").await.unwrap();
 
@@ -190,7 +188,7 @@ async fn missing_objects_and_buckets_are_not_found() {
 
 #[tokio::test]
 async fn listing_follows_continuation_tokens() {
-    let s3 = S3Fs::start();
+    let s3 = S3Server::start();
     let store = store_for(&s3).await;
     store.ensure_bucket("media").await.unwrap();
 
@@ -230,7 +228,7 @@ async fn listing_follows_continuation_tokens() {
 
 #[tokio::test]
 async fn copy_is_server_side_and_keeps_content_type() {
-    let s3 = S3Fs::start();
+    let s3 = S3Server::start();
     let store = store_for(&s3).await;
     store.ensure_bucket("incoming").await.unwrap();
     store.ensure_bucket("quarantine").await.unwrap();
@@ -252,7 +250,7 @@ async fn copy_is_server_side_and_keeps_content_type() {
 
 #[tokio::test]
 async fn ensure_bucket_is_idempotent() {
-    let s3 = S3Fs::start();
+    let s3 = S3Server::start();
     let store = store_for(&s3).await;
     assert!(matches!(store.check("media").await, Err(StoreError::NotFound { .. })));
     store.ensure_bucket("media").await.unwrap();
@@ -263,7 +261,7 @@ async fn ensure_bucket_is_idempotent() {
 
 #[tokio::test]
 async fn a_stopped_server_is_transient() {
-    let mut s3 = S3Fs::start();
+    let mut s3 = S3Server::start();
     let store = store_for(&s3).await;
     store.ensure_bucket("incoming").await.unwrap();
     s3.stop();
@@ -287,10 +285,10 @@ async fn a_stopped_server_is_transient() {
 
 #[tokio::test]
 async fn wrong_credentials_are_denied_not_missing() {
-    let s3 = S3Fs::start();
+    let s3 = S3Server::start();
     let good = store_for(&s3).await;
     good.ensure_bucket("incoming").await.unwrap();
-    let mut cfg = config(&s3.endpoint);
+    let mut cfg = config(&s3.endpoint());
     cfg.secret_key = Some("wrong".into());
     let bad = Store::connect(&cfg).await.unwrap();
     let err = bad.get("incoming", "a.jpg").await.unwrap_err();

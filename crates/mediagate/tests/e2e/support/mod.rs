@@ -5,11 +5,16 @@
 //! its own job ids. Every missing piece is a test failure with a message, never a skip.
 #![allow(dead_code)]
 
-pub mod media;
+pub use mediagate_testkit::media;
+pub use mediagate_testkit::ports::free_port;
+pub use mediagate_testkit::rabbit::{amqp_url, create_vhost};
+pub use mediagate_testkit::s3::{S3Server, ACCESS_KEY, SECRET_KEY};
+pub use mediagate_testkit::tether::Tethered;
+pub use mediagate_testkit::workspace_root;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -20,8 +25,6 @@ use lapin::{BasicProperties, Connection, ConnectionProperties};
 use mediagate_store::{Store, StoreConfig};
 use serde_json::{json, Value};
 
-pub const ACCESS_KEY: &str = "mediagate-test";
-pub const SECRET_KEY: &str = "mediagate-test-secret";
 /// The byte limit the test worker runs with, so `input.too_large` needs only a few MiB (a 12 MP test JPEG is ~5 MB).
 pub const TEST_MAX_INPUT_BYTES: u64 = 8 * 1024 * 1024;
 
@@ -74,188 +77,6 @@ impl SeenVerdict {
             delivery_mode: *p.delivery_mode(),
         }
     }
-}
-
-/// Processes that die with the test binary: each runs under a bash wrapper that kills it when
-/// our end of the wrapper's stdin pipe closes (the test process exited, however it exited),
-/// forwards SIGTERM to it, and exits with its status when it exits by itself.
-pub struct Tethered {
-    pub child: Child,
-}
-
-const TETHER: &str = r#"exec 3<&0
-"$@" </dev/null & child=$!
-trap 'kill -TERM $child 2>/dev/null; wait $child; exit $?' TERM
-cat <&3 >/dev/null & watcher=$!
-wait -n $child $watcher; rc=$?
-if kill -0 $child 2>/dev/null; then kill -KILL $child; wait $child; exit 137; fi
-kill $watcher 2>/dev/null
-exit $rc"#;
-
-impl Tethered {
-    pub fn spawn(program: &Path, args: &[&str], envs: &[(&str, String)], log: &Path) -> Tethered {
-        let logf = std::fs::File::create(log).unwrap_or_else(|e| panic!("creating {}: {e}", log.display()));
-        let mut cmd = Command::new("bash");
-        cmd.arg("-c")
-            .arg(TETHER)
-            .arg("tether")
-            .arg(program)
-            .args(args)
-            .stdin(Stdio::piped())
-            .stdout(logf.try_clone().expect("log file"))
-            .stderr(logf);
-        for (k, v) in envs {
-            cmd.env(k, v);
-        }
-        let child = cmd.spawn().unwrap_or_else(|e| panic!("spawning {}: {e}", program.display()));
-        Tethered { child }
-    }
-
-    /// The wrapped process's own pid (the wrapper's child).
-    pub fn inner_pid(&self) -> Option<u32> {
-        let w = self.child.id();
-        let children = std::fs::read_to_string(format!("/proc/{w}/task/{w}/children")).ok()?;
-        children.split_whitespace().filter_map(|p| p.parse().ok()).find(|pid: &u32| {
-            std::fs::read_to_string(format!("/proc/{pid}/comm")).map(|c| c.trim() != "cat").unwrap_or(false)
-        })
-    }
-
-    /// SIGKILL to the wrapped process (a crash), then waits for the wrapper to exit.
-    pub fn kill9(&mut self) {
-        if let Some(pid) = self.inner_pid() {
-            let _ = Command::new("kill").args(["-KILL", &pid.to_string()]).status();
-        }
-        let _ = self.child.wait();
-    }
-
-    /// Sends SIGTERM (forwarded to the process) and waits up to `timeout` for its exit code.
-    pub fn terminate(&mut self, timeout: Duration) -> Option<i32> {
-        let _ = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status();
-        let start = Instant::now();
-        loop {
-            if let Ok(Some(status)) = self.child.try_wait() {
-                return status.code();
-            }
-            if start.elapsed() > timeout {
-                return None;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-}
-
-pub fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().expect("workspace root")
-}
-
-/// The s3s-fs binary: `MEDIAGATE_S3FS_BIN`, `.tools/bin/s3s-fs`, or PATH.
-pub fn s3fs_bin() -> PathBuf {
-    if let Ok(p) = std::env::var("MEDIAGATE_S3FS_BIN") {
-        if Path::new(&p).is_file() {
-            return PathBuf::from(p);
-        }
-    }
-    let local = workspace_root().join(".tools/bin/s3s-fs");
-    if local.is_file() {
-        return local;
-    }
-    if let Ok(out) = Command::new("sh").arg("-c").arg("command -v s3s-fs").output() {
-        let p = String::from_utf8_lossy(&out.stdout).trim().to_string();
-        if !p.is_empty() {
-            return PathBuf::from(p);
-        }
-    }
-    panic!("the S3 test server s3s-fs is missing: run `make test` (it builds the local S3 server, s3s-fs 0.14.1 with TCP_NODELAY from tools/s3-server, into .tools/bin) or set MEDIAGATE_S3FS_BIN");
-}
-
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port()
-}
-
-fn wait_port(port: u16, what: &str, timeout: Duration) {
-    let start = Instant::now();
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(start.elapsed() < timeout, "{what} did not open 127.0.0.1:{port} within {timeout:?}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
-fn rabbitmqctl(args: &[&str]) -> std::process::Output {
-    Command::new("rabbitmqctl").args(args).output().unwrap_or_else(|e| {
-        panic!(
-            "rabbitmqctl is needed to create a test vhost ({e}); run `make test`, which installs and starts RabbitMQ"
-        )
-    })
-}
-
-/// A throwaway vhost, so tests never touch a developer's running worker or each other's queues.
-/// Vhosts of test processes that no longer exist are removed first.
-pub fn create_vhost(tag: &str) -> String {
-    if std::net::TcpStream::connect(("127.0.0.1", 5672)).is_err() {
-        panic!("RabbitMQ is not reachable on 127.0.0.1:5672: run `make test` (it starts it) or `rabbitmq-server -detached`");
-    }
-    let list = rabbitmqctl(&["-q", "list_vhosts", "name"]);
-    for name in String::from_utf8_lossy(&list.stdout).lines() {
-        if let Some(pid) =
-            name.strip_prefix("mg-test-").and_then(|r| r.split('-').next()).and_then(|p| p.parse::<u32>().ok())
-        {
-            if !Path::new(&format!("/proc/{pid}")).exists() {
-                let _ = rabbitmqctl(&["-q", "delete_vhost", name]);
-            }
-        }
-    }
-    let vhost = format!("mg-test-{}-{tag}", std::process::id());
-    let out = rabbitmqctl(&["-q", "add_vhost", &vhost]);
-    assert!(out.status.success(), "rabbitmqctl add_vhost {vhost}: {}", String::from_utf8_lossy(&out.stderr));
-    let out = rabbitmqctl(&["-q", "set_permissions", "-p", &vhost, "guest", ".*", ".*", ".*"]);
-    assert!(out.status.success(), "rabbitmqctl set_permissions: {}", String::from_utf8_lossy(&out.stderr));
-    vhost
-}
-
-pub fn amqp_url(vhost: &str) -> String {
-    format!("amqp://guest:guest@127.0.0.1:5672/{vhost}")
-}
-
-/// A running s3s-fs with the contract's buckets.
-pub struct S3Server {
-    pub port: u16,
-    pub dir: tempfile::TempDir,
-    pub proc: Tethered,
-}
-
-impl S3Server {
-    pub fn endpoint(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
-    }
-}
-
-pub fn start_s3(logdir: &Path) -> S3Server {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let port = free_port();
-    let proc = spawn_s3(dir.path(), port, logdir);
-    S3Server { port, dir, proc }
-}
-
-/// (Re)starts s3s-fs over `root` on `port`, waiting until it listens.
-pub fn spawn_s3(root: &Path, port: u16, logdir: &Path) -> Tethered {
-    let proc = Tethered::spawn(
-        &s3fs_bin(),
-        &[
-            "--host",
-            "127.0.0.1",
-            "--port",
-            &port.to_string(),
-            "--access-key",
-            ACCESS_KEY,
-            "--secret-key",
-            SECRET_KEY,
-            root.to_str().expect("utf-8 temp path"),
-        ],
-        &[],
-        &logdir.join(format!("s3s-fs-{}.log", Instant::now().elapsed().as_nanos())),
-    );
-    wait_port(port, "s3s-fs", Duration::from_secs(20));
-    proc
 }
 
 /// Everything a test needs; see [`harness`].
@@ -383,7 +204,7 @@ pub fn harness() -> &'static Harness {
         let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
         let logdir = tempfile::Builder::new().prefix("mediagate-test-logs-").tempdir().expect("tempdir");
         let vhost = create_vhost("h");
-        let s3 = start_s3(logdir.path());
+        let s3 = S3Server::start_logging_to(logdir.path());
         let store = rt.block_on(test_store(&s3));
         let env = worker_env(&vhost, &s3);
         let metrics_addr =
@@ -603,7 +424,7 @@ impl Isolated {
         let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
         let logdir = tempfile::Builder::new().prefix("mediagate-iso-").tempdir().expect("tempdir");
         let vhost = create_vhost(tag);
-        let s3 = start_s3(logdir.path());
+        let s3 = S3Server::start_logging_to(logdir.path());
         let store = rt.block_on(test_store(&s3));
         let mut env = worker_env(&vhost, &s3);
         for (k, v) in overrides {

@@ -1,12 +1,9 @@
-//! A throwaway RabbitMQ vhost per test, so integration tests never touch the queues of a
-//! developer's running worker (vhost `/`) nor each other's. Self-contained on purpose: copy this
-//! file into another crate's `tests/support/` and `mod support;` it (std only).
+//! A throwaway RabbitMQ vhost per test, so tests never touch the queues of a developer's
+//! running worker (vhost `/`) nor each other's.
 //!
 //! Needs RabbitMQ on 127.0.0.1:5672 with the `guest` user and `rabbitmqctl` (at
-//! `$MEDIAGATE_RABBITMQCTL`, `/usr/sbin/rabbitmqctl` or on `PATH`; ~1 s per call). When the
-//! broker is not reachable the test FAILS with instructions; it never skips silently.
-
-#![allow(dead_code)]
+//! `$MEDIAGATE_RABBITMQCTL`, `/usr/sbin/rabbitmqctl` or on `PATH`). When the broker is not
+//! reachable the test FAILS with what to run; it never skips silently.
 
 use std::net::{SocketAddr, TcpStream};
 use std::path::PathBuf;
@@ -15,43 +12,48 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Once;
 use std::time::Duration;
 
-const HOST: [u8; 4] = [127, 0, 0, 1];
 const PORT: u16 = 5672;
 const PREFIX: &str = "mg-test-";
 
-/// A vhost `mg-test-<pid>-<n>` with full permissions for `guest`; deleted on drop (also when the
-/// test panics).
+/// A vhost `mg-test-<pid>-<tag>-<n>` with full permissions for `guest`, deleted on drop (also
+/// when the test panics); vhosts of test processes that are gone are swept the first time.
 pub struct TestVhost {
     /// The vhost's name.
     pub name: String,
-    /// `amqp://guest:guest@127.0.0.1:5672/<name>`, for `Broker::connect`.
+    /// `amqp://guest:guest@127.0.0.1:5672/<name>`.
     pub url: String,
 }
 
 impl TestVhost {
-    /// Creates a fresh vhost (and, once per process, deletes the `mg-test-*` vhosts that dead
-    /// test processes left behind).
-    pub fn create() -> TestVhost {
-        let addr: SocketAddr = (HOST, PORT).into();
+    /// A fresh vhost tagged `tag` (for people reading `rabbitmqctl list_vhosts`).
+    pub fn create(tag: &str) -> TestVhost {
+        let addr: SocketAddr = ([127, 0, 0, 1], PORT).into();
         if let Err(e) = TcpStream::connect_timeout(&addr, Duration::from_secs(2)) {
             panic!(
-                "RabbitMQ is not reachable on {addr} ({e}): start it: rabbitmq-server -detached \
-                 (then `rabbitmqctl await_startup`), or run `make test`"
+                "RabbitMQ is not reachable on {addr} ({e}): run `make test` (it starts it) or \
+                 `rabbitmq-server -detached` then `rabbitmqctl await_startup`"
             );
         }
         static SWEEP: Once = Once::new();
         SWEEP.call_once(sweep_stale);
-
         static N: AtomicU32 = AtomicU32::new(0);
-        let name = format!("{PREFIX}{}-{}", std::process::id(), N.fetch_add(1, Ordering::SeqCst));
+        let name = format!("{PREFIX}{}-{tag}-{}", std::process::id(), N.fetch_add(1, Ordering::SeqCst));
         ctl(&["add_vhost", &name]);
         ctl(&["set_permissions", "-p", &name, "guest", ".*", ".*", ".*"]);
-        let url = format!("amqp://guest:guest@127.0.0.1:{PORT}/{}", encode(&name));
+        let url = amqp_url(&name);
         TestVhost { name, url }
     }
 
-    /// Runs `rabbitmqctl -q <args…>` and returns its stdout, for checks the AMQP protocol cannot
-    /// make (exact queue arguments, closing connections). Add `-p`, `&self.name` yourself.
+    /// Keeps the vhost past this value (for a harness shared by a whole test binary); the sweep
+    /// of the next run removes it.
+    pub fn keep(self) -> String {
+        let name = self.name.clone();
+        std::mem::forget(self);
+        name
+    }
+
+    /// Runs `rabbitmqctl -q <args…>` and returns its stdout, for checks AMQP cannot make (exact
+    /// queue arguments, closing connections). Add `-p`, `&self.name` yourself.
     pub fn ctl(&self, args: &[&str]) -> String {
         ctl(args)
     }
@@ -61,6 +63,16 @@ impl Drop for TestVhost {
     fn drop(&mut self) {
         let _ = Command::new(rabbitmqctl()).args(["-q", "delete_vhost", &self.name]).output();
     }
+}
+
+/// A vhost kept for the life of the test process (see [`TestVhost::keep`]).
+pub fn create_vhost(tag: &str) -> String {
+    TestVhost::create(tag).keep()
+}
+
+/// The AMQP URL of a vhost on the local broker.
+pub fn amqp_url(vhost: &str) -> String {
+    format!("amqp://guest:guest@127.0.0.1:{PORT}/{}", encode(vhost))
 }
 
 fn rabbitmqctl() -> PathBuf {
@@ -76,11 +88,9 @@ fn rabbitmqctl() -> PathBuf {
 
 /// Runs rabbitmqctl and returns stdout; panics with its output on failure.
 fn ctl(args: &[&str]) -> String {
-    let out = Command::new(rabbitmqctl())
-        .arg("-q")
-        .args(args)
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run rabbitmqctl ({e}): install RabbitMQ or run `make test`"));
+    let out = Command::new(rabbitmqctl()).arg("-q").args(args).output().unwrap_or_else(|e| {
+        panic!("cannot run rabbitmqctl ({e}): run `make test`, which installs and starts RabbitMQ")
+    });
     if !out.status.success() {
         panic!(
             "rabbitmqctl {} failed ({}): {}{}",
@@ -100,10 +110,8 @@ fn sweep_stale() {
     };
     for line in String::from_utf8_lossy(&out.stdout).lines() {
         let name = line.trim();
-        let Some(rest) = name.strip_prefix(PREFIX) else {
-            continue;
-        };
-        let Some(pid) = rest.split('-').next().and_then(|p| p.parse::<u32>().ok()) else {
+        let Some(pid) = name.strip_prefix(PREFIX).and_then(|r| r.split('-').next()).and_then(|p| p.parse::<u32>().ok())
+        else {
             continue;
         };
         if pid != std::process::id() && !PathBuf::from(format!("/proc/{pid}")).exists() {
@@ -123,4 +131,13 @@ fn encode(s: &str) -> String {
             }
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn vhost_names_are_url_encoded() {
+        assert_eq!(super::amqp_url("mg-test-1-a-0"), "amqp://guest:guest@127.0.0.1:5672/mg-test-1-a-0");
+        assert_eq!(super::amqp_url("/"), "amqp://guest:guest@127.0.0.1:5672/%2F");
+    }
 }

@@ -1,0 +1,26 @@
+//! mediagate-testkit: the pieces every crate's tests and benches need, held once.
+//!
+//! - [`s3`]: a throwaway s3s-fs (the workspace's local S3 server) per test, restartable for
+//!   outage tests;
+//! - [`rabbit`]: a throwaway RabbitMQ vhost per test (the broker must be running: `make test`
+//!   starts it);
+//! - [`tether`]: child processes that die with the test process, however it ends;
+//! - [`ports`]: free ports and waiting for one to open;
+//! - [`media`]: test media made here (the `image` crate) or by the real tools (ffmpeg, sox,
+//!   espeak-ng), never downloaded;
+//! - [`timing`]: medians, timed runs and the load average for benches.
+//!
+//! A missing server or tool FAILS the test with what to run (`make test` provides them all);
+//! nothing here skips silently. Dev-only: no crate depends on it outside `[dev-dependencies]`.
+
+pub mod media;
+pub mod ports;
+pub mod rabbit;
+pub mod s3;
+pub mod tether;
+pub mod timing;
+
+/// The workspace's root directory (for `.tools/`, `models/`, `target/`).
+pub fn workspace_root() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().expect("workspace root")
+}
