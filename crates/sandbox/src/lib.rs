@@ -1,31 +1,38 @@
-//! mediagate-sandbox: runs each item's media work (sniffed bytes → outputs, measurements and
-//! classifier tensors) in a fresh child process, so a file that crashes, hangs or exploits a
-//! native decoder (FFmpeg, libjpeg-turbo, libpng, libwebp…) cannot take the worker down, block
-//! its other jobs, or reach anything the worker can.
+//! mediagate-sandbox: runs each item's media work (raw bytes → what the file is, outputs,
+//! measurements and classifier tensors) in a fresh child process, so a file that crashes, hangs
+//! or exploits a native decoder (FFmpeg, libjpeg-turbo, libpng, libwebp…) cannot take the worker
+//! down, block its other jobs, or reach anything the worker can.
 //!
-//! The child is the `mediagate` binary itself, started with a hidden first argument
-//! ([`SERVER_ARG`]); its `main` calls [`server::serve`]. Each child:
+//! One request per item ([`Task`]): the child sniffs the bytes, probes the tracks of a container
+//! that may hold sound or pictures, checks the class against what the job admits ([`Admit`]),
+//! says what it found (from then on [`budget_of`] its class is the item's clock and CPU limit), and
+//! processes it with that class's pipeline. It answers a [`Done`] or a typed [`Refusal`].
+//!
+//! The fork server is the `mediagate` binary itself, started with a hidden first argument
+//! ([`SERVER_ARG`]); its `main` calls [`server::serve`]. Each child it forks:
 //! - locks itself down before it reads a byte of input ([`lockdown`]): dies with the worker
 //!   (`PR_SET_PDEATHSIG`), `no_new_privs`, no core dumps, and a seccomp filter that refuses
 //!   sockets, `exec`, new processes, `ptrace` and the other calls exploits reach for, so a
 //!   compromised decoder has no network and cannot start anything;
 //! - gets the environment the worker chooses (no credentials: the AMQP URL and the S3 keys are
-//!   never in its environment) and no file descriptors but its three pipes;
+//!   never in its environment) and no file descriptors but its pipes;
 //! - takes memory (`RLIMIT_DATA`), CPU-time (`RLIMIT_CPU`), file-size and open-file limits;
 //! - serves exactly one item and exits, so nothing one user's file did survives into the next
 //!   item.
 //!
-//! The parent ([`Sandbox`]) keeps a few children started ahead of time, so the start-up cost
-//! (exec, dynamic linking) is off the item's critical path; it enforces the item's wall-clock
-//! budget by killing the child, and reports a crash with what killed it. The classifier model
-//! itself runs in the worker: only tensors (plain floats) cross back, never decoder state.
+//! The worker's side ([`Sandbox`]) keeps one server per slot started ahead of time, so the
+//! start-up cost (exec, dynamic linking) is off the item's critical path; it enforces the item's
+//! wall-clock budget by killing the server, and reports a crash with what killed it. The
+//! classifier model itself runs in the worker: only tensors (plain floats) cross back, never
+//! decoder state.
 //!
 //! [`Mode::InProcess`] runs the same [`execute`] on a blocking thread instead, for platforms
 //! without these facilities and for debugging; panics are still caught there.
 //!
-//! Invariants: the wire types are this crate's ([`Request`], [`Report`]); both ends are the same
-//! binary, so there is no versioning. Every failure is a [`SandboxError`] or a [`MediaError`],
-//! never a panic in the worker.
+//! Architecture invariant: the worker never parses untrusted media bytes; everything that looks
+//! inside them is in [`execute`]. The wire types are this crate's ([`Request`], [`Report`]);
+//! both ends are the same binary, so there is no versioning. Every failure is a
+//! [`SandboxError`] or a [`Refusal`], never a panic in the worker.
 
 #![warn(missing_docs)]
 #![deny(unsafe_op_in_unsafe_fn)]

@@ -58,11 +58,10 @@ pub(crate) async fn handle_delivery(
         .map_err(|e| Requeue::internal(format!("re-reading a body that parsed once: {e}")))?;
     // Only a reprocess job or a redelivery can meet a newer stored revision; a live job's first
     // delivery skips the extra read.
-    if job.reprocess || redelivered {
-        if let Some(stored_revision) = stored_revision(&shared, &job.job_id).await? {
-            if stored_revision > job.revision {
-                return Ok(Handled::Superseded { job_id: job.job_id.clone(), revision: job.revision, stored_revision });
-            }
+    if may_be_superseded(job.reprocess, redelivered) {
+        let stored = stored_revision(&shared, &job.job_id).await?;
+        if let Some(stored_revision) = stored.filter(|&stored| superseded(job.revision, stored)) {
+            return Ok(Handled::Superseded { job_id: job.job_id.clone(), revision: job.revision, stored_revision });
         }
     }
 
@@ -174,4 +173,34 @@ pub(crate) async fn write_manifest(
 fn now_rfc3339() -> String {
     let now = time::OffsetDateTime::now_utc().replace_nanosecond(0).unwrap_or_else(|_| time::OffsetDateTime::now_utc());
     now.format(&time::format_description::well_known::Rfc3339).unwrap_or_else(|_| "1970-01-01T00:00:00Z".to_string())
+}
+
+/// Only a reprocess job or a redelivery can meet a newer stored revision of itself; a live job's
+/// first delivery skips the extra manifest read.
+fn may_be_superseded(reprocess: bool, redelivered: bool) -> bool {
+    reprocess || redelivered
+}
+
+/// A job of `revision` is superseded when a strictly newer revision is stored: an equal one is
+/// this job's own earlier delivery, redone idempotently.
+fn superseded(revision: u64, stored: u64) -> bool {
+    stored > revision
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_a_newer_stored_revision_supersedes_a_job() {
+        assert!(superseded(0, 1));
+        assert!(!superseded(1, 1), "the same revision again is a redelivery, redone");
+        assert!(!superseded(2, 1));
+    }
+
+    #[test]
+    fn a_live_first_delivery_never_reads_the_manifest_first() {
+        assert!(!may_be_superseded(false, false));
+        assert!(may_be_superseded(true, false) && may_be_superseded(false, true));
+    }
 }
