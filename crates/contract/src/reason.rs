@@ -19,6 +19,8 @@ pub enum ReasonCode {
     InputTooManyPixels,
     InputTooLong,
     NudityFlagged,
+    /// The item matched a hash bank entry (§8).
+    HashMatched,
     /// The job could not be processed after its delivery limit (transient faults).
     InternalDeliveryLimit,
     /// Storage kept failing (5xx, timeouts, denied) for the whole retry budget.
@@ -29,7 +31,7 @@ pub enum ReasonCode {
 
 impl ReasonCode {
     /// All codes, for exhaustive tests and schema generation.
-    pub const ALL: [ReasonCode; 17] = [
+    pub const ALL: [ReasonCode; 18] = [
         ReasonCode::JobInvalid,
         ReasonCode::JobTooManyItems,
         ReasonCode::JobNoItems,
@@ -44,6 +46,7 @@ impl ReasonCode {
         ReasonCode::InputTooManyPixels,
         ReasonCode::InputTooLong,
         ReasonCode::NudityFlagged,
+        ReasonCode::HashMatched,
         ReasonCode::InternalDeliveryLimit,
         ReasonCode::InternalStorage,
         ReasonCode::InternalError,
@@ -66,6 +69,7 @@ impl ReasonCode {
             ReasonCode::InputTooManyPixels => "input.too_many_pixels",
             ReasonCode::InputTooLong => "input.too_long",
             ReasonCode::NudityFlagged => "nudity.flagged",
+            ReasonCode::HashMatched => "hash.matched",
             ReasonCode::InternalDeliveryLimit => "internal.delivery_limit",
             ReasonCode::InternalStorage => "internal.storage",
             ReasonCode::InternalError => "internal.error",
@@ -141,7 +145,7 @@ mod tests {
         for c in ReasonCode::ALL {
             assert!(seen.insert(c.as_str()), "duplicate {}", c);
             let ns = c.as_str().split('.').next().unwrap();
-            assert!(["job", "policy", "input", "nudity", "internal"].contains(&ns));
+            assert!(["job", "policy", "input", "nudity", "hash", "internal"].contains(&ns));
         }
     }
 
@@ -163,6 +167,7 @@ mod tests {
             "input.too_many_pixels",
             "input.too_long",
             "nudity.flagged",
+            "hash.matched",
         ] {
             assert!(wire.contains(&code), "{code} missing");
         }
