@@ -15,6 +15,9 @@ use crate::settings::MAX_CAPTION_CHARS;
 /// The schema tag every job carries.
 pub const JOB_SCHEMA: &str = "mediagate.job.v1";
 
+/// Revisions are below 2^53 (§2), the largest integer every JSON implementation holds exactly.
+pub const MAX_REVISION: u64 = 1 << 53;
+
 /// What a job carries: photos/videos, or one voice note.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -208,6 +211,13 @@ impl Job {
             if item.source.key.is_empty() || item.source.key.len() > 1024 {
                 return Err(format!("field `items[{i}].source.key` must be 1 to 1024 bytes"));
             }
+        }
+        // §2: 0 ≤ revision < 2^53, so every JSON implementation reads it exactly.
+        if self.revision >= MAX_REVISION {
+            return Err(format!(
+                "field `revision` = {} is too large; revisions are below 2^53 ({MAX_REVISION})",
+                self.revision
+            ));
         }
         if let Some(caption) = &self.caption {
             let n = caption.chars().count();
@@ -441,5 +451,16 @@ pub(crate) mod tests {
         let mut v = example();
         v["items"] = json!([]);
         assert!(matches!(parse_value(&v), ParseOutcome::Valid(_)));
+    }
+
+    #[test]
+    fn a_revision_beyond_what_json_holds_exactly_is_invalid() {
+        let mut v = example();
+        v["revision"] = json!(MAX_REVISION - 1);
+        assert!(matches!(parse_value(&v), ParseOutcome::Valid(_)));
+        v["revision"] = json!(MAX_REVISION);
+        let (job_id, message) = expect_invalid(v);
+        assert_eq!(job_id.as_deref(), Some("j-01HZX3"));
+        assert!(message.contains("revision"), "{message}");
     }
 }
