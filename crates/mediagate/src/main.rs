@@ -103,11 +103,10 @@ fn hostname() -> String {
 fn worker_config(common: &Common, args: &WorkerArgs) -> Result<WorkerConfig, InvalidSetting> {
     let cpus = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
     let concurrency = args.concurrency.unwrap_or(cpus);
+    // Read wide so that an out-of-range value reaches the check (and its message), not clap's.
     let narrow = |var: &'static str, value: u32, range: std::ops::RangeInclusive<u8>| {
-        u8::try_from(value).ok().filter(|v| range.contains(v)).ok_or_else(|| {
-            mediagate_worker::check_range(var, value, &(u32::from(*range.start())..=u32::from(*range.end())))
-                .unwrap_err()
-        })
+        mediagate_worker::check_range(var, value, &(u32::from(*range.start())..=u32::from(*range.end())))?;
+        Ok::<u8, InvalidSetting>(u8::try_from(value).unwrap_or(u8::MAX))
     };
     let preset = Preset::from_name(args.video_preset.trim()).ok_or_else(|| {
         let names: Vec<&str> = Preset::ALL.iter().map(|p| p.as_str()).collect();

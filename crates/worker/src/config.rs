@@ -84,11 +84,16 @@ pub fn check_range<T: PartialOrd + std::fmt::Display>(
     value: T,
     range: &RangeInclusive<T>,
 ) -> Result<(), InvalidSetting> {
-    if range.contains(&value) {
-        Ok(())
-    } else {
-        Err(InvalidSetting::new(var, value, format!("use a value from {} to {}", range.start(), range.end())))
-    }
+    mediagate_media::within(var, value, range).map_err(|e| named(var, e))
+}
+
+/// A value outside its range as a setting: the range said the way a person reads it.
+fn named(var: &'static str, e: OutOfRange) -> InvalidSetting {
+    let accepted = match e.accepted.split_once("..=") {
+        Some((lo, hi)) => format!("use a value from {lo} to {hi}"),
+        None => e.accepted,
+    };
+    InvalidSetting { var, value: e.value, accepted }
 }
 
 /// The environment variable of a media settings field.
@@ -114,12 +119,12 @@ fn media_var(field: &str) -> &'static str {
 }
 
 fn from_media(e: OutOfRange) -> InvalidSetting {
-    let accepted = match e.accepted.split_once("..=") {
-        Some((lo, hi)) => format!("use a value from {lo} to {hi}"),
-        None => e.accepted.clone(),
-    };
-    let what = if media_var(e.field).starts_with('(') { format!("{} ({accepted})", e.field) } else { accepted };
-    InvalidSetting { var: media_var(e.field), value: e.value, accepted: what }
+    let (var, field) = (media_var(e.field), e.field);
+    let mut invalid = named(var, e);
+    if var.starts_with('(') {
+        invalid.accepted = format!("{field} ({})", invalid.accepted);
+    }
+    invalid
 }
 
 impl WorkerConfig {

@@ -60,11 +60,8 @@ pub(super) fn run_pass(
 
     let mut packet = Packet::empty();
     loop {
-        deadline.check()?;
-        match packet.read(input) {
-            Ok(()) => {}
-            Err(ffmpeg::Error::Eof) => break,
-            Err(e) => return Err(video_error(capture, "the container", deadline, e)),
+        if !next_packet(input, &mut packet, deadline, capture)? {
+            break;
         }
         let idx = packet.stream();
         if idx == plan.video {

@@ -136,11 +136,8 @@ pub(super) fn scan(
     let mut video_packets = 0u64;
     let mut packet = Packet::empty();
     loop {
-        deadline.check()?;
-        match packet.read(input) {
-            Ok(()) => {}
-            Err(ffmpeg::Error::Eof) => break,
-            Err(e) => return Err(video_error(capture, "the container", deadline, e)),
+        if !next_packet(input, &mut packet, deadline, capture)? {
+            break;
         }
         let idx = packet.stream();
         if idx != video && Some(idx) != audio {
@@ -178,6 +175,21 @@ pub(super) fn scan(
         )));
     }
     Ok((duration_ms, video_span.ms()))
+}
+
+/// Reads the container's next packet into `packet` within the budget: `false` at the end.
+pub(super) fn next_packet(
+    input: &mut Input,
+    packet: &mut Packet,
+    deadline: &Deadline,
+    capture: &LogCapture,
+) -> Result<bool, MediaError> {
+    deadline.check()?;
+    match packet.read(input) {
+        Ok(()) => Ok(true),
+        Err(ffmpeg::Error::Eof) => Ok(false),
+        Err(e) => Err(video_error(capture, "the container", deadline, e)),
+    }
 }
 
 pub(super) fn to_ms(ts: i64, tb: Rational) -> f64 {
