@@ -8,19 +8,22 @@ COPY scripts/fetch-models.sh scripts/fetch-models.sh
 COPY models/SHA256SUMS models/README.md models/
 RUN bash scripts/fetch-models.sh
 
-# Build stage: Debian bookworm + Rust, FFmpeg 5.1 dev files, libjpeg-turbo build tools.
+# Build stage: Debian bookworm + Rust, FFmpeg 5.1 dev files, libjpeg-turbo build tools, and
+# libheif (built from the libheif-sys crate's vendored source by scripts/build-libheif.sh, linked
+# statically) with Debian's libde265 and dav1d.
 FROM rust:1.95-bookworm AS builder
 
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
       build-essential pkg-config cmake nasm clang libclang-dev \
       libavcodec-dev libavformat-dev libavutil-dev libswscale-dev libswresample-dev \
-      libavfilter-dev libavdevice-dev \
+      libavfilter-dev libavdevice-dev libde265-dev libdav1d-dev \
  && rm -rf /var/lib/apt/lists/*
 
 WORKDIR /src
 COPY . .
-RUN cargo build --release --locked -p mediagate \
+RUN bash scripts/build-libheif.sh \
+ && cargo build --release --locked -p mediagate \
  && install -D -m 0755 target/release/mediagate /out/mediagate
 
 # Runtime stage: the binary, FFmpeg 5.1 runtime libraries, CA certificates, the models.
@@ -30,6 +33,7 @@ RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
       ca-certificates \
       libavcodec59 libavformat59 libavutil57 libswscale6 libswresample4 libavfilter8 libavdevice59 \
+      libde265-0 libdav1d6 \
  && rm -rf /var/lib/apt/lists/* \
  && groupadd --system --gid 10001 mediagate \
  && useradd --system --uid 10001 --gid mediagate --home-dir /app --shell /usr/sbin/nologin mediagate

@@ -12,6 +12,8 @@ APT_PACKAGES=(
   # FFmpeg 5.1 development files (ffmpeg-next) and the CLI (tests, fixtures)
   ffmpeg libavcodec-dev libavformat-dev libavutil-dev libswscale-dev libswresample-dev
   libavfilter-dev libavdevice-dev
+  # HEIC and AVIF photos: the decoders compiled into libheif (scripts/build-libheif.sh)
+  libde265-dev libdav1d-dev
   # local broker
   rabbitmq-server
   # tests: metadata inspection, audio fixtures
@@ -50,6 +52,9 @@ if ! command -v cargo >/dev/null; then
   [[ -x "$HOME/.cargo/bin/cargo" ]] && export PATH="$HOME/.cargo/bin:$PATH"
 fi
 command -v cargo >/dev/null || die "cargo not found: install Rust (rustup, toolchain >= 1.88) and put ~/.cargo/bin on PATH"
+
+# --- libheif --------------------------------------------------------------------------------
+bash scripts/build-libheif.sh
 
 # --- local S3 server --------------------------------------------------------------------------
 # s3s-fs 0.14.1 with TCP_NODELAY (tools/s3-server). Built once per machine and per change of its

@@ -9,6 +9,8 @@
 mod audio;
 mod av;
 mod error;
+mod heif;
+mod icc;
 mod jpeg_meta;
 mod photo;
 mod raster;
@@ -19,6 +21,16 @@ mod video;
 pub use audio::{is_voice_format, process_voice, VoiceOutput, WAVEFORM_BUCKETS, WAVEFORM_MAX};
 pub use av::{probe_av, AvProbe};
 pub use error::{panic_message, MediaError};
+pub use heif::libheif_version;
+
+/// Initialises the media libraries (FFmpeg's logging and allocation cap, libheif's decoders)
+/// in this process. The sandbox's fork server calls it before it locks itself down, so children
+/// inherit initialised libraries and never need to open a file or load a plugin to start one;
+/// every entry point also initialises on first use, so calling it is never required.
+pub fn prepare() {
+    av::init();
+    heif::init();
+}
 pub use photo::{probe_dimensions, process_photo, process_photo_inspecting, Encoded, OutputKind, PhotoOutput};
 pub use settings::{
     within, FrameSampling, Limits, MediaSettings, OutOfRange, PhotoSettings, Preset, VideoSettings, VoiceSettings,

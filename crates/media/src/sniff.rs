@@ -202,12 +202,28 @@ impl Format {
 
     /// Whether [`crate::process_photo`] decodes this format.
     ///
-    /// JPEG (libjpeg-turbo), PNG, GIF, WebP and BMP (the `image` crate, with limits). TIFF is
-    /// recognised but refused: it is rare in messaging, often multi-page or CMYK, and its
-    /// decoder is a large attack surface for little value. HEIC, HEIF, AVIF and JPEG XL have no
-    /// decoder in this build; the worker rejects them as `input.unsupported_format`.
+    /// JPEG (libjpeg-turbo), PNG, GIF, WebP and BMP (the `image` crate, with limits), HEIC,
+    /// HEIF and AVIF (libheif with libde265 and dav1d). TIFF is recognised but refused: it is
+    /// rare in messaging, often multi-page or CMYK, and its decoder is a large attack surface for
+    /// little value. JPEG XL has no decoder in this build; the worker rejects it as
+    /// `input.unsupported_format`.
     pub fn is_supported_photo(self) -> bool {
-        matches!(self, Format::Jpeg | Format::Png | Format::Gif | Format::Webp | Format::Bmp)
+        matches!(
+            self,
+            Format::Jpeg
+                | Format::Png
+                | Format::Gif
+                | Format::Webp
+                | Format::Bmp
+                | Format::Heic
+                | Format::Heif
+                | Format::Avif
+        )
+    }
+
+    /// Whether this is one of the HEIF family (HEIC, HEIF, AVIF), decoded by libheif.
+    pub fn is_heif(self) -> bool {
+        matches!(self, Format::Heic | Format::Heif | Format::Avif)
     }
 }
 
@@ -735,7 +751,9 @@ mod tests {
         assert_eq!(sniff(&ftyp(b"avif", &[b"mif1", b"miaf"])), Some(Format::Avif));
         assert_eq!(sniff(&ftyp(b"mif1", &[b"avif"])), Some(Format::Avif));
         assert_eq!(sniff(&[0xFF, 0x0A, 0x10, 0x20]), Some(Format::Jxl));
-        assert!(Format::Jpeg.is_supported_photo() && !Format::Heic.is_supported_photo());
+        assert!(
+            Format::Jpeg.is_supported_photo() && Format::Heic.is_supported_photo() && !Format::Jxl.is_supported_photo()
+        );
         assert_eq!(Format::Heic.media_class(), MediaClass::Image);
     }
 

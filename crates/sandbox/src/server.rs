@@ -67,6 +67,9 @@ const EXIT_NO_REQUEST: i32 = 75;
 /// from stdin itself; the server only relays its report.
 pub fn serve(args: &[String]) -> ExitCode {
     let parent = args.first().and_then(|a| a.parse::<u32>().ok());
+    // Before the seccomp filter: libraries that read files or set themselves up on first use
+    // (libheif registers its decoders at initialisation) do it here, once, for every child.
+    mediagate_media::prepare();
     if let Err(e) = lockdown::lock_down(parent, true) {
         error!(error = %e, "media sandbox: cannot lock down; refusing to process anything");
         return ExitCode::from(EXIT_SETUP);
