@@ -114,7 +114,7 @@ clean-local: stop-s3
 	rm -rf .local
 
 # cargo-fuzz (libFuzzer) targets in fuzz/, each for FUZZ_SECONDS (default 60); FUZZ_TARGETS picks
-# some of job_parse sniff photo probe_av. Installs cargo-fuzz if missing, builds with
+# some of job_parse sniff photo heif probe_av. Installs cargo-fuzz if missing, builds with
 # RUSTC_BOOTSTRAP=1 into fuzz/target, exits non-zero on a crash and prints the crashing input.
 .PHONY: fuzz
 fuzz:

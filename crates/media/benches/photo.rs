@@ -74,10 +74,35 @@ fn peak_rss_mib() -> Option<f64> {
 
 struct Peer {
     times_ms: std::collections::HashMap<String, Vec<f64>>,
+    decode_ms: std::collections::HashMap<String, f64>,
     describe: String,
 }
 
-fn run_peer(jpg: &Path, png: &Path) -> Result<Peer, String> {
+/// The 12 MP picture as an iPhone stores it: HEVC in 512 px grid tiles (pillow-heif's x265).
+fn heic_input(png: &Path) -> PathBuf {
+    let heic = png.with_extension("heic");
+    if !heic.exists() {
+        let bytes = mediagate_testkit::heif::photo(
+            "heic",
+            4000,
+            3000,
+            &["--from", png.to_str().expect("utf-8 path"), "--grid", "512", "--quality", "85"],
+        );
+        std::fs::write(&heic, bytes).expect("write bench HEIC");
+    }
+    heic
+}
+
+/// libheif's decode of the primary image to interleaved RGB, alone (where the time goes).
+fn heif_decode(bytes: &[u8]) {
+    use libheif_rs::{ColorSpace, HeifContext, LibHeif, RgbChroma};
+    let lib = LibHeif::new();
+    let ctx = HeifContext::read_from_bytes(bytes).expect("read HEIC");
+    let handle = ctx.primary_image_handle().expect("primary image");
+    std::hint::black_box(lib.decode(&handle, ColorSpace::Rgb(RgbChroma::Rgb), None).expect("decode HEIC"));
+}
+
+fn run_peer(jpg: &Path, png: &Path, heic: &Path) -> Result<Peer, String> {
     let root = repo_root();
     let python = std::env::var_os("MEDIAGATE_BENCH_PYTHON")
         .map(PathBuf::from)
@@ -90,6 +115,7 @@ fn run_peer(jpg: &Path, png: &Path) -> Result<Peer, String> {
         .arg(RUNS.to_string())
         .arg(format!("jpeg={}", jpg.display()))
         .arg(format!("png={}", png.display()))
+        .arg(format!("heic={}", heic.display()))
         .output()
         .map_err(|e| format!("could not start {}: {e}", python.display()))?;
     if !out.status.success() {
@@ -102,11 +128,15 @@ fn run_peer(jpg: &Path, png: &Path) -> Result<Peer, String> {
     }
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).map_err(|e| format!("bad peer output: {e}"))?;
     let mut times_ms = std::collections::HashMap::new();
+    let mut decode_ms = std::collections::HashMap::new();
     if let Some(cases) = v["cases"].as_object() {
         for (k, c) in cases {
             let t: Vec<f64> =
                 c["times_ms"].as_array().map(|a| a.iter().filter_map(|x| x.as_f64()).collect()).unwrap_or_default();
             times_ms.insert(k.clone(), t);
+            if let Some(d) = c["decode_ms"].as_f64() {
+                decode_ms.insert(k.clone(), d);
+            }
         }
     }
     let jpeg = &v["cases"]["jpeg"];
@@ -117,7 +147,7 @@ fn run_peer(jpg: &Path, png: &Path) -> Result<Peer, String> {
         jpeg["full_bytes"],
         jpeg["thumb_bytes"]
     );
-    Ok(Peer { times_ms, describe })
+    Ok(Peer { times_ms, decode_ms, describe })
 }
 
 fn main() {
@@ -125,6 +155,8 @@ fn main() {
     let (jpg, png) = inputs();
     let jpeg_bytes = std::fs::read(&jpg).expect("read bench JPEG");
     let png_bytes = std::fs::read(&png).expect("read bench PNG");
+    let heic = heic_input(&png);
+    let heic_bytes = std::fs::read(&heic).expect("read bench HEIC");
     println!(
         "inputs: {} ({:.1} MB), {} ({:.1} MB)",
         jpg.display(),
@@ -138,6 +170,8 @@ fn main() {
         (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     let mut peer_jpeg = Vec::new();
     let mut peer_png = Vec::new();
+    let (mut ours_heic, mut decode_heic, mut peer_heic) = (Vec::new(), Vec::new(), Vec::new());
+    let mut peer_heic_decode = Vec::new();
     let mut peer_result: Result<String, String> = Err("not run".into());
     for _ in 0..ROUNDS {
         decode_rgb.extend(times_ms(RUNS, || {
@@ -152,13 +186,19 @@ fn main() {
         ours_png.extend(times_ms(RUNS, || {
             std::hint::black_box(process_photo(&png_bytes, &settings).expect("process PNG"));
         }));
+        ours_heic.extend(times_ms(RUNS, || {
+            std::hint::black_box(process_photo(&heic_bytes, &settings).expect("process HEIC"));
+        }));
+        decode_heic.extend(times_ms(RUNS, || heif_decode(&heic_bytes)));
         if peer_result.is_err() && !matches!(&peer_result, Err(e) if e == "not run") {
             continue; // the peer is unavailable; do not retry every round
         }
-        match run_peer(&jpg, &png) {
+        match run_peer(&jpg, &png, &heic) {
             Ok(p) => {
                 peer_jpeg.extend(p.times_ms.get("jpeg").cloned().unwrap_or_default());
                 peer_png.extend(p.times_ms.get("png").cloned().unwrap_or_default());
+                peer_heic.extend(p.times_ms.get("heic").cloned().unwrap_or_default());
+                peer_heic_decode.extend(p.decode_ms.get("heic").copied());
                 peer_result = Ok(p.describe);
             }
             Err(e) => peer_result = Err(e),
@@ -196,6 +236,7 @@ fn main() {
     for (name, ours, peer, decode) in [
         ("12MP JPEG", median(&ours_jpeg), peer_jpeg, Some((d_rgb, d_yuv))),
         ("12MP PNG", median(&ours_png), peer_png, None),
+        ("12MP HEIC", median(&ours_heic), peer_heic, None),
     ] {
         let peer_ms = (!peer.is_empty()).then(|| median(&peer));
         println!(
@@ -212,6 +253,12 @@ fn main() {
         RUNS * ROUNDS
     );
     println!("decode-alone: libjpeg-turbo full-size decode to RGB (the floor of an RGB pipeline) and to Y'CbCr planes (what we do)");
+    println!(
+        "12MP HEIC ({:.1} MB, 512 px grid): decode alone, ours (libheif 1.23.1 + libde265, to RGB) {:.1} ms, peer (libvips heifload, libheif 1.15.1 + libde265) {}",
+        heic_bytes.len() as f64 / 1e6,
+        median(&decode_heic),
+        if peer_heic_decode.is_empty() { "-".to_string() } else { format!("{:.1} ms", median(&peer_heic_decode)) }
+    );
     match &peer_result {
         Ok(d) => println!("peer: {d}"),
         Err(e) => println!(

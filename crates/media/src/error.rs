@@ -7,13 +7,15 @@
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, serde::Serialize, serde::Deserialize)]
 pub enum MediaError {
     /// A recognised format this pipeline does not process → `input.unsupported_format`.
-    #[error("{format} photos are not supported; send JPEG, PNG, WebP or GIF")]
+    #[error("{format} photos are not supported; send JPEG, PNG, WebP, GIF, HEIC or AVIF")]
     Unsupported {
         /// Human name of the sniffed format, e.g. "HEIC".
         format: String,
     },
     /// Bytes no sniffed format matches → `input.unsupported_format`.
-    #[error("the file is not a recognised image format (it starts with {head}); send JPEG, PNG, WebP or GIF")]
+    #[error(
+        "the file is not a recognised image format (it starts with {head}); send JPEG, PNG, WebP, GIF, HEIC or AVIF"
+    )]
     Unrecognized {
         /// The first bytes in hex, so a person can tell HTML, text or an empty file apart.
         head: String,
@@ -26,8 +28,10 @@ pub enum MediaError {
     },
     /// The header declares more pixels than allowed; refused before any pixel buffer is
     /// allocated → `input.too_many_pixels`.
-    #[error("image is {width}×{height} = {} pixels; the limit is {limit}", *width as u64 * *height as u64)]
+    #[error("{what} is {width}×{height} = {} pixels; the limit is {limit}", *width as u64 * *height as u64)]
     TooManyPixels {
+        /// "image" or "video frame", for the message.
+        what: std::borrow::Cow<'static, str>,
         /// Declared width.
         width: u32,
         /// Declared height.

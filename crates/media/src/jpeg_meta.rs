@@ -65,6 +65,44 @@ pub(crate) fn read_jpeg_meta(bytes: &[u8]) -> JpegMeta {
     meta
 }
 
+/// A copy of the JPEG without its APP2 `ICC_PROFILE` segments (those before the first SOS), or
+/// `None` when the segment walk does not reach an SOS. For files whose profile segments
+/// libjpeg-turbo refuses while reading the header ("bad ICC marker": a zero sequence number, a
+/// count that disagrees, a chunk after SOF in some writers' files): the picture itself is intact,
+/// and a profile that cannot be read is dropped, never a reason to refuse the photo.
+pub(crate) fn without_icc(bytes: &[u8]) -> Option<Vec<u8>> {
+    let mut out = Vec::with_capacity(bytes.len());
+    out.extend_from_slice(bytes.get(..2)?);
+    let mut at = 2usize;
+    while at + 1 < bytes.len() {
+        if bytes[at] != 0xFF {
+            return None;
+        }
+        let marker = bytes[at + 1];
+        if marker == 0xFF {
+            out.push(0xFF);
+            at += 1;
+            continue;
+        }
+        if marker == 0xDA {
+            out.extend_from_slice(&bytes[at..]);
+            return Some(out);
+        }
+        if marker == 0x01 || (0xD0..=0xD9).contains(&marker) {
+            out.extend_from_slice(&bytes[at..at + 2]);
+            at += 2;
+            continue;
+        }
+        let len = bytes.get(at + 2..at + 4).map(|l| u16::from_be_bytes([l[0], l[1]]) as usize)?;
+        let seg = bytes.get(at..at + 2 + len)?;
+        if !(marker == 0xE2 && seg.get(4..).is_some_and(|p| p.starts_with(ICC_SIG))) {
+            out.extend_from_slice(seg);
+        }
+        at += 2 + len;
+    }
+    None
+}
+
 /// Chunks must be numbered 1..=count exactly once each with one shared count; otherwise the
 /// profile is unusable and dropped.
 fn assemble_icc(chunks: &mut [(u8, u8, &[u8])]) -> Option<Vec<u8>> {

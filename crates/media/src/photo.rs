@@ -32,7 +32,7 @@ use fast_image_resize::Resizer;
 use image::{DynamicImage, ImageDecoder, ImageEncoder, ImageError, ImageFormat, ImageReader};
 use turbojpeg::{Colorspace, Decompressor, PixelFormat, ScalingFactor, Subsamp};
 
-use crate::jpeg_meta::{embed_icc, icc_matches, read_jpeg_meta};
+use crate::jpeg_meta::{embed_icc, icc_matches, read_jpeg_meta, without_icc};
 use crate::raster::{orient_pixels, pad_plane, resize_pixels, tiny_rgba, transposes, Pixels, Plane, FILTER};
 use crate::settings::{MediaSettings, PhotoSettings};
 use crate::sniff::{sniff, Format};
@@ -134,8 +134,10 @@ pub fn process_photo(bytes: &[u8], settings: &MediaSettings) -> Result<PhotoOutp
 /// [`process_photo`] that also hands the decoded pixels to `inspect` when the photo is a colour
 /// (Y′CbCr or RGB) JPEG: then the photo is decoded once, to full-size RGB as stored (no EXIF
 /// rotation; libjpeg-turbo's default ISLOW IDCT and fancy upsampling, i.e. what Pillow's decoder
-/// gives), and `inspect` sees those pixels before the variants are made from them. For any other
-/// photo `inspect` is not called (`None`): the caller decodes for itself.
+/// gives), and `inspect` sees those pixels before the variants are made from them. A HEIC, HEIF
+/// or AVIF is decoded once too, to RGB with its transformations applied (what the reference's
+/// pillow-heif reader gives; an alpha channel is dropped, as the reference's `convert("RGB")`
+/// does). For any other photo `inspect` is not called (`None`): the caller decodes for itself.
 ///
 /// For the nudity filter, whose reference decodes the original bytes with Pillow: sharing the
 /// decode saves a second full decode. The variants then come from RGB rather than from the Y′CbCr
@@ -149,8 +151,13 @@ pub fn process_photo_inspecting<T>(
     let t0 = std::time::Instant::now();
     let decoded = decode(bytes, settings, true)?;
     let seen = match (&decoded.pixels, decoded.format) {
-        (Pixels::Rgb(plane), Format::Jpeg) if decoded.full_rgb => {
+        (Pixels::Rgb(plane), Format::Jpeg | Format::Heic | Format::Heif | Format::Avif) if decoded.full_rgb => {
             Some(inspect(plane.width, plane.height, plane.data()))
+        }
+        // The reference converts an RGBA HEIF to RGB by dropping the alpha channel.
+        (Pixels::Rgba(plane), Format::Heic | Format::Heif | Format::Avif) => {
+            let rgb: Vec<u8> = plane.data().chunks_exact(4).flat_map(|p| [p[0], p[1], p[2]]).collect();
+            Some(inspect(plane.width, plane.height, &rgb))
         }
         _ => None,
     };
@@ -262,9 +269,9 @@ fn bmp_dimensions(b: &[u8]) -> Result<(u32, u32), MediaError> {
     }
 }
 
-fn check_pixels(width: u32, height: u32, limit: u64) -> Result<(), MediaError> {
+pub(crate) fn check_pixels(width: u32, height: u32, limit: u64) -> Result<(), MediaError> {
     if width as u64 * height as u64 > limit {
-        return Err(MediaError::TooManyPixels { width, height, limit });
+        return Err(MediaError::TooManyPixels { what: "image".into(), width, height, limit });
     }
     Ok(())
 }
@@ -293,10 +300,33 @@ pub(crate) fn decode(bytes: &[u8], settings: &MediaSettings, want_rgb: bool) -> 
     if !format.is_supported_photo() {
         return Err(unsupported(format));
     }
-    let (w, h) = probe_dimensions(bytes, format)?;
+    if format.is_heif() {
+        // libheif reads the declared size from the boxes and checks it before decoding.
+        return crate::heif::decode_heif(bytes, format, settings.limits.max_pixels);
+    }
+    let (w, h, jpeg) = match (probe_dimensions(bytes, format), format) {
+        (Ok((w, h)), _) => (w, h, None),
+        // libjpeg-turbo refuses some broken profile segments while reading the header; the
+        // picture decodes cleanly without them (see `without_icc`).
+        (Err(MediaError::Corrupt { message }), Format::Jpeg) if message.contains("ICC") => {
+            let stripped = without_icc(bytes).ok_or(MediaError::Corrupt { message: message.clone() })?;
+            tracing::warn!(error = %message, "dropping an unreadable ICC profile from a JPEG");
+            let (w, h) = probe_dimensions(&stripped, format)?;
+            (w, h, Some(stripped))
+        }
+        (Err(e), _) => return Err(e),
+    };
     check_pixels(w, h, settings.limits.max_pixels)?;
     match format {
-        Format::Jpeg => decode_jpeg(bytes, w, h, &settings.photo, want_rgb),
+        Format::Jpeg => match jpeg {
+            Some(stripped) => {
+                let mut d = decode_jpeg(&stripped, w, h, &settings.photo, want_rgb)?;
+                // The original's profile, if ours can read it (libjpeg-turbo could not).
+                d.icc = read_jpeg_meta(bytes).icc;
+                Ok(d)
+            }
+            None => decode_jpeg(bytes, w, h, &settings.photo, want_rgb),
+        },
         _ => {
             // The pure-Rust decoders are fuzzed but not proven panic-free; a panic on hostile
             // input must reject the item, not take the worker thread down. Nothing shared is
@@ -489,11 +519,23 @@ fn decode_with_image(
     }
     check_pixels(dw, dh, max_pixels)?;
     // Broken metadata never fails a photo: fall back to "as stored" / no profile.
-    let orientation = decoder.orientation().map(|o| o.to_exif()).unwrap_or(1);
+    // EXIF (WebP `EXIF`, PNG `eXIf`): some writers keep JPEG's "Exif\0\0" prefix inside the
+    // chunk, which the `image` crate's own reading misses.
+    let orientation = match decoder.exif_metadata() {
+        Ok(Some(chunk)) => exif_orientation(&chunk),
+        _ => 1,
+    };
     let icc = decoder.icc_profile().ok().flatten();
     let img = DynamicImage::from_decoder(decoder).map_err(|e| image_error(name, bytes.len(), e))?;
     let pixels = to_pixels(img);
     Ok(DecodedPhoto { format, width: dw, height: dh, orientation, icc, pixels, full_rgb: false })
+}
+
+/// The Orientation tag (1..=8) of a TIFF-structured EXIF block, with or without JPEG's
+/// "Exif\0\0" prefix; 1 when absent or unreadable.
+fn exif_orientation(chunk: &[u8]) -> u8 {
+    let tiff = chunk.strip_prefix(b"Exif\0\0").unwrap_or(chunk);
+    image::metadata::Orientation::from_exif_chunk(tiff).map(|o| o.to_exif()).unwrap_or(1)
 }
 
 fn to_pixels(img: DynamicImage) -> Pixels {

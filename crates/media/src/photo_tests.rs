@@ -262,7 +262,7 @@ fn pixel_bomb_png_is_refused_before_decoding() {
     let t = std::time::Instant::now();
     let err = process_photo(&png, &settings()).unwrap_err();
     assert!(t.elapsed().as_millis() < 50, "took {:?}", t.elapsed());
-    assert_eq!(err, MediaError::TooManyPixels { width: 40000, height: 40000, limit: 50_000_000 });
+    assert_eq!(err, MediaError::TooManyPixels { what: "image".into(), width: 40000, height: 40000, limit: 50_000_000 });
     assert!(matches!(err, MediaError::TooManyPixels { .. }));
     assert_eq!(err.to_string(), "image is 40000×40000 = 1600000000 pixels; the limit is 50000000");
     assert_eq!(probe_dimensions(&png, Format::Png).unwrap(), (40000, 40000));
@@ -333,11 +333,15 @@ fn garbage_after_magic_is_corrupt() {
 
 #[test]
 fn unsupported_and_unrecognised_are_named() {
+    // A HEIC that is only its `ftyp`: libheif reads it and finds nothing to show.
     let mut heic = b"\0\0\0\x18ftypheic\0\0\0\0mif1heic".to_vec();
     heic.extend_from_slice(&[0; 64]);
     let err = process_photo(&heic, &settings()).unwrap_err();
-    assert_eq!(err, MediaError::Unsupported { format: "HEIC".into() });
-    assert_eq!(err.to_string(), "HEIC photos are not supported; send JPEG, PNG, WebP or GIF");
+    assert!(matches!(&err, MediaError::Corrupt { message } if message.starts_with("HEIC ")), "{err:?}");
+    let jxl = b"\0\0\0\x0cJXL \r\n\x87\n\0\0\0\x14ftypjxl \0\0\0\0jxl ".to_vec();
+    let err = process_photo(&jxl, &settings()).unwrap_err();
+    assert_eq!(err, MediaError::Unsupported { format: "JPEG XL".into() });
+    assert_eq!(err.to_string(), "JPEG XL photos are not supported; send JPEG, PNG, WebP, GIF, HEIC or AVIF");
     assert!(matches!(
         err,
         MediaError::Unsupported { .. } | MediaError::Unrecognized { .. } | MediaError::UnsupportedCodec { .. }
@@ -511,4 +515,120 @@ fn progressive_trailing_data_and_tolerated_warning() {
     let warning = turbojpeg::decompress(&extraneous, PixelFormat::RGB).map(|_| ()).unwrap_err().to_string();
     assert!(warning.contains("extraneous bytes"), "{warning}");
     assert!(process_photo(&extraneous, &settings()).is_ok());
+}
+
+// ---------------------------------------------------------------------------------------------
+// Shapes found in other projects' test suites (real phones' and editors' files).
+
+/// A WebP (lossless) carrying `exif` (a TIFF block, no "Exif\0\0" prefix) in an extended
+/// (VP8X) container, as Android's and Lightroom's WebP writers do.
+fn webp_with_exif(rgb: &DynamicImage, exif: &[u8]) -> Vec<u8> {
+    let simple = encode_with_image(rgb, ImageFormat::WebP);
+    assert_eq!(&simple[12..16], b"VP8L");
+    let (w, h) = (rgb.width() - 1, rgb.height() - 1);
+    let mut body = b"WEBP".to_vec();
+    body.extend_from_slice(b"VP8X");
+    body.extend_from_slice(&10u32.to_le_bytes());
+    body.extend_from_slice(&[0x08, 0, 0, 0]); // EXIF flag
+    body.extend_from_slice(&w.to_le_bytes()[..3]);
+    body.extend_from_slice(&h.to_le_bytes()[..3]);
+    body.extend_from_slice(&simple[12..]);
+    body.extend_from_slice(b"EXIF");
+    body.extend_from_slice(&(exif.len() as u32).to_le_bytes());
+    body.extend_from_slice(exif);
+    if exif.len() % 2 == 1 {
+        body.push(0);
+    }
+    let mut out = b"RIFF".to_vec();
+    out.extend_from_slice(&(body.len() as u32).to_le_bytes());
+    out.extend_from_slice(&body);
+    out
+}
+
+/// The displayed pixel (x, y) of an output, any format.
+fn shown(bytes: &[u8], x: u32, y: u32) -> [u8; 3] {
+    let p = image::load_from_memory(bytes).unwrap().into_rgb8().get_pixel(x, y).0;
+    [p[0], p[1], p[2]]
+}
+
+#[test]
+fn webp_and_png_exif_orientation_is_applied() {
+    let (w, h) = (400, 300);
+    let img = DynamicImage::ImageRgb8(RgbImage::from_raw(w, h, two_tone(w, h)).unwrap());
+    let app1 = exif_app1(6);
+    let png = encode_with_image(&img, ImageFormat::Png);
+    // PNG `eXIf` right after IHDR, as exiftool and Android write it.
+    let png_with = |exif: &[u8]| {
+        let mut out = png[..33].to_vec();
+        out.extend(png_chunk(b"eXIf", exif));
+        out.extend_from_slice(&png[33..]);
+        out
+    };
+    // The TIFF block alone (the specs), and with JPEG's "Exif\0\0" prefix (some writers).
+    let cases = [
+        ("WebP", webp_with_exif(&img, &app1[6..])),
+        ("WebP with Exif prefix", webp_with_exif(&img, &app1)),
+        ("PNG", png_with(&app1[6..])),
+        ("PNG with Exif prefix", png_with(&app1)),
+    ];
+    assert_eq!(sniff(&cases[0].1), Some(Format::Webp));
+    for (label, src) in cases {
+        let out = process_photo(&src, &settings()).unwrap_or_else(|e| panic!("{label}: {e}"));
+        assert_eq!((out.width, out.height), (300, 400), "{label}: displayed size");
+        assert_eq!((out.full.width, out.full.height), (300, 400), "{label}");
+        // 90° clockwise: the source's left (red) half is on top.
+        assert!(
+            close(shown(&out.full.bytes, 150, 50), [220, 30, 30], 12),
+            "{label}: {:?}",
+            shown(&out.full.bytes, 150, 50)
+        );
+        assert!(close(shown(&out.full.bytes, 150, 350), [30, 30, 220], 12), "{label}");
+        assert!(!contains(&out.full.bytes, b"SECRET-GPS"), "{label}: EXIF survived");
+    }
+}
+
+/// Moves `segment` to just after the JPEG's SOF0 segment.
+fn after_sof(jpeg: &[u8], segments: &[Vec<u8>]) -> Vec<u8> {
+    let sof = jpeg.windows(2).position(|w| w == [0xFF, 0xC0]).expect("baseline SOF0");
+    let len = u16::from_be_bytes([jpeg[sof + 2], jpeg[sof + 3]]) as usize;
+    let end = sof + 2 + len;
+    let mut out = jpeg[..end].to_vec();
+    for s in segments {
+        out.extend_from_slice(s);
+    }
+    out.extend_from_slice(&jpeg[end..]);
+    out
+}
+
+fn icc_app2(icc: &[u8], seq: u8, count: u8) -> Vec<u8> {
+    let mut p = b"ICC_PROFILE\0".to_vec();
+    p.extend_from_slice(&[seq, count]);
+    p.extend_from_slice(icc);
+    segment(0xE2, &p)
+}
+
+#[test]
+fn icc_after_sof_is_kept_and_a_broken_one_is_dropped_never_refused() {
+    let (w, h) = (320, 200);
+    let base = jpeg_from_rgb(&noisy_rgb(w, h, 21), w, h, 90, Subsamp::Sub2x2);
+    let icc = fake_icc(3000, b"RGB ");
+    // A complete profile after SOF: libjpeg decodes the picture; the profile is kept.
+    let src = after_sof(&base, &[icc_app2(&icc, 1, 1)]);
+    for inspecting in [false, true] {
+        let out = if inspecting {
+            process_photo_inspecting(&src, &settings(), |_, _, _| ()).map(|(o, _)| o)
+        } else {
+            process_photo(&src, &settings())
+        }
+        .unwrap_or_else(|e| panic!("ICC after SOF refused: {e}"));
+        assert_eq!(crate::jpeg_meta::read_jpeg_meta(&out.full.bytes).icc.as_deref(), Some(&icc[..]));
+    }
+    // Chunk 1 of 2 only, and a chunk with a zero sequence number: dropped, the photo passes.
+    for bad in [vec![icc_app2(&icc[..1000], 1, 2)], vec![icc_app2(&icc, 0, 1)]] {
+        let src = after_sof(&base, &bad);
+        let out = process_photo(&src, &settings()).unwrap_or_else(|e| panic!("broken ICC after SOF refused: {e}"));
+        assert_eq!(crate::jpeg_meta::read_jpeg_meta(&out.full.bytes).icc, None);
+        let out = process_photo_inspecting(&src, &settings(), |_, _, _| ()).unwrap().0;
+        assert_eq!(crate::jpeg_meta::read_jpeg_meta(&out.full.bytes).icc, None);
+    }
 }

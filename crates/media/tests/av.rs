@@ -208,6 +208,27 @@ fn voice_every_accepted_format() {
 }
 
 #[test]
+fn voice_amr_nb_and_wb_as_android_recorders_write_them() {
+    // Bare .amr files (hand-written frames: no AMR encoder in Debian's FFmpeg) and the same
+    // streams copied into 3GP by the ffmpeg CLI, as Android's recorder stores them.
+    for (wideband, codec) in [(false, "amr_nb"), (true, "amr_wb")] {
+        let amr = write(&format!("voice-{codec}.amr"), &mediagate_testkit::media::amr(4.0, wideband));
+        let gp = path(&format!("voice-{codec}.3gp"));
+        ffmpeg(&["-i", p(&amr), "-c", "copy", "-f", "3gp", p(&gp)]);
+        assert_eq!(streams(&probe(&gp), "audio")[0]["codec_name"], codec);
+        // An audio-only 3GP is sniffed as what it is, an MPEG-4 audio file (no video track).
+        for (file, format) in [(&amr, Format::Amr), (&gp, Format::M4a)] {
+            let bytes = read(file);
+            assert_eq!(sniff(&bytes), Some(format));
+            let out = process_voice(&bytes, format, &MediaSettings::default())
+                .unwrap_or_else(|e| panic!("{codec} in {format:?}: {e}"));
+            assert!((out.duration_ms as i64 - 4000).abs() <= 40, "{codec} in {format:?}: {} ms", out.duration_ms);
+            check_voice_output(&out, &format!("out-{codec}-{format:?}.ogg"));
+        }
+    }
+}
+
+#[test]
 fn voice_limit_is_measured_by_decoding() {
     // 59.9 s passes (AAC in M4A, whose priming/padding the allowance covers).
     let src = tone("tone-59.9.wav", "59.9", "16000");
@@ -708,6 +729,7 @@ fn video_limits_and_damage() {
     )
     .unwrap_err();
     assert!(matches!(err, MediaError::TooManyPixels { width: 320, height: 240, .. }), "{err:?}");
+    assert_eq!(err.to_string(), "video frame is 320×240 = 76800 pixels; the limit is 76799");
     // Truncated (fast-start source, so the index survives and the data does not).
     let src = path("in-fs.mp4");
     ffmpeg(&["-i", p(no_audio_mp4()), "-c", "copy", "-movflags", "+faststart", p(&src)]);
@@ -799,5 +821,268 @@ fn damaged_files_never_panic_or_hang() {
                 assert!(e.is_input_error(), "{} (every {step}th byte): {e:?}", f.display());
             }
         }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// what phones record: HDR, high frame rates, iPhone/Android containers
+
+/// Mean R, G, B of packed RGB24 samples.
+fn mean_of(px: &[u8]) -> [f64; 3] {
+    assert!(!px.is_empty());
+    let n = (px.len() / 3) as f64;
+    let mut m = [0.0; 3];
+    for c in px.chunks_exact(3) {
+        for (acc, v) in m.iter_mut().zip(c) {
+            *acc += *v as f64;
+        }
+    }
+    m.map(|v| v / n)
+}
+
+/// Mean R, G, B of a video (every frame, decoded by the ffmpeg CLI to 64×36 RGB24).
+fn mean_rgb(file: &Path) -> [f64; 3] {
+    let out = run(
+        "ffmpeg",
+        &["-v", "error", "-i", p(file), "-vf", "scale=64:36:flags=area,format=rgb24", "-f", "rawvideo", "-"],
+    );
+    mean_of(&out.stdout)
+}
+
+fn mean_rgb_of_jpeg(bytes: &[u8]) -> [f64; 3] {
+    mean_of(image::load_from_memory(bytes).unwrap().into_rgb8().as_raw())
+}
+
+fn distance(a: [f64; 3], b: [f64; 3]) -> f64 {
+    a.iter().zip(b).map(|(x, y)| (x - y).abs()).sum()
+}
+
+/// Colour bars and a gradient as an SDR BT.709 original, and the same converted to HDR the way
+/// an iPhone records it: HEVC Main10, BT.2020 primaries and matrix, HLG (or PQ) transfer.
+fn hdr_clips(transfer: &str) -> (PathBuf, PathBuf) {
+    let sdr = path("hdr-source-sdr.mp4");
+    if !sdr.exists() {
+        ffmpeg(&[
+            "-f",
+            "lavfi",
+            "-i",
+            "smptehdbars=size=1280x720:rate=30:duration=2",
+            "-vf",
+            "format=yuv420p",
+            "-c:v",
+            "libx264",
+            "-preset",
+            "veryfast",
+            "-crf",
+            "12",
+            "-color_primaries",
+            "bt709",
+            "-color_trc",
+            "bt709",
+            "-colorspace",
+            "bt709",
+            p(&sdr),
+        ]);
+    }
+    let (t, x265) = match transfer {
+        "hlg" => ("arib-std-b67", "arib-std-b67"),
+        _ => ("smpte2084", "smpte2084"),
+    };
+    let hdr = path(&format!("hdr-{transfer}.mp4"));
+    let vf = format!(
+        "zscale=tin=bt709:min=bt709:pin=bt709:t=linear:npl=203,format=gbrpf32le,zscale=p=bt2020,zscale=t={t}:m=bt2020nc:r=tv,format=yuv420p10le"
+    );
+    let params = format!("colorprim=bt2020:transfer={x265}:colormatrix=bt2020nc");
+    ffmpeg(&[
+        "-i",
+        p(&sdr),
+        "-vf",
+        &vf,
+        "-c:v",
+        "libx265",
+        "-preset",
+        "ultrafast",
+        "-x265-params",
+        &params,
+        "-color_primaries",
+        "bt2020",
+        "-color_trc",
+        t,
+        "-colorspace",
+        "bt2020nc",
+        "-tag:v",
+        "hvc1",
+        p(&hdr),
+    ]);
+    (sdr, hdr)
+}
+
+#[test]
+fn hdr_hlg_and_pq_are_tone_mapped_to_bt709_sdr() {
+    for transfer in ["hlg", "pq"] {
+        let (sdr, hdr) = hdr_clips(transfer);
+        let src = probe(&hdr);
+        let sv = &streams(&src, "video")[0];
+        assert_eq!((sv["codec_name"].as_str(), sv["pix_fmt"].as_str()), (Some("hevc"), Some("yuv420p10le")));
+        let out = process_video(&read(&hdr), Format::Mp4, &MediaSettings::default(), false).unwrap();
+        let f = write(&format!("out-{transfer}.mp4"), &out.mp4);
+        let v = probe(&f);
+        let ov = &streams(&v, "video")[0];
+        assert_eq!(ov["pix_fmt"], "yuv420p", "{transfer}");
+        assert_eq!(ov["color_range"], "tv", "{transfer}");
+        assert_eq!(ov["color_space"], "bt709", "{transfer}");
+        assert_eq!(ov["color_transfer"], "bt709", "{transfer}");
+        assert_eq!(ov["color_primaries"], "bt709", "{transfer}");
+        // What the pipeline did before: convert to 8-bit 4:2:0 without tone mapping.
+        let naive = path(&format!("naive-{transfer}.mp4"));
+        ffmpeg(&[
+            "-i",
+            p(&hdr),
+            "-vf",
+            "scale=out_range=tv,format=yuv420p",
+            "-c:v",
+            "libx264",
+            "-preset",
+            "ultrafast",
+            p(&naive),
+        ]);
+        let (want, ours, flat) = (mean_rgb(&sdr), mean_rgb(&f), mean_rgb(&naive));
+        let (d_ours, d_flat) = (distance(ours, want), distance(flat, want));
+        eprintln!("{transfer}: SDR original {want:.1?}, ours {ours:.1?} (off by {d_ours:.1}), untone-mapped {flat:.1?} (off by {d_flat:.1})");
+        assert!(d_ours < d_flat, "{transfer}: tone-mapped output ({d_ours:.1}) is not closer to the SDR original than an untone-mapped conversion ({d_flat:.1})");
+        // The poster comes out of the same chain.
+        let d_poster = distance(mean_rgb_of_jpeg(&out.poster.bytes), want);
+        assert!(d_poster < d_flat, "{transfer}: poster off by {d_poster:.1}, untone-mapped by {d_flat:.1}");
+    }
+}
+
+#[test]
+fn ten_bit_422_444_and_full_range_come_out_8_bit_420_limited() {
+    for (pix, codec) in [("yuv422p10le", "libx264"), ("yuv444p", "libx264"), ("yuvj420p", "libx264")] {
+        let src = path(&format!("pix-{pix}.mov"));
+        ffmpeg(&[
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc2=size=320x240:rate=25:duration=1",
+            "-pix_fmt",
+            pix,
+            "-c:v",
+            codec,
+            p(&src),
+        ]);
+        let out = process_video(&read(&src), Format::Mov, &MediaSettings::default(), false)
+            .unwrap_or_else(|e| panic!("{pix}: {e}"));
+        let v = probe(&write(&format!("out-{pix}.mp4"), &out.mp4));
+        let ov = &streams(&v, "video")[0];
+        assert_eq!((ov["pix_fmt"].as_str(), ov["color_range"].as_str()), (Some("yuv420p"), Some("tv")), "{pix}");
+        assert_eq!(ov["profile"], "High", "{pix}: 8-bit 4:2:0 H.264");
+    }
+}
+
+#[test]
+fn slow_motion_120_fps_is_decimated_to_60_on_the_same_timeline() {
+    let src = path("slomo-120.mp4");
+    ffmpeg(&[
+        "-f",
+        "lavfi",
+        "-i",
+        "testsrc2=size=320x240:rate=120:duration=3",
+        "-c:v",
+        "libx264",
+        "-preset",
+        "ultrafast",
+        p(&src),
+    ]);
+    let out = process_video(&read(&src), Format::Mp4, &MediaSettings::default(), false).unwrap();
+    assert!((out.duration_ms as i64 - 3000).abs() <= 50, "duration {} ms", out.duration_ms);
+    let v = probe(&write("out-slomo.mp4", &out.mp4));
+    let ov = &streams(&v, "video")[0];
+    assert_eq!(ov["r_frame_rate"], "60/1");
+    let frames: i64 = ov["nb_frames"].as_str().unwrap().parse().unwrap();
+    assert!((frames - 180).abs() <= 2, "{frames} frames for 3 s at 60 fps");
+    let dur = num(&v["format"]["duration"]);
+    assert!((dur - 3.0).abs() < 0.06, "plays for {dur} s, not slowed down");
+    // At 60 fps nothing is dropped.
+    let src = path("fps-60.mp4");
+    ffmpeg(&[
+        "-f",
+        "lavfi",
+        "-i",
+        "testsrc2=size=320x240:rate=60:duration=2",
+        "-c:v",
+        "libx264",
+        "-preset",
+        "ultrafast",
+        p(&src),
+    ]);
+    let out = process_video(&read(&src), Format::Mp4, &MediaSettings::default(), false).unwrap();
+    let v = probe(&write("out-60.mp4", &out.mp4));
+    assert_eq!(streams(&v, "video")[0]["nb_frames"], "120");
+}
+
+#[test]
+fn iphone_mov_with_location_timecode_and_two_audio_tracks_keeps_only_picture_and_first_sound() {
+    // What an iPhone writes beside the picture: a location (the ISO 6709 mdta key and the
+    // classic ©xyz), make and model, a timecode track; and a second audio track.
+    let src = path("iphone.mov");
+    ffmpeg(&[
+        "-f",
+        "lavfi",
+        "-i",
+        "testsrc2=size=640x360:rate=30:duration=2",
+        "-f",
+        "lavfi",
+        "-i",
+        "sine=frequency=440:duration=2",
+        "-f",
+        "lavfi",
+        "-i",
+        "sine=frequency=880:duration=2",
+        "-map",
+        "0:v",
+        "-map",
+        "1:a",
+        "-map",
+        "2:a",
+        "-c:v",
+        "libx264",
+        "-preset",
+        "ultrafast",
+        "-c:a",
+        "aac",
+        "-timecode",
+        "01:00:00:00",
+        "-metadata",
+        "location=+48.8584+002.2945+035.000/",
+        "-metadata",
+        "com.apple.quicktime.location.ISO6709=+48.8584+002.2945+035.000/",
+        "-metadata",
+        "com.apple.quicktime.make=SECRET-MAKE",
+        "-metadata",
+        "com.apple.quicktime.model=SECRET-MODEL",
+        "-movflags",
+        "use_metadata_tags",
+        "-f",
+        "mov",
+        p(&src),
+    ]);
+    let bytes = read(&src);
+    let v = probe(&src);
+    assert!(v["streams"].as_array().unwrap().iter().any(|s| s["codec_tag_string"] == "tmcd"), "no timecode track");
+    assert_eq!(streams(&v, "audio").len(), 2);
+    assert!(bytes.windows(7).any(|w| w == b"48.8584"), "no location in the source");
+    let out = process_video(&bytes, Format::Mov, &MediaSettings::default(), false).unwrap();
+    assert!(out.has_audio);
+    let f = write("out-iphone.mp4", &out.mp4);
+    let o = probe(&f);
+    let kinds: Vec<&str> = o["streams"].as_array().unwrap().iter().map(|s| s["codec_type"].as_str().unwrap()).collect();
+    assert_eq!(kinds, ["video", "audio"], "exactly one picture and one sound track");
+    for needle in [&b"48.8584"[..], b"002.2945", b"SECRET", b"ISO6709", b"\xa9xyz", b"tmcd"] {
+        assert!(
+            !out.mp4.windows(needle.len()).any(|w| w == needle),
+            "output keeps {:?}",
+            String::from_utf8_lossy(needle)
+        );
     }
 }

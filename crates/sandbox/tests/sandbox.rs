@@ -26,6 +26,7 @@ fn main() -> ExitCode {
     let filter: Vec<&String> = args.iter().filter(|a| !a.starts_with('-')).collect();
     let tests: &[(&str, fn())] = &[
         ("a_photo_is_processed_in_a_fresh_child_with_the_same_outputs_as_in_process", photo_in_a_child),
+        ("a_grid_heic_and_an_avif_decode_in_a_locked_down_child", heif_in_a_child),
         ("the_filter_refuses_network_exec_and_new_processes_but_not_threads", filter_refuses),
         ("a_decoder_out_of_memory_is_a_crash_and_the_sandbox_carries_on", out_of_memory),
         ("a_server_that_hangs_is_killed_at_the_budget", hang),
@@ -122,6 +123,44 @@ fn photo_in_a_child() {
     };
     assert_eq!(out, out3);
     assert_eq!(t, t3);
+}
+
+/// libheif is initialised in the fork server before its seccomp filter; a child, locked down
+/// further, decodes a grid HEIC (HEVC tiles, libde265 threads) and an AVIF (dav1d) with it.
+fn heif_in_a_child() {
+    use mediagate_testkit::heif::photo;
+    let rt = runtime();
+    let sb = own_sandbox();
+    let task = Task { admit: Admit::Visual, settings: MediaSettings::default(), classify: true };
+    for (kind, args, format) in
+        [("heic", &["--grid", "256", "--orientation", "6"][..], Format::Heic), ("avif", &["--alpha"][..], Format::Avif)]
+    {
+        let bytes = Arc::new(photo(kind, 1024, 768, args));
+        let report = rt
+            .block_on(async { sb.run(request(task.clone(), 512), bytes.clone(), Duration::from_secs(30)).await })
+            .expect("run");
+        assert_ne!(report.stats.pid, std::process::id(), "decoded in a child");
+        match report.result {
+            Ok(Done { format: f, outcome: Outcome::Photo { out, tensor: Some(t) } }) => {
+                assert_eq!(f, format);
+                assert_eq!((out.width, out.height), (1024, 768), "{kind}: displayed size");
+                assert_eq!(t.0.len(), 224 * 224 * 3, "{kind}: scored from the shared decode");
+            }
+            other => panic!("{kind}: {other:?}"),
+        }
+    }
+    // Peak memory of the child on a 48 MP (8064×6048) iPhone-shaped grid HEIC.
+    let big = Arc::new(photo("heic", 8064, 6048, &["--grid", "512", "--quality", "60"]));
+    let report = rt
+        .block_on(async { sb.run(request(task.clone(), 2048), big.clone(), Duration::from_secs(120)).await })
+        .expect("run 48 MP");
+    assert!(report.result.is_ok(), "48 MP HEIC: {:?}", report.result.err());
+    println!(
+        "48 MP grid HEIC ({} kB): child peak RSS {} MB, {:.0} ms of work",
+        big.len() / 1024,
+        report.stats.peak_rss_bytes >> 20,
+        report.stats.work.as_secs_f64() * 1e3
+    );
 }
 
 /// Re-run of this binary: locks itself down, then tries what a compromised decoder would.

@@ -324,3 +324,25 @@ pub fn png_flat_rgba(w: u32, h: u32) -> Vec<u8> {
     img.write_to(&mut out, image::ImageFormat::Png).expect("png encode");
     out.into_inner()
 }
+
+/// An AMR file (`#!AMR` narrow-band at 12.2 kb/s, or `#!AMR-WB` wide-band at 12.65 kb/s) of
+/// `seconds`, written frame by frame: Debian's FFmpeg decodes AMR but has no AMR encoder.
+/// Every bit pattern of an AMR speech frame is a valid set of codec parameters, so frames with
+/// a deterministic pseudo-random payload decode (to noise-like sound, 20 ms per frame).
+pub fn amr(seconds: f32, wideband: bool) -> Vec<u8> {
+    // (frame type, frame bytes including its one-byte header)
+    let (magic, ft, len): (&[u8], u8, usize) = if wideband { (b"#!AMR-WB\n", 2, 33) } else { (b"#!AMR\n", 7, 32) };
+    let frames = (seconds * 50.0).round() as usize;
+    let mut out = magic.to_vec();
+    let mut s = 0x9E37_79B9u32;
+    for _ in 0..frames {
+        out.push((ft << 3) | 0x04); // F=0, FT, Q=1 (good frame)
+        for _ in 1..len {
+            s ^= s << 13;
+            s ^= s >> 17;
+            s ^= s << 5;
+            out.push((s >> 24) as u8);
+        }
+    }
+    out
+}

@@ -154,7 +154,7 @@ pub fn refusal(r: Refusal) -> Stop {
                 let hex: String = head.iter().map(|b| format!("{b:02x}")).collect();
                 format!(
                     "the file is not a recognised image, video or audio format (it starts with {hex}); \
-                     send JPEG, PNG, WebP or GIF photos"
+                     send JPEG, PNG, WebP, GIF, HEIC or AVIF photos"
                 )
             },
         )),
@@ -255,7 +255,10 @@ mod tests {
             (MediaError::Unrecognized { head: "00".into() }, Some(ReasonCode::InputUnsupportedFormat)),
             (MediaError::UnsupportedCodec { message: "m".into() }, Some(ReasonCode::InputUnsupportedFormat)),
             (MediaError::Corrupt { message: "m".into() }, Some(ReasonCode::InputCorrupt)),
-            (MediaError::TooManyPixels { width: 9, height: 9, limit: 1 }, Some(ReasonCode::InputTooManyPixels)),
+            (
+                MediaError::TooManyPixels { what: "image".into(), width: 9, height: 9, limit: 1 },
+                Some(ReasonCode::InputTooManyPixels),
+            ),
             (
                 MediaError::TooLong { what: Cow::Borrowed("v"), duration_ms: 9, limit_ms: 1 },
                 Some(ReasonCode::InputTooLong),

@@ -1,8 +1,34 @@
-//! The video filter chain: scale, range, pixel format and rotation through libavfilter.
+//! The video filter chain: scale, tone map, range, pixel format, frame rate and rotation through
+//! libavfilter.
+//!
+//! - **SDR** sources: `scale` to the output size, limited range, 8-bit 4:2:0, the BT.709 matrix.
+//! - **HDR** sources (PQ `smpte2084` or HLG `arib-std-b67` transfer, whatever the primaries;
+//!   Dolby Vision 8.4 is read as its HLG base layer): scaled first (in their own 10-bit format, so
+//!   the tone map works on the small picture), then linearised by `zscale` with 100 cd/m² as 1.0,
+//!   converted to BT.709 primaries, tone-mapped with **Möbius** without desaturation, and brought
+//!   back to the BT.709 transfer, matrix and limited range. Möbius is linear below its knee and
+//!   compresses only what lies above it, so the SDR range of a phone's HDR clip (skin, mid-tones)
+//!   keeps the levels it was mastered with and only highlights roll off. Measured on an SDR clip
+//!   converted to HLG and PQ the way phones tag them (tests/av.rs), mean levels out of an SDR
+//!   original at ~101: Möbius 97–99, Reinhard 91, Hable 66 (its filmic curve needs an exposure
+//!   boost the CLI filter does not have), no tone map 72–77. The poster and the classifier's
+//!   frames come out of this chain, so they are tone-mapped too.
+//! - **Frame rate**: above [`MAX_FPS`] on average (120/240 fps slow motion), `fps` decimates to
+//!   60 frames a second on the same timeline (the clip is not slowed down); at or below it,
+//!   frames keep their own timestamps (variable frame rate stays variable).
 
 use super::*;
 
-/// `buffer → scale(+range) → format=yuv420p → rotation → setsar=1 → buffersink`.
+/// The most frames a second the output has (contract §4).
+pub(super) const MAX_FPS: i32 = 60;
+
+/// Whether a frame's transfer characteristic is HDR (PQ or HLG).
+pub(super) fn is_hdr(f: &frame::Video) -> bool {
+    use ffmpeg::color::TransferCharacteristic as T;
+    matches!(f.color_transfer_characteristic(), T::SMPTE2084 | T::ARIB_STD_B67)
+}
+
+/// `buffer → scale(+range) → [tone map] → format=yuv420p → [fps] → rotation → setsar=1 → buffersink`.
 pub(super) struct VideoChain {
     pub(super) graph: FilterGraph,
     pub(super) w: u32,
@@ -27,10 +53,22 @@ impl VideoChain {
         );
         let rot =
             if plan.orientation.filters.is_empty() { String::new() } else { format!(",{}", plan.orientation.filters) };
-        let spec = format!(
-            "scale=w={}:h={}:flags=bicubic:out_range=tv,format=yuv420p{rot},setsar=1",
-            plan.scaled.0, plan.scaled.1
-        );
+        let (w, h) = plan.scaled;
+        let colour = if is_hdr(f) {
+            format!(
+                "scale=w={w}:h={h}:flags=bicubic,zscale=t=linear:npl=100,format=gbrpf32le,zscale=p=bt709,\
+                 tonemap=tonemap=mobius:desat=0,zscale=t=bt709:m=bt709:r=tv,format=yuv420p"
+            )
+        } else {
+            format!("scale=w={w}:h={h}:flags=bicubic:out_range=tv:out_color_matrix=bt709,format=yuv420p")
+        };
+        // Decimated on the stream's own time base, so timestamps downstream keep their meaning.
+        let fps = if plan.decimate {
+            format!(",fps=fps={MAX_FPS},settb=expr={}/{}", tb.numerator(), tb.denominator())
+        } else {
+            String::new()
+        };
+        let spec = format!("{colour}{fps}{rot},setsar=1");
         let graph = FilterGraph::new("video", ("buffer", &args), &spec, "buffersink")?;
         Ok(VideoChain { graph, w: f.width(), h: f.height(), format: f.format() })
     }

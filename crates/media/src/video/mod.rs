@@ -34,8 +34,10 @@
 //! - **Bounded**: decoder and encoder threads fixed by `threads`, every frame's size checked
 //!   against `max_pixels`, a frame-rate ceiling (250 frames per second on average), and the
 //!   wall-clock `budget` checked between packets and frames and by FFmpeg's interrupt callback.
-//! - **HDR** (PQ/HLG, BT.2020) is not tone-mapped: the scaler only converts it to 8-bit 4:2:0,
-//!   so such clips look flat. Rare in DMs; left for later.
+//! - **Colour**: any pixel format in (10-bit, 4:2:2, 4:4:4, full range) → 8-bit 4:2:0 limited
+//!   range, BT.709 primaries, transfer and matrix, tagged so in the H.264 stream; HDR (PQ, HLG)
+//!   is tone-mapped (see [`chain`]).
+//! - **Frame rate**: at most 60 fps; faster clips are decimated on their own timeline.
 
 use ffmpeg::ffi;
 use ffmpeg::format::context::{Input, Output};
@@ -115,7 +117,7 @@ const VIDEO_CODECS: [&str; 5] = ["h264", "hevc", "vp8", "vp9", "av1"];
 
 fn audio_codec_allowed(name: &str) -> bool {
     const ALLOWED: [&str; 11] =
-        ["aac", "mp3", "opus", "vorbis", "flac", "alac", "ac3", "eac3", "amrnb", "amrwb", "mp2"];
+        ["aac", "mp3", "opus", "vorbis", "flac", "alac", "ac3", "eac3", "amr_nb", "amr_wb", "mp2"];
     name.starts_with("pcm_") || ALLOWED.contains(&name)
 }
 

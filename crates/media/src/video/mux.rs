@@ -129,6 +129,13 @@ impl Mux {
         enc.set_frame_rate(plan.frame_rate);
         enc.set_aspect_ratio(Rational::new(1, 1));
         enc.set_color_range(ffmpeg::color::Range::MPEG);
+        // The chain outputs BT.709 SDR (tone-mapped when the source is HDR): say so in the VUI.
+        enc.set_colorspace(ffmpeg::color::Space::BT709);
+        unsafe {
+            let c = enc.as_mut_ptr();
+            (*c).color_primaries = ffi::AVColorPrimaries::AVCOL_PRI_BT709;
+            (*c).color_trc = ffi::AVColorTransferCharacteristic::AVCOL_TRC_BT709;
+        }
         enc.set_flags(codec::flag::Flags::GLOBAL_HEADER | codec::flag::Flags::BITEXACT);
         let mut opts = ffmpeg::Dictionary::new();
         opts.set("preset", s.preset.as_str());

@@ -138,7 +138,12 @@ impl Pass<'_> {
                 return Err(MediaError::corrupt("the video track has an empty frame"));
             }
             if w as u64 * h as u64 > self.plan.max_pixels {
-                return Err(MediaError::TooManyPixels { width: w, height: h, limit: self.plan.max_pixels });
+                return Err(MediaError::TooManyPixels {
+                    what: "video frame".into(),
+                    width: w,
+                    height: h,
+                    limit: self.plan.max_pixels,
+                });
             }
             if f.is_corrupt() || f.has_decode_errors() {
                 return Err(damaged(self.capture, "a frame of the video track does not decode cleanly"));

@@ -21,6 +21,8 @@ pub(super) struct Plan {
     pub(super) scaled: (u32, u32),
     pub(super) time_base: Rational,
     pub(super) frame_rate: Option<Rational>,
+    /// Whether the source's average frame rate is above [`MAX_FPS`], so frames are dropped to it.
+    pub(super) decimate: bool,
     /// Scan-pass duration (packet timestamps), used for the poster position.
     pub(super) scan_ms: u64,
     /// Scan-pass duration of the video track alone, over which frames are sampled.
@@ -64,7 +66,7 @@ pub(super) fn prepare(
     }
     let (w, h) = (w as u32, h as u32);
     if w as u64 * h as u64 > max_pixels {
-        return Err(MediaError::TooManyPixels { width: w, height: h, limit: max_pixels });
+        return Err(MediaError::TooManyPixels { what: "video frame".into(), width: w, height: h, limit: max_pixels });
     }
     let orientation = Orientation::of_stream(&st);
     let (dw, dh) = display_size(w, h, sar.num, sar.den);
@@ -79,15 +81,26 @@ pub(super) fn prepare(
         .into_iter()
         .find(|r| r.numerator() > 0 && r.denominator() > 0 && r.numerator() / r.denominator() <= 1000);
 
+    // 120/240 fps slow motion is decimated to 60 (the chain's `fps`); the encoder is told so.
+    let decimate = frame_rate.is_some_and(|r| r.numerator() as i64 > MAX_FPS as i64 * r.denominator() as i64);
+    let frame_rate = if decimate { Some(Rational::new(MAX_FPS, 1)) } else { frame_rate };
     let video_par = par.clone();
-    let audio = input.streams().best(ffmpeg::media::Type::Audio).and_then(|a| {
-        let name = a.parameters().id().name().to_string();
-        let ok = audio_codec_allowed(&name) && ffmpeg::decoder::find(a.parameters().id()).is_some();
-        if !ok {
-            tracing::info!(codec = %name, "video's audio codec is not supported; the output has no sound");
-        }
-        ok.then_some(a.index())
-    });
+    // The first audio track this build can decode, in file order: iPhone MOVs and Android MP4s
+    // may carry a second audio track (or one in a codec FFmpeg cannot decode) beside timecode,
+    // metadata (`mebx`) and depth tracks, which are all ignored. With no usable audio track the
+    // output has no sound, and the log says why.
+    let audio = input
+        .streams()
+        .filter(|a| a.parameters().medium() == ffmpeg::media::Type::Audio)
+        .find(|a| {
+            let name = a.parameters().id().name().to_string();
+            let ok = audio_codec_allowed(&name) && ffmpeg::decoder::find(a.parameters().id()).is_some();
+            if !ok {
+                tracing::info!(codec = %name, track = a.index(), "skipping an audio track this build cannot decode");
+            }
+            ok
+        })
+        .map(|a| a.index());
     let audio_par = audio.and_then(|a| input.stream(a)).map(|a| a.parameters().clone());
 
     let (scan_ms, video_ms) = scan(&mut input, video, audio, settings.limits.video_max_ms, deadline, capture)?;
@@ -103,6 +116,7 @@ pub(super) fn prepare(
         scaled,
         time_base,
         frame_rate,
+        decimate,
         scan_ms,
         video_ms,
         max_pixels,

@@ -8,6 +8,7 @@ mod cli;
 mod malformed;
 mod nudity;
 mod ops;
+mod phones;
 mod photos;
 mod reprocess;
 mod rules;

@@ -138,7 +138,9 @@ fn malformed_files_get_precise_codes() {
         ("zip", b"PK\x03\x04\x14\x00\x00\x00".to_vec(), "input.unsupported_format"),
         ("elf", b"\x7fELF\x02\x01\x01\x00".to_vec(), "input.unsupported_format"),
         ("text", b"hello world, definitely not a photo".to_vec(), "input.unsupported_format"),
-        ("avif", b"\0\0\0\x1cftypavif\0\0\0\0avifmif1".to_vec(), "input.unsupported_format"),
+        // An AVIF that is only its `ftyp`: recognised, decoded by libheif, nothing in it.
+        ("avif", b"\0\0\0\x1cftypavif\0\0\0\0avifmif1".to_vec(), "input.corrupt"),
+        ("jxl", b"\0\0\0\x0cJXL \r\n\x87\n\0\0\0\x14ftypjxl \0\0\0\0jxl ".to_vec(), "input.unsupported_format"),
         ("mp3-in-media", speech("mp3", "mp3"), "input.type_mismatch"),
         ("wav-in-media", wav(300), "input.type_mismatch"),
         (

@@ -219,7 +219,7 @@ fn item_reason_codes() {
         format!("{id}/never-uploaded.jpg"),                                  // 0 missing
         too_large,                                                           // 1 too large
         put("text.jpg", b"<html><body>not an image</body></html>".to_vec()), // 2 unrecognised
-        put("heic.jpg", b"\0\0\0\x18ftypheic\0\0\0\0mif1heic".to_vec()),     // 3 recognised, unsupported
+        put("jxl.jpg", b"\0\0\0\x0cJXL \r\n\x87\n\0\0\0\x14ftypjxl \0\0\0\0jxl ".to_vec()), // 3 recognised, unsupported
         put("voice.wav", wav(500)),                                          // 4 audio in a media job
         put("garbage.png", {
             let mut p = png_rgb(50, 50);
@@ -239,7 +239,7 @@ fn item_reason_codes() {
     assert_eq!(item(&v, "1")["media_type"], Value::Null);
     rejected(&v, "2", "input.unsupported_format");
     assert_eq!(item(&v, "2")["media_type"], Value::Null);
-    assert!(rejected(&v, "3", "input.unsupported_format").to_lowercase().contains("heic"));
+    assert!(rejected(&v, "3", "input.unsupported_format").contains("JPEG XL"));
     rejected(&v, "4", "input.type_mismatch");
     assert_eq!(item(&v, "4")["media_type"], "audio");
     rejected(&v, "5", "input.corrupt");
