@@ -250,14 +250,16 @@ fn main() {
         let d = dir();
         let hlg = d.join("video-1080p30-10s-hlg.mp4");
         if !hlg.exists() {
+            let part = d.join("video-1080p30-10s-hlg.part.mp4");
             ffmpeg(&[
                 "-i", s(&video_input()),
-                "-vf", "zscale=tin=bt709:min=bt709:pin=bt709:t=linear:npl=203,format=gbrpf32le,zscale=p=bt2020,zscale=t=arib-std-b67:m=bt2020nc:r=tv,format=yuv420p10le",
+                "-vf", "setparams=color_primaries=bt709:color_trc=bt709:colorspace=bt709:range=tv,zscale=t=linear:npl=203,format=gbrpf32le,zscale=p=bt2020,zscale=t=arib-std-b67:m=bt2020nc:r=tv,format=yuv420p10le",
                 "-c:v", "libx265", "-preset", "fast", "-b:v", "16M",
                 "-x265-params", "log-level=error:colorprim=bt2020:transfer=arib-std-b67:colormatrix=bt2020nc",
                 "-color_primaries", "bt2020", "-color_trc", "arib-std-b67", "-colorspace", "bt2020nc",
-                "-tag:v", "hvc1", "-c:a", "copy", s(&hlg),
+                "-tag:v", "hvc1", "-c:a", "copy", s(&part),
             ]);
+            std::fs::rename(&part, &hlg).expect("keep the HLG input");
         }
         let bytes = std::fs::read(&hlg).unwrap();
         let settings = MediaSettings::default();
