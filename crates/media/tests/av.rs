@@ -1086,3 +1086,94 @@ fn iphone_mov_with_location_timecode_and_two_audio_tracks_keeps_only_picture_and
         );
     }
 }
+
+#[test]
+fn a_bt601_clip_is_converted_to_the_bt709_matrix_it_is_tagged_with() {
+    // An SD-style clip whose Y′CbCr uses the BT.601 matrix (smpte170m), as older phones and
+    // webcams write: the output is tagged BT.709, so its pixels must be converted, not relabelled.
+    let src = path("red-601.mp4");
+    ffmpeg(&[
+        "-f",
+        "lavfi",
+        "-i",
+        "color=c=0xC02020:s=320x240:d=1",
+        "-vf",
+        "scale=out_color_matrix=bt601:out_range=tv,format=yuv420p,setparams=colorspace=smpte170m:range=tv",
+        "-c:v",
+        "libx264",
+        "-qp",
+        "0",
+        "-colorspace",
+        "smpte170m",
+        p(&src),
+    ]);
+    let out = process_video(&read(&src), Format::Mp4, &MediaSettings::default(), false).unwrap();
+    let f = write("out-red-601.mp4", &out.mp4);
+    assert_eq!(streams(&probe(&f), "video")[0]["color_space"], "bt709");
+    // Decoded with the matrix it is tagged with, the red is the source's red.
+    let px = run(
+        "ffmpeg",
+        &[
+            "-v",
+            "error",
+            "-i",
+            p(&f),
+            "-vf",
+            "scale=in_color_matrix=bt709:in_range=tv,format=rgb24",
+            "-frames:v",
+            "1",
+            "-f",
+            "rawvideo",
+            "-",
+        ],
+    )
+    .stdout;
+    let mid = 3 * (120 * 320 + 160);
+    let got = [px[mid], px[mid + 1], px[mid + 2]];
+    let want = [0xC0, 0x20, 0x20];
+    let off: i32 = got.iter().zip(want).map(|(a, b)| (*a as i32 - b as i32).abs()).sum();
+    // Relabelling without converting would be off by ~30 levels (205, 47, 29).
+    assert!(off <= 12, "red came out as {got:?}, want about {want:?}");
+}
+
+/// Every video frame's presentation time, in seconds, per ffprobe.
+fn frame_times(file: &Path) -> Vec<f64> {
+    let out = run(
+        "ffprobe",
+        &["-v", "error", "-select_streams", "v:0", "-show_entries", "frame=pts_time", "-of", "csv=p=0", p(file)],
+    );
+    String::from_utf8_lossy(&out.stdout).lines().filter_map(|l| l.trim().trim_end_matches(',').parse().ok()).collect()
+}
+
+#[test]
+fn a_variable_frame_rate_screen_recording_keeps_its_timing() {
+    // A screen recorder writes frames only when something changes: 20 fps for a second, a
+    // 1.5 s still gap, then 10 fps for a second.
+    let src = path("screen-vfr.mp4");
+    ffmpeg(&[
+        "-f",
+        "lavfi",
+        "-i",
+        "testsrc2=size=320x240:rate=20:duration=2",
+        "-vf",
+        "setpts='if(lt(N,20),N/20,if(lt(N,30),2.5+(N-20)/10,5))/TB'",
+        "-fps_mode",
+        "vfr",
+        "-frames:v",
+        "30",
+        "-c:v",
+        "libx264",
+        "-preset",
+        "ultrafast",
+        p(&src),
+    ]);
+    let want = frame_times(&src);
+    assert_eq!(want.len(), 30, "source frames: {want:?}");
+    let out = process_video(&read(&src), Format::Mp4, &MediaSettings::default(), false).unwrap();
+    let got = frame_times(&write("out-screen-vfr.mp4", &out.mp4));
+    assert_eq!(got.len(), want.len(), "no frame added or dropped: {got:?} vs {want:?}");
+    let origin = want[0];
+    for (g, w) in got.iter().zip(&want) {
+        assert!((g - (w - origin)).abs() < 0.002, "frame at {g} s, source at {} s", w - origin);
+    }
+}

@@ -98,6 +98,13 @@ pub(super) struct Mux {
     pub(super) venc_tb: Rational,
     pub(super) vst_tb: Rational,
     pub(super) aac: Option<AacOut>,
+    /// The last frame received, held until the next one tells how long it lasts.
+    pending: Option<frame::Video>,
+    /// Each sent frame's duration by pts (encoder time base), for its packet: libx264 does not
+    /// pass durations on, and without them the MP4's last sample would have none, so its edit
+    /// list would end before the last frame of a variable-frame-rate clip.
+    durations: std::collections::HashMap<i64, i64>,
+    last_duration: i64,
 }
 
 impl Mux {
@@ -191,17 +198,51 @@ impl Mux {
             }
             None => None,
         };
-        Ok(Mux { octx, file, venc, venc_tb: plan.time_base, vst_tb, aac })
+        Ok(Mux {
+            octx,
+            file,
+            venc,
+            venc_tb: plan.time_base,
+            vst_tb,
+            aac,
+            pending: None,
+            durations: std::collections::HashMap::new(),
+            last_duration: 0,
+        })
     }
 
-    /// Encodes a frame (`None`: end of stream) and writes what the encoder has ready.
-    pub(super) fn video_frame(&mut self, f: Option<&frame::Video>) -> Result<(), MediaError> {
+    /// Takes a frame (`None`: end of stream; the frame is moved out, `f` is left empty), encodes
+    /// the one before it now that its duration is known, and writes what the encoder has ready.
+    pub(super) fn video_frame(&mut self, f: Option<&mut frame::Video>) -> Result<(), MediaError> {
         let fail = |e| internal_error("H.264 encoder", e);
-        match f {
-            Some(f) => self.venc.send_frame(f).map_err(fail)?,
+        let next = f.map(|f| std::mem::replace(f, frame::Video::empty()));
+        if let Some(prev) = self.pending.take() {
+            let pts = prev.pts().unwrap_or(0);
+            let duration = match next.as_ref().and_then(|n| n.pts()) {
+                Some(n) if n > pts => n - pts,
+                // The last frame lasts as long as its source packet said, else as the one before.
+                _ => Some(prev.packet().duration).filter(|d| *d > 0).unwrap_or(self.last_duration).max(1),
+            };
+            self.last_duration = duration;
+            self.durations.insert(pts, duration);
+            self.venc.send_frame(&prev).map_err(fail)?;
+        }
+        match next {
+            Some(n) => self.pending = Some(n),
             None => self.venc.send_eof().map_err(fail)?,
         }
-        write_ready(&mut self.venc, 0, (self.venc_tb, self.vst_tb), &mut self.octx, "libx264")
+        let mut p = Packet::empty();
+        while received(self.venc.receive_packet(&mut p)).map_err(fail)? {
+            if let Some(d) = p.pts().and_then(|pts| self.durations.remove(&pts)) {
+                if p.duration() <= 0 {
+                    p.set_duration(d);
+                }
+            }
+            p.set_stream(0);
+            p.rescale_ts(self.venc_tb, self.vst_tb);
+            p.write_interleaved(&mut self.octx).map_err(|e| internal_error("writing the output file", e))?;
+        }
+        Ok(())
     }
 
     /// Pulls ready frames out of a chain into the FIFO and encodes every whole AAC frame.
