@@ -1130,7 +1130,7 @@ fn a_bt601_clip_is_converted_to_the_bt709_matrix_it_is_tagged_with() {
     .stdout;
     let mid = 3 * (120 * 320 + 160);
     let got = [px[mid], px[mid + 1], px[mid + 2]];
-    let want = [0xC0, 0x20, 0x20];
+    let want = [0xC0u8, 0x20, 0x20];
     let off: i32 = got.iter().zip(want).map(|(a, b)| (*a as i32 - b as i32).abs()).sum();
     // Relabelling without converting would be off by ~30 levels (205, 47, 29).
     assert!(off <= 12, "red came out as {got:?}, want about {want:?}");
