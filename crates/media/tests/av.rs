@@ -957,6 +957,31 @@ fn hdr_hlg_and_pq_are_tone_mapped_to_bt709_sdr() {
 }
 
 #[test]
+fn an_hlg_clip_that_tags_only_its_transfer_is_still_tone_mapped() {
+    // HLG transfer, but no primaries, matrix or range in the stream: taken as BT.2020, limited.
+    let (_, hdr) = hdr_clips("hlg");
+    let bare = path("hlg-transfer-only.mp4");
+    ffmpeg(&[
+        "-i",
+        p(&hdr),
+        "-c",
+        "copy",
+        "-bsf:v",
+        "hevc_metadata=colour_primaries=2:matrix_coefficients=2:video_full_range_flag=0",
+        "-color_primaries",
+        "unknown",
+        "-colorspace",
+        "unknown",
+        p(&bare),
+    ]);
+    let v = probe(&bare);
+    assert_eq!(streams(&v, "video")[0]["color_transfer"], "arib-std-b67");
+    let out = process_video(&read(&bare), Format::Mp4, &MediaSettings::default(), false).unwrap();
+    let o = probe(&write("out-hlg-transfer-only.mp4", &out.mp4));
+    assert_eq!(streams(&o, "video")[0]["color_transfer"], "bt709");
+}
+
+#[test]
 fn ten_bit_422_444_and_full_range_come_out_8_bit_420_limited() {
     for (pix, codec) in [("yuv422p10le", "libx264"), ("yuv444p", "libx264"), ("yuvj420p", "libx264")] {
         let src = path(&format!("pix-{pix}.mov"));

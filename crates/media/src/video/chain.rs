@@ -55,8 +55,23 @@ impl VideoChain {
             if plan.orientation.filters.is_empty() { String::new() } else { format!(",{}", plan.orientation.filters) };
         let (w, h) = plan.scaled;
         let colour = if is_hdr(f) {
+            // zscale needs the matrix, primaries and range of what it linearises: a phone tags
+            // them all, but a file that tags only its transfer must not make the conversion fail
+            // (an error here would look like our fault and be retried), so unspecified ones are
+            // taken as what HDR video uses, BT.2020 and limited range.
+            use ffmpeg::color::{Primaries, Range, Space};
+            let mut input = String::new();
+            if matches!(f.color_space(), Space::Unspecified | Space::Reserved) {
+                input.push_str(":min=bt2020nc");
+            }
+            if matches!(f.color_primaries(), Primaries::Unspecified | Primaries::Reserved) {
+                input.push_str(":pin=bt2020:p=bt2020");
+            }
+            if f.color_range() == Range::Unspecified {
+                input.push_str(":rin=tv");
+            }
             format!(
-                "scale=w={w}:h={h}:flags=bicubic,zscale=t=linear:npl=100,format=gbrpf32le,zscale=p=bt709,\
+                "scale=w={w}:h={h}:flags=bicubic,zscale=t=linear:npl=100{input},format=gbrpf32le,zscale=p=bt709,\
                  tonemap=tonemap=mobius:desat=0,zscale=t=bt709:m=bt709:r=tv,format=yuv420p"
             )
         } else {
