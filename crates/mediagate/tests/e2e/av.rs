@@ -1,44 +1,13 @@
 //! Voice notes and videos end to end: true durations, contract variants checked with ffprobe,
 //! rejections, and byte-identical outputs on a second run.
 
-use serde_json::{json, Value};
+use serde_json::Value;
 
 use crate::support::media::*;
-use crate::support::{harness, item, job_id, media_job, sha256_hex, SeenVerdict};
+use crate::support::{fetch_output, item, output, run_uploads, SeenVerdict};
 
 fn run(kind: &str, name: &str, files: Vec<(&str, Vec<u8>)>) -> (String, SeenVerdict) {
-    let h = harness();
-    let id = job_id(name);
-    let keys: Vec<String> = files
-        .into_iter()
-        .enumerate()
-        .map(|(i, (ext, bytes))| {
-            let key = format!("{id}/{i}.{ext}");
-            h.put("incoming", &key, bytes);
-            key
-        })
-        .collect();
-    let refs: Vec<&str> = keys.iter().map(String::as_str).collect();
-    let mut job = media_job(&id, &refs);
-    job["kind"] = json!(kind);
-    (id.clone(), h.run_job(&job))
-}
-
-fn output<'a>(item: &'a Value, variant: &str) -> &'a Value {
-    item["outputs"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|o| o["variant"] == variant)
-        .unwrap_or_else(|| panic!("no {variant} in {item}"))
-}
-
-fn fetch(out: &Value) -> Vec<u8> {
-    let h = harness();
-    let bytes = h.get(out["bucket"].as_str().unwrap(), out["key"].as_str().unwrap()).expect("stored");
-    assert_eq!(out["sha256"], sha256_hex(&bytes).as_str());
-    assert_eq!(out["bytes"], bytes.len() as u64);
-    bytes
+    run_uploads(kind, name, files, |_| {})
 }
 
 #[test]
@@ -58,7 +27,7 @@ fn a_spoken_voice_note_becomes_mono_48k_ogg_opus_with_duration_and_waveform() {
     let out = output(it, "voice");
     assert_eq!(out["key"], format!("media/{id}/0/voice.ogg").as_str());
     assert_eq!(out["content_type"], "audio/ogg");
-    let probe = ffprobe(&fetch(out), "ogg");
+    let probe = ffprobe(&fetch_output(out), "ogg");
     let s = &probe["streams"][0];
     assert_eq!(
         (s["codec_name"].as_str(), s["channels"].as_u64(), s["sample_rate"].as_str()),
@@ -92,7 +61,7 @@ fn a_1080p_video_with_sound_becomes_720p_h264_aac_faststart_with_poster() {
     let video = output(it, "video");
     assert_eq!(video["key"], format!("media/{id}/0/video.mp4").as_str());
     assert_eq!(video["content_type"], "video/mp4");
-    let bytes = fetch(video);
+    let bytes = fetch_output(video);
     let moov = bytes.windows(4).position(|w| w == b"moov").expect("moov");
     let mdat = bytes.windows(4).position(|w| w == b"mdat").expect("mdat");
     assert!(moov < mdat, "fast-start: moov before mdat");
@@ -106,7 +75,7 @@ fn a_1080p_video_with_sound_becomes_720p_h264_aac_faststart_with_poster() {
     let poster = output(it, "poster");
     assert_eq!(poster["content_type"], "image/jpeg");
     assert_eq!(poster["key"], format!("media/{id}/0/poster.jpg").as_str());
-    let (pw, ph) = dims(&fetch(poster));
+    let (pw, ph) = dims(&fetch_output(poster));
     assert!(pw > ph && pw <= 1280, "{pw}x{ph}");
 }
 
@@ -117,7 +86,7 @@ fn a_rotated_phone_video_stays_portrait_and_a_silent_one_gets_no_audio() {
     let it = item(&v, "0");
     assert_eq!(it["status"], "cleared", "{it}");
     assert_eq!((it["width"].as_u64(), it["height"].as_u64()), (Some(360), Some(640)), "displayed size");
-    let bytes = fetch(output(it, "video"));
+    let bytes = fetch_output(output(it, "video"));
     let probe = ffprobe(&bytes, "mp4");
     let streams = probe["streams"].as_array().unwrap();
     let v0 = streams.iter().find(|s| s["codec_type"] == "video").unwrap();

@@ -3,48 +3,18 @@
 //! iPhone MOV with location and timecode; an Android AMR voice note. Files are made by the real
 //! encoders (pillow-heif, Pillow's libavif, x265, the ffmpeg CLI; AMR frames by hand).
 
-use serde_json::{json, Value};
+use serde_json::json;
 
 use crate::support::media::*;
-use crate::support::{harness, item, job_id, media_job, sha256_hex, SeenVerdict};
+use crate::support::{fetch_output, item, output, run_uploads, SeenVerdict};
 use mediagate_testkit::heif::{claiming, photo};
 
 fn run(kind: &str, name: &str, files: Vec<(&str, Vec<u8>)>, minor: bool) -> (String, SeenVerdict) {
-    let h = harness();
-    let id = job_id(name);
-    let keys: Vec<String> = files
-        .into_iter()
-        .enumerate()
-        .map(|(i, (ext, bytes))| {
-            let key = format!("{id}/{i}.{ext}");
-            h.put("incoming", &key, bytes);
-            key
-        })
-        .collect();
-    let refs: Vec<&str> = keys.iter().map(String::as_str).collect();
-    let mut job = media_job(&id, &refs);
-    job["kind"] = json!(kind);
-    if minor {
-        job["recipients"][0]["age_band"] = json!("16_17");
-    }
-    (id.clone(), h.run_job(&job))
-}
-
-fn output<'a>(item: &'a Value, variant: &str) -> &'a Value {
-    item["outputs"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|o| o["variant"] == variant)
-        .unwrap_or_else(|| panic!("no {variant} in {item}"))
-}
-
-fn fetch(out: &Value) -> Vec<u8> {
-    let h = harness();
-    let bytes = h.get(out["bucket"].as_str().unwrap(), out["key"].as_str().unwrap()).expect("stored");
-    assert_eq!(out["sha256"], sha256_hex(&bytes).as_str());
-    assert_eq!(out["bytes"], bytes.len() as u64);
-    bytes
+    run_uploads(kind, name, files, |job| {
+        if minor {
+            job["recipients"][0]["age_band"] = json!("16_17");
+        }
+    })
 }
 
 #[test]
@@ -69,7 +39,7 @@ fn heic_avif_and_heif_from_phones() {
     assert!(grid["nudity"]["score"].as_f64().is_some(), "scored: {grid}");
     let full = output(grid, "full");
     assert_eq!(full["key"], format!("media/{id}/0/full.jpg").as_str());
-    let bytes = fetch(full);
+    let bytes = fetch_output(full);
     assert_eq!(dims(&bytes), (1200, 900));
     assert!(!contains(&bytes, b"SECRET-MAKE"), "EXIF survived");
 
@@ -155,17 +125,17 @@ fn hlg_120fps_and_iphone_mov_videos() {
     let (_, v) = run("media", "phones-video", vec![("mp4", hlg), ("mp4", slomo), ("mov", mov)], false);
     assert_eq!(v.body["status"], "cleared", "{}", v.body);
 
-    let hlg_out = ffprobe(&fetch(output(item(&v, "0"), "video")), "mp4");
+    let hlg_out = ffprobe(&fetch_output(output(item(&v, "0"), "video")), "mp4");
     let s = &hlg_out["streams"][0];
     assert_eq!((s["pix_fmt"].as_str(), s["color_transfer"].as_str()), (Some("yuv420p"), Some("bt709")), "{s}");
 
     let slomo = item(&v, "1");
     let ms = slomo["duration_ms"].as_u64().unwrap();
     assert!((1950..=2050).contains(&ms), "slow motion keeps its length: {ms} ms");
-    let p = ffprobe(&fetch(output(slomo, "video")), "mp4");
+    let p = ffprobe(&fetch_output(output(slomo, "video")), "mp4");
     assert_eq!(p["streams"][0]["r_frame_rate"], "60/1");
 
-    let mov_out = fetch(output(item(&v, "2"), "video"));
+    let mov_out = fetch_output(output(item(&v, "2"), "video"));
     assert!(!contains(&mov_out, b"48.8584") && !contains(&mov_out, b"ISO6709"), "location survived");
     let kinds: Vec<String> = ffprobe(&mov_out, "mp4")["streams"]
         .as_array()
@@ -196,7 +166,7 @@ fn an_android_amr_voice_note() {
         assert_eq!(it["media_type"], "audio", "{it}");
         let ms = it["duration_ms"].as_u64().unwrap();
         assert!((2950..=3050).contains(&ms), "{ext}: {ms} ms");
-        let ogg = fetch(output(it, "voice"));
+        let ogg = fetch_output(output(it, "voice"));
         assert!(ogg.starts_with(b"OggS"));
     }
 }

@@ -397,6 +397,51 @@ pub fn item<'a>(v: &'a SeenVerdict, item_id: &str) -> &'a Value {
         .unwrap_or_else(|| panic!("no item {item_id} in {}", v.body))
 }
 
+/// Uploads each file under the job's prefix (`{job}/{i}.{ext}`), runs a job of `kind` over them
+/// after `edit` has adjusted it (age bands, flags), and returns the job id and its verdict.
+pub fn run_uploads(
+    kind: &str,
+    name: &str,
+    files: Vec<(&str, Vec<u8>)>,
+    edit: impl FnOnce(&mut Value),
+) -> (String, SeenVerdict) {
+    let h = harness();
+    let id = job_id(name);
+    let keys: Vec<String> = files
+        .into_iter()
+        .enumerate()
+        .map(|(i, (ext, bytes))| {
+            let key = format!("{id}/{i}.{ext}");
+            h.put("incoming", &key, bytes);
+            key
+        })
+        .collect();
+    let refs: Vec<&str> = keys.iter().map(String::as_str).collect();
+    let mut job = media_job(&id, &refs);
+    job["kind"] = json!(kind);
+    edit(&mut job);
+    (id.clone(), h.run_job(&job))
+}
+
+/// The output of a verdict item with this variant.
+pub fn output<'a>(item: &'a Value, variant: &str) -> &'a Value {
+    item["outputs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|o| o["variant"] == variant)
+        .unwrap_or_else(|| panic!("no {variant} in {item}"))
+}
+
+/// Fetches an output, checks its size and sha256 against the verdict, returns its bytes.
+pub fn fetch_output(out: &Value) -> Vec<u8> {
+    let h = harness();
+    let bytes = h.get(out["bucket"].as_str().unwrap(), out["key"].as_str().unwrap()).expect("stored");
+    assert_eq!(out["sha256"], sha256_hex(&bytes).as_str());
+    assert_eq!(out["bytes"], bytes.len() as u64);
+    bytes
+}
+
 pub fn sha256_hex(bytes: &[u8]) -> String {
     use sha2::Digest;
     hex::encode(sha2::Sha256::digest(bytes))
