@@ -1,0 +1,2 @@
+//! Shared by the integration tests (the bench includes `images.rs` by path).
+pub mod images;
