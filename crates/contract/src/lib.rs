@@ -14,6 +14,7 @@ pub mod job;
 pub mod keys;
 pub mod policy;
 pub mod reason;
+pub mod review;
 pub mod settings;
 pub mod verdict;
 
@@ -23,5 +24,6 @@ pub use policy::{check_job_rules, nudity_policy, NudityPolicy};
 pub use reason::{Reason, ReasonCode};
 pub use settings::Thresholds;
 pub use verdict::{
-    job_status, ItemStatus, ItemVerdict, JobStatus, Manifest, MediaType, NudityResult, Output, Verdict, WorkerInfo,
+    job_status, FramePdq, HashMatch, Hashes, ItemStatus, ItemVerdict, JobStatus, Manifest, MediaType, NudityResult,
+    Output, ReviewNote, Verdict, WorkerInfo,
 };

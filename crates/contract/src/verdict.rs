@@ -97,6 +97,64 @@ pub struct Output {
     pub sha256: String,
 }
 
+/// One sampled video frame's PDQ (`pdq_frames`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FramePdq {
+    /// The frame's time from the start of the clip.
+    pub ms: u64,
+    /// 64 hex digits.
+    pub pdq: String,
+    /// PDQ quality, 0..=100.
+    pub quality: u8,
+}
+
+/// The item's hashes (§5): `null` as a whole when the original was never fetched.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Hashes {
+    /// Of the original's bytes, lower-case hex.
+    pub sha256: String,
+    /// PDQ of the image as shown (a photo) or of the poster (a video); `null` for audio and
+    /// input that did not decode.
+    pub pdq: Option<String>,
+    pub pdq_quality: Option<u8>,
+    /// A video's sampled frames, in time order; `null` otherwise.
+    pub pdq_frames: Option<Vec<FramePdq>>,
+}
+
+impl Hashes {
+    /// The hashes of fetched bytes that were not (or could not be) decoded.
+    pub fn bytes_only(sha256: String) -> Hashes {
+        Hashes { sha256, pdq: None, pdq_quality: None, pdq_frames: None }
+    }
+}
+
+/// A hash-bank match (§5, §8): the entry reported when several match.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HashMatch {
+    /// The bank's name in `MEDIAGATE_HASH_BANKS` (or `confirmed`).
+    pub bank: String,
+    /// `sha256`, `md5` or `pdq`.
+    pub kind: String,
+    /// The bank's entry, lower-case hex.
+    pub hash: String,
+    /// Hamming distance; 0 for an exact kind.
+    pub distance: u32,
+    pub label: Option<String>,
+    /// The matching frame of a video, else `null`.
+    pub frame_ms: Option<u64>,
+}
+
+/// A moderator's release of a blocked item (§9), as the verdict reports it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReviewNote {
+    /// Always `released` in a verdict.
+    pub decision: String,
+    pub by: String,
+    /// RFC 3339, UTC.
+    pub at: String,
+    pub note: Option<String>,
+}
+
 /// One item's outcome.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ItemVerdict {
@@ -110,11 +168,16 @@ pub struct ItemVerdict {
     pub waveform: Option<Vec<u8>>,
     pub blurhash: Option<String>,
     pub nudity: Option<NudityResult>,
+    pub hashes: Option<Hashes>,
+    #[serde(rename = "match")]
+    pub hash_match: Option<HashMatch>,
+    pub review: Option<ReviewNote>,
     pub outputs: Vec<Output>,
 }
 
 impl ItemVerdict {
-    /// A rejected item: nothing measured, nothing stored.
+    /// A rejected item: nothing measured, nothing stored (hashes added by the caller when the
+    /// bytes were fetched).
     pub fn rejected(item_id: &str, media_type: Option<MediaType>, reason: Reason) -> ItemVerdict {
         ItemVerdict {
             item_id: item_id.to_owned(),
@@ -127,6 +190,9 @@ impl ItemVerdict {
             waveform: None,
             blurhash: None,
             nudity: None,
+            hashes: None,
+            hash_match: None,
+            review: None,
             outputs: Vec::new(),
         }
     }
@@ -199,6 +265,9 @@ mod tests {
             "waveform",
             "blurhash",
             "nudity",
+            "hashes",
+            "match",
+            "review",
             "outputs",
         ] {
             assert!(v.as_object().unwrap().contains_key(key), "{key} missing");
@@ -219,6 +288,8 @@ mod tests {
               "width": 4032, "height": 3024, "duration_ms": null, "waveform": null,
               "blurhash": "LEHV6nWB2yk8pyo0adR*.7kCMdnj",
               "nudity": { "model": "open_nsfw", "model_sha256": "x", "score": 0.031, "threshold": 0.5, "flagged": false, "frames": 1 },
+              "hashes": { "sha256": "z", "pdq": "p", "pdq_quality": 100, "pdq_frames": null },
+              "match": null, "review": null,
               "outputs": [
                 { "variant": "full", "bucket": "media", "key": "media/j-01HZX3/0/full.jpg",
                   "content_type": "image/jpeg", "bytes": 412345, "width": 2048, "height": 1536, "sha256": "y" }
@@ -226,7 +297,8 @@ mod tests {
             { "item_id": "1", "status": "rejected", "media_type": null,
               "reason": { "code": "input.corrupt", "message": "JPEG ends after 1203 of 48211 bytes" },
               "width": null, "height": null, "duration_ms": null, "waveform": null, "blurhash": null,
-              "nudity": null, "outputs": [] }
+              "nudity": null, "hashes": { "sha256": "z", "pdq": null, "pdq_quality": null, "pdq_frames": null },
+              "match": null, "review": null, "outputs": [] }
           ],
           "processed_at": "2026-11-24T22:00:00Z",
           "worker": { "id": "host-1", "version": "0.1.0" }

@@ -141,7 +141,6 @@ pub(crate) fn decode_heif(bytes: &[u8], format: Format, max_pixels: u64) -> Resu
         orientation: 1,
         icc: profile(&handle),
         pixels,
-        full_rgb: true,
     })
 }
 

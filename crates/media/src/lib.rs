@@ -9,6 +9,7 @@
 mod audio;
 mod av;
 mod error;
+mod fingerprint;
 mod heif;
 mod icc;
 mod jpeg_meta;
@@ -21,7 +22,9 @@ mod video;
 pub use audio::{is_voice_format, process_voice, VoiceOutput, WAVEFORM_BUCKETS, WAVEFORM_MAX};
 pub use av::{probe_av, AvProbe};
 pub use error::{panic_message, MediaError};
+pub use fingerprint::{FrameHash, ImageHash};
 pub use heif::libheif_version;
+pub use mediagate_hash::Pdq;
 
 /// Initialises the media libraries (FFmpeg's logging and allocation cap, libheif's decoders)
 /// in this process. The sandbox's fork server calls it before it locks itself down, so children

@@ -32,6 +32,7 @@ use fast_image_resize::Resizer;
 use image::{DynamicImage, ImageDecoder, ImageEncoder, ImageError, ImageFormat, ImageReader};
 use turbojpeg::{Colorspace, Decompressor, PixelFormat, ScalingFactor, Subsamp};
 
+use crate::fingerprint::{composite, gray_to_rgb, hash_pixels, ImageHash};
 use crate::jpeg_meta::{embed_icc, icc_matches, read_jpeg_meta, without_icc};
 use crate::raster::{orient_pixels, pad_plane, resize_pixels, tiny_rgba, transposes, Pixels, Plane, FILTER};
 use crate::settings::{MediaSettings, PhotoSettings};
@@ -94,6 +95,8 @@ pub struct PhotoOutput {
     pub blurhash: String,
     /// What the bytes were.
     pub source_format: Format,
+    /// PDQ of the image as shown (the thumb's pixels; transparency on white), contract §5.
+    pub hash: ImageHash,
 }
 
 /// The one decode of a photo, oriented metadata beside it. Kept separate from rendering so a
@@ -109,8 +112,6 @@ pub(crate) struct DecodedPhoto {
     pub icc: Option<Vec<u8>>,
     /// Decoded pixels as stored (possibly reduced by a scaled JPEG decode).
     pub pixels: Pixels,
-    /// Whether `pixels` is the whole JPEG decoded to RGB at full size, as Pillow would.
-    pub full_rgb: bool,
 }
 
 impl DecodedPhoto {
@@ -131,36 +132,38 @@ pub fn process_photo(bytes: &[u8], settings: &MediaSettings) -> Result<PhotoOutp
     finish(decoded, &settings.photo, std::time::Instant::now())
 }
 
-/// [`process_photo`] that also hands the decoded pixels to `inspect` when the photo is a colour
-/// (Y′CbCr or RGB) JPEG: then the photo is decoded once, to full-size RGB as stored (no EXIF
-/// rotation; libjpeg-turbo's default ISLOW IDCT and fancy upsampling, i.e. what Pillow's decoder
-/// gives), and `inspect` sees those pixels before the variants are made from them. A HEIC, HEIF
-/// or AVIF is decoded once too, to RGB with its transformations applied (what the reference's
-/// pillow-heif reader gives; an alpha channel is dropped, as the reference's `convert("RGB")`
-/// does). For any other photo `inspect` is not called (`None`): the caller decodes for itself.
+/// [`process_photo`] that also hands `inspect` the image exactly as the outputs show it, for
+/// the nudity filter (contract §3): the one decode, at full size, oriented (EXIF, or HEIF's
+/// transformations), as packed RGB; greyscale repeated into RGB; an image with transparency
+/// twice, composited on black and then on white (a picture drawn only in the alpha channel
+/// vanishes on black and shows on white). `inspect` sees those pixels before the variants are
+/// made from the same decode, and its results come back in that order.
 ///
-/// For the nudity filter, whose reference decodes the original bytes with Pillow: sharing the
-/// decode saves a second full decode. The variants then come from RGB rather than from the Y′CbCr
-/// planes, so their bytes differ slightly from [`process_photo`]'s (each path is deterministic).
+/// A colour JPEG is then decoded to full-size RGB with libjpeg-turbo's default ISLOW IDCT and
+/// fancy upsampling — what Pillow's decoder gives, so the classifier's input equals its
+/// reference's — instead of to (possibly DCT-scaled) Y′CbCr planes; the variants then come from
+/// RGB, so their bytes differ slightly from [`process_photo`]'s (each path is deterministic).
 pub fn process_photo_inspecting<T>(
     bytes: &[u8],
     settings: &MediaSettings,
-    inspect: impl FnOnce(u32, u32, &[u8]) -> T,
-) -> Result<(PhotoOutput, Option<T>), MediaError> {
+    mut inspect: impl FnMut(u32, u32, &[u8]) -> T,
+) -> Result<(PhotoOutput, Vec<T>), MediaError> {
     settings.ensure_valid()?;
     let t0 = std::time::Instant::now();
     let decoded = decode(bytes, settings, true)?;
-    let seen = match (&decoded.pixels, decoded.format) {
-        (Pixels::Rgb(plane), Format::Jpeg | Format::Heic | Format::Heif | Format::Avif) if decoded.full_rgb => {
-            Some(inspect(plane.width, plane.height, plane.data()))
+    let mut seen = Vec::with_capacity(2);
+    let oriented = orient_pixels(decoded.pixels.clone(), decoded.orientation);
+    match &oriented {
+        Pixels::Rgb(p) => seen.push(inspect(p.width, p.height, p.data())),
+        Pixels::Gray(p) => seen.push(inspect(p.width, p.height, &gray_to_rgb(p.data()))),
+        Pixels::Rgba(p) => {
+            for bg in [0, 255] {
+                seen.push(inspect(p.width, p.height, &composite(p.data(), bg)));
+            }
         }
-        // The reference converts an RGBA HEIF to RGB by dropping the alpha channel.
-        (Pixels::Rgba(plane), Format::Heic | Format::Heif | Format::Avif) => {
-            let rgb: Vec<u8> = plane.data().chunks_exact(4).flat_map(|p| [p[0], p[1], p[2]]).collect();
-            Some(inspect(plane.width, plane.height, &rgb))
-        }
-        _ => None,
-    };
+        Pixels::Yuv { .. } => return Err(MediaError::internal("a photo to inspect was decoded to Y′CbCr planes")),
+    }
+    drop(oriented);
     Ok((finish(decoded, &settings.photo, t0)?, seen))
 }
 
@@ -293,8 +296,8 @@ pub(crate) fn fit(w: u32, h: u32, edge: u32) -> (u32, u32) {
     }
 }
 
-/// Decodes a photo; with `want_rgb`, a colour JPEG is decoded to full-size RGB (see
-/// [`process_photo_inspecting`]) instead of to (possibly DCT-scaled) Y′CbCr planes.
+/// Decodes a photo; with `want_rgb`, a JPEG is decoded at full size to RGB (greyscale to one
+/// plane; see [`process_photo_inspecting`]) instead of to (possibly DCT-scaled) Y′CbCr planes.
 pub(crate) fn decode(bytes: &[u8], settings: &MediaSettings, want_rgb: bool) -> Result<DecodedPhoto, MediaError> {
     let format = sniff(bytes).ok_or_else(|| MediaError::Unrecognized { head: hex_head(bytes) })?;
     if !format.is_supported_photo() {
@@ -382,7 +385,9 @@ fn decode_jpeg(
             (fw, fh)
         }
     };
-    let full_rgb = want_rgb && matches!(header.colorspace, Colorspace::YCbCr | Colorspace::RGB);
+    // Inspecting needs every pixel at full size, whatever the colour space (CMYK and greyscale
+    // included: what is scored is what is shown).
+    let full_rgb = want_rgb;
     let mut scale = ScalingFactor::ONE;
     if !header.is_lossless && !full_rgb {
         for denom in [8u32, 4, 2] {
@@ -441,15 +446,7 @@ fn decode_jpeg(
             _ => Pixels::Rgb(Plane::tight(buf, sw as u32, sh as u32, 3)),
         }
     };
-    Ok(DecodedPhoto {
-        format: Format::Jpeg,
-        width: w,
-        height: h,
-        orientation: meta.orientation,
-        icc: meta.icc,
-        pixels,
-        full_rgb,
-    })
+    Ok(DecodedPhoto { format: Format::Jpeg, width: w, height: h, orientation: meta.orientation, icc: meta.icc, pixels })
 }
 
 /// Turns a libjpeg-turbo failure into our error. libjpeg-turbo reports a truncated file only as
@@ -528,7 +525,7 @@ fn decode_with_image(
     let icc = decoder.icc_profile().ok().flatten();
     let img = DynamicImage::from_decoder(decoder).map_err(|e| image_error(name, bytes.len(), e))?;
     let pixels = to_pixels(img);
-    Ok(DecodedPhoto { format, width: dw, height: dh, orientation, icc, pixels, full_rgb: false })
+    Ok(DecodedPhoto { format, width: dw, height: dh, orientation, icc, pixels })
 }
 
 /// The Orientation tag (1..=8) of a TIFF-structured EXIF block, with or without JPEG's
@@ -587,10 +584,11 @@ fn render(decoded: DecodedPhoto, settings: &PhotoSettings) -> Result<PhotoOutput
     let tiny = tiny_rgba(&mut resizer, &thumb, bw, bh)?;
     let blurhash = blurhash::encode(4, 3, bw, bh, &tiny).map_err(|e| MediaError::internal(format!("blurhash: {e}")))?;
 
+    let hash = hash_pixels(&thumb)?;
     let icc = decoded.icc.as_deref().filter(|p| icc_matches(p, full.is_gray()));
     let full = encode(&full, fw, fh, settings.jpeg_quality, icc)?;
     let thumb = encode(&thumb, tw, th, settings.jpeg_quality, icc)?;
-    Ok(PhotoOutput { width: ow, height: oh, full, thumb, blurhash, source_format: decoded.format })
+    Ok(PhotoOutput { width: ow, height: oh, full, thumb, blurhash, source_format: decoded.format, hash })
 }
 
 fn encode(px: &Pixels, w: u32, h: u32, quality: u8, icc: Option<&[u8]>) -> Result<Encoded, MediaError> {

@@ -26,6 +26,59 @@ pub enum Command {
     /// Create the configured source, output, quarantine and manifest buckets if missing
     /// (local set-up and first deployment; the worker itself never creates buckets).
     EnsureBuckets,
+    /// A moderator's review of blocked items: list them, release one, or confirm one as content
+    /// nobody may send (contract §9).
+    #[command(subcommand)]
+    Review(ReviewCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ReviewCommand {
+    /// The blocked items in quarantine, newest first: job, item, revision, reason, score or match,
+    /// latest decision.
+    List(ReviewListArgs),
+    /// Release a blocked item: it is processed again from its quarantined original and cleared
+    /// (the job is republished on the live lane with its revision + 1).
+    Release(DecideArgs),
+    /// Confirm a blocked item as content nobody may send to anybody (abuse material,
+    /// non-consensual imagery; not adult nudity): its hashes go into the `confirmed` bank, so a
+    /// re-send or near copy is blocked in any job.
+    Confirm(DecideArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ReviewListArgs {
+    /// Only items whose verdict's `processed_at` is at or after this RFC 3339 time.
+    #[arg(long)]
+    pub since: Option<String>,
+    /// Only items blocked with this reason code (`nudity.flagged`, `hash.matched`).
+    #[arg(long)]
+    pub reason: Option<String>,
+    /// At most this many items.
+    #[arg(long, default_value_t = 100)]
+    pub limit: usize,
+    /// One JSON object a line.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct DecideArgs {
+    /// The job.
+    pub job_id: String,
+    /// The blocked item.
+    pub item_id: String,
+    /// Who decides: an identifier ([A-Za-z0-9._-], not starting with `.`), written into the
+    /// decision and, for a confirm, into the bank's labels.
+    #[arg(long)]
+    pub by: String,
+    /// Why, for the audit trail.
+    #[arg(long)]
+    pub note: Option<String>,
+    /// PDQ hashes below this quality are not written into the `confirmed` bank (the worker does
+    /// not match them either).
+    #[arg(long, env = "MEDIAGATE_PDQ_MIN_QUALITY", default_value_t = mediagate_worker::DEFAULT_PDQ_MIN_QUALITY)]
+    pub pdq_min_quality: u8,
 }
 
 /// Connection and bucket settings shared by every command.
@@ -173,6 +226,19 @@ pub struct WorkerArgs {
     /// This worker's id in verdicts; default: the host name.
     #[arg(long, env = "MEDIAGATE_WORKER_ID")]
     pub worker_id: Option<String>,
+    /// Hash banks of known harmful media, `name=SOURCE,…` (SOURCE: a path, s3://bucket/key or
+    /// s3://bucket/prefix/); the `confirmed` bank of the quarantine bucket is always added.
+    #[arg(long, env = "MEDIAGATE_HASH_BANKS", default_value = "")]
+    pub hash_banks: String,
+    /// Seconds between checks of the banks for changes.
+    #[arg(long, env = "MEDIAGATE_HASH_BANK_REFRESH_S", default_value_t = mediagate_worker::DEFAULT_BANK_REFRESH_S)]
+    pub hash_bank_refresh_s: u64,
+    /// Most bits a PDQ hash may differ from a bank entry by and still match.
+    #[arg(long, env = "MEDIAGATE_PDQ_MAX_DISTANCE", default_value_t = mediagate_worker::DEFAULT_PDQ_MAX_DISTANCE)]
+    pub pdq_max_distance: u32,
+    /// PDQ hashes below this quality (0–100) are not matched against the banks.
+    #[arg(long, env = "MEDIAGATE_PDQ_MIN_QUALITY", default_value_t = mediagate_worker::DEFAULT_PDQ_MIN_QUALITY)]
+    pub pdq_min_quality: u8,
 }
 
 /// `MEDIAGATE_SANDBOX`.

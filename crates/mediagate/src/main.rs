@@ -2,6 +2,7 @@
 
 mod cli;
 mod reprocess;
+mod review;
 mod submit;
 
 use std::sync::atomic::Ordering;
@@ -14,7 +15,8 @@ use mediagate_contract::Thresholds;
 use mediagate_media::{FrameSampling, Limits, MediaSettings, PhotoSettings, Preset, VideoSettings, VoiceSettings};
 use mediagate_queue::{redact_url, Broker};
 use mediagate_store::{RetryPolicy, Store, StoreConfig};
-use mediagate_worker::{InvalidSetting, Readiness, WorkerConfig};
+use mediagate_worker::banks::HashBanks;
+use mediagate_worker::{BankSettings, InvalidSetting, Readiness, WorkerConfig};
 use tokio::sync::watch;
 use tracing::{error, info, warn};
 
@@ -49,6 +51,7 @@ fn main() -> std::process::ExitCode {
             Command::Submit(args) => submit::run(&cli.common, args).await,
             Command::Reprocess(args) => reprocess::run(&cli.common, args).await,
             Command::EnsureBuckets => ensure_buckets(&cli.common).await,
+            Command::Review(cmd) => review::run(&cli.common, cmd).await,
         }
     });
     match result {
@@ -160,6 +163,12 @@ fn worker_config(common: &Common, args: &WorkerArgs) -> Result<WorkerConfig, Inv
         sandbox_memory_mb: args.sandbox_memory_mb,
         classifier_threads: args.classifier_threads.unwrap_or_else(|| (cpus / concurrency.max(1)).max(1)),
         metrics_addr,
+        banks: BankSettings {
+            banks: args.hash_banks.clone(),
+            refresh_s: args.hash_bank_refresh_s,
+            pdq_max_distance: args.pdq_max_distance,
+            pdq_min_quality: args.pdq_min_quality,
+        },
         worker_id: args.worker_id.clone().unwrap_or_else(hostname),
         version: env!("CARGO_PKG_VERSION").to_string(),
     };
@@ -193,6 +202,23 @@ async fn worker(common: &Common, args: WorkerArgs) -> Result<std::process::ExitC
     let classifier = Arc::new(classifier);
     let sandbox = media_sandbox(common, &args, &config)?;
     sandbox.warm_up().await.context("starting the media sandbox")?;
+    // Every bank is loaded before the first job (§8): a bank that cannot be read stops the
+    // worker here, naming the bank and its source.
+    let specs = config.bank_specs()?;
+    let banks = if specs.is_empty() {
+        Arc::new(HashBanks::none())
+    } else {
+        let banks = match HashBanks::load(specs, &store).await {
+            Ok(b) => Arc::new(b),
+            Err(e) => {
+                error!(error = %e, "cannot load a hash bank; not starting");
+                eprintln!("mediagate worker: {e}");
+                return Ok(std::process::ExitCode::from(EXIT_BAD_SETTING));
+            }
+        };
+        banks.spawn_refresh(store.clone(), Duration::from_secs(config.banks.refresh_s));
+        banks
+    };
     readiness.model.store(true, Ordering::Relaxed);
     if let Some(addr) = config.metrics_addr {
         let listener = tokio::net::TcpListener::bind(addr)
@@ -250,6 +276,7 @@ async fn worker(common: &Common, args: WorkerArgs) -> Result<std::process::ExitC
             store.clone(),
             classifier.clone(),
             sandbox.clone(),
+            banks.clone(),
             &broker,
             readiness.clone(),
             shutdown,

@@ -84,16 +84,19 @@ impl Broker {
         declare_exchange(&ch, JOBS_EXCHANGE, ExchangeKind::Direct, durable).await?;
         declare_exchange(&ch, DEAD_EXCHANGE, ExchangeKind::Fanout, durable).await?;
         declare_exchange(&ch, VERDICTS_EXCHANGE, ExchangeKind::Topic, durable).await?;
+        declare_exchange(&ch, ESCALATIONS_EXCHANGE, ExchangeKind::Topic, durable).await?;
 
         declare_queue(&ch, UPLOADS_QUEUE, job_queue_arguments()).await?;
         declare_queue(&ch, REPROCESS_QUEUE, job_queue_arguments()).await?;
         declare_queue(&ch, DEAD_QUEUE, dead_queue_arguments()).await?;
         declare_queue(&ch, VERDICTS_QUEUE, verdicts_queue_arguments()).await?;
+        declare_queue(&ch, ESCALATIONS_QUEUE, quorum()).await?;
 
         bind(&ch, UPLOADS_QUEUE, JOBS_EXCHANGE, UPLOAD_KEY).await?;
         bind(&ch, REPROCESS_QUEUE, JOBS_EXCHANGE, REPROCESS_KEY).await?;
         bind(&ch, DEAD_QUEUE, DEAD_EXCHANGE, "").await?;
         bind(&ch, VERDICTS_QUEUE, VERDICTS_EXCHANGE, "#").await?;
+        bind(&ch, ESCALATIONS_QUEUE, ESCALATIONS_EXCHANGE, "#").await?;
 
         let _ = ch.close(200, "topology declared".into()).await;
         info!("RabbitMQ topology declared");

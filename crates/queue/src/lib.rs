@@ -60,6 +60,14 @@ pub mod names {
     /// Quorum queue (7-day message TTL) bound to [`VERDICTS_EXCHANGE`] with `#`, so no verdict is
     /// lost while no consumer is bound.
     pub const VERDICTS_QUEUE: &str = "mediagate.verdicts";
+    /// Topic exchange of escalations for the trust-and-safety team (§8), routing key
+    /// `escalation.<reason>`.
+    pub const ESCALATIONS_EXCHANGE: &str = "mediagate.escalations";
+    /// Quorum queue (no TTL: kept until someone reads them) bound to [`ESCALATIONS_EXCHANGE`]
+    /// with `#`.
+    pub const ESCALATIONS_QUEUE: &str = "mediagate.escalations";
+    /// Routing key of an escalation for a hash-bank match.
+    pub const ESCALATION_HASH_MATCHED_KEY: &str = "escalation.hash_matched";
     /// Routing key of live jobs on [`JOBS_EXCHANGE`].
     pub const UPLOAD_KEY: &str = "upload";
     /// Routing key of reprocessing jobs on [`JOBS_EXCHANGE`].

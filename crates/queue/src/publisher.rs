@@ -40,6 +40,26 @@ impl VerdictPublisher {
     }
 }
 
+impl VerdictPublisher {
+    /// Publishes an escalation (§8) to `mediagate.escalations` with `routing_key`
+    /// (`escalation.<reason>`), persistent, `application/json`, `correlation_id = job_id` and the
+    /// caller's de-duplicating `message_id` (`{job_id}/{item_id}/{sha256}`); returns once the
+    /// broker has confirmed it. On the verdicts' channel: the escalations of a job are
+    /// confirmed before its verdict is published.
+    pub async fn publish_escalation(
+        &self,
+        job_id: &str,
+        message_id: &str,
+        routing_key: &str,
+        body: Vec<u8>,
+    ) -> Result<(), QueueError> {
+        let props = persistent_json().with_message_id(message_id.into()).with_correlation_id(job_id.into());
+        publish_confirmed(&self.channel, names::ESCALATIONS_EXCHANGE, routing_key, &body, props).await?;
+        debug!(job_id, message_id, routing_key, bytes = body.len(), "escalation confirmed");
+        Ok(())
+    }
+}
+
 /// Publishes jobs and waits for the broker's confirm. Cheap to clone.
 #[derive(Clone)]
 pub struct JobPublisher {

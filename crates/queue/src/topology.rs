@@ -33,6 +33,7 @@ pub fn contract_queue_arguments(queue: &str) -> Option<FieldTable> {
         names::UPLOADS_QUEUE | names::REPROCESS_QUEUE => Some(job_queue_arguments()),
         names::DEAD_QUEUE => Some(dead_queue_arguments()),
         names::VERDICTS_QUEUE => Some(verdicts_queue_arguments()),
+        names::ESCALATIONS_QUEUE => Some(quorum()),
         _ => None,
     }
 }

@@ -69,35 +69,24 @@ fn run(
 
 fn photo(bytes: &[u8], s: &MediaSettings, classify: bool, classify_prep: &mut Duration) -> Result<Outcome, MediaError> {
     if !classify {
-        return Ok(Outcome::Photo { out: mediagate_media::process_photo(bytes, s)?, tensor: None });
+        return Ok(Outcome::Photo { out: mediagate_media::process_photo(bytes, s)?, tensors: Vec::new() });
     }
-    // A colour JPEG is decoded once, the way the reference decodes it, and that decode feeds
-    // both the classifier and the variants; any other photo is decoded again for the
-    // classifier, by its own Pillow-exact decoder.
+    // One decode feeds both the classifier and the variants: the tensors are made from the image
+    // exactly as the outputs show it (contract §3), once per rendering (two with transparency).
     let mut prep = Duration::ZERO;
-    let (out, shared) = mediagate_media::process_photo_inspecting(bytes, s, |w, h, rgb| {
+    let (out, tensors) = mediagate_media::process_photo_inspecting(bytes, s, |w, h, rgb| {
         let t = Instant::now();
         let tensor = mediagate_classify::preprocess(w, h, rgb);
-        prep = t.elapsed();
+        prep += t.elapsed();
         tensor
     })?;
-    let tensor = match shared {
-        Some(tensor) => tensor,
-        None => {
-            let t = Instant::now();
-            // The reference decodes the original bytes itself (no EXIF rotation, Pillow's
-            // decoder), so the tensor comes from them, not from the variants.
-            let img = mediagate_classify::decode_like_pillow(bytes).map_err(|e| MediaError::Corrupt {
-                message: format!("the nudity filter could not read this image ({e}); re-export it and send it again"),
-            })?;
-            let tensor = mediagate_classify::preprocess(img.width, img.height, &img.pixels);
-            prep = t.elapsed();
-            tensor
-        }
-    }
-    .map_err(|e| MediaError::Internal { message: format!("preparing the image for the classifier: {e}") })?;
+    let tensors = tensors
+        .into_iter()
+        .map(|t| t.map(Tensor))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| MediaError::Internal { message: format!("preparing the image for the classifier: {e}") })?;
     *classify_prep = prep;
-    Ok(Outcome::Photo { out, tensor: Some(Tensor(tensor)) })
+    Ok(Outcome::Photo { out, tensors })
 }
 
 fn video(
@@ -142,25 +131,22 @@ mod tests {
         out.into_inner()
     }
 
-    /// The tensor from the shared decode (colour JPEG) and from the fallback (greyscale JPEG)
-    /// both equal the classifier's own Pillow-exact path on the original bytes.
+    /// The tensor from the shared decode of a colour and of a greyscale JPEG equals the
+    /// classifier's own Pillow-exact path on the original bytes (same libjpeg-turbo decode, grey
+    /// repeated into RGB as Pillow's `convert("RGB")` does).
     #[test]
-    fn the_tensor_is_the_references_whichever_decode_feeds_it() {
+    fn the_tensor_is_the_references_for_colour_and_greyscale_jpeg() {
         for gray in [false, true] {
             let bytes = jpeg(1500, 1000, gray);
             let task = Task { admit: Admit::Visual, settings: MediaSettings::default(), classify: true };
             let (result, _) = execute(&task, &bytes, &mut |_| ());
-            let Ok(Done { outcome: Outcome::Photo { out, tensor: Some(t) }, .. }) = result else {
+            let Ok(Done { outcome: Outcome::Photo { out, tensors }, .. }) = result else {
                 panic!("photo failed: {result:?}")
             };
             let img = mediagate_classify::decode_like_pillow(&bytes).unwrap();
             let reference = mediagate_classify::preprocess(img.width, img.height, &img.pixels).unwrap();
-            assert_eq!(t.0, reference, "gray: {gray}");
+            assert_eq!(tensors, vec![Tensor(reference)], "gray: {gray}");
             assert_eq!((out.width, out.height), (1500, 1000));
-            let (_, shared) =
-                mediagate_media::process_photo_inspecting(&bytes, &MediaSettings::default(), |_, _, _| ())
-                    .expect("photo");
-            assert_eq!(shared.is_some(), !gray, "only a colour JPEG shares its decode");
         }
     }
 
@@ -194,7 +180,9 @@ mod tests {
         assert!(heard.is_empty(), "identified before being admitted: {heard:?}");
         let media = Task { admit: Admit::Visual, ..voice };
         let (result, _) = execute(&media, &bytes, &mut |c| heard.push(c));
-        assert!(matches!(result, Ok(Done { format: Format::Jpeg, outcome: Outcome::Photo { tensor: None, .. } })));
+        assert!(
+            matches!(result, Ok(Done { format: Format::Jpeg, outcome: Outcome::Photo { ref tensors, .. } }) if tensors.is_empty())
+        );
         assert_eq!(heard, vec![MediaClass::Image]);
     }
 }

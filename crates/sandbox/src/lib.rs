@@ -145,12 +145,13 @@ pub struct Done {
 /// What the media work produced.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub enum Outcome {
-    /// A processed photo and, when asked, its classifier tensor.
+    /// A processed photo and, when asked, its classifier tensors.
     Photo {
-        /// Variants and measurements.
+        /// Variants, measurements and hashes.
         out: PhotoOutput,
-        /// The classifier's input, when the filter applies.
-        tensor: Option<Tensor>,
+        /// The classifier's inputs when the filter applies (else empty): the image as shown,
+        /// or, with transparency, composited on black and on white (the higher score counts).
+        tensors: Vec<Tensor>,
     },
     /// A transcoded voice note.
     Voice(VoiceOutput),
@@ -201,6 +202,16 @@ pub enum Refusal {
         /// Why.
         error: MediaError,
     },
+}
+
+impl Refusal {
+    /// The format the child recognised, if it got that far.
+    pub fn format(&self) -> Option<Format> {
+        match self {
+            Refusal::Unrecognized { .. } => None,
+            Refusal::NotAdmitted { format, .. } | Refusal::Media { format, .. } => Some(*format),
+        }
+    }
 }
 
 /// How the child's work went.

@@ -107,18 +107,19 @@ fn photo_in_a_child() {
     assert!(a.stats.pid != me && b.stats.pid != me && a.stats.pid != b.stats.pid, "{:?} {:?}", a.stats, b.stats);
     assert!(a.stats.peak_rss_bytes > 1 << 20 && a.stats.cpu > Duration::ZERO, "{:?}", a.stats);
     let (
-        Ok(Done { format: Format::Jpeg, outcome: Outcome::Photo { out, tensor: Some(t) } }),
+        Ok(Done { format: Format::Jpeg, outcome: Outcome::Photo { out, tensors: t } }),
         Ok(Done { outcome: Outcome::Photo { out: out2, .. }, .. }),
     ) = (a.result, b.result)
     else {
         panic!("not a photo outcome");
     };
-    assert_eq!(t.0.len(), 224 * 224 * 3);
+    assert_eq!(t.len(), 1, "an opaque photo is scored once");
+    assert_eq!(t[0].0.len(), 224 * 224 * 3);
     assert_eq!((out.width, out.height, out.full.width), (1600, 1200, 1600));
     assert_eq!(out, out2, "two children, same bytes");
     // The same work in-process gives the same bytes and tensor.
     let (local, _) = mediagate_sandbox::execute(&task, &bytes, &mut |_| ());
-    let Ok(Done { outcome: Outcome::Photo { out: out3, tensor: Some(t3) }, .. }) = local else {
+    let Ok(Done { outcome: Outcome::Photo { out: out3, tensors: t3 }, .. }) = local else {
         panic!("in-process run failed")
     };
     assert_eq!(out, out3);
@@ -141,10 +142,12 @@ fn heif_in_a_child() {
             .expect("run");
         assert_ne!(report.stats.pid, std::process::id(), "decoded in a child");
         match report.result {
-            Ok(Done { format: f, outcome: Outcome::Photo { out, tensor: Some(t) } }) => {
+            Ok(Done { format: f, outcome: Outcome::Photo { out, tensors } }) => {
                 assert_eq!(f, format);
                 assert_eq!((out.width, out.height), (1024, 768), "{kind}: displayed size");
-                assert_eq!(t.0.len(), 224 * 224 * 3, "{kind}: scored from the shared decode");
+                // The alpha AVIF is scored as shown on black and on white.
+                assert_eq!(tensors.len(), if kind == "avif" { 2 } else { 1 }, "{kind}: renderings scored");
+                assert!(tensors.iter().all(|t| t.0.len() == 224 * 224 * 3), "{kind}: scored from the shared decode");
             }
             other => panic!("{kind}: {other:?}"),
         }

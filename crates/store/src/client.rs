@@ -9,6 +9,19 @@ pub struct ObjectInfo {
     pub size: u64,
     /// `Content-Type` as stored, if any (a hint only: the worker sniffs the bytes).
     pub content_type: Option<String>,
+    /// The `ETag`, if the store gave one: tells a changed object from an unchanged one.
+    pub etag: Option<String>,
+}
+
+/// One object of a listing, with what tells a changed object from an unchanged one.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Listed {
+    /// The object's key.
+    pub key: String,
+    /// Its size in bytes, as listed.
+    pub size: u64,
+    /// Its ETag, if the store listed one.
+    pub etag: Option<String>,
 }
 
 /// What a PUT wrote, for the verdict's `outputs[]` (`bytes`, `sha256`).
@@ -124,7 +137,11 @@ impl Store {
                 .and_then(|n| u64::try_from(n).ok())
                 .ok_or_else(|| StoreError::other("HeadObject", bucket, key, "answer has no valid Content-Length"))?;
             debug!(bucket, key, size, content_type = out.content_type(), "s3 head");
-            Ok(ObjectInfo { size, content_type: out.content_type().map(str::to_owned) })
+            Ok(ObjectInfo {
+                size,
+                content_type: out.content_type().map(str::to_owned),
+                etag: out.e_tag().map(str::to_owned),
+            })
         })
         .await
     }
@@ -250,6 +267,17 @@ impl Store {
         }
         debug!(bucket, prefix, keys = keys.len(), "s3 list");
         Ok(keys)
+    }
+
+    /// Every object under `prefix` with its size and ETag (hash banks under an S3 prefix: what
+    /// changed since the last load).
+    pub async fn list_objects(&self, bucket: &str, prefix: &str) -> Result<Vec<Listed>, StoreError> {
+        let mut pages = self.list_pages(bucket, prefix);
+        let mut all = Vec::new();
+        while let Some(page) = pages.next_objects().await? {
+            all.extend(page);
+        }
+        Ok(all)
     }
 
     /// A pager over the keys under `prefix` (ListObjectsV2), one page per request, so that callers

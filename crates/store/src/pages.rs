@@ -24,6 +24,11 @@ impl KeyPages {
     /// The next page of keys, or `None` once the listing is complete. A page may be empty only
     /// when the whole listing is empty. Each request is retried per the store's policy.
     pub async fn next_page(&mut self) -> Result<Option<Vec<String>>, StoreError> {
+        Ok(self.next_objects().await?.map(|page| page.into_iter().map(|o| o.key).collect()))
+    }
+
+    /// [`KeyPages::next_page`] with each object's size and ETag.
+    pub async fn next_objects(&mut self) -> Result<Option<Vec<Listed>>, StoreError> {
         if self.done {
             return Ok(None);
         }
@@ -42,7 +47,17 @@ impl KeyPages {
             req.send().await.map_err(|e| sort_sdk_error(e, "ListObjectsV2", bucket, prefix))
         })
         .await?;
-        let keys: Vec<String> = out.contents().iter().filter_map(|o| o.key().map(str::to_owned)).collect();
+        let keys: Vec<Listed> = out
+            .contents()
+            .iter()
+            .filter_map(|o| {
+                Some(Listed {
+                    key: o.key()?.to_owned(),
+                    size: o.size().and_then(|n| u64::try_from(n).ok()).unwrap_or(0),
+                    etag: o.e_tag().map(str::to_owned),
+                })
+            })
+            .collect();
         match out.next_continuation_token() {
             Some(t) if out.is_truncated().unwrap_or(false) => {
                 if self.token.as_deref() == Some(t) {

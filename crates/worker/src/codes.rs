@@ -191,6 +191,27 @@ pub fn sandbox_error(err: SandboxError) -> Stop {
     }
 }
 
+/// The reason of an item that matched a hash bank (§8). The message names the bank and how
+/// close the match was, never the entry's label (it may describe the content).
+pub fn hash_matched(media_type: MediaType, m: &mediagate_hash::Match) -> Reason {
+    let what = match media_type {
+        MediaType::Video => "video",
+        MediaType::Audio => "file",
+        MediaType::Image => "photo",
+    };
+    let how = match m.kind {
+        mediagate_hash::Kind::Pdq => match m.frame_ms {
+            Some(ms) => format!("its frame at {ms} ms is within {} bits of a PDQ entry", m.distance),
+            None => format!("it is within {} bits of a PDQ entry", m.distance),
+        },
+        kind => format!("its {} is an entry", kind.as_str()),
+    };
+    Reason::new(
+        ReasonCode::HashMatched,
+        format!("this {what} matches known harmful media in the hash bank `{}` ({how}); it was not delivered", m.bank),
+    )
+}
+
 /// The reason of an item the nudity filter flagged.
 pub fn flagged(media_type: MediaType, nudity: &NudityResult) -> Reason {
     Reason::new(

@@ -24,6 +24,43 @@ pub const CONCURRENCY: RangeInclusive<usize> = 1..=256;
 pub const CLASSIFIER_THREADS: RangeInclusive<usize> = 1..=256;
 /// Accepted `MEDIAGATE_MAX_INPUT_BYTES` values (4 GiB: what a sandbox child may hold and write).
 pub const MAX_INPUT_BYTES: RangeInclusive<u64> = 1..=4 << 30;
+/// Default `MEDIAGATE_HASH_BANK_REFRESH_S`.
+pub const DEFAULT_BANK_REFRESH_S: u64 = 60;
+/// Accepted `MEDIAGATE_HASH_BANK_REFRESH_S` values.
+pub const BANK_REFRESH_S: RangeInclusive<u64> = 1..=86_400;
+/// Default `MEDIAGATE_PDQ_MAX_DISTANCE` (contract §6).
+pub const DEFAULT_PDQ_MAX_DISTANCE: u32 = 31;
+/// Accepted `MEDIAGATE_PDQ_MAX_DISTANCE` values: beyond 64 of 256 bits, unrelated pictures
+/// start to match.
+pub const PDQ_MAX_DISTANCE: RangeInclusive<u32> = 0..=64;
+/// Default `MEDIAGATE_PDQ_MIN_QUALITY` (contract §6).
+pub const DEFAULT_PDQ_MIN_QUALITY: u8 = 50;
+/// Accepted `MEDIAGATE_PDQ_MIN_QUALITY` values.
+pub const PDQ_MIN_QUALITY: RangeInclusive<u8> = 0..=100;
+
+/// Hash banks and matching (§8).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BankSettings {
+    /// `MEDIAGATE_HASH_BANKS` as given (`name=SOURCE,…`), parsed by [`WorkerConfig::bank_specs`].
+    pub banks: String,
+    /// `MEDIAGATE_HASH_BANK_REFRESH_S`.
+    pub refresh_s: u64,
+    /// `MEDIAGATE_PDQ_MAX_DISTANCE`: the most bits a PDQ match may differ by.
+    pub pdq_max_distance: u32,
+    /// `MEDIAGATE_PDQ_MIN_QUALITY`: hashes of lower quality are not matched.
+    pub pdq_min_quality: u8,
+}
+
+impl BankSettings {
+    /// No banks; the contract's defaults for the rest.
+    pub const DEFAULT: BankSettings = BankSettings {
+        banks: String::new(),
+        refresh_s: DEFAULT_BANK_REFRESH_S,
+        pdq_max_distance: DEFAULT_PDQ_MAX_DISTANCE,
+        pdq_min_quality: DEFAULT_PDQ_MIN_QUALITY,
+    };
+}
+
 /// Default address of `/healthz`, `/readyz` and `/metrics` (`MEDIAGATE_METRICS_ADDR`).
 pub const DEFAULT_METRICS_ADDR: &str = "0.0.0.0:9464";
 
@@ -53,6 +90,8 @@ pub struct WorkerConfig {
     pub classifier_threads: usize,
     /// Where `/healthz`, `/readyz` and `/metrics` are served; `None` serves none.
     pub metrics_addr: Option<SocketAddr>,
+    /// Hash banks and matching.
+    pub banks: BankSettings,
     /// Reported in every verdict (`worker.id`).
     pub worker_id: String,
     /// Reported in every verdict (`worker.version`).
@@ -154,7 +193,22 @@ impl WorkerConfig {
         self.media.check().map_err(from_media)?;
         check_range("MEDIAGATE_SANDBOX_MEMORY_MB", self.sandbox_memory_mb, &SANDBOX_MEMORY_MB)?;
         check_range("MEDIAGATE_CLASSIFIER_THREADS", self.classifier_threads, &CLASSIFIER_THREADS)?;
+        self.bank_specs()?;
+        check_range("MEDIAGATE_HASH_BANK_REFRESH_S", self.banks.refresh_s, &BANK_REFRESH_S)?;
+        check_range("MEDIAGATE_PDQ_MAX_DISTANCE", self.banks.pdq_max_distance, &PDQ_MAX_DISTANCE)?;
+        check_range("MEDIAGATE_PDQ_MIN_QUALITY", self.banks.pdq_min_quality, &PDQ_MIN_QUALITY)?;
         Ok(())
+    }
+
+    /// Every bank to load, in `MEDIAGATE_HASH_BANKS` order, then `confirmed` (§8) when a
+    /// quarantine bucket is configured.
+    pub fn bank_specs(&self) -> Result<Vec<crate::banks::BankSpec>, InvalidSetting> {
+        let mut specs = crate::banks::parse_specs(&self.banks.banks)
+            .map_err(|e| InvalidSetting::new("MEDIAGATE_HASH_BANKS", &self.banks.banks, e))?;
+        if let Some(q) = &self.quarantine_bucket {
+            specs.push(crate::banks::confirmed_spec(q));
+        }
+        Ok(specs)
     }
 
     /// The sandbox children's memory limit in bytes.
@@ -184,6 +238,7 @@ mod tests {
             sandbox_memory_mb: DEFAULT_SANDBOX_MEMORY_MB,
             classifier_threads: 1,
             metrics_addr: None,
+            banks: BankSettings::DEFAULT,
             worker_id: "w".into(),
             version: "0".into(),
         }
@@ -285,6 +340,29 @@ mod tests {
         assert_eq!(refused(WorkerConfig { concurrency: 0, ..config() }).var, "MEDIAGATE_CONCURRENCY");
         assert_eq!(refused(WorkerConfig { sandbox_memory_mb: 1, ..config() }).var, "MEDIAGATE_SANDBOX_MEMORY_MB");
         assert_eq!(refused(WorkerConfig { classifier_threads: 0, ..config() }).var, "MEDIAGATE_CLASSIFIER_THREADS");
+    }
+
+    #[test]
+    fn banks() {
+        let banks = |b: BankSettings| refused(WorkerConfig { banks: b, ..config() });
+        let e = banks(BankSettings { banks: "confirmed=/x".into(), ..BankSettings::DEFAULT });
+        assert_eq!(e.var, "MEDIAGATE_HASH_BANKS");
+        assert!(e.accepted.contains("reserved"), "{e}");
+        assert_eq!(banks(BankSettings { refresh_s: 0, ..BankSettings::DEFAULT }).var, "MEDIAGATE_HASH_BANK_REFRESH_S");
+        assert_eq!(
+            banks(BankSettings { pdq_max_distance: 65, ..BankSettings::DEFAULT }).var,
+            "MEDIAGATE_PDQ_MAX_DISTANCE"
+        );
+        assert_eq!(
+            banks(BankSettings { pdq_min_quality: 101, ..BankSettings::DEFAULT }).var,
+            "MEDIAGATE_PDQ_MIN_QUALITY"
+        );
+        let ok = WorkerConfig {
+            banks: BankSettings { banks: "a=/x,b=s3://q/p/".into(), ..BankSettings::DEFAULT },
+            ..config()
+        };
+        let names: Vec<_> = ok.bank_specs().unwrap().into_iter().map(|s| s.name).collect();
+        assert_eq!(names, ["a", "b", "confirmed"]);
     }
 
     #[test]

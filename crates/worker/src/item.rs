@@ -1,5 +1,6 @@
-//! One item's journey: fetch with limits → one sandbox call (identify, probe, admit, process)
-//! → classifier on the returned tensors → store outputs, or quarantine → tidy up.
+//! One item's journey: fetch with limits → sha256/md5 and the banks' exact entries → one
+//! sandbox call (identify, probe, admit, process, PDQ) → the banks' PDQ entries → classifier on
+//! the returned tensors → store outputs, or block and quarantine → tidy up.
 //!
 //! Architecture invariant: the worker never parses the item's bytes. It fetches them, hands
 //! them to the sandbox once, and stores what comes back; `store` is reached only to fetch, to
@@ -9,13 +10,18 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use mediagate_contract::keys::{output_item_prefix, output_key, quarantine_original_key, quarantine_verdict_key};
-use mediagate_contract::{Item, ItemStatus, ItemVerdict, JobKind, MediaType, NudityPolicy, NudityResult, Output};
-use mediagate_media::Encoded;
+use mediagate_contract::review::{latest_decision_key, quarantine_item_prefix, Decision, DecisionKind};
+use mediagate_contract::{
+    FramePdq, HashMatch, Hashes, Item, ItemStatus, ItemVerdict, JobKind, MediaType, NudityPolicy, NudityResult, Output,
+    ReviewNote,
+};
+use mediagate_hash::Query;
+use mediagate_media::{Encoded, Format, FrameHash, ImageHash};
 use mediagate_sandbox::{Admit, ChildLimits, Done, Outcome, Request, Stats, Task, Tensor};
 use tokio::sync::OwnedSemaphorePermit;
-use tracing::{debug, info_span, warn, Instrument};
+use tracing::{debug, info, info_span, warn, Instrument};
 
-use crate::codes::{self, media_type_of, Requeue, Stop};
+use crate::codes::{self, media_type_of, Rejection, Requeue, Stop};
 use crate::metrics::{metrics, StageTimer};
 use crate::{Lane, Shared};
 
@@ -29,17 +35,40 @@ pub(crate) struct ItemCtx {
     pub tidy: bool,
     /// The nudity filter of this job, when it applies.
     pub nudity: Option<NudityPolicy>,
+    /// The job's revision and its verdict's `processed_at`, for the quarantined verdict entry.
+    pub revision: u64,
+    pub processed_at: String,
+    /// Set for an item of a reprocess job that its stored verdict had blocked: the job's
+    /// fingerprint (§9), against which a moderator's release is checked.
+    pub release_check: Option<String>,
+}
+
+/// A moderator's release that holds for this item (§9): the quarantined original, whose sha256
+/// is the decision's, and the note the verdict reports.
+struct Release {
+    bytes: Vec<u8>,
+    note: ReviewNote,
+}
+
+/// An item's verdict entry, and where its original was quarantined (a blocked item).
+pub(crate) struct ItemDone {
+    pub verdict: ItemVerdict,
+    pub quarantine: Option<QuarantineRef>,
+}
+
+/// The quarantined original of a blocked item, for its escalation (§8).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub(crate) struct QuarantineRef {
+    pub bucket: String,
+    pub key: String,
 }
 
 /// Processes one item to its verdict entry. `Err` only for faults that are not the input's.
-pub(crate) async fn process_item(ctx: ItemCtx, item: Item) -> Result<ItemVerdict, Requeue> {
+pub(crate) async fn process_item(ctx: ItemCtx, item: Item) -> Result<ItemDone, Requeue> {
     let span = info_span!("item", job_id = %ctx.job_id, item_id = %item.item_id);
     async move {
-        let verdict = match process(&ctx, &item).await {
-            Ok(v) => v,
-            Err(Stop::Rejected(r)) => ItemVerdict::rejected(&item.item_id, r.media_type, r.reason),
-            Err(Stop::Requeue(q)) => return Err(q),
-        };
+        let done = process(&ctx, &item).await?;
+        let verdict = &done.verdict;
         let media_type = media_label(verdict.media_type);
         let reason = verdict.reason.as_ref().map(|r| r.code.as_str()).unwrap_or("none");
         let status = match verdict.status {
@@ -50,45 +79,112 @@ pub(crate) async fn process_item(ctx: ItemCtx, item: Item) -> Result<ItemVerdict
         metrics().items.with_label_values(&[status, reason, media_type]).inc();
         // A blocked item must leave no cleared output behind, whatever an earlier delivery wrote.
         if ctx.tidy || verdict.status == ItemStatus::Blocked {
-            remove_stale_outputs(&ctx, &item.item_id, &verdict).await?;
+            remove_stale_outputs(&ctx, &item.item_id, verdict).await?;
         }
-        Ok(verdict)
+        Ok(done)
     }
     .instrument(span)
     .await
 }
 
-/// The item's work: fetch, one sandbox call, score, store.
-async fn process(ctx: &ItemCtx, item: &Item) -> Result<ItemVerdict, Stop> {
+/// The item's work: fetch, exact bank lookup, one sandbox call, PDQ lookup, score, then store
+/// or block.
+async fn process(ctx: &ItemCtx, item: &Item) -> Result<ItemDone, Requeue> {
+    let release = match &ctx.release_check {
+        Some(job_sha256) => find_release(ctx, item, job_sha256).await?,
+        None => None,
+    };
     // The permit keeps the bytes counted against the worker's input budget until the item is done.
-    let (bytes, _input_permit) = fetch(ctx, item).await?;
+    let (bytes, _input_permit, review) = match release {
+        // A released item is processed from its quarantined original: the source may be gone.
+        Some(r) => {
+            let permit = reserve(ctx, r.bytes.len() as u64).await?;
+            (r.bytes, permit, Some(r.note))
+        }
+        None => match fetch(ctx, item).await {
+            Ok((bytes, permit)) => (bytes, permit, None),
+            Err(Stop::Rejected(r)) => return Ok(rejected(item, r, None)),
+            Err(Stop::Requeue(q)) => return Err(q),
+        },
+    };
     debug!(bytes = bytes.len(), "fetched source");
-    let (done, stats) = sandboxed(ctx, item, Arc::new(bytes)).await?;
+    let bytes = Arc::new(bytes);
+    let digests = digest(bytes.clone()).await?;
+    let hashes = Hashes::bytes_only(hex::encode(digests.sha256));
+    let banks = ctx.shared.banks.current();
+    // Exact entries are checked before anything looks inside the file (contract §3): a known
+    // file is blocked even when it would be refused for its format or length.
+    let exact = lookup(&banks, |b| b.exact(&digests.sha256, &digests.md5));
+    let (done, stats) = match sandboxed(ctx, item, bytes.clone()).await? {
+        Ran::Done(done, stats) => (done, stats),
+        Ran::Refused { rejection, format } => {
+            return match exact {
+                // Released by a moderator, it still cannot be processed: rejected, as measured.
+                Some(m) if review.is_some() => {
+                    let mut done = rejected(item, rejection, Some(hashes));
+                    done.verdict.hash_match = Some(hash_match(m));
+                    done.verdict.review = review;
+                    Ok(done)
+                }
+                Some(m) => {
+                    let measured = ItemVerdict {
+                        media_type: rejection.media_type,
+                        hashes: Some(hashes),
+                        ..ItemVerdict::rejected(&item.item_id, None, rejection.reason)
+                    };
+                    block(ctx, item, format.map_or("bin", |f| f.ext()), &bytes, measured, Some(m)).await
+                }
+                None => {
+                    let mut done = rejected(item, rejection, Some(hashes));
+                    done.verdict.review = review;
+                    Ok(done)
+                }
+            };
+        }
+    };
     let format = done.format;
     let media_type = media_type_of(done.outcome.class());
     let label = media_label(Some(media_type));
     // The filter scores exactly what the outputs are made from: the tensors came from the same
     // decode (a photo) or the same decode pass (a video's sampled frames, the poster among them).
-    let (measured, uploads) = match done.outcome {
-        Outcome::Photo { out, tensor } => {
-            let nudity = score(ctx, label, tensor.into_iter().collect(), stats.classify_prep).await?;
+    let (measured, uploads, queries) = match done.outcome {
+        Outcome::Photo { out, tensors } => {
+            let queries = pdq_queries(ctx, Some(&out.hash), &[]);
+            let nudity = score(ctx, label, tensors, stats.classify_prep).await?;
             let measured = ItemVerdict {
                 width: Some(out.width),
                 height: Some(out.height),
                 blurhash: Some(out.blurhash),
                 nudity,
+                hashes: Some(Hashes {
+                    pdq: Some(out.hash.pdq.to_hex()),
+                    pdq_quality: Some(out.hash.quality),
+                    ..hashes
+                }),
                 ..cleared(&item.item_id, media_type)
             };
-            (measured, vec![Upload::image("full", out.full), Upload::image("thumb", out.thumb)])
+            (measured, vec![Upload::image("full", out.full), Upload::image("thumb", out.thumb)], queries)
         }
         Outcome::Video { out, tensors } => {
+            let queries = pdq_queries(ctx, Some(&out.hash), &out.frame_hashes);
             let nudity = score(ctx, label, tensors, stats.classify_prep).await?;
+            let frames = out
+                .frame_hashes
+                .iter()
+                .map(|f| FramePdq { ms: f.ms, pdq: f.pdq.to_hex(), quality: f.quality })
+                .collect();
             let measured = ItemVerdict {
                 width: Some(out.width),
                 height: Some(out.height),
                 duration_ms: Some(out.duration_ms),
                 blurhash: Some(out.blurhash),
                 nudity,
+                hashes: Some(Hashes {
+                    pdq: Some(out.hash.pdq.to_hex()),
+                    pdq_quality: Some(out.hash.quality),
+                    pdq_frames: Some(frames),
+                    ..hashes
+                }),
                 ..cleared(&item.item_id, media_type)
             };
             let mp4 = Upload {
@@ -98,24 +194,87 @@ async fn process(ctx: &ItemCtx, item: &Item) -> Result<ItemVerdict, Stop> {
                 bytes: out.mp4,
                 dims: Some((out.mp4_width, out.mp4_height)),
             };
-            (measured, vec![mp4, Upload::image("poster", out.poster)])
+            (measured, vec![mp4, Upload::image("poster", out.poster)], queries)
         }
         Outcome::Voice(out) => {
             let measured = ItemVerdict {
                 duration_ms: Some(out.duration_ms),
                 waveform: Some(out.waveform),
+                hashes: Some(hashes),
                 ..cleared(&item.item_id, media_type)
             };
             let ogg = Upload { variant: "voice", ext: "ogg", content_type: "audio/ogg", bytes: out.ogg, dims: None };
-            (measured, vec![ogg])
+            (measured, vec![ogg], Vec::new())
         }
     };
-    if measured.nudity.as_ref().is_some_and(|n| n.flagged) {
-        return Ok(block(ctx, item, format.ext(), measured).await?);
-    }
+    let matched = exact.or_else(|| {
+        let max = ctx.shared.config.banks.pdq_max_distance;
+        lookup(&banks, |b| b.pdq(&queries, max))
+    });
+    let measured = match review {
+        // Neither the classifier nor a bank can block a released item; it keeps both as measured.
+        Some(note) => {
+            debug!(by = %note.by, "released by a moderator: clearing from the quarantined original");
+            ItemVerdict { hash_match: matched.map(hash_match), review: Some(note), ..measured }
+        }
+        None if matched.is_some() || measured.nudity.as_ref().is_some_and(|n| n.flagged) => {
+            return block(ctx, item, format.ext(), &bytes, measured, matched).await;
+        }
+        None => measured,
+    };
     let _store_timer = StageTimer::start("store", label);
     let outputs = futures_util::future::try_join_all(uploads.into_iter().map(|u| store(ctx, &item.item_id, u))).await?;
-    Ok(ItemVerdict { outputs, ..measured })
+    Ok(ItemDone { verdict: ItemVerdict { outputs, ..measured }, quarantine: None })
+}
+
+/// A rejected entry, with the hashes of the bytes when they were fetched.
+fn rejected(item: &Item, r: Rejection, hashes: Option<Hashes>) -> ItemDone {
+    let verdict = ItemVerdict { hashes, ..ItemVerdict::rejected(&item.item_id, r.media_type, r.reason) };
+    ItemDone { verdict, quarantine: None }
+}
+
+/// The original's digests, for the verdict and the exact bank entries.
+struct Digests {
+    sha256: [u8; 32],
+    md5: [u8; 16],
+}
+
+/// Hashes the fetched bytes off the async threads (a 200 MiB video takes most of a second).
+async fn digest(bytes: Arc<Vec<u8>>) -> Result<Digests, Requeue> {
+    use sha2::Digest as _;
+    tokio::task::spawn_blocking(move || Digests {
+        sha256: sha2::Sha256::digest(&bytes[..]).into(),
+        md5: md5::Md5::digest(&bytes[..]).into(),
+    })
+    .await
+    .map_err(|e| Requeue::internal(format!("hashing the original failed: {e}")))
+}
+
+/// One bank lookup, timed and counted.
+fn lookup(
+    banks: &mediagate_hash::Banks,
+    find: impl FnOnce(&mediagate_hash::Banks) -> Option<mediagate_hash::Match>,
+) -> Option<mediagate_hash::Match> {
+    if banks.is_empty() {
+        return None;
+    }
+    let started = std::time::Instant::now();
+    let found = find(banks);
+    metrics().bank_lookup_seconds.observe(started.elapsed().as_secs_f64());
+    found
+}
+
+/// The PDQ hashes an item is matched by (§8): the image's (or poster's) 8 rotations and
+/// mirrors and every sampled frame, each only when its quality reaches the minimum (a flat or
+/// tiny picture's hash says nothing and would match other flat pictures).
+fn pdq_queries(ctx: &ItemCtx, image: Option<&ImageHash>, frames: &[FrameHash]) -> Vec<Query> {
+    let min = ctx.shared.config.banks.pdq_min_quality;
+    let mut queries = Vec::new();
+    if let Some(h) = image.filter(|h| h.quality >= min) {
+        queries.extend(h.variants.iter().map(|&hash| Query { hash, frame_ms: None }));
+    }
+    queries.extend(frames.iter().filter(|f| f.quality >= min).map(|f| Query { hash: f.pdq, frame_ms: Some(f.ms) }));
+    queries
 }
 
 /// Fetches the source within the limit, reserving its size from the worker's budget of input
@@ -130,16 +289,17 @@ async fn fetch(ctx: &ItemCtx, item: &Item) -> Result<(Vec<u8>, OwnedSemaphorePer
         let e = mediagate_store::StoreError::TooLarge { size: info.size, limit };
         return Err(codes::source_error(e, bucket, key));
     }
-    let kib = u32::try_from(info.size.div_ceil(1024).max(1)).unwrap_or(u32::MAX).min(shared.input_budget_kib);
-    let permit = shared
-        .input_budget
-        .clone()
-        .acquire_many_owned(kib)
-        .await
-        .map_err(|_| Requeue::internal("worker is shutting down"))?;
+    let permit = reserve(ctx, info.size).await?;
     let bytes =
         shared.store.get_body_at_most(bucket, key, limit).await.map_err(|e| codes::source_error(e, bucket, key))?;
     Ok((bytes, permit))
+}
+
+/// Reserves `size` bytes from the worker's budget of input bytes in hand.
+async fn reserve(ctx: &ItemCtx, size: u64) -> Result<OwnedSemaphorePermit, Requeue> {
+    let shared = &ctx.shared;
+    let kib = u32::try_from(size.div_ceil(1024).max(1)).unwrap_or(u32::MAX).min(shared.input_budget_kib);
+    shared.input_budget.clone().acquire_many_owned(kib).await.map_err(|_| Requeue::internal("worker is shutting down"))
 }
 
 /// One slot of CPU work (media in the sandbox, or the classifier) for this item. Only this
@@ -164,8 +324,17 @@ pub(crate) fn admit(kind: JobKind) -> Admit {
     }
 }
 
+/// What the item's sandbox call came to.
+enum Ran {
+    /// Processed.
+    Done(Done, Stats),
+    /// Refused for what the file is (or a decoder that died on it), with the format when the
+    /// child recognised one (the quarantine key's extension, should a bank have matched).
+    Refused { rejection: Rejection, format: Option<Format> },
+}
+
 /// The item's one sandbox call: identify, probe, admit and process.
-async fn sandboxed(ctx: &ItemCtx, item: &Item, bytes: Arc<Vec<u8>>) -> Result<(Done, Stats), Stop> {
+async fn sandboxed(ctx: &ItemCtx, item: &Item, bytes: Arc<Vec<u8>>) -> Result<Ran, Requeue> {
     let shared = &ctx.shared;
     let admit = admit(ctx.kind);
     let settings = shared.config.media.clone();
@@ -202,7 +371,10 @@ async fn sandboxed(ctx: &ItemCtx, item: &Item, bytes: Arc<Vec<u8>>) -> Result<(D
             if outcome == "crashed" {
                 warn!(error = %e, "the media sandbox crashed twice on this file; rejecting it");
             }
-            return Err(codes::sandbox_error(e));
+            return match codes::sandbox_error(e) {
+                Stop::Rejected(rejection) => Ok(Ran::Refused { rejection, format: None }),
+                Stop::Requeue(q) => Err(q),
+            };
         }
     };
     let label = match &report.result {
@@ -216,8 +388,16 @@ async fn sandboxed(ctx: &ItemCtx, item: &Item, bytes: Arc<Vec<u8>>) -> Result<(D
     if report.stats.peak_rss_bytes > 0 {
         m.sandbox_peak_rss.with_label_values(&[label]).observe(report.stats.peak_rss_bytes as f64);
     }
-    let done = report.result.map_err(codes::refusal)?;
-    Ok((done, report.stats))
+    match report.result {
+        Ok(done) => Ok(Ran::Done(done, report.stats)),
+        Err(refusal) => {
+            let format = refusal.format();
+            match codes::refusal(refusal) {
+                Stop::Rejected(rejection) => Ok(Ran::Refused { rejection, format }),
+                Stop::Requeue(q) => Err(q),
+            }
+        }
+    }
 }
 
 /// Largest file a sandbox child may write (the video muxer's temporary MP4).
@@ -233,12 +413,13 @@ async fn score(
     prep: Duration,
 ) -> Result<Option<NudityResult>, Requeue> {
     let Some(policy) = ctx.nudity else { return Ok(None) };
+    // A transparent image gives two renderings (on black, on white): one frame as reported.
     if tensors.is_empty() {
         return Err(Requeue::internal(format!(
             "the nudity filter applies but the sandbox returned no {media_type} frame"
         )));
     }
-    let frames = u32::try_from(tensors.len()).unwrap_or(u32::MAX);
+    let frames = if media_type == "image" { 1 } else { u32::try_from(tensors.len()).unwrap_or(u32::MAX) };
     let classifier = ctx.shared.classifier.clone();
     let _slot = cpu_slot(ctx).await?;
     let started = std::time::Instant::now();
@@ -292,6 +473,9 @@ fn cleared(item_id: &str, media_type: MediaType) -> ItemVerdict {
         waveform: None,
         blurhash: None,
         nudity: None,
+        hashes: None,
+        hash_match: None,
+        review: None,
         outputs: Vec::new(),
     }
 }
@@ -306,28 +490,116 @@ fn media_label(t: Option<MediaType>) -> &'static str {
     }
 }
 
-/// Turns a measured item into a `blocked` one: no cleared output, the original copied byte for
-/// byte to quarantine with the item's verdict entry beside it (unless quarantine is off).
-async fn block(ctx: &ItemCtx, item: &Item, ext: &str, measured: ItemVerdict) -> Result<ItemVerdict, Requeue> {
+/// Turns a measured item into a `blocked` one — for a bank match (`hash.matched`, which comes
+/// first: the rules put the banks before the filter) or the filter's flag: no cleared output;
+/// the very bytes that were fetched and hashed PUT to quarantine, with the item's entry beside
+/// them in the `{job_id, revision, processed_at, item}` wrapper of §4 (unless quarantine is off).
+async fn block(
+    ctx: &ItemCtx,
+    item: &Item,
+    ext: &str,
+    bytes: &[u8],
+    measured: ItemVerdict,
+    matched: Option<mediagate_hash::Match>,
+) -> Result<ItemDone, Requeue> {
     let media_type = measured.media_type.unwrap_or(MediaType::Image);
-    let reason = measured.nudity.as_ref().map(|n| codes::flagged(media_type, n));
-    let blocked = ItemVerdict { status: ItemStatus::Blocked, reason, outputs: Vec::new(), ..measured };
-    if let Some(q) = &ctx.shared.config.quarantine_bucket {
-        let store = &ctx.shared.store;
-        let original = quarantine_original_key(&ctx.job_id, &item.item_id, ext);
-        store
-            .copy(&item.source.bucket, &item.source.key, q, &original)
-            .await
-            .map_err(|e| Requeue::storage(format!("copying the original to s3://{q}/{original}: {e}")))?;
-        let entry = serde_json::to_vec_pretty(&blocked)
-            .map_err(|e| Requeue::internal(format!("serialising the item verdict: {e}")))?;
-        let key = quarantine_verdict_key(&ctx.job_id, &item.item_id);
-        store
-            .put(q, &key, entry, "application/json")
-            .await
-            .map_err(|e| Requeue::storage(format!("writing s3://{q}/{key}: {e}")))?;
+    let reason = match &matched {
+        Some(m) => {
+            metrics().bank_matches.with_label_values(&[m.bank.as_str(), m.kind.as_str()]).inc();
+            Some(codes::hash_matched(media_type, m))
+        }
+        None => measured.nudity.as_ref().map(|n| codes::flagged(media_type, n)),
+    };
+    let hash_match = matched.map(hash_match);
+    let blocked = ItemVerdict { status: ItemStatus::Blocked, reason, hash_match, outputs: Vec::new(), ..measured };
+    let Some(q) = &ctx.shared.config.quarantine_bucket else {
+        return Ok(ItemDone { verdict: blocked, quarantine: None });
+    };
+    let store = &ctx.shared.store;
+    let original = quarantine_original_key(&ctx.job_id, &item.item_id, ext);
+    store
+        .put(q, &original, bytes.to_vec(), "application/octet-stream")
+        .await
+        .map_err(|e| Requeue::storage(format!("writing the original to s3://{q}/{original}: {e}")))?;
+    let entry = QuarantinedEntry {
+        job_id: &ctx.job_id,
+        revision: ctx.revision,
+        processed_at: &ctx.processed_at,
+        item: &blocked,
+    };
+    let entry = serde_json::to_vec_pretty(&entry)
+        .map_err(|e| Requeue::internal(format!("serialising the item verdict: {e}")))?;
+    let key = quarantine_verdict_key(&ctx.job_id, &item.item_id);
+    store
+        .put(q, &key, entry, "application/json")
+        .await
+        .map_err(|e| Requeue::storage(format!("writing s3://{q}/{key}: {e}")))?;
+    Ok(ItemDone { verdict: blocked, quarantine: Some(QuarantineRef { bucket: q.clone(), key: original }) })
+}
+
+/// A bank match as the verdict reports it.
+fn hash_match(m: mediagate_hash::Match) -> HashMatch {
+    HashMatch {
+        bank: m.bank,
+        kind: m.kind.as_str().to_string(),
+        hash: m.hash,
+        distance: m.distance,
+        label: m.label,
+        frame_ms: m.frame_ms,
     }
-    Ok(blocked)
+}
+
+/// The item's latest decision, when it is a release that still holds (§9): made on this job
+/// (`job_sha256`) and on the original now in quarantine (its sha256). Anything else — no
+/// decision, a confirm, another job under the same id, another file — is `None`: the item is
+/// processed as any item is.
+async fn find_release(ctx: &ItemCtx, item: &Item, job_sha256: &str) -> Result<Option<Release>, Requeue> {
+    let Some(q) = &ctx.shared.config.quarantine_bucket else { return Ok(None) };
+    let store = &ctx.shared.store;
+    let storage = |what: &str, e: mediagate_store::StoreError| Requeue::storage(format!("{what} in s3://{q}: {e}"));
+    let prefix = quarantine_item_prefix(&ctx.job_id, &item.item_id);
+    let keys = store.list_keys(q, &prefix).await.map_err(|e| storage("listing the item's quarantine", e))?;
+    let Some(latest) = latest_decision_key(keys.iter().map(String::as_str)) else { return Ok(None) };
+    let body = store.get(q, latest).await.map_err(|e| storage("reading a decision", e))?;
+    let decision: Decision = match serde_json::from_slice(&body) {
+        Ok(d) => d,
+        Err(e) => {
+            warn!(key = %latest, error = %e, "a review decision does not parse; ignoring it");
+            return Ok(None);
+        }
+    };
+    if decision.decision != DecisionKind::Released {
+        return Ok(None);
+    }
+    if decision.job_sha256 != job_sha256 {
+        info!(key = %latest, "a release was made on another job under this id; processing as usual");
+        return Ok(None);
+    }
+    let original = format!("{prefix}original.");
+    let Some(key) = keys.iter().find(|k| k.starts_with(&original)) else { return Ok(None) };
+    let bytes = match store.head_then_get_at_most(q, key, ctx.shared.config.max_input_bytes).await {
+        Ok(b) => b,
+        Err(mediagate_store::StoreError::NotFound { .. } | mediagate_store::StoreError::TooLarge { .. }) => {
+            return Ok(None)
+        }
+        Err(e) => return Err(storage("reading the quarantined original", e)),
+    };
+    let sha = digest(Arc::new(bytes.clone())).await?.sha256;
+    if hex::encode(sha) != decision.sha256 {
+        info!(key = %key, "the quarantined original is not the file the release was made on; processing as usual");
+        return Ok(None);
+    }
+    let note = ReviewNote { decision: "released".to_string(), by: decision.by, at: decision.at, note: decision.note };
+    Ok(Some(Release { bytes, note }))
+}
+
+/// `{job_id}/{item_id}/verdict.json` in the quarantine bucket (§4).
+#[derive(serde::Serialize)]
+struct QuarantinedEntry<'a> {
+    job_id: &'a str,
+    revision: u64,
+    processed_at: &'a str,
+    item: &'a ItemVerdict,
 }
 
 /// One output variant on its way to the output bucket.

@@ -11,14 +11,14 @@ use mediagate_contract::{
 use tracing::{info, warn};
 
 use crate::codes::Requeue;
-use crate::item::{process_item, ItemCtx};
+use crate::item::{process_item, ItemCtx, ItemDone, QuarantineRef};
 use crate::{Lane, Shared};
 
 /// What the run loop does with a delivery once its job has been handled.
 #[derive(Debug)]
 pub(crate) enum Handled {
-    /// Publish this verdict, then ack.
-    Verdict(Verdict),
+    /// Publish these escalations (each confirmed), then this verdict, then ack.
+    Verdict { verdict: Verdict, escalations: Vec<Escalation> },
     /// A newer revision of this job is already stored (a stale reprocess job, or a redelivery
     /// that a later reprocess overtook): ack without touching outputs, manifest or verdicts, so
     /// an old revision never overwrites a newer one.
@@ -51,19 +51,37 @@ pub(crate) async fn handle_delivery(
                     .unwrap_or_else(|_| serde_json::Value::String(String::from_utf8_lossy(body).into_owned()));
                 write_manifest(&shared, job_id, job_value, &verdict).await?;
             }
-            return Ok(Handled::Verdict(verdict));
+            return Ok(Handled::Verdict { verdict, escalations: Vec::new() });
         }
     };
     let job_value = serde_json::from_slice::<serde_json::Value>(body)
         .map_err(|e| Requeue::internal(format!("re-reading a body that parsed once: {e}")))?;
     // Only a reprocess job or a redelivery can meet a newer stored revision; a live job's first
     // delivery skips the extra read.
+    let mut stored = None;
     if may_be_superseded(job.reprocess, redelivered) {
-        let stored = stored_revision(&shared, &job.job_id).await?;
-        if let Some(stored_revision) = stored.filter(|&stored| superseded(job.revision, stored)) {
+        stored = stored_manifest(&shared, &job.job_id).await?;
+        if let Some(stored_revision) =
+            stored.as_ref().map(|m| m.verdict.revision).filter(|&stored| superseded(job.revision, stored))
+        {
             return Ok(Handled::Superseded { job_id: job.job_id.clone(), revision: job.revision, stored_revision });
         }
     }
+    // A reprocess job (`review release` publishes one) checks the moderators' decisions of the
+    // items its stored verdict blocked; every other item, and every other job, skips that read.
+    let blocked_before: Vec<String> = match (&stored, job.reprocess) {
+        (Some(m), true) => m
+            .verdict
+            .items
+            .iter()
+            // A released item stays released in later reprocesses (a batch run with a new model
+            // must not block it again), so its decision is read again too.
+            .filter(|i| i.status == ItemStatus::Blocked || i.review.is_some())
+            .map(|i| i.item_id.clone())
+            .collect(),
+        _ => Vec::new(),
+    };
+    let job_fingerprint = mediagate_contract::review::job_sha256(&job_value);
 
     let mut verdict = Verdict {
         job_id: Some(job.job_id.clone()),
@@ -77,7 +95,7 @@ pub(crate) async fn handle_delivery(
         info!(job_id = %job.job_id, code = %reason.code, "job rejected by a job-level rule");
         verdict.reason = Some(reason);
         write_manifest(&shared, &job.job_id, job_value, &verdict).await?;
-        return Ok(Handled::Verdict(verdict));
+        return Ok(Handled::Verdict { verdict, escalations: Vec::new() });
     }
 
     // Items of one job run concurrently; the worker-wide slots bound the CPU and memory.
@@ -88,10 +106,20 @@ pub(crate) async fn handle_delivery(
     let nudity = nudity_policy(&job, shared.config.thresholds);
     let mut tasks = tokio::task::JoinSet::new();
     for (index, item) in job.items.iter().cloned().enumerate() {
-        let ctx = ItemCtx { shared: shared.clone(), job_id: job.job_id.clone(), kind: job.kind, lane, tidy, nudity };
+        let ctx = ItemCtx {
+            shared: shared.clone(),
+            job_id: job.job_id.clone(),
+            kind: job.kind,
+            lane,
+            tidy,
+            nudity,
+            revision: job.revision,
+            processed_at: verdict.processed_at.clone(),
+            release_check: blocked_before.contains(&item.item_id).then(|| job_fingerprint.clone()),
+        };
         tasks.spawn(async move { (index, process_item(ctx, item).await) });
     }
-    let mut items = vec![None; job.items.len()];
+    let mut items: Vec<Option<ItemDone>> = (0..job.items.len()).map(|_| None).collect();
     let mut requeue = None;
     while let Some(joined) = tasks.join_next().await {
         match joined {
@@ -103,22 +131,90 @@ pub(crate) async fn handle_delivery(
     if let Some(t) = requeue {
         return Err(t);
     }
-    verdict.items = items.into_iter().flatten().collect();
+    let done: Vec<ItemDone> = items.into_iter().flatten().collect();
+    let escalations = done
+        .iter()
+        .filter_map(|d| escalation(&shared, &job, &verdict.processed_at, d).transpose())
+        .collect::<Result<Vec<_>, _>>()?;
+    verdict.items = done.into_iter().map(|d| d.verdict).collect();
     let statuses: Vec<ItemStatus> = verdict.items.iter().map(|i| i.status).collect();
     verdict.status = job_status(&statuses);
     write_manifest(&shared, &job.job_id, job_value, &verdict).await?;
-    Ok(Handled::Verdict(verdict))
+    Ok(Handled::Verdict { verdict, escalations })
 }
 
-/// The revision of the job's stored manifest; `None` when there is none, or when it cannot be
-/// read as a manifest (then the job is processed and its manifest rewritten).
-async fn stored_revision(shared: &Shared, job_id: &str) -> Result<Option<u64>, Requeue> {
+/// An escalation to publish before the verdict (§8), de-duplicated by its `message_id`.
+#[derive(Debug)]
+pub(crate) struct Escalation {
+    /// `{job_id}/{item_id}/{sha256}`: the same for every delivery and revision of that file in
+    /// that job.
+    pub message_id: String,
+    pub job_id: String,
+    pub body: Vec<u8>,
+}
+
+/// `mediagate.escalation.v1` (§8): who sent what to whom, which bank entry it matched and
+/// where the evidence is.
+#[derive(serde::Serialize)]
+struct EscalationBody<'a> {
+    schema: &'static str,
+    job_id: &'a str,
+    item_id: &'a str,
+    revision: u64,
+    message_id: &'a str,
+    conversation_id: &'a str,
+    sender: &'a mediagate_contract::Party,
+    recipients: &'a [mediagate_contract::Recipient],
+    #[serde(rename = "match")]
+    hash_match: &'a mediagate_contract::HashMatch,
+    hashes: &'a mediagate_contract::Hashes,
+    quarantine: Option<&'a QuarantineRef>,
+    at: &'a str,
+    worker: WorkerInfo,
+}
+
+/// The schema tag of an escalation.
+pub(crate) const ESCALATION_SCHEMA: &str = "mediagate.escalation.v1";
+
+/// The escalation of an item a bank matched; `None` for every other item.
+fn escalation(shared: &Shared, job: &Job, at: &str, done: &ItemDone) -> Result<Option<Escalation>, Requeue> {
+    let item = &done.verdict;
+    let (Some(hash_match), Some(hashes)) = (&item.hash_match, &item.hashes) else { return Ok(None) };
+    if item.status != ItemStatus::Blocked || item.review.is_some() {
+        return Ok(None);
+    }
+    let body = EscalationBody {
+        schema: ESCALATION_SCHEMA,
+        job_id: &job.job_id,
+        item_id: &item.item_id,
+        revision: job.revision,
+        message_id: &job.message.message_id,
+        conversation_id: &job.message.conversation_id,
+        sender: &job.sender,
+        recipients: &job.recipients,
+        hash_match,
+        hashes,
+        quarantine: done.quarantine.as_ref(),
+        at,
+        worker: WorkerInfo { id: shared.config.worker_id.clone(), version: shared.config.version.clone() },
+    };
+    let body = serde_json::to_vec(&body).map_err(|e| Requeue::internal(format!("serialising an escalation: {e}")))?;
+    Ok(Some(Escalation {
+        message_id: format!("{}/{}/{}", job.job_id, item.item_id, hashes.sha256),
+        job_id: job.job_id.clone(),
+        body,
+    }))
+}
+
+/// The job's stored manifest; `None` when there is none, or when it cannot be read as a manifest
+/// (then the job is processed and its manifest rewritten).
+async fn stored_manifest(shared: &Shared, job_id: &str) -> Result<Option<Manifest>, Requeue> {
     let bucket = &shared.config.manifest_bucket;
     let key = manifest_key(job_id);
     // Manifests are small; a huge object under that key is not one of ours.
     match shared.store.head_then_get_at_most(bucket, &key, 64 * 1024 * 1024).await {
         Ok(bytes) => match serde_json::from_slice::<Manifest>(&bytes) {
-            Ok(m) => Ok(Some(m.verdict.revision)),
+            Ok(m) => Ok(Some(m)),
             Err(e) => {
                 warn!(%bucket, %key, error = %e, "stored manifest does not parse; processing the job");
                 Ok(None)

@@ -5,6 +5,7 @@
 //! crate off the async runtime, writes outputs and the manifest through the store crate, and
 //! acknowledges a job only after its verdict is confirmed by the broker.
 
+pub mod banks;
 mod codes;
 mod config;
 pub mod health;
@@ -24,7 +25,10 @@ use tokio::task::JoinSet;
 use tracing::{error, info, warn, Instrument};
 
 pub use codes::{Cause, Requeue};
-pub use config::{check_range, InvalidSetting, WorkerConfig, DEFAULT_METRICS_ADDR, DEFAULT_SANDBOX_MEMORY_MB};
+pub use config::{
+    check_range, BankSettings, InvalidSetting, WorkerConfig, DEFAULT_BANK_REFRESH_S, DEFAULT_METRICS_ADDR,
+    DEFAULT_PDQ_MAX_DISTANCE, DEFAULT_PDQ_MIN_QUALITY, DEFAULT_SANDBOX_MEMORY_MB,
+};
 pub use health::Readiness;
 
 use crate::metrics::metrics;
@@ -46,6 +50,8 @@ pub(crate) struct Shared {
     pub classifier: Arc<mediagate_classify::Classifier>,
     /// Where media work runs: a fresh, locked-down child process per item by default.
     pub sandbox: mediagate_sandbox::Sandbox,
+    /// The hash banks in force (§8), refreshed in the background.
+    pub banks: Arc<banks::HashBanks>,
 }
 
 /// Where a job came from: live traffic (`mediagate.uploads`) or a reprocess
@@ -89,6 +95,7 @@ pub async fn run(
     store: Store,
     classifier: Arc<mediagate_classify::Classifier>,
     sandbox: mediagate_sandbox::Sandbox,
+    banks: Arc<banks::HashBanks>,
     broker: &Broker,
     readiness: Arc<Readiness>,
     shutdown: impl Future<Output = ()>,
@@ -123,6 +130,7 @@ pub async fn run(
         reprocess_gate: Arc::new(Semaphore::new(reprocess_slots)),
         classifier,
         sandbox,
+        banks,
         config,
         store,
     });
@@ -260,9 +268,9 @@ async fn settle(
                 warn!(error = %e, "ack failed; the broker will redeliver and the job will be skipped again");
             }
         }
-        Ok(job::Handled::Verdict(v)) => {
+        Ok(job::Handled::Verdict { verdict: v, escalations }) => {
             let publish_timer = metrics::StageTimer::start("publish", "job");
-            match publish(publisher, &v).await {
+            match publish_all(publisher, &escalations, &v).await {
                 Ok(()) => {
                     drop(publish_timer);
                     metrics().jobs.with_label_values(&[v.status.as_str(), lane_label]).inc();
@@ -280,7 +288,7 @@ async fn settle(
                 }
                 Err(e) => {
                     metrics().retries.with_label_values(&["publish"]).inc();
-                    warn!(error = %e, "verdict not confirmed; returning the job to the queue");
+                    warn!(error = %e, "verdict or escalation not confirmed; returning the job to the queue");
                     requeue(delivery).await;
                 }
             }
@@ -348,6 +356,23 @@ async fn next_or_pending(c: Option<&mut mediagate_queue::JobConsumer>) -> Option
         Some(c) => c.next().await,
         None => std::future::pending().await,
     }
+}
+
+/// Publishes a job's escalations, each confirmed, then its verdict (§8: the job is acked only
+/// after both are confirmed).
+async fn publish_all(
+    publisher: &VerdictPublisher,
+    escalations: &[job::Escalation],
+    verdict: &Verdict,
+) -> Result<(), String> {
+    for e in escalations {
+        publisher
+            .publish_escalation(&e.job_id, &e.message_id, names::ESCALATION_HASH_MATCHED_KEY, e.body.clone())
+            .await
+            .map_err(|err| format!("escalation {} not confirmed: {err}", e.message_id))?;
+        metrics().escalations.with_label_values(&["hash_matched"]).inc();
+    }
+    publish(publisher, verdict).await
 }
 
 /// Publishes a verdict and waits for the broker's confirm.

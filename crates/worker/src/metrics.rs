@@ -4,8 +4,8 @@ use std::sync::OnceLock;
 
 use prometheus::{
     register_histogram_vec_with_registry, register_int_counter_vec_with_registry, register_int_counter_with_registry,
-    register_int_gauge_with_registry, Encoder, HistogramVec, IntCounter, IntCounterVec, IntGauge, Registry,
-    TextEncoder,
+    register_int_gauge_with_registry, Encoder, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec,
+    Registry, TextEncoder,
 };
 
 /// All of the worker's metrics, registered once per process.
@@ -39,6 +39,20 @@ pub struct Metrics {
     pub retries: IntCounterVec,
     /// Jobs that reached the delivery limit and got a `failed` verdict.
     pub dead_lettered: IntCounter,
+    /// Items blocked by a hash bank, by bank and entry kind (`sha256`, `md5`, `pdq`).
+    pub bank_matches: IntCounterVec,
+    /// Entries loaded, by bank and kind.
+    pub bank_entries: IntGaugeVec,
+    /// Malformed lines skipped in each bank's current contents.
+    pub bank_bad_lines: IntGaugeVec,
+    /// Failed loads or reloads of a bank (the previous contents stay in force).
+    pub bank_reload_failures: IntCounterVec,
+    /// Unix time of each bank's last successful load or unchanged check: how stale it may be.
+    pub bank_checked: prometheus::GaugeVec,
+    /// Seconds per bank lookup (an item's exact digests, or all of its PDQ hashes).
+    pub bank_lookup_seconds: prometheus::Histogram,
+    /// Escalations published and confirmed, by reason.
+    pub escalations: IntCounterVec,
 }
 
 /// The process-wide metrics.
@@ -115,6 +129,48 @@ impl Metrics {
             dead_lettered: register_int_counter_with_registry!(
                 "dead_lettered_total",
                 "Jobs that reached their delivery limit and got a failed verdict.",
+                registry
+            )?,
+            bank_matches: register_int_counter_vec_with_registry!(
+                "hash_matches_total",
+                "Items blocked by a hash bank, by bank and entry kind.",
+                &["bank", "kind"],
+                registry
+            )?,
+            bank_entries: prometheus::register_int_gauge_vec_with_registry!(
+                "hash_bank_entries",
+                "Entries loaded, by bank and kind.",
+                &["bank", "kind"],
+                registry
+            )?,
+            bank_bad_lines: prometheus::register_int_gauge_vec_with_registry!(
+                "hash_bank_bad_lines",
+                "Malformed lines skipped in the bank's current contents.",
+                &["bank"],
+                registry
+            )?,
+            bank_reload_failures: register_int_counter_vec_with_registry!(
+                "hash_bank_reload_failures_total",
+                "Failed loads or reloads of a bank; the previous contents stay in force.",
+                &["bank"],
+                registry
+            )?,
+            bank_checked: prometheus::register_gauge_vec_with_registry!(
+                "hash_bank_checked_timestamp_seconds",
+                "Unix time a bank was last loaded or found unchanged.",
+                &["bank"],
+                registry
+            )?,
+            bank_lookup_seconds: prometheus::register_histogram_with_registry!(
+                "hash_lookup_seconds",
+                "Time per hash bank lookup.",
+                vec![1e-6, 1e-5, 5e-5, 1e-4, 2.5e-4, 5e-4, 1e-3, 2.5e-3, 1e-2, 0.1],
+                registry
+            )?,
+            escalations: register_int_counter_vec_with_registry!(
+                "escalations_total",
+                "Escalations published and confirmed, by reason.",
+                &["reason"],
                 registry
             )?,
             registry,

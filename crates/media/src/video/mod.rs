@@ -48,6 +48,7 @@ use crate::av::{
     best_video_stream, display_size, init, internal_error, open_input, open_input_with, pass_error, received,
     write_ready, AudioChain, Deadline, FilterGraph, LogCapture, Orientation, SharedBytes,
 };
+use crate::fingerprint::{FrameHash, ImageHash};
 use crate::photo::{Encoded, OutputKind};
 use crate::settings::{FrameSampling, MediaSettings, VideoSettings};
 use crate::sniff::Format;
@@ -105,6 +106,11 @@ pub struct VideoOutput {
     pub blurhash: String,
     /// Sampled frames (contract §3) when asked for, the poster among them.
     pub frames: Vec<RgbFrame>,
+    /// PDQ of the poster as stored (contract §5 `pdq`), with its variants.
+    pub hash: ImageHash,
+    /// PDQ of every frame sampled over the clip (the poster among them), in time order,
+    /// whether or not the frames themselves were asked for (`pdq_frames`).
+    pub frame_hashes: Vec<FrameHash>,
 }
 
 /// Containers [`process_video`] opens.
@@ -121,8 +127,9 @@ fn audio_codec_allowed(name: &str) -> bool {
     name.starts_with("pcm_") || ALLOWED.contains(&name)
 }
 
-/// Transcodes a video to the `video` and `poster` variants; with `sample`, also returns the
-/// frames `settings.sampling` picks, from the same decode. See the module docs for the rules.
+/// Transcodes a video to the `video` and `poster` variants and hashes the poster and the frames
+/// `settings.sampling` picks, from the same decode; with `sample`, also returns those frames
+/// (for the classifier). See the module docs for the rules.
 pub fn process_video(
     bytes: &[u8],
     format: Format,
@@ -139,11 +146,20 @@ pub fn process_video(
     let plan = prepare(&shared, format, settings, &deadline, &capture)?;
     let t_scan = t0.elapsed();
     let mut input = open_input_with(&shared, format, &deadline, &[], false)?;
-    let out = run_pass(&mut input, &plan, s, &deadline, &capture, true, sample.then_some(&settings.sampling))?;
+    let out = run_pass(&mut input, &plan, s, &deadline, &capture, true, Some(&settings.sampling))?;
     let mux = out.mux.ok_or_else(|| MediaError::internal("transcode pass produced no MP4"))?;
-    let (poster_rgb, frames) = (out.poster, out.frames);
+    let (poster_rgb, mut frames) = (out.poster, out.frames);
     let poster = encode_poster(&poster_rgb, s.poster_quality)?;
     let blurhash = blurhash_of(&poster_rgb)?;
+    let hash = crate::fingerprint::hash_rgb(poster_rgb.width, poster_rgb.height, &poster_rgb.data)?;
+    let mut frame_hashes = frames
+        .iter()
+        .map(|f| crate::fingerprint::hash_frame(f.timestamp_ms, f.width, f.height, &f.data))
+        .collect::<Result<Vec<_>, _>>()?;
+    frame_hashes.sort_by_key(|f| f.ms);
+    if !sample {
+        frames = Vec::new();
+    }
     tracing::debug!(
         format = format.name(),
         codec = %plan.codec,
@@ -167,6 +183,8 @@ pub fn process_video(
         poster,
         blurhash,
         frames,
+        hash,
+        frame_hashes,
     })
 }
 

@@ -4,6 +4,7 @@
 mod support;
 
 mod av;
+mod banks;
 mod cli;
 mod malformed;
 mod nudity;
@@ -11,6 +12,7 @@ mod ops;
 mod phones;
 mod photos;
 mod reprocess;
+mod review;
 mod rules;
 mod sandbox;
 mod schemas;

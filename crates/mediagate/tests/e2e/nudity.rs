@@ -153,13 +153,18 @@ fn colour_clip(parts: &[(&str, u32)]) -> Vec<u8> {
 fn the_last_seconds_of_a_long_video_are_scored() {
     let h = harness();
     let skin = "0xc08070";
-    let score = |name: &str, clip: Vec<u8>| -> (f64, u64) {
+    let run = |name: &str, clip: Vec<u8>| -> Value {
         let id = job_id(name);
         let key = format!("{id}/0.mp4");
         h.put("incoming", &key, clip);
         let mut job = media_job(&id, &[&key]);
         job["recipients"] = json!([r("16_17", false)]);
-        let n = nudity(&h.run_job(&job));
+        let v = h.run_job(&job);
+        nudity(&v);
+        item(&v, "0").clone()
+    };
+    let score = |name: &str, clip: Vec<u8>| -> (f64, u64) {
+        let n = run(name, clip)["nudity"].clone();
         (n["score"].as_f64().expect("score"), n["frames"].as_u64().expect("frames"))
     };
     let (black, _) = score("n-all-black", colour_clip(&[("black", 60)]));
@@ -174,4 +179,25 @@ fn the_last_seconds_of_a_long_video_are_scored() {
         (tail - picture).abs() < 0.02,
         "the clip's last seconds were not scored: {tail} (black {black}, picture {picture})"
     );
+}
+
+/// Contract §5: `pdq_frames` lists every sampled frame, over the whole clip, in time order,
+/// whether or not the filter applies; `pdq` is the poster's.
+#[test]
+fn a_long_videos_pdq_frames_reach_its_last_seconds() {
+    let h = harness();
+    let id = job_id("pdq-frames");
+    let key = format!("{id}/0.mp4");
+    h.put("incoming", &key, colour_clip(&[("black", 30), ("0xc08070", 25), ("white", 5)]));
+    let v = h.run_job(&media_job(&id, &[&key]));
+    let it = item(&v, "0");
+    assert_eq!(it["nudity"], Value::Null, "adults only: no filter, frames hashed all the same");
+    let frames = it["hashes"]["pdq_frames"].as_array().expect("pdq_frames");
+    assert_eq!(frames.len(), 32, "{frames:?}");
+    let ms: Vec<u64> = frames.iter().map(|f| f["ms"].as_u64().unwrap()).collect();
+    assert!(ms.windows(2).all(|w| w[0] < w[1]), "in time order: {ms:?}");
+    assert!(*ms.last().unwrap() >= 55_000, "the last frames are hashed: {ms:?}");
+    assert_eq!(it["hashes"]["pdq"].as_str().map(str::len), Some(64));
+    // Flat colours have no gradients: PDQ says so with quality 0.
+    assert!(frames.iter().all(|f| f["quality"].as_u64() == Some(0)), "{frames:?}");
 }

@@ -38,6 +38,16 @@ pub fn verdict_schema() -> &'static jsonschema::Validator {
     })
 }
 
+/// The escalation schema every received escalation is checked against.
+pub fn escalation_schema() -> &'static jsonschema::Validator {
+    static S: OnceLock<jsonschema::Validator> = OnceLock::new();
+    S.get_or_init(|| {
+        let text = std::fs::read_to_string(workspace_root().join("schemas/escalation.v1.schema.json"))
+            .expect("escalation schema");
+        jsonschema::validator_for(&serde_json::from_str(&text).expect("schema JSON")).expect("valid schema")
+    })
+}
+
 /// The job schema; valid jobs the tests publish are checked against it.
 pub fn job_schema() -> &'static jsonschema::Validator {
     static V: OnceLock<jsonschema::Validator> = OnceLock::new();
@@ -466,11 +476,22 @@ pub struct Isolated {
 impl Isolated {
     /// Starts S3, a vhost and a worker with the test settings overridden by `overrides`.
     pub fn start(tag: &str, overrides: &[(&'static str, &str)]) -> Isolated {
+        Isolated::start_with(tag, overrides, |_, _| {})
+    }
+
+    /// [`Isolated::start`] that lets `setup` write to the store (banks, sources) before the
+    /// worker starts.
+    pub fn start_with(
+        tag: &str,
+        overrides: &[(&'static str, &str)],
+        setup: impl FnOnce(&tokio::runtime::Runtime, &Store),
+    ) -> Isolated {
         let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
         let logdir = tempfile::Builder::new().prefix("mediagate-iso-").tempdir().expect("tempdir");
         let vhost = create_vhost(tag);
         let s3 = S3Server::start_logging_to(logdir.path());
         let store = rt.block_on(test_store(&s3));
+        setup(&rt, &store);
         let mut env = worker_env(&vhost, &s3);
         for (k, v) in overrides {
             env.retain(|(e, _)| e != k);
@@ -585,6 +606,28 @@ impl Isolated {
             );
             std::thread::sleep(Duration::from_millis(20));
         }
+    }
+
+    /// Takes (and acks) the escalations waiting in the contract's `mediagate.escalations` queue,
+    /// waiting until there are at least `n` or `timeout` has passed.
+    pub fn take_escalations(&self, n: usize, timeout: Duration) -> Vec<SeenVerdict> {
+        let start = Instant::now();
+        let mut got = Vec::new();
+        self.rt.block_on(async {
+            let ch = self.conn.create_channel().await.expect("channel");
+            while got.len() < n && start.elapsed() < timeout {
+                match ch
+                    .basic_get("mediagate.escalations".into(), BasicGetOptions { no_ack: true })
+                    .await
+                    .expect("basic.get")
+                {
+                    Some(m) => got.push(SeenVerdict::from_delivery(&m.delivery)),
+                    None => tokio::time::sleep(Duration::from_millis(50)).await,
+                }
+            }
+            let _ = ch.close(200, "escalations".into()).await;
+        });
+        got
     }
 
     /// Every verdict seen so far.
