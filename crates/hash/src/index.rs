@@ -273,8 +273,10 @@ impl Banks {
     ///
     /// Per query it runs in three phases — bucket bounds, candidate ids, verification — rather
     /// than bucket by bucket: a table is 4 MB and the hashes 32 MB per million entries, so each
-    /// step is a cache miss, and a phase's loads do not depend on each other, so the CPU has
-    /// many in flight at once instead of walking offset → ids → hash one chain at a time.
+    /// step is a cache (and TLB) miss, and within a phase the addresses are known ahead, so each
+    /// access is prefetched a few dozen steps before it is needed. (Measured on the 2-core VM:
+    /// ~50 ns per random 32-byte read without, ~15 ns with; ~33,000 candidates per query of 8
+    /// hashes at d = 31 and a million entries.)
     #[inline(always)]
     fn probe(&self, queries: &[Query], max_distance: u32) -> Option<Best> {
         let masks = masks();
@@ -293,11 +295,19 @@ impl Banks {
                 }
             }
             candidates.clear();
-            for &(lo, hi, p) in &buckets {
+            for (i, &(lo, hi, p)) in buckets.iter().enumerate() {
+                if let Some(&(lo, _, p)) = buckets.get(i + PREFETCH_BUCKETS) {
+                    if let Some(id) = self.tables[p].ids.get(lo as usize) {
+                        prefetch(id);
+                    }
+                }
                 candidates.extend_from_slice(&self.tables[p].ids[lo as usize..hi as usize]);
             }
             let qb = q.hash.to_u64s();
-            for &id in &candidates {
+            for (i, &id) in candidates.iter().enumerate() {
+                if let Some(&ahead) = candidates.get(i + PREFETCH_HASHES) {
+                    prefetch(&self.bits[ahead as usize]);
+                }
                 let d = distance(&self.bits[id as usize].0, &qb);
                 if d <= limit {
                     let cand = Best { distance: d, id, query: qi };
@@ -343,6 +353,24 @@ impl Banks {
             frame_ms: queries.get(b.query).and_then(|q| q.frame_ms),
         }
     }
+}
+
+/// How far ahead (in buckets, in candidates) [`Banks::probe`] prefetches: enough to cover a
+/// memory latency of a few hundred nanoseconds at the loop's pace.
+const PREFETCH_BUCKETS: usize = 8;
+const PREFETCH_HASHES: usize = 32;
+
+/// Asks the CPU to bring `r`'s cache line in (a hint; no effect on other targets).
+#[inline(always)]
+fn prefetch<T>(r: &T) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: a prefetch never faults or writes, whatever the address (here a valid reference);
+    // SSE, which the instruction needs, is part of the x86-64 baseline.
+    unsafe {
+        std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>((r as *const T).cast())
+    };
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = r;
 }
 
 #[inline(always)]

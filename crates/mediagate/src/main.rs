@@ -16,7 +16,7 @@ use mediagate_media::{FrameSampling, Limits, MediaSettings, PhotoSettings, Prese
 use mediagate_queue::{redact_url, Broker};
 use mediagate_store::{RetryPolicy, Store, StoreConfig};
 use mediagate_worker::banks::HashBanks;
-use mediagate_worker::{BankSettings, InvalidSetting, Readiness, WorkerConfig};
+use mediagate_worker::{BankSettings, Engines, InvalidSetting, Readiness, WorkerConfig};
 use tokio::sync::watch;
 use tracing::{error, info, warn};
 
@@ -240,6 +240,7 @@ async fn worker(common: &Common, args: WorkerArgs) -> Result<std::process::ExitC
             }
         });
     }
+    let engines = Engines { classifier, sandbox, banks };
     let (stop_tx, stop_rx) = watch::channel(false);
     tokio::spawn(async move {
         wait_for_signal().await;
@@ -274,9 +275,7 @@ async fn worker(common: &Common, args: WorkerArgs) -> Result<std::process::ExitC
         match mediagate_worker::run(
             config.clone(),
             store.clone(),
-            classifier.clone(),
-            sandbox.clone(),
-            banks.clone(),
+            engines.clone(),
             &broker,
             readiness.clone(),
             shutdown,

@@ -114,7 +114,7 @@ pub enum BankLoadError {
     #[error("hash bank `{bank}` ({source_name}): {message}")]
     Source { bank: String, source_name: String, message: String },
     #[error("hash bank `{bank}` ({source_name}): {error}")]
-    Storage { bank: String, source_name: String, error: StoreError },
+    Storage { bank: String, source_name: String, error: Box<StoreError> },
 }
 
 /// What tells a source's current contents from the last loaded ones.
@@ -260,7 +260,7 @@ fn source_error(spec: &BankSpec, message: impl Into<String>) -> BankLoadError {
 }
 
 fn storage_error(spec: &BankSpec, error: StoreError) -> BankLoadError {
-    BankLoadError::Storage { bank: spec.name.clone(), source_name: spec.source.to_string(), error }
+    BankLoadError::Storage { bank: spec.name.clone(), source_name: spec.source.to_string(), error: Box::new(error) }
 }
 
 async fn fingerprint(spec: &BankSpec, store: &Store) -> Result<Fingerprint, BankLoadError> {

@@ -116,7 +116,7 @@ async fn process(ctx: &ItemCtx, item: &Item) -> Result<ItemDone, Requeue> {
     // file is blocked even when it would be refused for its format or length.
     let exact = lookup(&banks, |b| b.exact(&digests.sha256, &digests.md5));
     let (done, stats) = match sandboxed(ctx, item, bytes.clone()).await? {
-        Ran::Done(done, stats) => (done, stats),
+        Ran::Done(done, stats) => (*done, stats),
         Ran::Refused { rejection, format } => {
             return match exact {
                 // Released by a moderator, it still cannot be processed: rejected, as measured.
@@ -327,7 +327,7 @@ pub(crate) fn admit(kind: JobKind) -> Admit {
 /// What the item's sandbox call came to.
 enum Ran {
     /// Processed.
-    Done(Done, Stats),
+    Done(Box<Done>, Stats),
     /// Refused for what the file is (or a decoder that died on it), with the format when the
     /// child recognised one (the quarantine key's extension, should a bank have matched).
     Refused { rejection: Rejection, format: Option<Format> },
@@ -389,7 +389,7 @@ async fn sandboxed(ctx: &ItemCtx, item: &Item, bytes: Arc<Vec<u8>>) -> Result<Ra
         m.sandbox_peak_rss.with_label_values(&[label]).observe(report.stats.peak_rss_bytes as f64);
     }
     match report.result {
-        Ok(done) => Ok(Ran::Done(done, report.stats)),
+        Ok(done) => Ok(Ran::Done(Box::new(done), report.stats)),
         Err(refusal) => {
             let format = refusal.format();
             match codes::refusal(refusal) {

@@ -18,7 +18,7 @@ use crate::{Lane, Shared};
 #[derive(Debug)]
 pub(crate) enum Handled {
     /// Publish these escalations (each confirmed), then this verdict, then ack.
-    Verdict { verdict: Verdict, escalations: Vec<Escalation> },
+    Verdict { verdict: Box<Verdict>, escalations: Vec<Escalation> },
     /// A newer revision of this job is already stored (a stale reprocess job, or a redelivery
     /// that a later reprocess overtook): ack without touching outputs, manifest or verdicts, so
     /// an old revision never overwrites a newer one.
@@ -51,7 +51,7 @@ pub(crate) async fn handle_delivery(
                     .unwrap_or_else(|_| serde_json::Value::String(String::from_utf8_lossy(body).into_owned()));
                 write_manifest(&shared, job_id, job_value, &verdict).await?;
             }
-            return Ok(Handled::Verdict { verdict, escalations: Vec::new() });
+            return Ok(Handled::Verdict { verdict: Box::new(verdict), escalations: Vec::new() });
         }
     };
     let job_value = serde_json::from_slice::<serde_json::Value>(body)
@@ -95,7 +95,7 @@ pub(crate) async fn handle_delivery(
         info!(job_id = %job.job_id, code = %reason.code, "job rejected by a job-level rule");
         verdict.reason = Some(reason);
         write_manifest(&shared, &job.job_id, job_value, &verdict).await?;
-        return Ok(Handled::Verdict { verdict, escalations: Vec::new() });
+        return Ok(Handled::Verdict { verdict: Box::new(verdict), escalations: Vec::new() });
     }
 
     // Items of one job run concurrently; the worker-wide slots bound the CPU and memory.
@@ -140,7 +140,7 @@ pub(crate) async fn handle_delivery(
     let statuses: Vec<ItemStatus> = verdict.items.iter().map(|i| i.status).collect();
     verdict.status = job_status(&statuses);
     write_manifest(&shared, &job.job_id, job_value, &verdict).await?;
-    Ok(Handled::Verdict { verdict, escalations })
+    Ok(Handled::Verdict { verdict: Box::new(verdict), escalations })
 }
 
 /// An escalation to publish before the verdict (§8), de-duplicated by its `message_id`.

@@ -88,14 +88,24 @@ const TRANSIENT_BACKOFF: Duration = Duration::from_secs(2);
 /// broker, so an outage does not burn its delivery count) before it is handed back.
 const STORAGE_OUTAGE_PATIENCE: Duration = Duration::from_secs(600);
 
+/// What the worker processes with, loaded once by the binary before any job and kept across
+/// broker reconnections.
+#[derive(Clone)]
+pub struct Engines {
+    /// The nudity classifier.
+    pub classifier: Arc<mediagate_classify::Classifier>,
+    /// Where media work runs.
+    pub sandbox: mediagate_sandbox::Sandbox,
+    /// The hash banks in force, refreshed in the background.
+    pub banks: Arc<banks::HashBanks>,
+}
+
 /// Consumes and processes jobs until `shutdown` resolves, then stops taking new jobs, lets the
 /// jobs in hand finish (their verdicts published, deliveries acked) and returns `Ok`.
 pub async fn run(
     config: WorkerConfig,
     store: Store,
-    classifier: Arc<mediagate_classify::Classifier>,
-    sandbox: mediagate_sandbox::Sandbox,
-    banks: Arc<banks::HashBanks>,
+    engines: Engines,
     broker: &Broker,
     readiness: Arc<Readiness>,
     shutdown: impl Future<Output = ()>,
@@ -128,9 +138,9 @@ pub async fn run(
         input_budget: Arc::new(Semaphore::new(input_budget_kib as usize)),
         input_budget_kib,
         reprocess_gate: Arc::new(Semaphore::new(reprocess_slots)),
-        classifier,
-        sandbox,
-        banks,
+        classifier: engines.classifier,
+        sandbox: engines.sandbox,
+        banks: engines.banks,
         config,
         store,
     });

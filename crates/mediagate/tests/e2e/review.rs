@@ -56,8 +56,8 @@ fn listed(env: &Isolated, id: &str) -> Value {
         .unwrap_or_else(|| panic!("{id} not listed: {}", text(&out)))
 }
 
-/// A blocked photo released by a moderator: the job comes back on the live lane with revision
-/// + 1 and the item is cleared from its quarantined original — the source is deleted first —
+/// A blocked photo released by a moderator: the job comes back on the live lane with its
+/// revision plus one and the item is cleared from its quarantined original — the source is deleted first —
 /// with `review` set and its score kept as measured. A second release changes nothing; a job
 /// republished under the same id with other recipients is not covered by the release.
 #[test]
