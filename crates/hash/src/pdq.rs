@@ -233,6 +233,21 @@ fn luma_tables() -> &'static [[f64; 256]; 3] {
     T.get_or_init(|| [0.299, 0.587, 0.114].map(|coeff| std::array::from_fn(|v| v as f64 * coeff)))
 }
 
+/// PDQ luma of one RGB8 pixel, exactly as [`pdq_rgb`] computes it (`pdqhash`'s binding:
+/// float64 `R*0.299 + G*0.587 + B*0.114`, rounded to float32).
+pub fn luma(r: u8, g: u8, b: u8) -> f32 {
+    let t = luma_tables();
+    (t[0][usize::from(r)] + t[1][usize::from(g)] + t[2][usize::from(b)]) as f32
+}
+
+/// PDQ of a `width`×`height` image whose row `r` of float luma `fill(r, row)` writes, rows top
+/// to bottom: for callers that hold pixels in another layout (planes, RGBA to composite, an
+/// orientation still to apply) and would otherwise copy the whole image to call [`pdq_rgb`] or
+/// [`pdq_luma`]. The same hash as those on the same luma.
+pub fn pdq_rows(width: u32, height: u32, fill: impl FnMut(usize, &mut [f32])) -> Result<Hashed, PdqError> {
+    hash_rows(width as usize, height as usize, fill)
+}
+
 /// The hash of an image whose row `r` of luma `fill(r, row)` writes.
 fn hash_rows(w: usize, h: usize, fill: impl FnMut(usize, &mut [f32])) -> Result<Hashed, PdqError> {
     if w < MIN_HASHABLE_DIM || h < MIN_HASHABLE_DIM {

@@ -32,7 +32,7 @@ use fast_image_resize::Resizer;
 use image::{DynamicImage, ImageDecoder, ImageEncoder, ImageError, ImageFormat, ImageReader};
 use turbojpeg::{Colorspace, Decompressor, PixelFormat, ScalingFactor, Subsamp};
 
-use crate::fingerprint::{composite, gray_to_rgb, hash_pixels, ImageHash};
+use crate::fingerprint::{composite, gray_to_rgb, hash_decoded, ImageHash};
 use crate::jpeg_meta::{embed_icc, icc_matches, read_jpeg_meta, without_icc};
 use crate::raster::{orient_pixels, pad_plane, resize_pixels, tiny_rgba, transposes, Pixels, Plane, FILTER};
 use crate::settings::{MediaSettings, PhotoSettings};
@@ -95,7 +95,7 @@ pub struct PhotoOutput {
     pub blurhash: String,
     /// What the bytes were.
     pub source_format: Format,
-    /// PDQ of the image as shown (the thumb's pixels; transparency on white), contract §5.
+    /// PDQ of the image as shown (the decode, oriented; transparency on white), contract §5.
     pub hash: ImageHash,
 }
 
@@ -576,6 +576,7 @@ fn render(decoded: DecodedPhoto, settings: &PhotoSettings) -> Result<PhotoOutput
     // Resize in stored orientation, then orient the (smaller) full.
     let (fw_s, fh_s) = if transposes(o) { (fh, fw) } else { (fw, fh) };
     let full = resize_pixels(&mut resizer, &decoded.pixels, fw_s, fh_s, FILTER)?;
+    let hash = hash_decoded(&decoded.pixels, o)?;
     drop(decoded.pixels);
     let full = orient_pixels(full, o);
     let thumb = resize_pixels(&mut resizer, &full, tw, th, FILTER)?;
@@ -584,7 +585,6 @@ fn render(decoded: DecodedPhoto, settings: &PhotoSettings) -> Result<PhotoOutput
     let tiny = tiny_rgba(&mut resizer, &thumb, bw, bh)?;
     let blurhash = blurhash::encode(4, 3, bw, bh, &tiny).map_err(|e| MediaError::internal(format!("blurhash: {e}")))?;
 
-    let hash = hash_pixels(&thumb)?;
     let icc = decoded.icc.as_deref().filter(|p| icc_matches(p, full.is_gray()));
     let full = encode(&full, fw, fh, settings.jpeg_quality, icc)?;
     let thumb = encode(&thumb, tw, th, settings.jpeg_quality, icc)?;

@@ -78,12 +78,15 @@ pub(super) struct Sampler {
     pub(super) times: Vec<f64>,
     pub(super) next: usize,
     pub(super) frames: Vec<RgbFrame>,
+    /// PDQ of each sampled frame at the output's size (what a recipient sees), not of the
+    /// smaller rendition the classifier takes: PDQ's own downscale is part of the hash.
+    pub(super) hashes: Vec<FrameHash>,
 }
 
 impl Sampler {
     pub(super) fn new(cfg: FrameSampling, video_ms: u64) -> Self {
         let times = cfg.times(video_ms);
-        Sampler { cfg, times, next: 0, frames: Vec::new() }
+        Sampler { cfg, times, next: 0, frames: Vec::new(), hashes: Vec::new() }
     }
 
     pub(super) fn offer(&mut self, f: &frame::Video, t_ms: f64, out: (u32, u32)) -> Result<(), MediaError> {
@@ -95,7 +98,9 @@ impl Sampler {
             self.next += 1;
         }
         let (w, h) = crate::photo::fit(out.0, out.1, self.cfg.max_edge);
-        self.frames.push(to_rgb(f, w, h, t_ms, false)?);
+        let shown = to_rgb(f, out.0, out.1, t_ms, false)?;
+        self.hashes.push(crate::fingerprint::hash_frame(shown.timestamp_ms, shown.width, shown.height, &shown.data)?);
+        self.frames.push(if (w, h) == out { shown } else { to_rgb(f, w, h, t_ms, false)? });
         Ok(())
     }
 }

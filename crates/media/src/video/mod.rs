@@ -152,11 +152,7 @@ pub fn process_video(
     let poster = encode_poster(&poster_rgb, s.poster_quality)?;
     let blurhash = blurhash_of(&poster_rgb)?;
     let hash = crate::fingerprint::hash_rgb(poster_rgb.width, poster_rgb.height, &poster_rgb.data)?;
-    let mut frame_hashes = frames
-        .iter()
-        .map(|f| crate::fingerprint::hash_frame(f.timestamp_ms, f.width, f.height, &f.data))
-        .collect::<Result<Vec<_>, _>>()?;
-    frame_hashes.sort_by_key(|f| f.ms);
+    let frame_hashes = out.frame_hashes;
     if !sample {
         frames = Vec::new();
     }

@@ -8,6 +8,8 @@ pub(super) struct PassOutput {
     pub(super) mux: Option<Vec<u8>>,
     pub(super) poster: RgbFrame,
     pub(super) frames: Vec<RgbFrame>,
+    /// PDQ of the poster and of the sampled frames, in time order (`pdq_frames`).
+    pub(super) frame_hashes: Vec<FrameHash>,
     pub(super) duration_ms: u64,
 }
 
@@ -94,18 +96,24 @@ pub(super) fn run_pass(
         pass.picker.finish().ok_or_else(|| MediaError::corrupt("the video track holds no decodable frame"))?;
     let poster = to_rgb(&poster_frame.1, plan.out.0, plan.out.1, poster_frame.0, true)?;
     let mut frames = Vec::new();
+    let mut frame_hashes = Vec::new();
     if let Some(sampler) = pass.sampler.take() {
         let (sw, sh) = crate::photo::fit(plan.out.0, plan.out.1, sampler.cfg.max_edge);
         let poster_small = to_rgb(&poster_frame.1, sw, sh, poster_frame.0, true)?;
         frames.push(poster_small);
         frames.extend(sampler.frames.into_iter().filter(|f| f.timestamp_ms != poster.timestamp_ms));
         frames.truncate(sampler.cfg.max_frames);
+        let ms = poster.timestamp_ms;
+        frame_hashes.push(crate::fingerprint::hash_frame(ms, poster.width, poster.height, &poster.data)?);
+        frame_hashes.extend(sampler.hashes.into_iter().filter(|f| f.ms != ms));
+        frame_hashes.truncate(sampler.cfg.max_frames);
+        frame_hashes.sort_by_key(|f| f.ms);
     }
     let mux = match pass.mux.take() {
         Some(m) => Some(m.finish(pass.audio.as_mut(), deadline)?),
         None => None,
     };
-    Ok(PassOutput { mux, poster, frames, duration_ms })
+    Ok(PassOutput { mux, poster, frames, frame_hashes, duration_ms })
 }
 
 pub(super) struct Pass<'a> {
