@@ -145,7 +145,6 @@ impl Banks {
         let n_pdq: usize =
             banks.iter().map(|(_, es)| es.iter().filter(|e| matches!(e.digest, Digest::Pdq(_))).count()).sum();
         let mut bits: Vec<Bits> = Vec::with_capacity(n_pdq);
-        huge_pages(&bits);
         let mut bank_start = Vec::with_capacity(banks.len());
         let mut label_text = String::new();
         let mut label_end = Vec::new();
@@ -376,16 +375,6 @@ fn prefetch<T>(r: &T) {
     let _ = r;
 }
 
-fn huge_pages<T>(v: &Vec<T>) {
-    let start = v.as_ptr() as usize;
-    let end = start + v.capacity() * std::mem::size_of::<T>();
-    let a = (start + (2 << 20) - 1) & !((2 << 20) - 1);
-    let b = end & !((2 << 20) - 1);
-    if b > a {
-        unsafe { libc::madvise(a as *mut libc::c_void, b - a, libc::MADV_HUGEPAGE) };
-    }
-}
-
 #[inline(always)]
 fn distance(a: &[u64; 4], b: &[u64; 4]) -> u32 {
     (a[0] ^ b[0]).count_ones() + (a[1] ^ b[1]).count_ones() + (a[2] ^ b[2]).count_ones() + (a[3] ^ b[3]).count_ones()
@@ -403,7 +392,6 @@ fn table(bits: &[Bits], p: usize) -> Table {
     }
     let mut next: Vec<u32> = offsets[..1 << 16].to_vec();
     let mut ids = vec![0u32; bits.len()];
-    huge_pages(&ids);
     for (id, b) in bits.iter().enumerate() {
         let slot = &mut next[word(b)];
         ids[*slot as usize] = id as u32;

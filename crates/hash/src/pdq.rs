@@ -310,7 +310,20 @@ impl Phases {
 
 /// `box1DFloat` on `BATCH` vectors at once, stored interleaved (`inp[k][b]` is element `k` of
 /// vector `b`). Per vector the operations and their order are exactly the reference's.
+#[inline(always)]
 fn box_batch(inp: &[[f32; BATCH]], out: &mut [[f32; BATCH]], w: usize) {
+    box_batch_each(inp, w, |oi, sum, d| {
+        for b in 0..BATCH {
+            out[oi][b] = sum[b] * d;
+        }
+    });
+}
+
+/// The running sums of [`box_batch`]: `emit(k, sums, window)` for each output position `k`,
+/// whose values are `sums[b] / window` — left to the caller, so a pass that keeps only some
+/// positions skips the other divisions.
+#[inline(always)]
+fn box_batch_each(inp: &[[f32; BATCH]], w: usize, mut emit: impl FnMut(usize, &[f32; BATCH], f32)) {
     let p = Phases::new(inp.len(), w);
     let mut sum = [0f32; BATCH];
     let mut size = 0u32;
@@ -324,11 +337,10 @@ fn box_batch(inp: &[[f32; BATCH]], out: &mut [[f32; BATCH]], w: usize) {
     }
     for _ in 0..p.grow {
         size += 1;
-        let d = size as f32;
         for b in 0..BATCH {
             sum[b] += inp[ri][b];
-            out[oi][b] = sum[b] / d;
         }
+        emit(oi, &sum, size as f32);
         ri += 1;
         oi += 1;
     }
@@ -337,19 +349,18 @@ fn box_batch(inp: &[[f32; BATCH]], out: &mut [[f32; BATCH]], w: usize) {
         for b in 0..BATCH {
             sum[b] += inp[ri][b];
             sum[b] -= inp[li][b];
-            out[oi][b] = sum[b] / d;
         }
+        emit(oi, &sum, d);
         li += 1;
         ri += 1;
         oi += 1;
     }
     for _ in 0..p.shrink {
         size -= 1;
-        let d = size as f32;
         for b in 0..BATCH {
             sum[b] -= inp[li][b];
-            out[oi][b] = sum[b] / d;
         }
+        emit(oi, &sum, size as f32);
         li += 1;
         oi += 1;
     }
@@ -365,6 +376,7 @@ trait Rows {
 /// `box1DFloat` down every column of an `n`-row matrix at once (`sum` and `out` one row wide),
 /// handing each output row to `emit` in order. Per column the operations are exactly the
 /// reference's `boxAlongColsFloat`; only the loop nest is swapped, so memory is read row by row.
+#[inline(always)]
 fn box_columns<R: Rows>(
     src: &mut R,
     n: usize,
@@ -391,7 +403,7 @@ fn box_columns<R: Rows>(
         let d = size as f32;
         for ((s, a), o) in sum.iter_mut().zip(src.row(ri)).zip(out.iter_mut()) {
             *s += a;
-            *o = *s / d;
+            *o = *s * d;
         }
         emit(oi, out);
         ri += 1;
@@ -403,7 +415,7 @@ fn box_columns<R: Rows>(
         for (((s, a), b), o) in sum.iter_mut().zip(src.row(ri)).zip(src.row(li)).zip(out.iter_mut()) {
             *s += a;
             *s -= b;
-            *o = *s / d;
+            *o = *s * d;
         }
         emit(oi, out);
         li += 1;
@@ -415,7 +427,7 @@ fn box_columns<R: Rows>(
         let d = size as f32;
         for ((s, b), o) in sum.iter_mut().zip(src.row(li)).zip(out.iter_mut()) {
             *s -= b;
-            *o = *s / d;
+            *o = *s * d;
         }
         emit(oi, out);
         li += 1;
@@ -439,6 +451,7 @@ struct FirstPass<F> {
 }
 
 impl<F: FnMut(usize, &mut [f32])> Rows for FirstPass<F> {
+    #[inline(always)]
     fn ensure(&mut self, r: usize) {
         while self.produced <= r {
             let base = self.produced;
@@ -489,7 +502,30 @@ impl Rows for Held<'_> {
 
 /// The reference's `jaroszFilterFloat` (2 passes of rows-then-columns box filters) followed by
 /// `decimateFloat` to 64×64, streamed: see the module comment.
+///
+/// Compiled twice: for the x86-64 baseline (SSE2, 4 floats a vector) and, chosen at run time, for
+/// AVX2 (8). The same IEEE operations either way — wider registers, no fused multiply-add (Rust
+/// never contracts `a * b + c`, and this code only adds, subtracts and divides) — so the bits
+/// are the same; the tests run whichever the machine has.
 fn downsample(w: usize, h: usize, fill: impl FnMut(usize, &mut [f32])) -> Box<[[f32; 64]; 64]> {
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx2") {
+        // SAFETY: the CPU supports AVX2 (checked just above).
+        return unsafe { downsample_avx2(w, h, fill) };
+    }
+    downsample_portable(w, h, fill)
+}
+
+/// # Safety
+/// The CPU must support AVX2.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn downsample_avx2(w: usize, h: usize, fill: impl FnMut(usize, &mut [f32])) -> Box<[[f32; 64]; 64]> {
+    downsample_portable(w, h, fill)
+}
+
+#[inline(always)]
+fn downsample_portable(w: usize, h: usize, fill: impl FnMut(usize, &mut [f32])) -> Box<[[f32; 64]; 64]> {
     let along_rows = window(w);
     let along_cols = window(h);
     let cols = decimation(w);
@@ -511,7 +547,7 @@ fn downsample(w: usize, h: usize, fill: impl FnMut(usize, &mut [f32])) -> Box<[[
     // Second row pass: rows from the first column pass, batched; only the 64 sampled columns
     // of its output are kept (every later value depends on those alone).
     let mut second_in = vec![[0f32; BATCH]; w];
-    let mut second_out = vec![[0f32; BATCH]; w];
+    let mut sampled = [[0f32; BATCH]; 64];
     let mut kept = vec![0f32; h * 64];
     let mut sum = vec![0f32; w];
     let mut line = vec![0f32; w];
@@ -521,11 +557,18 @@ fn downsample(w: usize, h: usize, fill: impl FnMut(usize, &mut [f32])) -> Box<[[
             second_in[k][b] = *v;
         }
         if b == BATCH - 1 || r == h - 1 {
-            box_batch(&second_in, &mut second_out, along_rows);
+            // `cols` ascends (with repeats when w < 64): divide only at the sampled positions
+            let mut next = 0;
+            box_batch_each(&second_in, along_rows, |k, sums, d| {
+                while next < 64 && cols[next] == k {
+                    sampled[next] = sums.map(|s| s / d);
+                    next += 1;
+                }
+            });
             let base = r - b;
             for i in 0..=b {
-                for (j, &c) in cols.iter().enumerate() {
-                    kept[(base + i) * 64 + j] = second_out[c][i];
+                for (j, col) in sampled.iter().enumerate() {
+                    kept[(base + i) * 64 + j] = col[i];
                 }
             }
         }
@@ -826,10 +869,14 @@ mod tests {
             let rgb = picture(w, h, i as u64);
             let luma = luma_of(&rgb);
             let expected = literal::downsample(luma.clone(), h, w);
-            let got = downsample(w, h, |r, row: &mut [f32]| row.copy_from_slice(&luma[r * w..(r + 1) * w]));
+            let fill = |r: usize, row: &mut [f32]| row.copy_from_slice(&luma[r * w..(r + 1) * w]);
+            // the dispatched build (AVX2 where the CPU has it) and the baseline one
+            let got = downsample(w, h, fill);
+            let portable = downsample_portable(w, h, fill);
             for r in 0..64 {
                 for c in 0..64 {
                     assert_eq!(got[r][c].to_bits(), expected[r][c].to_bits(), "{w}×{h} at [{r}][{c}]");
+                    assert_eq!(portable[r][c].to_bits(), expected[r][c].to_bits(), "{w}×{h} at [{r}][{c}], baseline");
                 }
             }
             let dct = dct64_to_16(&got);

@@ -102,9 +102,12 @@ fn flagged_items_are_blocked_quarantined_and_never_stored() {
     let listed = env.rt.block_on(env.store.list_keys("media", &format!("media/{id}/"))).unwrap();
     assert!(listed.is_empty(), "{listed:?}");
     assert_eq!(env.get("quarantine", &format!("{id}/0/original.jpg")).as_deref(), Some(photo.as_slice()));
+    // §4: the entry in its wrapper, with the job's id, revision and the verdict's time.
     let entry: Value =
         serde_json::from_slice(&env.get("quarantine", &format!("{id}/0/verdict.json")).unwrap()).unwrap();
-    assert_eq!(&entry, it);
+    assert_eq!(&entry["item"], it);
+    assert_eq!((entry["job_id"].as_str(), entry["revision"].as_u64()), (Some(id.as_str()), Some(0)));
+    assert_eq!(entry["processed_at"], v.body["processed_at"]);
 }
 
 #[test]
