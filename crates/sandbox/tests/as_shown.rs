@@ -59,4 +59,24 @@ fn a_picture_only_in_the_alpha_channel_scores_as_shown() {
     assert_eq!(renderings, 2, "scored on black and on white");
     assert!((white - black).abs() > 1e-3, "the renderings must score apart for this test to mean anything");
     assert!((ours - black.max(white)).abs() < 1e-6, "ours {ours}, renderings {black} / {white}");
+
+    // What the second rendering costs (printed, not asserted: timing belongs to benches).
+    let rgba = png(&image::DynamicImage::ImageRgba8(image::RgbaImage::from_fn(w, h, |x, y| {
+        image::Rgba([200, 150, 120, alpha.get_pixel(x, y).0[0]])
+    })));
+    let opaque = png(&image::DynamicImage::ImageRgb8(on(255)));
+    let time = |bytes: &[u8]| {
+        let runs = 5;
+        let t = std::time::Instant::now();
+        for _ in 0..runs {
+            score(&c, bytes);
+        }
+        t.elapsed().as_secs_f64() * 1e3 / runs as f64
+    };
+    let (t_alpha, t_opaque) = (time(&rgba), time(&opaque));
+    println!(
+        "{w}x{h} PNG, decode + preprocess + inference: with transparency {t_alpha:.1} ms, opaque {t_opaque:.1} ms \
+         (the second rendering: +{:.1} ms)",
+        t_alpha - t_opaque
+    );
 }
