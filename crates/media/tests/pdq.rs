@@ -120,6 +120,8 @@ fn a_photos_pdq_is_within_10_bits_of_pillow_and_pdqhash() {
         ("jpeg-1500x1000.jpg", jpeg(&scene(1500, 1000, 2), 85)),
         ("jpeg-12mp-4032x3024.jpg", jpeg(&scene(4032, 3024, 3), 90)),
         ("jpeg-exif6-1200x900.jpg", insert_after_soi(&jpeg(&scene(1200, 900, 6), 90), &exif_app1(6, false))),
+        // Block-averaged by 3 before PDQ, and rotated on the fly.
+        ("jpeg-24mp-exif8-6000x4000.jpg", insert_after_soi(&jpeg(&scene(6000, 4000, 13), 85), &exif_app1(8, false))),
         ("jpeg-exif3-800x600.jpg", insert_after_soi(&jpeg(&scene(800, 600, 7), 90), &exif_app1(3, false))),
         ("jpeg-q50-1024x768.jpg", jpeg(&scene(1024, 768, 8), 50)),
         ("gray-800x600.png", encode(image::DynamicImage::ImageLuma8(gray.clone()), image::ImageFormat::Png)),
