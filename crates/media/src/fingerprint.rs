@@ -73,17 +73,7 @@ pub(crate) fn hash_decoded(px: &Pixels, o: u8) -> Result<ImageHash, MediaError> 
     };
     let o = if (2..=8).contains(&o) { o } else { 1 };
     let (dw, dh) = if crate::raster::transposes(o) { (sh, sw) } else { (sw, sh) };
-    // Where the shown pixel (x, y) is stored (the same mapping as `raster::orient_pixels`).
-    let source = move |x: usize, y: usize| match o {
-        2 => (sw - 1 - x, y),
-        3 => (sw - 1 - x, sh - 1 - y),
-        4 => (x, sh - 1 - y),
-        5 => (y, x),
-        6 => (y, sh - 1 - x),
-        7 => (sw - 1 - y, sh - 1 - x),
-        8 => (sw - 1 - y, x),
-        _ => (x, y),
-    };
+    let source = move |x: usize, y: usize| crate::raster::stored_at(o, sw, sh, x, y);
     let white = |p: &[u8]| {
         let a = u32::from(p[3]);
         let mix = |c: u8| ((u32::from(c) * a + 255 * (255 - a) + 127) / 255) as u8;

@@ -158,6 +158,21 @@ fn orient_plane(p: &Plane, o: u8) -> Plane {
     out
 }
 
+/// Where the pixel shown at (`x`, `y`) is stored, in a `sw`×`sh` image of EXIF orientation `o`
+/// (1 or an unknown value: where it is shown).
+pub(crate) fn stored_at(o: u8, sw: usize, sh: usize, x: usize, y: usize) -> (usize, usize) {
+    match o {
+        2 => (sw - 1 - x, y),
+        3 => (sw - 1 - x, sh - 1 - y),
+        4 => (x, sh - 1 - y),
+        5 => (y, x),
+        6 => (y, sh - 1 - x),
+        7 => (sw - 1 - y, sh - 1 - x),
+        8 => (sw - 1 - y, x),
+        _ => (x, y),
+    }
+}
+
 /// Destination-order copy in 64×64 tiles so the transposing orientations stay cache-friendly.
 fn orient_typed<const C: usize>(p: &Plane, o: u8) -> Vec<u8> {
     let src = p.data();
@@ -170,15 +185,7 @@ fn orient_typed<const C: usize>(p: &Plane, o: u8) -> Vec<u8> {
             for y in ty..(ty + T).min(dh) {
                 let row = &mut dst[y * dw * C..(y + 1) * dw * C];
                 for x in tx..(tx + T).min(dw) {
-                    let (sx, sy) = match o {
-                        2 => (sw - 1 - x, y),
-                        3 => (sw - 1 - x, sh - 1 - y),
-                        4 => (x, sh - 1 - y),
-                        5 => (y, x),
-                        6 => (y, sh - 1 - x),
-                        7 => (sw - 1 - y, sh - 1 - x),
-                        _ => (sw - 1 - y, x), // 8
-                    };
+                    let (sx, sy) = stored_at(o, sw, sh, x, y);
                     let s = (sy * sw + sx) * C;
                     row[x * C..x * C + C].copy_from_slice(&src[s..s + C]);
                 }

@@ -46,7 +46,9 @@ pub(crate) struct ItemCtx {
 /// A moderator's release that holds for this item (§9): the quarantined original, whose sha256
 /// is the decision's, and the note the verdict reports.
 struct Release {
-    bytes: Vec<u8>,
+    bytes: Arc<Vec<u8>>,
+    /// Its digests, computed once to check the decision and used again for the verdict.
+    digests: Digests,
     note: ReviewNote,
 }
 
@@ -95,21 +97,23 @@ async fn process(ctx: &ItemCtx, item: &Item) -> Result<ItemDone, Requeue> {
         None => None,
     };
     // The permit keeps the bytes counted against the worker's input budget until the item is done.
-    let (bytes, _input_permit, review) = match release {
+    let (bytes, _input_permit, review, digests) = match release {
         // A released item is processed from its quarantined original: the source may be gone.
         Some(r) => {
             let permit = reserve(ctx, r.bytes.len() as u64).await?;
-            (r.bytes, permit, Some(r.note))
+            (r.bytes, permit, Some(r.note), r.digests)
         }
         None => match fetch(ctx, item).await {
-            Ok((bytes, permit)) => (bytes, permit, None),
+            Ok((bytes, permit)) => {
+                debug!(bytes = bytes.len(), "fetched source");
+                let bytes = Arc::new(bytes);
+                let digests = digest(bytes.clone()).await?;
+                (bytes, permit, None, digests)
+            }
             Err(Stop::Rejected(r)) => return Ok(rejected(item, r, None)),
             Err(Stop::Requeue(q)) => return Err(q),
         },
     };
-    debug!(bytes = bytes.len(), "fetched source");
-    let bytes = Arc::new(bytes);
-    let digests = digest(bytes.clone()).await?;
     let hashes = Hashes::bytes_only(hex::encode(digests.sha256));
     let banks = ctx.shared.banks.current();
     // Exact entries are checked before anything looks inside the file (contract §3): a known
@@ -584,13 +588,14 @@ async fn find_release(ctx: &ItemCtx, item: &Item, job_sha256: &str) -> Result<Op
         }
         Err(e) => return Err(storage("reading the quarantined original", e)),
     };
-    let sha = digest(Arc::new(bytes.clone())).await?.sha256;
-    if hex::encode(sha) != decision.sha256 {
+    let bytes = Arc::new(bytes);
+    let digests = digest(bytes.clone()).await?;
+    if hex::encode(digests.sha256) != decision.sha256 {
         info!(key = %key, "the quarantined original is not the file the release was made on; processing as usual");
         return Ok(None);
     }
     let note = ReviewNote { decision: "released".to_string(), by: decision.by, at: decision.at, note: decision.note };
-    Ok(Some(Release { bytes, note }))
+    Ok(Some(Release { bytes, digests, note }))
 }
 
 /// `{job_id}/{item_id}/verdict.json` in the quarantine bucket (§4).

@@ -4,27 +4,13 @@ use serde_json::{json, Value};
 
 use crate::support::media::*;
 use crate::support::{
-    assert_valid, harness, item, job_id, job_schema, media_job, sha256_hex, SeenVerdict, TEST_MAX_INPUT_BYTES,
+    assert_valid, harness, item, job_id, job_schema, media_job, run_uploads, sha256_hex, SeenVerdict,
+    TEST_MAX_INPUT_BYTES,
 };
 
 /// Uploads each file under the job's prefix and runs a media job over them.
 fn run_files(name: &str, files: Vec<(&str, Vec<u8>)>) -> (String, SeenVerdict) {
-    let h = harness();
-    let id = job_id(name);
-    let keys: Vec<String> = files
-        .into_iter()
-        .enumerate()
-        .map(|(i, (ext, bytes))| {
-            let key = format!("{id}/{i}.{ext}");
-            h.put("incoming", &key, bytes);
-            key
-        })
-        .collect();
-    let refs: Vec<&str> = keys.iter().map(String::as_str).collect();
-    let job = media_job(&id, &refs);
-    assert_valid(job_schema(), &job, "job");
-    let v = h.run_job(&job);
-    (id, v)
+    run_uploads("media", name, files, |job| assert_valid(job_schema(), job, "job"))
 }
 
 fn output<'a>(item: &'a Value, variant: &str) -> &'a Value {
