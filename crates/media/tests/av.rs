@@ -859,8 +859,17 @@ fn distance(a: [f64; 3], b: [f64; 3]) -> f64 {
 
 /// Colour bars and a gradient as an SDR BT.709 original, and the same converted to HDR the way
 /// an iPhone records it: HEVC Main10, BT.2020 primaries and matrix, HLG (or PQ) transfer.
+///
+/// Made once per transfer, under a lock: two tests use the HLG clip, and one must not read it
+/// while the other is still writing it.
 fn hdr_clips(transfer: &str) -> (PathBuf, PathBuf) {
+    static MAKING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _making = MAKING.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
     let sdr = path("hdr-source-sdr.mp4");
+    let hdr = path(&format!("hdr-{transfer}.mp4"));
+    if hdr.exists() {
+        return (sdr, hdr);
+    }
     if !sdr.exists() {
         ffmpeg(&[
             "-f",
@@ -888,7 +897,6 @@ fn hdr_clips(transfer: &str) -> (PathBuf, PathBuf) {
         "hlg" => ("arib-std-b67", "arib-std-b67"),
         _ => ("smpte2084", "smpte2084"),
     };
-    let hdr = path(&format!("hdr-{transfer}.mp4"));
     let vf = format!(
         "zscale=tin=bt709:min=bt709:pin=bt709:t=linear:npl=203,format=gbrpf32le,zscale=p=bt2020,zscale=t={t}:m=bt2020nc:r=tv,format=yuv420p10le"
     );
