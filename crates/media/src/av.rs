@@ -170,6 +170,15 @@ impl LogCapture {
         LogCapture { outer }
     }
 
+    /// Forgets the lines captured so far (a second pass over the same input starts afresh).
+    pub(crate) fn clear(&self) {
+        CAPTURED.with(|c| {
+            if let Some(lines) = c.borrow_mut().as_mut() {
+                lines.clear();
+            }
+        });
+    }
+
     /// The first captured line (warning or worse) that says the data ends early or is damaged.
     pub(crate) fn damage(&self) -> Option<String> {
         const SIGNS: [&str; 8] = [

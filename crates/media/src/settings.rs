@@ -266,6 +266,41 @@ impl std::fmt::Display for Preset {
     }
 }
 
+/// `MEDIAGATE_VIDEO_PASSTHROUGH` (contract §4): whether a stream that already fits the output is
+/// copied, after a complete verifying decode, instead of re-encoded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Passthrough {
+    /// Copy a stream that fits and decodes without error (the default).
+    Verified,
+    /// Re-encode every stream.
+    Off,
+}
+
+impl Passthrough {
+    /// Every value, in the order the CLI lists them.
+    pub const ALL: [Passthrough; 2] = [Passthrough::Verified, Passthrough::Off];
+
+    /// The setting's value as written in the environment.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Passthrough::Verified => "verified",
+            Passthrough::Off => "off",
+        }
+    }
+
+    /// Parses a value as written in the environment.
+    pub fn from_name(name: &str) -> Option<Passthrough> {
+        Passthrough::ALL.into_iter().find(|p| p.as_str() == name)
+    }
+}
+
+impl std::fmt::Display for Passthrough {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// Knobs of the video pipeline; the defaults are the contract's where it names one.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct VideoSettings {
@@ -285,6 +320,8 @@ pub struct VideoSettings {
     pub poster_quality: u8,
     /// AAC bitrate in bit/s for stereo (mono gets half).
     pub audio_bitrate: u32,
+    /// Whether streams that fit are copied (contract §4 "Video passthrough").
+    pub passthrough: Passthrough,
 }
 
 impl VideoSettings {
@@ -298,6 +335,7 @@ impl VideoSettings {
         budget: Duration::from_secs(600),
         poster_quality: 85,
         audio_bitrate: 128_000,
+        passthrough: Passthrough::Verified,
     };
     /// CRFs libx264 takes (8-bit).
     pub const CRF: RangeInclusive<u8> = 0..=51;

@@ -162,7 +162,7 @@ pub struct WorkerArgs {
     /// Longest video, in ms.
     #[arg(long, env = "MEDIAGATE_VIDEO_MAX_MS", default_value_t = Limits::DEFAULT.video_max_ms)]
     pub video_max_ms: u64,
-    /// Largest input file, in bytes (checked with HEAD before downloading).
+    /// Largest input file, in bytes (checked against the GET's Content-Length before the body is read).
     #[arg(long, env = "MEDIAGATE_MAX_INPUT_BYTES", default_value_t = settings::DEFAULT_MAX_INPUT_BYTES)]
     pub max_input_bytes: u64,
     /// Most pixels an image (or video frame) may have (checked from the header).
@@ -198,6 +198,10 @@ pub struct WorkerArgs {
     /// Wall-clock budget for one video, seconds.
     #[arg(long, env = "MEDIAGATE_VIDEO_BUDGET_S", default_value_t = VideoSettings::DEFAULT.budget.as_secs())]
     pub video_budget_s: u64,
+    /// Video passthrough (contract §4): `verified` copies a stream that already fits after a
+    /// complete verifying decode; `off` re-encodes every stream.
+    #[arg(long, env = "MEDIAGATE_VIDEO_PASSTHROUGH", default_value_t = VideoSettings::DEFAULT.passthrough.as_str().to_string())]
+    pub video_passthrough: String,
     /// ONNX Runtime intra-op threads of the classifier; default: CPUs / concurrency (at least 1).
     #[arg(long, env = "MEDIAGATE_CLASSIFIER_THREADS")]
     pub classifier_threads: Option<usize>,

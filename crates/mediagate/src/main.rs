@@ -12,7 +12,9 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use clap::Parser;
 use mediagate_contract::Thresholds;
-use mediagate_media::{FrameSampling, Limits, MediaSettings, PhotoSettings, Preset, VideoSettings, VoiceSettings};
+use mediagate_media::{
+    FrameSampling, Limits, MediaSettings, Passthrough, PhotoSettings, Preset, VideoSettings, VoiceSettings,
+};
 use mediagate_queue::{redact_url, Broker};
 use mediagate_store::{RetryPolicy, Store, StoreConfig};
 use mediagate_worker::banks::HashBanks;
@@ -115,6 +117,14 @@ fn worker_config(common: &Common, args: &WorkerArgs) -> Result<WorkerConfig, Inv
         let names: Vec<&str> = Preset::ALL.iter().map(|p| p.as_str()).collect();
         InvalidSetting::new("MEDIAGATE_VIDEO_PRESET", &args.video_preset, format!("use one of {}", names.join(", ")))
     })?;
+    let passthrough = Passthrough::from_name(args.video_passthrough.trim()).ok_or_else(|| {
+        let names: Vec<&str> = Passthrough::ALL.iter().map(|p| p.as_str()).collect();
+        InvalidSetting::new(
+            "MEDIAGATE_VIDEO_PASSTHROUGH",
+            &args.video_passthrough,
+            format!("use one of {}", names.join(", ")),
+        )
+    })?;
     let metrics_addr = match args.metrics_addr.trim() {
         "" => None,
         addr => Some(addr.parse().map_err(|_| {
@@ -143,6 +153,7 @@ fn worker_config(common: &Common, args: &WorkerArgs) -> Result<WorkerConfig, Inv
             preset,
             threads: args.video_threads,
             budget: Duration::from_secs(args.video_budget_s),
+            passthrough,
             ..VideoSettings::DEFAULT
         },
         sampling: FrameSampling {

@@ -53,6 +53,9 @@ pub struct Metrics {
     pub bank_lookup_seconds: prometheus::Histogram,
     /// Escalations published and confirmed, by reason.
     pub escalations: IntCounterVec,
+    /// Videos processed, by path: `copied`, `audio_reencoded`, `video_reencoded`, `reencoded`
+    /// (contract §4 "Video passthrough").
+    pub video_paths: IntCounterVec,
 }
 
 /// The process-wide metrics.
@@ -173,6 +176,18 @@ impl Metrics {
                 &["reason"],
                 registry
             )?,
+            video_paths: {
+                let v = register_int_counter_vec_with_registry!(
+                    "video_items_total",
+                    "Videos processed, by path (which streams were copied, which re-encoded).",
+                    &["path"],
+                    registry
+                )?;
+                for path in mediagate_media::VideoPath::ALL {
+                    v.with_label_values(&[path.as_str()]);
+                }
+                v
+            },
             registry,
         })
     }

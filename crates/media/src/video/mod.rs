@@ -41,6 +41,7 @@
 
 use ffmpeg::ffi;
 use ffmpeg::format::context::{Input, Output};
+use ffmpeg::packet::{Mut as _, Ref as _};
 use ffmpeg::{codec, format as ffformat, frame, ChannelLayout, Packet, Rational};
 use ffmpeg_next as ffmpeg;
 
@@ -50,17 +51,20 @@ use crate::av::{
 };
 use crate::fingerprint::{FrameHash, ImageHash};
 use crate::photo::{Encoded, OutputKind};
-use crate::settings::{FrameSampling, MediaSettings, VideoSettings};
+use crate::settings::{FrameSampling, MediaSettings, Passthrough, VideoSettings};
 use crate::sniff::Format;
 use crate::MediaError;
 
 mod chain;
+mod copy;
 mod frames;
 mod mux;
 mod pass;
 mod plan;
 
 use chain::*;
+pub use copy::VideoPath;
+use copy::*;
 use frames::*;
 use mux::*;
 use pass::*;
@@ -111,6 +115,10 @@ pub struct VideoOutput {
     /// PDQ of every frame sampled over the clip (the poster among them), in time order,
     /// whether or not the frames themselves were asked for (`pdq_frames`).
     pub frame_hashes: Vec<FrameHash>,
+    /// Which streams were copied and which re-encoded (contract §4 "Video passthrough").
+    pub path: VideoPath,
+    /// Why each stream that was re-encoded was not copied (`video: …`, `audio: …`), for logs.
+    pub reencoded_because: Vec<String>,
 }
 
 /// Containers [`process_video`] opens.
@@ -145,8 +153,20 @@ pub fn process_video(
     let shared = SharedBytes::new(bytes);
     let plan = prepare(&shared, format, settings, &deadline, &capture)?;
     let t_scan = t0.elapsed();
+    let mut plan = plan;
     let mut input = open_input_with(&shared, format, &deadline, &[], false)?;
-    let out = run_pass(&mut input, &plan, s, &deadline, &capture, true, Some(&settings.sampling))?;
+    let out = match run_pass(&mut input, &plan, s, &deadline, &capture, true, Some(&settings.sampling)) {
+        // The verifying decode found something: the clip goes down the re-encode path, where
+        // a stream that does not decode is `input.corrupt` as ever.
+        Err(MediaError::Corrupt { message }) if plan.copy.video() => {
+            tracing::info!(reason = %message, "video stream not copied after its verifying decode; re-encoding");
+            plan.copy.video = Err(message);
+            capture.clear();
+            let mut input = open_input_with(&shared, format, &deadline, &[], false)?;
+            run_pass(&mut input, &plan, s, &deadline, &capture, true, Some(&settings.sampling))?
+        }
+        r => r?,
+    };
     let mux = out.mux.ok_or_else(|| MediaError::internal("transcode pass produced no MP4"))?;
     let (poster_rgb, mut frames) = (out.poster, out.frames);
     let poster = encode_poster(&poster_rgb, s.poster_quality)?;
@@ -166,8 +186,16 @@ pub fn process_video(
         total_ms = t0.elapsed().as_secs_f64() * 1e3,
         bytes = mux.len(),
         frames = frames.len(),
+        path = VideoPath::of(&plan.copy, plan.audio.is_some()).as_str(),
         "video processed"
     );
+    let mut reencoded_because = Vec::new();
+    if let Err(why) = &plan.copy.video {
+        reencoded_because.push(format!("video: {why}"));
+    }
+    if let (Some(_), Err(why)) = (plan.audio, &plan.copy.audio) {
+        reencoded_because.push(format!("audio: {why}"));
+    }
     Ok(VideoOutput {
         width: plan.display.0,
         height: plan.display.1,
@@ -181,6 +209,8 @@ pub fn process_video(
         frames,
         hash,
         frame_hashes,
+        path: VideoPath::of(&plan.copy, plan.audio.is_some()),
+        reencoded_because,
     })
 }
 

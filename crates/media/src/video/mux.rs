@@ -14,6 +14,9 @@ pub(super) struct AudioIn {
     pub(super) layout: ChannelLayout,
     /// Counted timeline origin, in 1/input-rate units.
     pub(super) started: bool,
+    /// Subtracted from the input's timestamps (its time base): the start of a copied video's
+    /// timeline, which becomes 0.
+    pub(super) shift: i64,
 }
 
 impl AudioIn {
@@ -35,7 +38,7 @@ impl AudioIn {
         const AAC_RATES: [u32; 9] = [8000, 11025, 12000, 16000, 22050, 24000, 32000, 44100, 48000];
         let rate = if AAC_RATES.contains(&in_rate) { in_rate } else { 48_000 };
         let layout = if dec.channels() == 1 { ChannelLayout::MONO } else { ChannelLayout::STEREO };
-        Ok(AudioIn { index, time_base, dec, chain: None, rate, layout, started: false })
+        Ok(AudioIn { index, time_base, dec, chain: None, rate, layout, started: false, shift: 0 })
     }
 
     pub(super) fn spec(&self) -> String {
@@ -55,7 +58,7 @@ impl AudioIn {
             if !self.started {
                 // The timeline starts at the first frame's own timestamp (A/V sync) and then
                 // counts samples.
-                let start = f.timestamp().or(f.pts()).unwrap_or(0);
+                let start = f.timestamp().or(f.pts()).unwrap_or(0) - self.shift;
                 let start =
                     ffmpeg::rescale::Rescale::rescale(&start, self.time_base, Rational::new(1, f.rate() as i32));
                 c.start_at(start.max(0));
@@ -90,14 +93,44 @@ pub(super) struct AacOut {
     pub(super) next_pts: Option<i64>,
 }
 
-/// libx264 (+ AAC) into a fast-start MP4 written to a private temporary file.
+/// A stream copied from the input: its packets' time base in and out, and the shift that puts
+/// the copied timeline's start at 0 (in the input's time base).
+pub(super) struct Copied {
+    pub(super) in_tb: Rational,
+    pub(super) st_tb: Rational,
+    pub(super) shift: i64,
+    pub(super) stream: usize,
+}
+
+impl Copied {
+    /// Retimes a packet of the input for the output stream.
+    fn retime(&self, p: &mut Packet) {
+        if let Some(pts) = p.pts() {
+            p.set_pts(Some(pts - self.shift));
+        }
+        if let Some(dts) = p.dts() {
+            p.set_dts(Some(dts - self.shift));
+        }
+        p.set_position(-1);
+        p.set_stream(self.stream);
+        p.rescale_ts(self.in_tb, self.st_tb);
+    }
+}
+
+/// libx264 (+ AAC), or the copied streams, into a fast-start MP4 written to a private temporary
+/// file.
 pub(super) struct Mux {
     pub(super) octx: Output,
     pub(super) file: tempfile::NamedTempFile,
-    pub(super) venc: codec::encoder::Video,
+    /// The H.264 encoder, unless the video is copied.
+    pub(super) venc: Option<codec::encoder::Video>,
     pub(super) venc_tb: Rational,
     pub(super) vst_tb: Rational,
+    /// The copied video: its SEI filter and timing.
+    pub(super) vcopy: Option<(SeiFilter, Copied)>,
     pub(super) aac: Option<AacOut>,
+    /// The copied AAC track.
+    pub(super) acopy: Option<Copied>,
     /// The last frame received, held until the next one tells how long it lasts.
     pending: Option<frame::Video>,
     /// Each sent frame's duration by pts (encoder time base), for its packet: libx264 does not
@@ -120,6 +153,92 @@ impl Mux {
             (*octx.as_mut_ptr()).flags |= ffi::AVFMT_FLAG_BITEXACT as std::ffi::c_int;
         }
 
+        let (venc, sei) = if plan.copy.video() {
+            let sei = SeiFilter::new(&plan.video_par, plan.time_base)?;
+            let mut ost = octx.add_stream(None::<ffmpeg::Codec>).map_err(fail("MP4 video stream"))?;
+            unsafe {
+                let par = (*ost.as_mut_ptr()).codecpar;
+                let r = ffi::avcodec_parameters_copy(par, sei.parameters());
+                if r < 0 {
+                    return Err(internal_error("copying the H.264 parameters", ffmpeg::Error::from(r)));
+                }
+                (*par).codec_tag = 0;
+            }
+            ost.set_time_base(plan.time_base);
+            (None, Some(sei))
+        } else {
+            (Some(Self::x264(plan, s, &mut octx)?), None)
+        };
+        let audio_index = 1;
+
+        let aenc = match audio {
+            Some(_) if plan.copy.audio() => {
+                let par =
+                    plan.audio_par.as_ref().ok_or_else(|| MediaError::internal("copied audio without parameters"))?;
+                let in_tb = audio.map_or(Rational::new(1, 48_000), |a| a.time_base);
+                let mut ost = octx.add_stream(None::<ffmpeg::Codec>).map_err(fail("MP4 audio stream"))?;
+                unsafe {
+                    let p = (*ost.as_mut_ptr()).codecpar;
+                    let r = ffi::avcodec_parameters_copy(p, par.as_ptr());
+                    if r < 0 {
+                        return Err(internal_error("copying the AAC parameters", ffmpeg::Error::from(r)));
+                    }
+                    (*p).codec_tag = 0;
+                }
+                ost.set_time_base(in_tb);
+                None
+            }
+            Some(a) => Some(Self::aac(a, s, &mut octx)?),
+            None => None,
+        };
+
+        let mut opts = ffmpeg::Dictionary::new();
+        opts.set("movflags", "+faststart");
+        octx.write_header_with(opts).map_err(fail("MP4 header"))?;
+        let vst_tb = octx.stream(0).ok_or_else(|| MediaError::internal("MP4 stream vanished"))?.time_base();
+        let ast_tb = octx.stream(audio_index).map(|st| st.time_base());
+        let vcopy =
+            sei.map(|sei| (sei, Copied { in_tb: plan.time_base, st_tb: vst_tb, shift: plan.origin, stream: 0 }));
+        let acopy = match (audio, ast_tb) {
+            (Some(a), Some(st_tb)) if plan.copy.audio() => Some(Copied {
+                in_tb: a.time_base,
+                st_tb,
+                // The copied sound moves with a copied video's timeline; beside a re-encoded
+                // video (which keeps the input's timestamps) it keeps its own.
+                shift: if plan.copy.video() {
+                    ffmpeg::rescale::Rescale::rescale(&plan.origin, plan.time_base, a.time_base)
+                } else {
+                    0
+                },
+                stream: audio_index,
+            }),
+            _ => None,
+        };
+        let aac = match (aenc, ast_tb) {
+            (Some((enc, tb, layout, rate)), Some(st_tb)) => {
+                let channels = layout.channels().max(1) as usize;
+                Some(AacOut { enc, tb, st_tb, layout, rate, fifo: vec![Vec::new(); channels], next_pts: None })
+            }
+            _ => None,
+        };
+        Ok(Mux {
+            octx,
+            file,
+            venc,
+            venc_tb: plan.time_base,
+            vst_tb,
+            vcopy,
+            aac,
+            acopy,
+            pending: None,
+            durations: std::collections::HashMap::new(),
+            last_duration: 0,
+        })
+    }
+
+    /// libx264 at the output size, tagged BT.709 SDR, and its MP4 stream.
+    fn x264(plan: &Plan, s: &VideoSettings, octx: &mut Output) -> Result<codec::encoder::Video, MediaError> {
+        let fail = |what: &'static str| move |e: ffmpeg::Error| internal_error(what, e);
         let x264 = ffmpeg::encoder::find_by_name("libx264")
             .ok_or_else(|| MediaError::internal("this FFmpeg build has no libx264 encoder"))?;
         let mut ctx = codec::context::Context::new_with_codec(x264);
@@ -155,66 +274,68 @@ impl Mux {
             ost.set_parameters(&venc);
             ost.set_time_base(plan.time_base);
         }
+        Ok(venc)
+    }
 
-        let aenc = match audio {
-            Some(a) => {
-                let aac = ffmpeg::encoder::find_by_name("aac")
-                    .ok_or_else(|| MediaError::internal("this FFmpeg build has no AAC encoder"))?;
-                let mut ctx = codec::context::Context::new_with_codec(aac);
-                ctx.set_threading(codec::threading::Config {
-                    kind: codec::threading::Type::None,
-                    count: 1,
-                    ..Default::default()
-                });
-                let mut enc = ctx.encoder().audio().map_err(fail("AAC encoder"))?;
-                let mono = a.layout == ChannelLayout::MONO;
-                enc.set_rate(a.rate as i32);
-                enc.set_format(ffformat::Sample::F32(ffformat::sample::Type::Planar));
-                enc.set_channel_layout(a.layout);
-                enc.set_channels(if mono { 1 } else { 2 });
-                enc.set_bit_rate(if mono { s.audio_bitrate as usize / 2 } else { s.audio_bitrate as usize });
-                enc.set_time_base((1, a.rate as i32));
-                enc.set_flags(codec::flag::Flags::GLOBAL_HEADER | codec::flag::Flags::BITEXACT);
-                let enc = enc.open_as(aac).map_err(fail("opening the AAC encoder"))?;
-                {
-                    let mut ost = octx.add_stream(aac).map_err(fail("MP4 audio stream"))?;
-                    ost.set_parameters(&enc);
-                    ost.set_time_base((1, a.rate as i32));
-                }
-                Some((enc, Rational::new(1, a.rate as i32), a.layout, a.rate))
-            }
-            None => None,
-        };
+    /// The AAC encoder for the input's sound, and its MP4 stream.
+    #[allow(clippy::type_complexity)]
+    fn aac(
+        a: &AudioIn,
+        s: &VideoSettings,
+        octx: &mut Output,
+    ) -> Result<(codec::encoder::Audio, Rational, ChannelLayout, u32), MediaError> {
+        let fail = |what: &'static str| move |e: ffmpeg::Error| internal_error(what, e);
+        let aac = ffmpeg::encoder::find_by_name("aac")
+            .ok_or_else(|| MediaError::internal("this FFmpeg build has no AAC encoder"))?;
+        let mut ctx = codec::context::Context::new_with_codec(aac);
+        ctx.set_threading(codec::threading::Config {
+            kind: codec::threading::Type::None,
+            count: 1,
+            ..Default::default()
+        });
+        let mut enc = ctx.encoder().audio().map_err(fail("AAC encoder"))?;
+        let mono = a.layout == ChannelLayout::MONO;
+        enc.set_rate(a.rate as i32);
+        enc.set_format(ffformat::Sample::F32(ffformat::sample::Type::Planar));
+        enc.set_channel_layout(a.layout);
+        enc.set_channels(if mono { 1 } else { 2 });
+        enc.set_bit_rate(if mono { s.audio_bitrate as usize / 2 } else { s.audio_bitrate as usize });
+        enc.set_time_base((1, a.rate as i32));
+        enc.set_flags(codec::flag::Flags::GLOBAL_HEADER | codec::flag::Flags::BITEXACT);
+        let enc = enc.open_as(aac).map_err(fail("opening the AAC encoder"))?;
+        {
+            let mut ost = octx.add_stream(aac).map_err(fail("MP4 audio stream"))?;
+            ost.set_parameters(&enc);
+            ost.set_time_base((1, a.rate as i32));
+        }
+        Ok((enc, Rational::new(1, a.rate as i32), a.layout, a.rate))
+    }
 
-        let mut opts = ffmpeg::Dictionary::new();
-        opts.set("movflags", "+faststart");
-        octx.write_header_with(opts).map_err(fail("MP4 header"))?;
-        let vst_tb = octx.stream(0).ok_or_else(|| MediaError::internal("MP4 stream vanished"))?.time_base();
-        let aac = match aenc {
-            Some((enc, tb, layout, rate)) => {
-                let st_tb = octx.stream(1).ok_or_else(|| MediaError::internal("MP4 stream vanished"))?.time_base();
-                let channels = layout.channels().max(1) as usize;
-                Some(AacOut { enc, tb, st_tb, layout, rate, fifo: vec![Vec::new(); channels], next_pts: None })
-            }
-            None => None,
+    /// Writes a packet of the copied video (SEI removed) or of the copied sound.
+    pub(super) fn copy_packet(&mut self, p: &Packet, video: bool) -> Result<(), MediaError> {
+        let octx = &mut self.octx;
+        let write = |q: &mut Packet, octx: &mut Output| {
+            q.write_interleaved(octx).map_err(|e| internal_error("writing the output file", e))
         };
-        Ok(Mux {
-            octx,
-            file,
-            venc,
-            venc_tb: plan.time_base,
-            vst_tb,
-            aac,
-            pending: None,
-            durations: std::collections::HashMap::new(),
-            last_duration: 0,
-        })
+        if video {
+            let Some((sei, timing)) = self.vcopy.as_mut() else { return Ok(()) };
+            sei.filter(Some(p), |q| {
+                timing.retime(q);
+                write(q, octx)
+            })
+        } else {
+            let Some(timing) = self.acopy.as_ref() else { return Ok(()) };
+            let mut q = p.clone();
+            timing.retime(&mut q);
+            write(&mut q, octx)
+        }
     }
 
     /// Takes a frame (`None`: end of stream; the frame is moved out, `f` is left empty), encodes
     /// the one before it now that its duration is known, and writes what the encoder has ready.
     pub(super) fn video_frame(&mut self, f: Option<&mut frame::Video>) -> Result<(), MediaError> {
         let fail = |e| internal_error("H.264 encoder", e);
+        let Some(venc) = self.venc.as_mut() else { return Ok(()) };
         let next = f.map(|f| std::mem::replace(f, frame::Video::empty()));
         if let Some(prev) = self.pending.take() {
             let pts = prev.pts().unwrap_or(0);
@@ -225,14 +346,14 @@ impl Mux {
             };
             self.last_duration = duration;
             self.durations.insert(pts, duration);
-            self.venc.send_frame(&prev).map_err(fail)?;
+            venc.send_frame(&prev).map_err(fail)?;
         }
         match next {
             Some(n) => self.pending = Some(n),
-            None => self.venc.send_eof().map_err(fail)?,
+            None => venc.send_eof().map_err(fail)?,
         }
         let mut p = Packet::empty();
-        while received(self.venc.receive_packet(&mut p)).map_err(fail)? {
+        while received(venc.receive_packet(&mut p)).map_err(fail)? {
             if let Some(d) = p.pts().and_then(|pts| self.durations.remove(&pts)) {
                 if p.duration() <= 0 {
                     p.set_duration(d);
@@ -304,6 +425,13 @@ impl Mux {
         }
         deadline.check()?;
         self.video_frame(None)?;
+        if let Some((sei, timing)) = self.vcopy.as_mut() {
+            let octx = &mut self.octx;
+            sei.filter(None, |q| {
+                timing.retime(q);
+                q.write_interleaved(octx).map_err(|e| internal_error("writing the output file", e))
+            })?;
+        }
         self.encode_fifo(true)?;
         if let Some(aac) = self.aac.as_mut() {
             aac.enc.send_eof().map_err(|e| internal_error("AAC encoder", e))?;

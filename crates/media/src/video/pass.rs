@@ -30,6 +30,10 @@ pub(super) fn run_pass(
         (*ctx.as_mut_ptr()).thread_count = s.threads as std::ffi::c_int;
         (*ctx.as_mut_ptr()).thread_type = (ffi::FF_THREAD_FRAME | ffi::FF_THREAD_SLICE) as std::ffi::c_int;
         (*ctx.as_mut_ptr()).pkt_timebase = plan.time_base.into();
+        if encode && plan.copy.video() {
+            // The verifying decode of a stream to be copied: any error FFmpeg can detect fails it.
+            (*ctx.as_mut_ptr()).err_recognition = STRICT;
+        }
     }
     let vdec = ctx.decoder().video().map_err(|e| {
         MediaError::corrupt(format!("the {} video cannot be decoded ({e}); the file is damaged", plan.codec))
@@ -38,7 +42,12 @@ pub(super) fn run_pass(
     let audio = match (encode, plan.audio, &plan.audio_par) {
         (true, Some(idx), Some(par)) => {
             let ast = input.stream(idx).ok_or_else(|| MediaError::internal("audio stream vanished"))?;
-            Some(AudioIn::new(idx, ast.time_base(), par.clone())?)
+            let mut a = AudioIn::new(idx, ast.time_base(), par.clone())?;
+            if plan.copy.video() {
+                // Re-encoded sound beside a copied video keeps its place on the shifted timeline.
+                a.shift = ffmpeg::rescale::Rescale::rescale(&plan.origin, plan.time_base, a.time_base);
+            }
+            Some(a)
         }
         _ => None,
     };
@@ -58,6 +67,8 @@ pub(super) fn run_pass(
         span: Span::default(),
         first_pts: None,
         last_pts: None,
+        verify: if encode && plan.copy.video() { Some(Verify::new(&plan.video_par)?) } else { None },
+        copy_audio: encode && plan.copy.audio(),
     };
 
     let mut packet = Packet::empty();
@@ -71,10 +82,19 @@ pub(super) fn run_pass(
                 return Err(damaged(capture, "a packet of the video track is damaged or cut short"));
             }
             pass.vdec.send_packet(&packet).map_err(|e| video_error(capture, "the video track", deadline, e))?;
+            if let (Some(v), Some(mux)) = (pass.verify.as_mut(), pass.mux.as_mut()) {
+                v.packet(packet.data().unwrap_or(&[]))?;
+                mux.copy_packet(&packet, true)?;
+            }
             pass.drain_video()?;
         } else if pass.audio.as_ref().is_some_and(|a| a.index == idx) {
             if packet.is_corrupt() {
                 return Err(damaged(capture, "a packet of the audio track is damaged or cut short"));
+            }
+            if pass.copy_audio {
+                if let Some(mux) = pass.mux.as_mut() {
+                    mux.copy_packet(&packet, false)?;
+                }
             }
             pass.audio_packet(Some(&packet))?;
         }
@@ -90,6 +110,9 @@ pub(super) fn run_pass(
     }
     if let Some(m) = capture.damage() {
         return Err(MediaError::corrupt(format!("the video file is damaged or truncated ({m})")));
+    }
+    if let Some(v) = pass.verify.as_ref() {
+        v.finish(&pass.vdec)?;
     }
     let duration_ms = pass.span.ms();
     let poster_frame =
@@ -132,6 +155,10 @@ pub(super) struct Pass<'a> {
     pub(super) first_pts: Option<i64>,
     /// Last timestamp sent to the encoder.
     pub(super) last_pts: Option<i64>,
+    /// The verifying decode's checks, when the video is copied.
+    pub(super) verify: Option<Verify>,
+    /// Whether the sound is copied (it is still decoded: its timing and its soundness).
+    pub(super) copy_audio: bool,
 }
 
 impl Pass<'_> {
@@ -155,6 +182,9 @@ impl Pass<'_> {
             }
             if f.is_corrupt() || f.has_decode_errors() {
                 return Err(damaged(self.capture, "a frame of the video track does not decode cleanly"));
+            }
+            if let Some(v) = self.verify.as_mut() {
+                v.frame(&f)?;
             }
             let ts = f.timestamp().or(f.pts());
             if let Some(ts) = ts {
@@ -233,9 +263,11 @@ impl Pass<'_> {
                 let start = to_ms(ts, audio.time_base);
                 self.span.add(start, start + f.samples() as f64 * 1000.0 / rate as f64);
             }
-            audio.push(&mut f, mux)?;
+            if !self.copy_audio {
+                audio.push(&mut f, mux)?;
+            }
         }
-        if packet.is_none() {
+        if packet.is_none() && !self.copy_audio {
             audio.finish(mux)?;
         }
         Ok(())

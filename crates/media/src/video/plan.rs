@@ -29,6 +29,11 @@ pub(super) struct Plan {
     pub(super) video_ms: u64,
     /// Most pixels a decoded frame may have.
     pub(super) max_pixels: u64,
+    /// Which streams the pass copies (contract §4 "Video passthrough"), and why one is not.
+    pub(super) copy: Streams,
+    /// Where a copied timeline starts (the video's earliest timestamp, its time base): it
+    /// becomes 0 in the output.
+    pub(super) origin: i64,
 }
 
 /// Opens the input, checks codecs and the pixel limit from codec parameters, then scans packet
@@ -103,7 +108,19 @@ pub(super) fn prepare(
         .map(|a| a.index());
     let audio_par = audio.and_then(|a| input.stream(a)).map(|a| a.parameters().clone());
 
-    let (scan_ms, video_ms) = scan(&mut input, video, audio, settings.limits.video_max_ms, deadline, capture)?;
+    let scanned = scan(&mut input, video, audio, settings.limits.video_max_ms, deadline, capture)?;
+    let (scan_ms, video_ms) = (scanned.ms, scanned.video_ms);
+    let copy = match s.passthrough {
+        Passthrough::Off => Streams::reencode("MEDIAGATE_VIDEO_PASSTHROUGH is off"),
+        Passthrough::Verified => Streams {
+            video: video_fits(&st_facts(&input, video, format), &video_par, display, out, &scanned),
+            audio: match &audio_par {
+                Some(a) => audio_fits(a, scanned.audio_discarded_s),
+                None => Err("no sound".into()),
+            },
+        },
+    };
+    let origin = scanned.video.first_pts().unwrap_or(0);
     Ok(Plan {
         video,
         audio,
@@ -120,6 +137,8 @@ pub(super) fn prepare(
         scan_ms,
         video_ms,
         max_pixels,
+        copy,
+        origin,
     })
 }
 
@@ -133,9 +152,53 @@ pub(crate) fn fit_even(w: u32, h: u32, long: u32, short: u32) -> (u32, u32) {
     (even(w as f64 * scale, cap_w), even(h as f64 * scale, cap_h))
 }
 
+/// What the scan pass saw of the video track's packets, for the passthrough predicate.
+#[derive(Debug, Default)]
+pub(super) struct VideoPackets {
+    /// Packets of the video track.
+    pub(super) count: u64,
+    /// Their payload bytes.
+    pub(super) bytes: u64,
+    /// Every packet's presentation (else decoding) timestamp, stream time base.
+    pub(super) pts: Vec<i64>,
+    /// A packet the demuxer marked to be decoded but not shown (an edit list that drops frames).
+    pub(super) discarded: u64,
+    /// A packet read from the same file position as an earlier one (an edit list that repeats).
+    pub(super) repeated: u64,
+    /// A packet without any timestamp.
+    pub(super) untimed: u64,
+}
+
+impl VideoPackets {
+    /// The earliest timestamp: where a copied stream's timeline starts (0 in the output).
+    pub(super) fn first_pts(&self) -> Option<i64> {
+        self.pts.iter().copied().min()
+    }
+
+    /// The shortest gap between two frames' timestamps, in stream ticks: `Some(0)` when two
+    /// frames share a timestamp, `None` with fewer than two frames.
+    pub(super) fn min_gap(&self) -> Option<i64> {
+        let mut sorted = self.pts.clone();
+        sorted.sort_unstable();
+        sorted.windows(2).map(|w| w[1] - w[0]).min()
+    }
+}
+
+/// The scan pass's findings.
+pub(super) struct Scanned {
+    /// Duration of both tracks, ms.
+    pub(super) ms: u64,
+    /// Duration of the video track alone, ms.
+    pub(super) video_ms: u64,
+    pub(super) video: VideoPackets,
+    /// Seconds of sound in packets the demuxer marked to discard: an AAC encoder's priming
+    /// (≤ 2112 samples), or the cut of an edit list.
+    pub(super) audio_discarded_s: f64,
+}
+
 /// Reads every packet of the chosen tracks without decoding: damaged packets, truncation, the
-/// frame-rate ceiling, and the duration limit. Returns the duration in ms, of both tracks and of
-/// the video track alone.
+/// frame-rate ceiling, and the duration limit; and what the passthrough predicate needs to know
+/// of the video packets' timing and edits.
 pub(super) fn scan(
     input: &mut Input,
     video: usize,
@@ -143,11 +206,13 @@ pub(super) fn scan(
     max_ms: u64,
     deadline: &Deadline,
     capture: &LogCapture,
-) -> Result<(u64, u64), MediaError> {
+) -> Result<Scanned, MediaError> {
     let tbs: Vec<Rational> = input.streams().map(|st| st.time_base()).collect();
     let mut span = Span::default();
     let mut video_span = Span::default();
-    let mut video_packets = 0u64;
+    let mut vp = VideoPackets::default();
+    let mut positions = std::collections::HashSet::new();
+    let mut audio_discarded_s = 0f64;
     let mut packet = Packet::empty();
     loop {
         if !next_packet(input, &mut packet, deadline, capture)? {
@@ -160,8 +225,27 @@ pub(super) fn scan(
         if packet.is_corrupt() {
             return Err(damaged(capture, "a packet of the file is damaged or cut short"));
         }
+        let discard = unsafe { (*packet.as_ptr()).flags } & ffi::AV_PKT_FLAG_DISCARD as std::ffi::c_int != 0;
         if idx == video {
-            video_packets += 1;
+            vp.count += 1;
+            vp.bytes += packet.size() as u64;
+            let pos = unsafe { (*packet.as_ptr()).pos };
+            if discard {
+                vp.discarded += 1;
+            }
+            if pos >= 0 && !positions.insert(pos) {
+                vp.repeated += 1;
+            }
+            match packet.pts().or(packet.dts()) {
+                // Bounded by the frame-rate ceiling below (checked once the count is known).
+                Some(ts) if vp.pts.len() < 1 << 20 => vp.pts.push(ts),
+                Some(_) => {}
+                None => vp.untimed += 1,
+            }
+        }
+        if Some(idx) == audio && discard {
+            let tb = tbs[idx];
+            audio_discarded_s += packet.duration().max(0) as f64 * tb.numerator() as f64 / tb.denominator() as f64;
         }
         let Some(ts) = packet.pts().or(packet.dts()) else { continue };
         let tb = tbs[idx];
@@ -174,7 +258,7 @@ pub(super) fn scan(
     if let Some(m) = capture.damage() {
         return Err(MediaError::corrupt(format!("the video file is damaged or truncated ({m})")));
     }
-    if video_packets == 0 {
+    if vp.count == 0 {
         return Err(MediaError::corrupt("the video track holds no frames"));
     }
     let duration_ms = span.ms();
@@ -182,13 +266,14 @@ pub(super) fn scan(
         return Err(MediaError::TooLong { what: "the video".into(), duration_ms, limit_ms: max_ms });
     }
     let ceiling = (duration_ms / 1000 + 1) * 250 + 100;
-    if video_packets > ceiling {
+    if vp.count > ceiling {
         return Err(unsupported(format!(
-            "the video has {video_packets} frames in {:.1} s, more than 250 per second; re-encode it at a normal frame rate",
+            "the video has {} frames in {:.1} s, more than 250 per second; re-encode it at a normal frame rate",
+            vp.count,
             duration_ms as f64 / 1000.0
         )));
     }
-    Ok((duration_ms, video_span.ms()))
+    Ok(Scanned { ms: duration_ms, video_ms: video_span.ms(), video: vp, audio_discarded_s })
 }
 
 /// Reads the container's next packet into `packet` within the budget: `false` at the end.
