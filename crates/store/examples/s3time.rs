@@ -26,8 +26,8 @@ async fn main() {
         store.get("bench", "obj").await.unwrap();
         let g = t.elapsed();
         let t = Instant::now();
-        store.head_then_get_at_most("bench", "obj", 1 << 20).await.unwrap();
+        store.get_at_most("bench", "obj", 1 << 20).await.unwrap();
         let gl = t.elapsed();
-        println!("{i}: put {p:?} head {h:?} get {g:?} head_then_get_at_most {gl:?}");
+        println!("{i}: put {p:?} head {h:?} get {g:?} get_at_most {gl:?}");
     }
 }

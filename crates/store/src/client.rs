@@ -146,30 +146,45 @@ impl Store {
         .await
     }
 
-    /// Downloads an object of at most `max_bytes`.
-    ///
-    /// HEADs first and refuses with [`StoreError::TooLarge`] before any download when the object
-    /// is over the limit; then GETs and stops reading (again `TooLarge`) if the body turns out
-    /// longer anyway (object replaced in between, or a lying `Content-Length`), so memory stays
-    /// bounded by `max_bytes` whatever the store does.
-    pub async fn head_then_get_at_most(&self, bucket: &str, key: &str, max_bytes: u64) -> Result<Vec<u8>, StoreError> {
-        let info = self.head(bucket, key).await?;
-        if info.size > max_bytes {
-            debug!(bucket, key, size = info.size, limit = max_bytes, "s3 object over limit; not downloading");
-            return Err(StoreError::TooLarge { size: info.size, limit: max_bytes });
-        }
+    /// Downloads an object of at most `max_bytes` with one GET: refused with
+    /// [`StoreError::TooLarge`] before the body is read when the answer's `Content-Length` is
+    /// over the limit, and cut off (again `TooLarge`) as soon as the body turns out longer anyway
+    /// (a chunked answer, or a lying length), so memory stays bounded by `max_bytes` whatever the
+    /// store does. No HEAD first: at real S3 latency a HEAD is a round trip of 20–100 ms.
+    pub async fn get_at_most(&self, bucket: &str, key: &str, max_bytes: u64) -> Result<Vec<u8>, StoreError> {
         self.get_inner(bucket, key, Some(max_bytes)).await
     }
 
-    /// Downloads an object already HEADed by the caller, stopping (with [`StoreError::TooLarge`])
-    /// as soon as it turns out longer than `max_bytes`: [`Store::head_then_get_at_most`] without its HEAD,
-    /// for a caller that needs the size first (to reserve memory for it).
-    pub async fn get_body_at_most(&self, bucket: &str, key: &str, max_bytes: u64) -> Result<Vec<u8>, StoreError> {
-        self.get_inner(bucket, key, Some(max_bytes)).await
+    /// Starts a GET of an object of at most `max_bytes` and returns once its answer's headers are
+    /// in, the body not yet read: the caller learns the size (to reserve memory for it) without
+    /// a HEAD. The limit is enforced as in [`Store::get_at_most`].
+    pub async fn open_at_most(&self, bucket: &str, key: &str, max_bytes: u64) -> Result<Download<'_>, StoreError> {
+        let (size, body) = retry(&self.inner.retry, "GetObject", || async {
+            let send = self.client.get_object().bucket(bucket).key(key).send();
+            let out = tokio::time::timeout(self.inner.operation_timeout, send)
+                .await
+                .map_err(|_| {
+                    StoreError::transient(
+                        "GetObject",
+                        bucket,
+                        key,
+                        format!("no answer within {:?}", self.inner.operation_timeout),
+                    )
+                })?
+                .map_err(|e| sort_sdk_error(e, "GetObject", bucket, key))?;
+            let declared = out.content_length().and_then(|n| u64::try_from(n).ok());
+            if let Some(size) = declared.filter(|&n| n > max_bytes) {
+                debug!(bucket, key, size, limit = max_bytes, "s3 object over limit; not downloading");
+                return Err(StoreError::TooLarge { size, limit: max_bytes });
+            }
+            Ok((declared, out.body))
+        })
+        .await?;
+        Ok(Download { store: self, bucket: bucket.to_string(), key: key.to_string(), limit: max_bytes, size, body })
     }
 
     /// Downloads a whole object, whatever its size (manifests and other trusted, small objects;
-    /// use [`Store::head_then_get_at_most`] for anything a user uploaded).
+    /// use [`Store::get_at_most`] for anything a user uploaded).
     pub async fn get(&self, bucket: &str, key: &str) -> Result<Vec<u8>, StoreError> {
         self.get_inner(bucket, key, None).await
     }
@@ -439,6 +454,50 @@ pub(crate) async fn read_capped(
         }
     }
     Ok(buf)
+}
+
+/// A GET whose answer's headers are in and whose body is not yet read ([`Store::open_at_most`]).
+pub struct Download<'a> {
+    store: &'a Store,
+    bucket: String,
+    key: String,
+    limit: u64,
+    size: Option<u64>,
+    body: ByteStream,
+}
+
+impl Download<'_> {
+    /// The answer's `Content-Length`, when it had one.
+    pub fn size(&self) -> Option<u64> {
+        self.size
+    }
+
+    /// Reads the body within the limit. A read that fails part-way (a dropped connection, a body
+    /// shorter than its length) is retried with a fresh GET, under the store's retry policy.
+    pub async fn read(self) -> Result<Vec<u8>, StoreError> {
+        let Download { store, bucket, key, limit, size, body } = self;
+        let timeout = store.inner.operation_timeout;
+        let first = match tokio::time::timeout(timeout, read_capped(body, size, Some(limit))).await {
+            Ok(r) => r.map_err(|e| e.into_store_error("GetObject", &bucket, &key)),
+            Err(_) => Err(StoreError::transient(
+                "GetObject",
+                &bucket,
+                &key,
+                format!("download did not finish within {timeout:?}"),
+            )),
+        };
+        match first {
+            Ok(body) => {
+                debug!(bucket, key, bytes = body.len(), "s3 get");
+                Ok(body)
+            }
+            Err(e) if e.is_transient() && store.inner.retry.attempts > 1 => {
+                warn!(bucket, key, error = %e, "body read failed; downloading again");
+                store.get_inner(&bucket, &key, Some(limit)).await
+            }
+            Err(e) => Err(e),
+        }
+    }
 }
 
 /// Shares one allocation between PUT retries.

@@ -46,7 +46,7 @@ async fn put_get_head_keep_bytes_and_content_type() {
 
     assert_eq!(store.get("media", key).await.unwrap(), body);
     // exactly at the limit is allowed
-    assert_eq!(store.head_then_get_at_most("media", key, 10_000).await.unwrap(), body);
+    assert_eq!(store.get_at_most("media", key, 10_000).await.unwrap(), body);
 
     // overwrite (redelivery) replaces bytes and type
     store.put("media", key, b"png!".to_vec(), "image/png").await.unwrap();
@@ -61,7 +61,7 @@ async fn put_get_head_keep_bytes_and_content_type() {
     // an empty object
     store.put("media", "empty", Vec::new(), "application/octet-stream").await.unwrap();
     assert_eq!(store.head("media", "empty").await.unwrap().size, 0);
-    assert!(store.head_then_get_at_most("media", "empty", 0).await.unwrap().is_empty());
+    assert!(store.get_at_most("media", "empty", 0).await.unwrap().is_empty());
 }
 
 /// A TCP proxy that counts HTTP request lines by method, to see which requests a call made.
@@ -126,7 +126,7 @@ async fn counting_proxy(upstream_port: u16) -> CountingProxy {
 }
 
 #[tokio::test]
-async fn head_then_get_at_most_refuses_a_large_object_before_downloading() {
+async fn get_at_most_refuses_a_large_object_by_its_length_with_one_get_and_no_head() {
     let s3 = S3Server::start();
     let store = store_for(&s3).await;
     store.ensure_bucket("incoming").await.unwrap();
@@ -134,18 +134,26 @@ async fn head_then_get_at_most_refuses_a_large_object_before_downloading() {
 
     let proxy = counting_proxy(s3.port).await;
     let via_proxy = Store::connect(&config(&proxy.endpoint)).await.unwrap();
-    match via_proxy.head_then_get_at_most("incoming", "big.bin", 1000).await {
+    match via_proxy.get_at_most("incoming", "big.bin", 1000).await {
         Err(StoreError::TooLarge { size, limit }) => assert_eq!((size, limit), (100_000, 1000)),
         other => panic!("expected TooLarge, got {other:?}"),
     }
-    assert_eq!(proxy.heads.load(Ordering::SeqCst), 1, "one HEAD");
-    assert_eq!(proxy.gets.load(Ordering::SeqCst), 0, "no GET for an object over the limit");
+    match via_proxy.open_at_most("incoming", "big.bin", 1000).await {
+        Err(StoreError::TooLarge { size, limit }) => assert_eq!((size, limit), (100_000, 1000)),
+        Err(other) => panic!("expected TooLarge, got {other:?}"),
+        Ok(_) => panic!("expected TooLarge, got a download"),
+    }
+    assert_eq!(proxy.heads.load(Ordering::SeqCst), 0, "no HEAD");
+    assert_eq!(proxy.gets.load(Ordering::SeqCst), 2, "one GET each, its body never read");
 
-    // within the limit: HEAD then GET
-    let got = via_proxy.head_then_get_at_most("incoming", "big.bin", 100_000).await.unwrap();
+    // Within the limit: one GET each; the size is known before the body is read.
+    let got = via_proxy.get_at_most("incoming", "big.bin", 100_000).await.unwrap();
     assert_eq!(got.len(), 100_000);
-    assert_eq!(proxy.heads.load(Ordering::SeqCst), 2);
-    assert_eq!(proxy.gets.load(Ordering::SeqCst), 1);
+    let download = via_proxy.open_at_most("incoming", "big.bin", 100_000).await.unwrap();
+    assert_eq!(download.size(), Some(100_000));
+    assert_eq!(download.read().await.unwrap(), vec![7u8; 100_000]);
+    assert_eq!(proxy.heads.load(Ordering::SeqCst), 0);
+    assert_eq!(proxy.gets.load(Ordering::SeqCst), 4);
     let e = StoreError::TooLarge { size: 100_000, limit: 1000 };
     assert!(!e.is_retryable());
 }
@@ -159,7 +167,7 @@ async fn missing_objects_and_buckets_are_not_found() {
     for r in [
         store.head("incoming", "nope.jpg").await.map(|_| ()),
         store.get("incoming", "nope.jpg").await.map(|_| ()),
-        store.head_then_get_at_most("incoming", "nope.jpg", 10).await.map(|_| ()),
+        store.get_at_most("incoming", "nope.jpg", 10).await.map(|_| ()),
         store.get("no-such-bucket", "nope.jpg").await.map(|_| ()),
         store.head("no-such-bucket", "nope.jpg").await.map(|_| ()),
     ] {

@@ -9,12 +9,14 @@
 //! - [`media`]: test media made here (the `image` crate) or by the real tools (ffmpeg, sox,
 //!   espeak-ng), never downloaded;
 //! - [`heif`]: HEIC/HEIF/AVIF photos written by the real encoders (pillow-heif, Pillow);
-//! - [`timing`]: medians, timed runs and the load average for benches.
+//! - [`timing`]: medians, timed runs and the load average for benches;
+//! - [`latency`]: a TCP proxy that adds a delay to every request (S3 as over a network).
 //!
 //! A missing server or tool FAILS the test with what to run (`make test` provides them all);
 //! nothing here skips silently. Dev-only: no crate depends on it outside `[dev-dependencies]`.
 
 pub mod heif;
+pub mod latency;
 pub mod media;
 pub mod ports;
 pub mod rabbit;

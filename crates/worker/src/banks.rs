@@ -325,10 +325,7 @@ async fn read(spec: &BankSpec, fingerprint: &Fingerprint, store: &Store) -> Resu
                 return Err(source_error(spec, format!("{total} bytes is over the {MAX_BANK_BYTES}-byte limit")));
             }
             for (key, _, _) in objects {
-                let bytes = store
-                    .head_then_get_at_most(bucket, key, MAX_BANK_BYTES)
-                    .await
-                    .map_err(|e| storage_error(spec, e))?;
+                let bytes = store.get_at_most(bucket, key, MAX_BANK_BYTES).await.map_err(|e| storage_error(spec, e))?;
                 if let Some(p) = parse(&bytes, &format!("s3://{bucket}/{key}"))? {
                     merge(p);
                 }

@@ -78,7 +78,7 @@ pub struct WorkerConfig {
     pub manifest_bucket: String,
     /// Items processed at once (CPU slots); twice as many jobs are taken from the broker.
     pub concurrency: usize,
-    /// `MEDIAGATE_MAX_INPUT_BYTES`: checked with HEAD, before any download.
+    /// `MEDIAGATE_MAX_INPUT_BYTES`: checked against the GET's `Content-Length` before the body is read.
     pub max_input_bytes: u64,
     /// Nudity thresholds.
     pub thresholds: Thresholds,

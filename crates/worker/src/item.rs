@@ -170,6 +170,13 @@ async fn process(ctx: &ItemCtx, item: &Item) -> Result<ItemDone, Requeue> {
             (measured, vec![Upload::image("full", out.full), Upload::image("thumb", out.thumb)], queries)
         }
         Outcome::Video { out, tensors } => {
+            crate::metrics::metrics().video_paths.with_label_values(&[out.path.as_str()]).inc();
+            tracing::debug!(
+                item_id = %item.item_id,
+                path = out.path.as_str(),
+                reencoded_because = ?out.reencoded_because,
+                "video streams copied or re-encoded"
+            );
             let queries = pdq_queries(ctx, Some(&out.hash), &out.frame_hashes);
             let nudity = score(ctx, label, tensors, stats.classify_prep).await?;
             let frames = out
@@ -281,29 +288,53 @@ fn pdq_queries(ctx: &ItemCtx, image: Option<&ImageHash>, frames: &[FrameHash]) -
     queries
 }
 
-/// Fetches the source within the limit, reserving its size from the worker's budget of input
-/// bytes in hand first (so prefetched jobs cannot hold more than that between them).
+/// Fetches the source within the limit with one GET (no HEAD: the answer's `Content-Length`
+/// is checked against the limit before the body is read), reserving its size from the worker's
+/// budget of input bytes in hand before reading the body (so prefetched jobs cannot hold more
+/// than that between them). When the budget is spent, the connection is let go while the item
+/// waits for its share, and the GET is made again once it has it.
 async fn fetch(ctx: &ItemCtx, item: &Item) -> Result<(Vec<u8>, OwnedSemaphorePermit), Stop> {
     let shared = &ctx.shared;
     let (bucket, key) = (&item.source.bucket, &item.source.key);
     let limit = shared.config.max_input_bytes;
     let _timer = StageTimer::start("fetch", "any");
-    let info = shared.store.head(bucket, key).await.map_err(|e| codes::source_error(e, bucket, key))?;
-    if info.size > limit {
-        let e = mediagate_store::StoreError::TooLarge { size: info.size, limit };
-        return Err(codes::source_error(e, bucket, key));
-    }
-    let permit = reserve(ctx, info.size).await?;
-    let bytes =
-        shared.store.get_body_at_most(bucket, key, limit).await.map_err(|e| codes::source_error(e, bucket, key))?;
+    let open = || async {
+        shared.store.open_at_most(bucket, key, limit).await.map_err(|e| codes::source_error(e, bucket, key))
+    };
+    let mut download = open().await?;
+    let size = download.size().unwrap_or(limit);
+    let permit = match try_reserve(ctx, size) {
+        Some(permit) => permit,
+        None => {
+            drop(download);
+            let permit = reserve(ctx, size).await?;
+            download = open().await?;
+            permit
+        }
+    };
+    let bytes = download.read().await.map_err(|e| codes::source_error(e, bucket, key))?;
     Ok((bytes, permit))
+}
+
+/// The share of the worker's budget of input bytes in hand that `size` bytes take, in KiB.
+fn budget_kib(ctx: &ItemCtx, size: u64) -> u32 {
+    u32::try_from(size.div_ceil(1024).max(1)).unwrap_or(u32::MAX).min(ctx.shared.input_budget_kib)
+}
+
+/// Reserves `size` bytes from the worker's budget of input bytes in hand, if they are free now.
+fn try_reserve(ctx: &ItemCtx, size: u64) -> Option<OwnedSemaphorePermit> {
+    ctx.shared.input_budget.clone().try_acquire_many_owned(budget_kib(ctx, size)).ok()
 }
 
 /// Reserves `size` bytes from the worker's budget of input bytes in hand.
 async fn reserve(ctx: &ItemCtx, size: u64) -> Result<OwnedSemaphorePermit, Requeue> {
-    let shared = &ctx.shared;
-    let kib = u32::try_from(size.div_ceil(1024).max(1)).unwrap_or(u32::MAX).min(shared.input_budget_kib);
-    shared.input_budget.clone().acquire_many_owned(kib).await.map_err(|_| Requeue::internal("worker is shutting down"))
+    let kib = budget_kib(ctx, size);
+    ctx.shared
+        .input_budget
+        .clone()
+        .acquire_many_owned(kib)
+        .await
+        .map_err(|_| Requeue::internal("worker is shutting down"))
 }
 
 /// One slot of CPU work (media in the sandbox, or the classifier) for this item. Only this
@@ -581,7 +612,7 @@ async fn find_release(ctx: &ItemCtx, item: &Item, job_sha256: &str) -> Result<Op
     }
     let original = format!("{prefix}original.");
     let Some(key) = keys.iter().find(|k| k.starts_with(&original)) else { return Ok(None) };
-    let bytes = match store.head_then_get_at_most(q, key, ctx.shared.config.max_input_bytes).await {
+    let bytes = match store.get_at_most(q, key, ctx.shared.config.max_input_bytes).await {
         Ok(b) => b,
         Err(mediagate_store::StoreError::NotFound { .. } | mediagate_store::StoreError::TooLarge { .. }) => {
             return Ok(None)

@@ -212,7 +212,7 @@ async fn stored_manifest(shared: &Shared, job_id: &str) -> Result<Option<Manifes
     let bucket = &shared.config.manifest_bucket;
     let key = manifest_key(job_id);
     // Manifests are small; a huge object under that key is not one of ours.
-    match shared.store.head_then_get_at_most(bucket, &key, 64 * 1024 * 1024).await {
+    match shared.store.get_at_most(bucket, &key, 64 * 1024 * 1024).await {
         Ok(bytes) => match serde_json::from_slice::<Manifest>(&bytes) {
             Ok(m) => Ok(Some(m)),
             Err(e) => {
