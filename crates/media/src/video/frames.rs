@@ -18,6 +18,11 @@ impl PosterPicker {
         PosterPicker { next_ms: target_ms.max(0.0), seen: 0, chosen: None, best: None }
     }
 
+    /// Whether [`PosterPicker::offer`] would look at a frame at `t_ms`.
+    pub(super) fn wants(&self, t_ms: f64) -> bool {
+        self.chosen.is_none() && (t_ms >= self.next_ms || self.best.is_none())
+    }
+
     pub(super) fn offer(&mut self, f: &frame::Video, t_ms: f64) {
         if self.chosen.is_some() {
             return;
@@ -89,8 +94,13 @@ impl Sampler {
         Sampler { cfg, times, next: 0, frames: Vec::new(), hashes: Vec::new() }
     }
 
+    /// Whether [`Sampler::offer`] would keep a frame at `t_ms`.
+    pub(super) fn wants(&self, t_ms: f64) -> bool {
+        self.times.get(self.next).is_some_and(|&due| t_ms >= due)
+    }
+
     pub(super) fn offer(&mut self, f: &frame::Video, t_ms: f64, out: (u32, u32)) -> Result<(), MediaError> {
-        if self.times.get(self.next).is_none_or(|&due| t_ms < due) {
+        if !self.wants(t_ms) {
             return Ok(());
         }
         // One frame stands for every time it reached (a clip with fewer frames than times).

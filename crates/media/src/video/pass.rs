@@ -186,6 +186,7 @@ impl Pass<'_> {
             if let Some(v) = self.verify.as_mut() {
                 v.frame(&f)?;
             }
+
             let ts = f.timestamp().or(f.pts());
             if let Some(ts) = ts {
                 let tb = self.plan.time_base;
@@ -193,6 +194,14 @@ impl Pass<'_> {
                 self.span.add(to_ms(ts, tb), to_ms(ts.saturating_add(dur), tb));
             }
             f.set_pts(ts);
+            if self.verify.is_some() && !self.wanted(ts) {
+                // A copied stream has no encoder to feed: only the frames the poster picker or
+                // the sampler will look at go through the chain (which keeps timestamps as they
+                // are for a copied stream: no frame-rate filter), so they are exactly the
+                // re-encode path's; the others only keep the timeline.
+                self.retime(ts);
+                continue;
+            }
             let stale = self.chain.as_ref().is_some_and(|c| !c.accepts(&f));
             if stale {
                 if let Some(mut old) = self.chain.take() {
@@ -219,19 +228,37 @@ impl Pass<'_> {
         Ok(())
     }
 
-    /// One upright, scaled frame: poster and sample candidates, then the encoder.
-    pub(super) fn filtered(&mut self, g: &mut frame::Video) -> Result<(), MediaError> {
-        let tb = self.plan.time_base;
-        let mut pts = g.pts().unwrap_or_else(|| self.last_pts.map_or(0, |l| l + 1));
+    /// The timestamp a frame with `pts` gets (a missing or non-increasing one is nudged one
+    /// tick past the last), and its time from the first frame in ms, without taking it.
+    fn peek_time(&self, pts: Option<i64>) -> (i64, f64) {
+        let mut pts = pts.unwrap_or_else(|| self.last_pts.map_or(0, |l| l + 1));
         if let Some(l) = self.last_pts {
             if pts <= l {
                 pts = l + 1;
             }
         }
+        let first = self.first_pts.unwrap_or(pts);
+        (pts, to_ms(pts - first, self.plan.time_base).max(0.0))
+    }
+
+    /// [`Pass::peek_time`], taking the frame's place on the timeline.
+    fn retime(&mut self, pts: Option<i64>) -> (i64, f64) {
+        let (pts, t_ms) = self.peek_time(pts);
         self.last_pts = Some(pts);
+        self.first_pts.get_or_insert(pts);
+        (pts, t_ms)
+    }
+
+    /// Whether the poster picker or the sampler would look at a frame with `pts`.
+    fn wanted(&self, pts: Option<i64>) -> bool {
+        let (_, t_ms) = self.peek_time(pts);
+        self.picker.wants(t_ms) || self.sampler.as_ref().is_some_and(|s| s.wants(t_ms))
+    }
+
+    /// One upright, scaled frame: poster and sample candidates, then the encoder.
+    pub(super) fn filtered(&mut self, g: &mut frame::Video) -> Result<(), MediaError> {
+        let (pts, t_ms) = self.retime(g.pts());
         g.set_pts(Some(pts));
-        let first = *self.first_pts.get_or_insert(pts);
-        let t_ms = to_ms(pts - first, tb).max(0.0);
         self.picker.offer(g, t_ms);
         if let Some(sampler) = self.sampler.as_mut() {
             sampler.offer(g, t_ms, self.plan.out)?;
