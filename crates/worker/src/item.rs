@@ -341,14 +341,30 @@ async fn reserve(ctx: &ItemCtx, size: u64) -> Result<OwnedSemaphorePermit, Reque
 /// work holds a slot: fetching and storing overlap with other items' CPU work, so the slots
 /// stay busy while S3 and the broker answer. Reprocess items first pass the gate that keeps
 /// one slot for live traffic.
-async fn cpu_slot(ctx: &ItemCtx) -> Result<(Option<OwnedSemaphorePermit>, OwnedSemaphorePermit), Requeue> {
+async fn cpu_slot(ctx: &ItemCtx) -> Result<Slot<'_>, Requeue> {
     let closed = |_| Requeue::internal("worker is shutting down");
     let gate = match ctx.lane {
         Lane::Reprocess => Some(ctx.shared.reprocess_gate.clone().acquire_owned().await.map_err(closed)?),
         Lane::Live => None,
     };
     let slot = ctx.shared.slots.clone().acquire_owned().await.map_err(closed)?;
-    Ok((gate, slot))
+    Ok(Slot { _gate: gate, _slot: slot, since: std::time::Instant::now(), ctx })
+}
+
+/// A held CPU slot; a live item's time in it counts towards the window of jobs in hand.
+struct Slot<'a> {
+    _gate: Option<OwnedSemaphorePermit>,
+    _slot: OwnedSemaphorePermit,
+    since: std::time::Instant,
+    ctx: &'a ItemCtx,
+}
+
+impl Drop for Slot<'_> {
+    fn drop(&mut self) {
+        if self.ctx.lane == Lane::Live {
+            self.ctx.shared.window.slot(self.since.elapsed());
+        }
+    }
 }
 
 /// What the job takes, in the sandbox's terms.

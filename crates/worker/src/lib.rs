@@ -12,6 +12,7 @@ pub mod health;
 mod item;
 mod job;
 pub mod metrics;
+mod window;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -52,6 +53,8 @@ pub(crate) struct Shared {
     pub sandbox: mediagate_sandbox::Sandbox,
     /// The hash banks in force (§8), refreshed in the background.
     pub banks: Arc<banks::HashBanks>,
+    /// Slot and wall time of live jobs, for the window of jobs in hand.
+    pub window: window::WindowStats,
 }
 
 /// Where a job came from: live traffic (`mediagate.uploads`) or a reprocess
@@ -112,11 +115,14 @@ pub async fn run(
 ) -> Result<(), WorkerError> {
     broker.declare_topology().await?;
     let publisher = broker.verdict_publisher().await?;
-    // Twice the slots: the next jobs' downloads (and the last ones' uploads) overlap with the
-    // media work in the slots, which is what keeps the CPUs busy with media.
-    let prefetch = u16::try_from(config.concurrency.max(1) * 2).unwrap_or(u16::MAX);
+    // Twice the slots to start with: the next jobs' downloads (and the last ones' uploads)
+    // overlap with the media work in the slots; then as many as keep the slots busy (`window`).
+    let mut window = (config.concurrency.max(1) * 2).min(window::MAX_WINDOW);
     let tag = format!("mediagate-{}", config.worker_id);
-    let mut uploads = broker.consumer(names::UPLOADS_QUEUE, prefetch, &tag).await?;
+    let mut uploads = broker.consumer(names::UPLOADS_QUEUE, window as u16, &tag).await?;
+    let mut retiring: Option<mediagate_queue::JobConsumer> = None;
+    let mut resubscribed = 0u32;
+    metrics().window.set(window as i64);
     let mut dead = broker.consumer(names::DEAD_QUEUE, 1, &format!("{tag}-dead")).await?;
     let concurrency = config.concurrency.max(1);
     let reprocess_slots = concurrency - 1;
@@ -141,6 +147,7 @@ pub async fn run(
         classifier: engines.classifier,
         sandbox: engines.sandbox,
         banks: engines.banks,
+        window: window::WindowStats::default(),
         config,
         store,
     });
@@ -148,10 +155,41 @@ pub async fn run(
     readiness.broker.store(true, std::sync::atomic::Ordering::Relaxed);
 
     let mut tasks = JoinSet::new();
+    let mut tick = tokio::time::interval(Duration::from_secs(2));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     tokio::pin!(shutdown);
     let outcome = loop {
         tokio::select! {
             _ = &mut shutdown => break Ok(()),
+            _ = tick.tick(), if retiring.is_none() => {
+                if let Some(next) = shared.window.proposal(concurrency, window) {
+                    // A new consumer with the new prefetch, then the old one cancelled and
+                    // drained (see `window`).
+                    resubscribed += 1;
+                    let new_tag = format!("{tag}-w{resubscribed}");
+                    match broker.consumer(names::UPLOADS_QUEUE, next as u16, &new_tag).await {
+                        Ok(new) => {
+                            info!(from = window, to = next, "window of live jobs in hand changed");
+                            let old = std::mem::replace(&mut uploads, new);
+                            if let Err(e) = old.cancel().await {
+                                break Err(WorkerError::Broker(e));
+                            }
+                            retiring = Some(old);
+                            window = next;
+                            metrics().window.set(window as i64);
+                        }
+                        Err(e) => break Err(WorkerError::Broker(e)),
+                    }
+                }
+            },
+            next = next_or_pending(retiring.as_mut()) => match next {
+                Some(Ok(delivery)) => {
+                    tasks.spawn(job_task(shared.clone(), publisher.clone(), delivery, Lane::Live));
+                }
+                Some(Err(e)) => break Err(WorkerError::Broker(e)),
+                // Drained: its channel closes once the last of its deliveries is settled.
+                None => retiring = None,
+            },
             next = uploads.next() => match next {
                 Some(Ok(delivery)) => {
                     tasks.spawn(job_task(shared.clone(), publisher.clone(), delivery, Lane::Live));
@@ -189,6 +227,9 @@ pub async fn run(
     readiness.broker.store(false, std::sync::atomic::Ordering::Relaxed);
     // Stop taking jobs; the ones in hand finish with their verdicts.
     let _ = uploads.cancel().await;
+    if let Some(r) = &retiring {
+        let _ = r.cancel().await;
+    }
     let _ = dead.cancel().await;
     if let Some(r) = &reprocess {
         let _ = r.cancel().await;
@@ -202,6 +243,9 @@ pub async fn run(
         // Close the channels before the caller closes the connection (a channel still closing
         // in the background when the connection goes makes lapin log an ERROR on a clean stop).
         uploads.close().await;
+        if let Some(r) = retiring {
+            r.close().await;
+        }
         dead.close().await;
         if let Some(r) = reprocess {
             r.close().await;
@@ -226,6 +270,9 @@ async fn job_task(shared: Arc<Shared>, publisher: VerdictPublisher, delivery: De
         metrics().in_flight.inc();
         let outcome = handle_patiently(&shared, &delivery, lane, started).await;
         settle(&publisher, &delivery, lane, started, outcome).await;
+        if lane == Lane::Live {
+            shared.window.job(started.elapsed());
+        }
         metrics().in_flight.dec();
     }
     .instrument(span)

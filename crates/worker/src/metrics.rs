@@ -24,6 +24,8 @@ pub struct Metrics {
     pub job_seconds: HistogramVec,
     /// Jobs currently held by this worker.
     pub in_flight: IntGauge,
+    /// The most live jobs this worker takes in hand now (the uploads consumer's prefetch).
+    pub window: IntGauge,
     /// Media sandbox runs by outcome (`ok`, `crashed_once`, `crashed`, `timed_out`, `spawn_failed`).
     pub sandbox_runs: IntCounterVec,
     /// CPU seconds (user + system) the media sandbox children used: with the process's own
@@ -100,6 +102,11 @@ impl Metrics {
                 registry
             )?,
             in_flight: register_int_gauge_with_registry!("jobs_in_flight", "Jobs held by this worker now.", registry)?,
+            window: register_int_gauge_with_registry!(
+                "jobs_window",
+                "The most live jobs this worker takes in hand now (its prefetch), as many as keep its slots busy.",
+                registry
+            )?,
             retries: register_int_counter_vec_with_registry!(
                 "retries_total",
                 "Jobs handed back to the broker after a transient fault.",

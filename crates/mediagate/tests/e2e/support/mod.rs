@@ -486,6 +486,21 @@ impl Isolated {
         overrides: &[(&'static str, &str)],
         setup: impl FnOnce(&tokio::runtime::Runtime, &Store),
     ) -> Isolated {
+        Isolated::start_full(tag, overrides, setup, None)
+    }
+
+    /// [`Isolated::start`] with the worker reaching S3 through a proxy that delays every request
+    /// by `delay` (S3 as over a network; the test's own calls go direct).
+    pub fn start_behind_slow_s3(tag: &str, overrides: &[(&'static str, &str)], delay: Duration) -> Isolated {
+        Isolated::start_full(tag, overrides, |_, _| {}, Some(delay))
+    }
+
+    fn start_full(
+        tag: &str,
+        overrides: &[(&'static str, &str)],
+        setup: impl FnOnce(&tokio::runtime::Runtime, &Store),
+        s3_delay: Option<Duration>,
+    ) -> Isolated {
         let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
         let logdir = tempfile::Builder::new().prefix("mediagate-iso-").tempdir().expect("tempdir");
         let vhost = create_vhost(tag);
@@ -496,6 +511,11 @@ impl Isolated {
         for (k, v) in overrides {
             env.retain(|(e, _)| e != k);
             env.push((k, v.to_string()));
+        }
+        if let Some(delay) = s3_delay {
+            let proxy = mediagate_testkit::latency::latency_proxy(s3.port, delay);
+            env.retain(|(e, _)| *e != "MEDIAGATE_S3_ENDPOINT");
+            env.push(("MEDIAGATE_S3_ENDPOINT", proxy.endpoint));
         }
         let log = logdir.path().join("worker.log");
         let worker = Tethered::spawn(Path::new(env!("CARGO_BIN_EXE_mediagate")), &["worker"], &env, &log);
