@@ -52,40 +52,46 @@ fn run_batch(label: &str, src: &[u8], jobs: usize, concurrency: usize, latency: 
     let worker = Tethered::spawn(std::path::Path::new(env!("CARGO_BIN_EXE_mediagate")), &["worker"], &env, &log);
 
     wait_ready(&metrics_addr_of(&env), &log);
-    // Counters are since start-up (the model load included): the run is the difference.
-    let (_, before) = http_get(&metrics_addr_of(&env), "/metrics");
-    let ids: Vec<String> = (0..jobs).map(|i| format!("bench-{}-{i}", std::process::id())).collect();
-    let elapsed = rt.block_on(async {
-        for id in &ids {
-            store.put("incoming", &format!("{id}/0.jpg"), src.to_vec(), "image/jpeg").await.unwrap();
-        }
-        let conn = Connection::connect(&amqp_url(&vhost), ConnectionProperties::default()).await.unwrap();
-        let (ch, mut verdicts) = private_verdicts(&conn).await;
-        let start = Instant::now();
-        for id in &ids {
-            let key = format!("{id}/0.jpg");
-            let body = media_job(id, &[&key]).to_string();
-            ch.basic_publish(
-                "mediagate.jobs".into(),
-                "upload".into(),
-                BasicPublishOptions::default(),
-                body.as_bytes(),
-                BasicProperties::default().with_delivery_mode(2).with_message_id(id.as_str().into()),
-            )
-            .await
-            .unwrap();
-        }
-        for _ in 0..jobs {
-            let d = tokio::time::timeout(Duration::from_secs(300), verdicts.next())
+    let batch = |tag: &str, n: usize| -> Duration {
+        let ids: Vec<String> = (0..n).map(|i| format!("bench-{tag}-{}-{i}", std::process::id())).collect();
+        rt.block_on(async {
+            for id in &ids {
+                store.put("incoming", &format!("{id}/0.jpg"), src.to_vec(), "image/jpeg").await.unwrap();
+            }
+            let conn = Connection::connect(&amqp_url(&vhost), ConnectionProperties::default()).await.unwrap();
+            let (ch, mut verdicts) = private_verdicts(&conn).await;
+            let start = Instant::now();
+            for id in &ids {
+                let key = format!("{id}/0.jpg");
+                let body = media_job(id, &[&key]).to_string();
+                ch.basic_publish(
+                    "mediagate.jobs".into(),
+                    "upload".into(),
+                    BasicPublishOptions::default(),
+                    body.as_bytes(),
+                    BasicProperties::default().with_delivery_mode(2).with_message_id(id.as_str().into()),
+                )
                 .await
-                .expect("verdict")
-                .unwrap()
                 .unwrap();
-            let v: serde_json::Value = serde_json::from_slice(&d.data).unwrap();
-            assert_eq!(v["status"], "cleared", "{v}");
-        }
-        start.elapsed()
-    });
+            }
+            for _ in 0..n {
+                let d = tokio::time::timeout(Duration::from_secs(300), verdicts.next())
+                    .await
+                    .expect("verdict")
+                    .unwrap()
+                    .unwrap();
+                let v: serde_json::Value = serde_json::from_slice(&d.data).unwrap();
+                assert_eq!(v["status"], "cleared", "{v}");
+            }
+            start.elapsed()
+        })
+    };
+    // A warm-up batch first, as a worker that has been running a while: its window of jobs in
+    // hand has settled (it starts at twice the slots and follows what keeps them busy).
+    batch("warm", (jobs / 2).max(40));
+    // Counters are since start-up (the model load, the warm-up): the run is the difference.
+    let (_, before) = http_get(&metrics_addr_of(&env), "/metrics");
+    let elapsed = batch("run", jobs);
     // Where the time went, from the worker's own histograms.
     let (_, metrics) = http_get(&metrics_addr_of(&env), "/metrics");
     let total = |text: &str, prefix: &str| -> f64 {
@@ -132,9 +138,11 @@ fn run_batch(label: &str, src: &[u8], jobs: usize, concurrency: usize, latency: 
     let child_rss =
         sum("mediagate_sandbox_peak_rss_bytes_sum") / sum("mediagate_sandbox_peak_rss_bytes_count").max(1.0);
     let per_s = jobs as f64 / elapsed.as_secs_f64();
+    let window =
+        metrics.lines().find_map(|l| l.strip_prefix("mediagate_jobs_window ")).unwrap_or("?").trim().to_string();
     println!(
-        "{label}: {jobs} jobs at concurrency {concurrency}: {:.2} s, {per_s:.2} photos/s; peak RSS: worker {} MB, each sandbox child {:.0} MB on average \
-         (at most {concurrency} at once)",
+        "{label}: {jobs} jobs at concurrency {concurrency}, window of {window} jobs in hand: {:.2} s, {per_s:.2} photos/s; peak RSS: worker {} MB, \
+         each sandbox child {:.0} MB on average (at most {concurrency} at once)",
         elapsed.as_secs_f64(),
         hwm.map(|k| format!("{:.0}", k as f64 / 1024.0)).unwrap_or_else(|| "?".into()),
         child_rss / 1e6

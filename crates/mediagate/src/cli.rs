@@ -147,7 +147,8 @@ pub enum LogFormat {
 /// read wide and checked by `WorkerConfig::validate` at start-up, which names the variable.
 #[derive(Debug, Args)]
 pub struct WorkerArgs {
-    /// Items processed at once (jobs taken: twice as many); default: the number of CPUs.
+    /// Items processed at once (live jobs in hand: twice as many at first, then as many as keep
+    /// the slots busy, up to 64); default: the number of CPUs.
     #[arg(long, env = "MEDIAGATE_CONCURRENCY")]
     pub concurrency: Option<usize>,
     /// Score at or above which an item is blocked when anyone in the job is 16–17.
