@@ -164,6 +164,25 @@ fn round_robin(sides: &mut [&mut dyn FnMut()]) -> Vec<(f64, Vec<f64>)> {
     runs.into_iter().map(|r| (median(&r), r)).collect()
 }
 
+/// The ffmpeg CLI doing our transcode with the same settings: `vf` the filters (none: the
+/// CLI's own conversion), `video` more options for libx264, AAC at our bitrate, fast start,
+/// bit-exact, no metadata.
+fn cli_transcode(input: &Path, settings: &MediaSettings, vf: Option<&str>, video: &[&str], out: &Path) {
+    let threads = settings.video.threads.to_string();
+    let crf = settings.video.crf.to_string();
+    let abr = settings.video.audio_bitrate.to_string();
+    let mut args = vec!["-threads", &threads, "-i", s(input)];
+    if let Some(vf) = vf {
+        args.extend_from_slice(&["-vf", vf]);
+    }
+    args.extend_from_slice(&["-c:v", "libx264", "-preset", settings.video.preset.as_str(), "-crf", &crf]);
+    args.extend_from_slice(&["-threads", &threads]);
+    args.extend_from_slice(video);
+    args.extend_from_slice(&["-c:a", "aac", "-b:a", &abr, "-movflags", "+faststart", "-fflags", "+bitexact"]);
+    args.extend_from_slice(&["-flags", "+bitexact", "-map_metadata", "-1", s(out)]);
+    ffmpeg(&args);
+}
+
 fn time_ms(f: &mut dyn FnMut()) -> f64 {
     let t = Instant::now();
     f();
@@ -246,42 +265,11 @@ fn main() {
         let bytes = std::fs::read(&input).unwrap();
         let settings = MediaSettings::default();
         let cli_out = out_dir.join("cli-video.mp4");
-        let threads = settings.video.threads.to_string();
-        let crf = settings.video.crf.to_string();
-        let abr = format!("{}", settings.video.audio_bitrate);
         let mut last = None;
         let (ours, cli, a, b) = compare(
             &mut || last = Some(process_video(&bytes, Format::Mp4, &settings, false).expect("process_video")),
             &mut || {
-                ffmpeg(&[
-                    "-threads",
-                    &threads,
-                    "-i",
-                    s(&input),
-                    "-vf",
-                    "scale=w=1280:h=720:flags=bicubic,format=yuv420p",
-                    "-c:v",
-                    "libx264",
-                    "-preset",
-                    settings.video.preset.as_str(),
-                    "-crf",
-                    &crf,
-                    "-threads",
-                    &threads,
-                    "-c:a",
-                    "aac",
-                    "-b:a",
-                    &abr,
-                    "-movflags",
-                    "+faststart",
-                    "-fflags",
-                    "+bitexact",
-                    "-flags",
-                    "+bitexact",
-                    "-map_metadata",
-                    "-1",
-                    s(&cli_out),
-                ])
+                cli_transcode(&input, &settings, Some("scale=w=1280:h=720:flags=bicubic,format=yuv420p"), &[], &cli_out)
             },
         );
         let out = last.unwrap();
@@ -311,8 +299,6 @@ fn main() {
         let mut off = MediaSettings::default();
         off.video.passthrough = mediagate_media::Passthrough::Off;
         let threads = verified.video.threads.to_string();
-        let crf = verified.video.crf.to_string();
-        let abr = format!("{}", verified.video.audio_bitrate);
         let (copy_out, cli_out) = (out_dir.join("cli-copy.mp4"), out_dir.join("cli-reencode-720p.mp4"));
         let (mut copied, mut reencoded) = (None, None);
         let r = round_robin(&mut [
@@ -320,35 +306,7 @@ fn main() {
             &mut || reencoded = Some(process_video(&bytes, Format::Mp4, &off, false).expect("off")),
             &mut || ffmpeg(&["-threads", &threads, "-i", s(&input), "-f", "null", "-"]),
             &mut || ffmpeg(&["-i", s(&input), "-c", "copy", "-movflags", "+faststart", s(&copy_out)]),
-            &mut || {
-                ffmpeg(&[
-                    "-threads",
-                    &threads,
-                    "-i",
-                    s(&input),
-                    "-c:v",
-                    "libx264",
-                    "-preset",
-                    verified.video.preset.as_str(),
-                    "-crf",
-                    &crf,
-                    "-threads",
-                    &threads,
-                    "-c:a",
-                    "aac",
-                    "-b:a",
-                    &abr,
-                    "-movflags",
-                    "+faststart",
-                    "-fflags",
-                    "+bitexact",
-                    "-flags",
-                    "+bitexact",
-                    "-map_metadata",
-                    "-1",
-                    s(&cli_out),
-                ])
-            },
+            &mut || cli_transcode(&input, &verified, None, &[], &cli_out),
         ]);
         let (copied, reencoded) = (copied.unwrap(), reencoded.unwrap());
         assert_eq!(copied.path, mediagate_media::VideoPath::Copied, "{:?}", copied.reencoded_because);
@@ -387,50 +345,19 @@ fn main() {
         let bytes = std::fs::read(&hlg).unwrap();
         let settings = MediaSettings::default();
         let cli_out = out_dir.join("cli-hlg.mp4");
-        let threads = settings.video.threads.to_string();
-        let crf = settings.video.crf.to_string();
-        let abr = format!("{}", settings.video.audio_bitrate);
         let vf = "scale=w=1280:h=720:flags=bicubic,zscale=t=linear:npl=100,format=gbrpf32le,zscale=p=bt709,\
                   tonemap=tonemap=mobius:desat=0,zscale=t=bt709:m=bt709:r=tv,format=yuv420p";
         let mut last = None;
         let (ours, cli, a, b) = compare(
             &mut || last = Some(process_video(&bytes, Format::Mp4, &settings, false).expect("process_video")),
             &mut || {
-                ffmpeg(&[
-                    "-threads",
-                    &threads,
-                    "-i",
-                    s(&hlg),
-                    "-vf",
-                    vf,
-                    "-c:v",
-                    "libx264",
-                    "-preset",
-                    settings.video.preset.as_str(),
-                    "-crf",
-                    &crf,
-                    "-threads",
-                    &threads,
-                    "-color_primaries",
-                    "bt709",
-                    "-color_trc",
-                    "bt709",
-                    "-colorspace",
-                    "bt709",
-                    "-c:a",
-                    "aac",
-                    "-b:a",
-                    &abr,
-                    "-movflags",
-                    "+faststart",
-                    "-fflags",
-                    "+bitexact",
-                    "-flags",
-                    "+bitexact",
-                    "-map_metadata",
-                    "-1",
-                    s(&cli_out),
-                ])
+                cli_transcode(
+                    &hlg,
+                    &settings,
+                    Some(vf),
+                    &["-color_primaries", "bt709", "-color_trc", "bt709", "-colorspace", "bt709"],
+                    &cli_out,
+                )
             },
         );
         let out = last.unwrap();

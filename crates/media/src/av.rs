@@ -672,6 +672,21 @@ pub(crate) fn display_size(w: u32, h: u32, sar_num: i32, sar_den: i32) -> (u32, 
     }
 }
 
+/// The stream's display matrix side data, when it has one.
+pub(crate) fn display_matrix(st: &ffmpeg::Stream) -> Option<[i32; 9]> {
+    unsafe {
+        let mut size: usize = 0;
+        let p =
+            ffi::av_stream_get_side_data(st.as_ptr(), ffi::AVPacketSideDataType::AV_PKT_DATA_DISPLAYMATRIX, &mut size);
+        if p.is_null() || size < 9 * 4 {
+            return None;
+        }
+        let mut m = [0i32; 9];
+        std::ptr::copy_nonoverlapping(p as *const u8, m.as_mut_ptr() as *mut u8, 36);
+        Some(m)
+    }
+}
+
 /// How a video's pixels must be turned to be displayed upright (FFmpeg CLI's autorotate rules).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub(crate) struct Orientation {
@@ -688,18 +703,8 @@ impl Orientation {
 
     /// From the stream's display matrix side data, else its legacy `rotate` tag.
     pub(crate) fn of_stream(st: &ffmpeg::Stream) -> Orientation {
-        unsafe {
-            let mut size: usize = 0;
-            let p = ffi::av_stream_get_side_data(
-                st.as_ptr(),
-                ffi::AVPacketSideDataType::AV_PKT_DATA_DISPLAYMATRIX,
-                &mut size,
-            );
-            if !p.is_null() && size >= 9 * 4 {
-                let mut m = [0i32; 9];
-                std::ptr::copy_nonoverlapping(p as *const u8, m.as_mut_ptr() as *mut u8, 36);
-                return Orientation::from_matrix(&m);
-            }
+        if let Some(m) = display_matrix(st) {
+            return Orientation::from_matrix(&m);
         }
         if let Some(tag) = st.metadata().get("rotate") {
             if let Ok(deg) = tag.trim().parse::<f64>() {

@@ -280,19 +280,28 @@ fn an_edit_list_that_drops_the_first_second_is_not_copied() {
     assert!((2.9..=3.1).contains(&d), "{d}");
 }
 
-/// Offsets of the NAL units of `kind` in each video packet of an MP4 (4-byte AVCC lengths).
-fn nals_in_packets(file: &Path, kind: u8) -> Vec<Vec<usize>> {
+/// `(size, position)` of each video packet of a file, as ffprobe reports them.
+fn video_packets(file: &Path) -> Vec<(usize, usize)> {
     let out = run(
         "ffprobe",
         &["-v", "error", "-select_streams", "v", "-show_entries", "packet=pos,size", "-of", "csv=p=0", p(file)],
     );
-    let bytes = read(file);
     String::from_utf8(out.stdout)
         .unwrap()
         .lines()
         .map(|l| {
             let (size, pos) = l.split_once(',').unwrap();
-            let (size, pos): (usize, usize) = (size.parse().unwrap(), pos.parse().unwrap());
+            (size.parse().unwrap(), pos.parse().unwrap())
+        })
+        .collect()
+}
+
+/// Offsets of the NAL units of `kind` in each video packet of an MP4 (4-byte AVCC lengths).
+fn nals_in_packets(file: &Path, kind: u8) -> Vec<Vec<usize>> {
+    let bytes = read(file);
+    video_packets(file)
+        .into_iter()
+        .map(|(size, pos)| {
             let mut found = Vec::new();
             let mut at = pos;
             while at + 5 <= pos + size {
@@ -348,18 +357,7 @@ fn damaged_packets_are_never_copied() {
     assert!(matches!(&err, MediaError::Corrupt { message } if message.contains("SEI")), "{err:?}");
 
     let mut bytes = read(compliant());
-    let out = run(
-        "ffprobe",
-        &["-v", "error", "-select_streams", "v", "-show_entries", "packet=pos,size", "-of", "csv=p=0", p(compliant())],
-    );
-    let packets: Vec<(usize, usize)> = String::from_utf8(out.stdout)
-        .unwrap()
-        .lines()
-        .map(|l| {
-            let (s, p) = l.split_once(',').unwrap();
-            (s.parse().unwrap(), p.parse().unwrap())
-        })
-        .collect();
+    let packets = video_packets(compliant());
     let mut x = 0x9E37_79B9u32;
     for &(size, pos) in &packets[60..63] {
         for b in &mut bytes[pos + size / 3..pos + 2 * size / 3] {

@@ -105,18 +105,18 @@ pub(super) fn st_facts(input: &Input, index: usize, format: Format) -> StreamFac
     };
     let Some(st) = input.stream(index) else { return facts };
     facts.time_base = st.time_base();
-    unsafe {
-        let mut size: usize = 0;
-        let p =
-            ffi::av_stream_get_side_data(st.as_ptr(), ffi::AVPacketSideDataType::AV_PKT_DATA_DISPLAYMATRIX, &mut size);
-        if !p.is_null() && size >= 9 * 4 {
-            let mut m = [0i32; 9];
-            std::ptr::copy_nonoverlapping(p as *const u8, m.as_mut_ptr() as *mut u8, 36);
-            facts.matrix = Some(m);
-        }
-    }
+    facts.matrix = crate::av::display_matrix(&st);
     facts.rotate_tag = st.metadata().get("rotate").is_some_and(|t| t.trim().parse::<f64>() != Ok(0.0));
     facts
+}
+
+/// The codec parameters' extradata (empty when there is none).
+fn extradata(p: &ffi::AVCodecParameters) -> &[u8] {
+    if p.extradata.is_null() || p.extradata_size <= 0 {
+        return &[];
+    }
+    // SAFETY: FFmpeg keeps `extradata_size` bytes at `extradata` while the parameters live.
+    unsafe { std::slice::from_raw_parts(p.extradata, p.extradata_size as usize) }
 }
 
 /// The identity display matrix (16.16 fixed point, last column 2.30).
@@ -188,13 +188,7 @@ pub(super) fn video_fits(
     if display != out || (p.width as u32, p.height as u32) != display {
         return Err(format!("{}×{} is not within the bound as it is", display.0, display.1));
     }
-    let extradata = unsafe {
-        if p.extradata.is_null() || p.extradata_size <= 0 {
-            &[][..]
-        } else {
-            std::slice::from_raw_parts(p.extradata, p.extradata_size as usize)
-        }
-    };
+    let extradata = extradata(p);
     let config = AvcConfig::parse(extradata)?;
     for sps in &config.sps {
         Sps::parse(sps)?.fits(p.width, p.height)?;
@@ -272,13 +266,7 @@ pub(super) struct Verify {
 impl Verify {
     pub(super) fn new(par: &codec::Parameters) -> Result<Verify, MediaError> {
         let p = unsafe { &*par.as_ptr() };
-        let extradata = unsafe {
-            if p.extradata.is_null() || p.extradata_size <= 0 {
-                &[][..]
-            } else {
-                std::slice::from_raw_parts(p.extradata, p.extradata_size as usize)
-            }
-        };
+        let extradata = extradata(p);
         let config = AvcConfig::parse(extradata).map_err(not_verified)?;
         Ok(Verify { packets: 0, frames: 0, width: p.width, height: p.height, config })
     }

@@ -117,6 +117,29 @@ impl Copied {
     }
 }
 
+/// Adds an output stream that carries copied packets: the input's codec parameters (`par`), no
+/// codec tag (the MP4 muxer picks its own), the input's time base.
+fn copied_stream(
+    octx: &mut Output,
+    par: *const ffi::AVCodecParameters,
+    time_base: Rational,
+    what: &str,
+) -> Result<(), MediaError> {
+    let mut ost = octx
+        .add_stream(None::<ffmpeg::Codec>)
+        .map_err(|e| internal_error(&format!("MP4 stream for the copied {what}"), e))?;
+    unsafe {
+        let out = (*ost.as_mut_ptr()).codecpar;
+        let r = ffi::avcodec_parameters_copy(out, par);
+        if r < 0 {
+            return Err(internal_error(&format!("copying the {what} parameters"), ffmpeg::Error::from(r)));
+        }
+        (*out).codec_tag = 0;
+    }
+    ost.set_time_base(time_base);
+    Ok(())
+}
+
 /// libx264 (+ AAC), or the copied streams, into a fast-start MP4 written to a private temporary
 /// file.
 pub(super) struct Mux {
@@ -155,16 +178,7 @@ impl Mux {
 
         let (venc, sei) = if plan.copy.video() {
             let sei = SeiFilter::new(&plan.video_par, plan.time_base)?;
-            let mut ost = octx.add_stream(None::<ffmpeg::Codec>).map_err(fail("MP4 video stream"))?;
-            unsafe {
-                let par = (*ost.as_mut_ptr()).codecpar;
-                let r = ffi::avcodec_parameters_copy(par, sei.parameters());
-                if r < 0 {
-                    return Err(internal_error("copying the H.264 parameters", ffmpeg::Error::from(r)));
-                }
-                (*par).codec_tag = 0;
-            }
-            ost.set_time_base(plan.time_base);
+            copied_stream(&mut octx, sei.parameters(), plan.time_base, "H.264")?;
             (None, Some(sei))
         } else {
             (Some(Self::x264(plan, s, &mut octx)?), None)
@@ -172,20 +186,11 @@ impl Mux {
         let audio_index = 1;
 
         let aenc = match audio {
-            Some(_) if plan.copy.audio() => {
+            Some(a) if plan.copy.audio() => {
                 let par =
                     plan.audio_par.as_ref().ok_or_else(|| MediaError::internal("copied audio without parameters"))?;
-                let in_tb = audio.map_or(Rational::new(1, 48_000), |a| a.time_base);
-                let mut ost = octx.add_stream(None::<ffmpeg::Codec>).map_err(fail("MP4 audio stream"))?;
-                unsafe {
-                    let p = (*ost.as_mut_ptr()).codecpar;
-                    let r = ffi::avcodec_parameters_copy(p, par.as_ptr());
-                    if r < 0 {
-                        return Err(internal_error("copying the AAC parameters", ffmpeg::Error::from(r)));
-                    }
-                    (*p).codec_tag = 0;
-                }
-                ost.set_time_base(in_tb);
+                // SAFETY: `par` outlives the call, which only reads it.
+                copied_stream(&mut octx, unsafe { par.as_ptr() }, a.time_base, "AAC")?;
                 None
             }
             Some(a) => Some(Self::aac(a, s, &mut octx)?),
@@ -311,24 +316,23 @@ impl Mux {
         Ok((enc, Rational::new(1, a.rate as i32), a.layout, a.rate))
     }
 
-    /// Writes a packet of the copied video (SEI removed) or of the copied sound.
-    pub(super) fn copy_packet(&mut self, p: &Packet, video: bool) -> Result<(), MediaError> {
+    /// Writes a packet of the copied video with its SEI removed (`None`: the end, flushing the
+    /// filter).
+    pub(super) fn copy_video(&mut self, p: Option<&Packet>) -> Result<(), MediaError> {
+        let Some((sei, timing)) = self.vcopy.as_mut() else { return Ok(()) };
         let octx = &mut self.octx;
-        let write = |q: &mut Packet, octx: &mut Output| {
+        sei.filter(p, |q| {
+            timing.retime(q);
             q.write_interleaved(octx).map_err(|e| internal_error("writing the output file", e))
-        };
-        if video {
-            let Some((sei, timing)) = self.vcopy.as_mut() else { return Ok(()) };
-            sei.filter(Some(p), |q| {
-                timing.retime(q);
-                write(q, octx)
-            })
-        } else {
-            let Some(timing) = self.acopy.as_ref() else { return Ok(()) };
-            let mut q = p.clone();
-            timing.retime(&mut q);
-            write(&mut q, octx)
-        }
+        })
+    }
+
+    /// Writes a packet of the copied sound.
+    pub(super) fn copy_audio(&mut self, p: &Packet) -> Result<(), MediaError> {
+        let Some(timing) = self.acopy.as_ref() else { return Ok(()) };
+        let mut q = p.clone();
+        timing.retime(&mut q);
+        q.write_interleaved(&mut self.octx).map_err(|e| internal_error("writing the output file", e))
     }
 
     /// Takes a frame (`None`: end of stream; the frame is moved out, `f` is left empty), encodes
@@ -425,13 +429,7 @@ impl Mux {
         }
         deadline.check()?;
         self.video_frame(None)?;
-        if let Some((sei, timing)) = self.vcopy.as_mut() {
-            let octx = &mut self.octx;
-            sei.filter(None, |q| {
-                timing.retime(q);
-                q.write_interleaved(octx).map_err(|e| internal_error("writing the output file", e))
-            })?;
-        }
+        self.copy_video(None)?;
         self.encode_fifo(true)?;
         if let Some(aac) = self.aac.as_mut() {
             aac.enc.send_eof().map_err(|e| internal_error("AAC encoder", e))?;

@@ -84,7 +84,7 @@ pub(super) fn run_pass(
             pass.vdec.send_packet(&packet).map_err(|e| video_error(capture, "the video track", deadline, e))?;
             if let (Some(v), Some(mux)) = (pass.verify.as_mut(), pass.mux.as_mut()) {
                 v.packet(packet.data().unwrap_or(&[]))?;
-                mux.copy_packet(&packet, true)?;
+                mux.copy_video(Some(&packet))?;
             }
             pass.drain_video()?;
         } else if pass.audio.as_ref().is_some_and(|a| a.index == idx) {
@@ -93,7 +93,7 @@ pub(super) fn run_pass(
             }
             if pass.copy_audio {
                 if let Some(mux) = pass.mux.as_mut() {
-                    mux.copy_packet(&packet, false)?;
+                    mux.copy_audio(&packet)?;
                 }
             }
             pass.audio_packet(Some(&packet))?;
