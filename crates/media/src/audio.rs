@@ -214,7 +214,7 @@ fn decode_mono48(
     let mut eof = false;
     while !eof {
         deadline.check()?;
-        match packet.read(&mut input) {
+        match crate::av::read_packet(&mut input, &mut packet) {
             Ok(()) => {
                 if packet.stream() != index {
                     continue;

@@ -19,7 +19,7 @@
 use std::cell::RefCell;
 use std::ffi::{CStr, CString};
 use std::io::Cursor;
-use std::sync::{Arc, Once};
+use std::sync::Once;
 use std::time::{Duration, Instant};
 
 use ffmpeg::ffi;
@@ -254,21 +254,67 @@ impl Deadline {
 
 /// The input bytes, copied once per call and shared by every pass over them.
 #[derive(Clone)]
-pub(crate) struct SharedBytes(Arc<Vec<u8>>);
+pub(crate) enum SharedBytes<'a> {
+    /// The caller's bytes, read in place (in the sandbox: the input's read-only mapping).
+    Borrowed(&'a [u8]),
+    /// A corrected copy (a WAV whose data chunk declares less than it holds).
+    Owned(Vec<u8>),
+}
 
-impl SharedBytes {
-    pub(crate) fn new(bytes: &[u8]) -> Self {
-        SharedBytes(Arc::new(bytes.to_vec()))
+impl<'a> SharedBytes<'a> {
+    pub(crate) fn new(bytes: &'a [u8]) -> Self {
+        SharedBytes::Borrowed(bytes)
     }
 
     pub(crate) fn from_vec(bytes: Vec<u8>) -> Self {
-        SharedBytes(Arc::new(bytes))
+        SharedBytes::Owned(bytes)
     }
 }
 
-impl AsRef<[u8]> for SharedBytes {
+impl AsRef<[u8]> for SharedBytes<'_> {
     fn as_ref(&self) -> &[u8] {
-        &self.0
+        match self {
+            SharedBytes::Borrowed(b) => b,
+            SharedBytes::Owned(v) => v,
+        }
+    }
+}
+
+/// The bytes FFmpeg's custom I/O reads, by address: `open_input_with` ties the [`OpenInput`]
+/// that reads them to the [`SharedBytes`] they belong to, so they outlive every read.
+struct RawBytes {
+    ptr: *const u8,
+    len: usize,
+}
+
+// SAFETY: a read-only view of bytes nobody writes while an `OpenInput` reads them.
+unsafe impl Send for RawBytes {}
+
+impl AsRef<[u8]> for RawBytes {
+    fn as_ref(&self) -> &[u8] {
+        // SAFETY: `ptr`/`len` come from a live slice that outlives the `OpenInput` owning this
+        // (its lifetime parameter), and the bytes are never written meanwhile.
+        unsafe { std::slice::from_raw_parts(self.ptr, self.len) }
+    }
+}
+
+/// An open FFmpeg input reading bytes it borrows: it cannot outlive them (`'a`), so the input
+/// is read in place, never copied (a 200 MiB video stays one mapping in the sandbox child).
+pub(crate) struct OpenInput<'a> {
+    input: Input,
+    _bytes: std::marker::PhantomData<&'a [u8]>,
+}
+
+impl std::ops::Deref for OpenInput<'_> {
+    type Target = Input;
+    fn deref(&self) -> &Input {
+        &self.input
+    }
+}
+
+impl std::ops::DerefMut for OpenInput<'_> {
+    fn deref_mut(&mut self) -> &mut Input {
+        &mut self.input
     }
 }
 
@@ -291,29 +337,31 @@ pub(crate) fn demuxer_for(format: Format) -> Option<&'static str> {
 
 /// Opens `bytes` with the demuxer of `format`, reads the stream parameters, and arms the
 /// deadline as the input's interrupt callback. `options` are demuxer options.
-pub(crate) fn open_input(
-    bytes: &SharedBytes,
+pub(crate) fn open_input<'a>(
+    bytes: &'a SharedBytes<'_>,
     format: Format,
     deadline: &Deadline,
     options: &[(&str, &str)],
-) -> Result<Input, MediaError> {
+) -> Result<OpenInput<'a>, MediaError> {
     open_input_with(bytes, format, deadline, options, true)
 }
 
 /// [`open_input`], optionally without `avformat_find_stream_info` (which decodes a few frames):
 /// for a second pass over an input whose stream parameters were kept from the first.
-pub(crate) fn open_input_with(
-    bytes: &SharedBytes,
+pub(crate) fn open_input_with<'a>(
+    bytes: &'a SharedBytes<'_>,
     format: Format,
     deadline: &Deadline,
     options: &[(&str, &str)],
     find_stream_info: bool,
-) -> Result<Input, MediaError> {
+) -> Result<OpenInput<'a>, MediaError> {
     let name = demuxer_for(format).ok_or_else(|| MediaError::UnsupportedCodec {
         message: format!("{} files carry no audio or video this pipeline reads", format.name()),
     })?;
     let cname = CString::new(name).map_err(|_| MediaError::internal("demuxer name"))?;
-    let io = StreamIo::from_read_seek_with_capacity(Cursor::new(bytes.clone()), 64 * 1024)
+    let view = bytes.as_ref();
+    let raw = RawBytes { ptr: view.as_ptr(), len: view.len() };
+    let io = StreamIo::from_read_seek_with_capacity(Cursor::new(raw), 64 * 1024)
         .map_err(|e| MediaError::internal(format!("FFmpeg custom I/O: {e}")))?;
     let mut dict = ffmpeg::Dictionary::new();
     for (k, v) in options {
@@ -346,7 +394,8 @@ pub(crate) fn open_input_with(
             ffi::avformat_close_input(&mut ps);
             return Err(open_error(format, deadline, ffmpeg::Error::from(r)));
         }
-        Ok(Input::wrap_with_custom_io_and_interrupt(ps, io, interrupt.guard))
+        let input = Input::wrap_with_custom_io_and_interrupt(ps, io, interrupt.guard);
+        Ok(OpenInput { input, _bytes: std::marker::PhantomData })
     }
 }
 
@@ -417,6 +466,20 @@ pub(crate) fn received(r: Result<(), ffmpeg::Error>) -> Result<bool, ffmpeg::Err
 
 /// Moves every packet `enc` has ready into `octx` as stream `stream`, its timestamps rescaled
 /// from the encoder's time base to the stream's.
+/// Reads the container's next packet into `packet`, letting go of the one it held first.
+/// `Packet::read` (`av_read_frame`) overwrites a packet without unreferencing it, so reusing one
+/// packet across reads leaked every packet's payload until the process ended: a 60 s 1080p clip
+/// held its whole video twice over (the scan pass and the decode pass) on top of its input.
+pub(crate) fn read_packet(
+    input: &mut ffmpeg::format::context::Input,
+    packet: &mut ffmpeg::Packet,
+) -> Result<(), ffmpeg::Error> {
+    // SAFETY: unreferences the packet's own buffer (a no-op on an empty packet); the packet stays
+    // a valid, blank AVPacket for av_read_frame to fill.
+    unsafe { ffmpeg::ffi::av_packet_unref(ffmpeg::packet::Mut::as_mut_ptr(packet)) };
+    packet.read(input)
+}
+
 pub(crate) fn write_ready(
     enc: &mut ffmpeg::encoder::Encoder,
     stream: usize,

@@ -284,7 +284,7 @@ pub(super) fn next_packet(
     capture: &LogCapture,
 ) -> Result<bool, MediaError> {
     deadline.check()?;
-    match packet.read(input) {
+    match crate::av::read_packet(input, packet) {
         Ok(()) => Ok(true),
         Err(ffmpeg::Error::Eof) => Ok(false),
         Err(e) => Err(video_error(capture, "the container", deadline, e)),
