@@ -14,6 +14,8 @@ pub struct Cli {
     pub command: Command,
 }
 
+// Parsed once per process: the size of the worker's variant costs nothing worth a box.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Consume and process jobs until SIGTERM/SIGINT, then finish in-flight jobs and exit 0.
@@ -222,9 +224,15 @@ pub struct WorkerArgs {
     /// platforms without seccomp, and for debugging).
     #[arg(long, env = "MEDIAGATE_SANDBOX", value_enum, default_value_t = SandboxArg::Process)]
     pub sandbox: SandboxArg,
-    /// Memory limit of each media sandbox process (heap, mappings and thread stacks), MiB.
-    #[arg(long, env = "MEDIAGATE_SANDBOX_MEMORY_MB", default_value_t = mediagate_worker::DEFAULT_SANDBOX_MEMORY_MB)]
-    pub sandbox_memory_mb: u64,
+    /// The worker's whole memory, MiB: split between the worker itself, the inputs in hand and
+    /// the media sandbox processes (each gets its share as its memory limit). Default: the
+    /// container's memory limit (cgroup) when there is one, else 4096.
+    #[arg(long, env = "MEDIAGATE_MEMORY_MB")]
+    pub memory_mb: Option<u64>,
+    /// Memory limit of each media sandbox process (heap, writable mappings and thread stacks),
+    /// MiB; default: its share of MEDIAGATE_MEMORY_MB. When set, it must fit in that budget.
+    #[arg(long, env = "MEDIAGATE_SANDBOX_MEMORY_MB")]
+    pub sandbox_memory_mb: Option<u64>,
     /// Address of the HTTP endpoints `/healthz`, `/readyz` and `/metrics`; empty disables them.
     #[arg(long, env = "MEDIAGATE_METRICS_ADDR", default_value = mediagate_worker::DEFAULT_METRICS_ADDR)]
     pub metrics_addr: String,

@@ -171,6 +171,7 @@ fn worker_config(common: &Common, args: &WorkerArgs) -> Result<WorkerConfig, Inv
         max_input_bytes: args.max_input_bytes,
         thresholds: Thresholds { minor: args.nudity_threshold_minor, adult: args.nudity_threshold_adult },
         media,
+        memory_mb: args.memory_mb.or_else(container_memory_mb).unwrap_or(mediagate_worker::DEFAULT_MEMORY_MB),
         sandbox_memory_mb: args.sandbox_memory_mb,
         classifier_threads: args.classifier_threads.unwrap_or_else(|| (cpus / concurrency.max(1)).max(1)),
         metrics_addr,
@@ -186,6 +187,20 @@ fn worker_config(common: &Common, args: &WorkerArgs) -> Result<WorkerConfig, Inv
     mediagate_worker::check_range("MEDIAGATE_S3_ATTEMPTS", common.s3_attempts, &(1..=20))?;
     config.validate()?;
     Ok(config)
+}
+
+/// The memory limit of this process's cgroup (v2 `memory.max`, else v1
+/// `memory.limit_in_bytes`), MiB, when one is set: what a container was given.
+fn container_memory_mb() -> Option<u64> {
+    let read = |p: &str| std::fs::read_to_string(p).ok().and_then(|s| s.trim().parse::<u64>().ok());
+    let cgroup = std::fs::read_to_string("/proc/self/cgroup").unwrap_or_default();
+    let path_of = |prefix: &str| cgroup.lines().find_map(|l| l.strip_prefix(prefix)).map(str::trim).unwrap_or("");
+    let v2 = path_of("0::");
+    let v1 = cgroup.lines().find_map(|l| l.split_once(":memory:").map(|(_, p)| p.trim())).unwrap_or("");
+    let bytes = read(&format!("/sys/fs/cgroup{v2}/memory.max"))
+        .or_else(|| read(&format!("/sys/fs/cgroup/memory{v1}/memory.limit_in_bytes")))?;
+    // v1 says "no limit" with a huge number; v2 with "max", which does not parse.
+    (bytes < 1 << 50).then_some(bytes >> 20)
 }
 
 /// `mediagate worker`: runs until SIGTERM/SIGINT; reconnects to the broker with backoff when
@@ -333,7 +348,7 @@ fn media_sandbox(common: &Common, args: &WorkerArgs, config: &WorkerConfig) -> R
         LogFormat::Text => "text",
     };
     cfg.env.push(("MEDIAGATE_LOG_FORMAT".into(), format.into()));
-    info!(mode = ?cfg.mode, memory_mb = config.sandbox_memory_mb, "media sandbox");
+    info!(mode = ?cfg.mode, memory_mb = config.sandbox_memory_bytes() >> 20, "media sandbox");
     Ok(mediagate_sandbox::Sandbox::new(cfg)?)
 }
 

@@ -35,7 +35,7 @@ fn main() -> std::process::ExitCode {
     for (label, w, h, runs) in
         [("640x480 JPEG", 640, 480, 60), ("1600x1200 JPEG", 1600, 1200, 30), ("4000x3000 JPEG", 4000, 3000, 12)]
     {
-        let bytes = Arc::new(jpeg(w, h));
+        let bytes = input(jpeg(w, h));
         let task = Task { admit: Admit::Visual, settings: MediaSettings::default(), classify: false };
         let request = Request {
             job_id: "bench".into(),
@@ -104,4 +104,9 @@ fn main() -> std::process::ExitCode {
         twice - plain
     );
     std::process::ExitCode::SUCCESS
+}
+
+/// Bytes in a sealed memfd, as the worker hands them over.
+fn input(bytes: Vec<u8>) -> Arc<mediagate_sandbox::Input> {
+    Arc::new(mediagate_sandbox::Input::copy_of(&bytes).expect("a memfd for the input"))
 }

@@ -15,7 +15,8 @@
 //!   sockets, `exec`, new processes, `ptrace` and the other calls exploits reach for, so a
 //!   compromised decoder has no network and cannot start anything;
 //! - gets the environment the worker chooses (no credentials: the AMQP URL and the S3 keys are
-//!   never in its environment) and no file descriptors but its pipes;
+//!   never in its environment) and no file descriptors but its pipes and its input's sealed
+//!   memfd, which it maps read-only ([`Input`]: the bytes cross without a copy);
 //! - takes memory (`RLIMIT_DATA`), CPU-time (`RLIMIT_CPU`), file-size and open-file limits;
 //! - serves exactly one item and exits, so nothing one user's file did survives into the next
 //!   item.
@@ -39,6 +40,7 @@
 
 mod exec;
 mod frame;
+mod input;
 pub mod lockdown;
 pub mod server;
 mod supervisor;
@@ -49,6 +51,7 @@ use mediagate_media::{Format, MediaClass, MediaError, MediaSettings, PhotoOutput
 use serde::{Deserialize, Serialize};
 
 pub use exec::execute;
+pub use input::{Input, InputWriter};
 pub use supervisor::{Mode, Sandbox, SandboxConfig};
 
 /// First argument that turns the `mediagate` binary into a media sandbox fork server.
@@ -104,7 +107,7 @@ pub fn budget_of(class: MediaClass, s: &MediaSettings) -> Duration {
     }
 }
 
-/// What the parent sends before the input bytes.
+/// What the parent sends with the input's descriptor.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Request {
     /// For the child's log lines.
@@ -120,7 +123,8 @@ pub struct Request {
 /// Resource limits of one child.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ChildLimits {
-    /// `RLIMIT_DATA`: heap, anonymous mappings and thread stacks, the input's copy included.
+    /// `RLIMIT_DATA`: heap, anonymous mappings and thread stacks (the input is mapped read-only
+    /// from the worker's memfd and counted in the worker's input budget instead).
     pub memory_bytes: u64,
     /// `RLIMIT_CPU` (soft; the hard limit, which kills, is 5 s above it).
     pub cpu_seconds: u64,

@@ -1,7 +1,7 @@
 //! The sandbox side: a fork server. The worker starts it (the `mediagate` binary with
 //! [`crate::SERVER_ARG`]); it locks itself down, then forks one child per request, ahead of
-//! time. The child locks itself down further, reads the request from stdin, takes its limits,
-//! reads the input, lets go of stdin and stdout, does the media work and writes its
+//! time. The child locks itself down further, reads the request from stdin (a Unix socket; the
+//! input's sealed memfd comes with it), takes its limits, maps the input read-only, lets go of stdin and stdout, does the media work and writes its
 //! [`crate::Report`] into a pipe; the server relays that report (or how the child died) to the
 //! worker on stdout. Logs go to stderr, which the worker forwards.
 //!
@@ -17,7 +17,7 @@ use std::process::ExitCode;
 use serde::{Deserialize, Serialize};
 use tracing::{debug, error, info_span};
 
-use crate::{execute, frame, lockdown, Report, Request};
+use crate::{execute, frame, lockdown, Input, Report, Request};
 
 /// Written alone on a line to stderr by the server after a child dies: the worker's forwarder
 /// swallows it and then knows it has read all the child wrote.
@@ -184,8 +184,8 @@ fn child(server_pid: u32, out: OwnedFd) -> libc::c_int {
         error!(error = %e, "media sandbox child: cannot lock down");
         return EXIT_SETUP as libc::c_int;
     }
-    let mut stdin = io::stdin().lock();
-    let header = match frame::read_sync(&mut stdin, frame::MAX_HEADER) {
+    // The request arrives on stdin (a Unix socket) with the input's sealed memfd attached.
+    let (header, input_fd) = match frame::read_with_fd(0, frame::MAX_HEADER) {
         Ok(h) => h,
         Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return EXIT_NO_REQUEST,
         Err(e) => {
@@ -204,15 +204,15 @@ fn child(server_pid: u32, out: OwnedFd) -> libc::c_int {
         error!(error = %e, "media sandbox child: cannot apply resource limits");
         return EXIT_SETUP as libc::c_int;
     }
-    // Under the memory limit already: an input too big to hold fails here like any decoder.
-    let input = match frame::read_sync(&mut stdin, u64::MAX) {
+    // Mapped read-only, not copied: the worker's input budget counts these bytes, not this
+    // child's memory limit (a read-only mapping is outside `RLIMIT_DATA`).
+    let input = match Input::from_received(input_fd) {
         Ok(b) => b,
         Err(e) => {
-            error!(error = %e, "media sandbox child: cannot read the input");
+            error!(error = %e, "media sandbox child: cannot map the input");
             return EXIT_SETUP as libc::c_int;
         }
     };
-    drop(stdin);
     // The server's request and reply pipes are no business of the code that parses the input.
     if let Err(e) = lockdown::detach_stdio() {
         error!(error = %e, "media sandbox child: cannot detach from the server's pipes");

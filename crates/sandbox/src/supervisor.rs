@@ -11,14 +11,15 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
-use tokio::process::{Child, ChildStdin, ChildStdout, Command};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
+use tokio::net::UnixStream;
+use tokio::process::{Child, ChildStdout, Command};
 use tracing::{debug, warn};
 
 use mediagate_media::MediaClass;
 
 use crate::server::{Identified, Reply, READY, SYNC_MARK};
-use crate::{execute, frame, Report, Request, SandboxError, SERVER_ARG};
+use crate::{execute, frame, Input, Report, Request, SandboxError, SERVER_ARG};
 
 /// Where media work runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -63,7 +64,8 @@ impl SandboxConfig {
 /// A fork server, started and waiting for requests.
 struct Server {
     child: Child,
-    stdin: ChildStdin,
+    /// The server's stdin, a Unix socket: each request travels with its input's sealed memfd.
+    stdin: UnixStream,
     stdout: ChildStdout,
     /// The last lines it (and its children) wrote to stderr, for crash reports.
     tail: Arc<Mutex<Tail>>,
@@ -137,8 +139,9 @@ impl Sandbox {
 
     /// Runs `request` on `input` within `budget` of wall-clock time. A child that dies without
     /// an answer is retried once in a fresh child (the host may have killed it); a second death
-    /// is the file's doing ([`SandboxError::Crashed`]).
-    pub async fn run(&self, request: Request, input: Arc<Vec<u8>>, budget: Duration) -> Result<Report, SandboxError> {
+    /// is the file's doing ([`SandboxError::Crashed`]). The child maps the input's sealed memfd:
+    /// the bytes are not copied (heap bytes are first copied into one).
+    pub async fn run(&self, request: Request, input: Arc<Input>, budget: Duration) -> Result<Report, SandboxError> {
         if self.inner.cfg.mode == Mode::InProcess {
             let (result, stats) = tokio::task::spawn_blocking(move || execute(&request.task, &input, &mut |_| ()))
                 .await
@@ -147,6 +150,13 @@ impl Sandbox {
         }
         let header = postcard::to_allocvec(&request)
             .map_err(|e| SandboxError::Spawn { message: format!("encoding the request: {e}") })?;
+        let input = match input.fd() {
+            Some(_) => input,
+            None => Arc::new(
+                Input::copy_of(&input)
+                    .map_err(|e| SandboxError::Spawn { message: format!("cannot make a memfd for the input: {e}") })?,
+            ),
+        };
         let mut crashes = 0;
         loop {
             match self.attempt(&header, &input, budget).await? {
@@ -173,7 +183,10 @@ impl Sandbox {
         }
     }
 
-    async fn attempt(&self, header: &[u8], input: &[u8], budget: Duration) -> Result<Attempt, SandboxError> {
+    async fn attempt(&self, header: &[u8], input: &Input, budget: Duration) -> Result<Attempt, SandboxError> {
+        let Some(fd) = input.fd() else {
+            return Err(SandboxError::Spawn { message: "the input is not in a memfd".into() });
+        };
         let mut server = self.take().await?;
         let marks = match server.tail.lock() {
             Ok(mut t) => {
@@ -189,9 +202,7 @@ impl Sandbox {
         let mut class = None;
         let mut limit = budget;
         let first = async {
-            frame::write_async(&mut server.stdin, header).await?;
-            frame::write_async(&mut server.stdin, input).await?;
-            server.stdin.flush().await?;
+            frame::write_with_fd(&mut server.stdin, header, fd).await?;
             frame::read_async(&mut server.stdout, max).await
         };
         let mut read = tokio::time::timeout_at((started + limit + GRACE).into(), first).await;
@@ -327,26 +338,32 @@ impl Sandbox {
     /// Starts a server and waits for it to say it has locked itself down.
     async fn spawn(&self) -> Result<Server, SandboxError> {
         let cfg = &self.inner.cfg;
+        let spawn_error = |what: &str, e: std::io::Error| SandboxError::Spawn { message: format!("{what}: {e}") };
+        let (ours, theirs) =
+            std::os::unix::net::UnixStream::pair().map_err(|e| spawn_error("making the request socket", e))?;
+        ours.set_nonblocking(true).map_err(|e| spawn_error("making the request socket", e))?;
+        let stdin = UnixStream::from_std(ours).map_err(|e| spawn_error("making the request socket", e))?;
         let mut cmd = Command::new(&cfg.program);
         cmd.arg(SERVER_ARG)
             .arg(std::process::id().to_string())
             .env_clear()
             .envs(cfg.env.iter().map(|(k, v)| (k, v)))
             .current_dir(std::env::temp_dir())
-            .stdin(Stdio::piped())
+            .stdin(Stdio::from(std::os::fd::OwnedFd::from(theirs)))
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .kill_on_drop(true);
-        let mut child = cmd.spawn().map_err(|e| SandboxError::Spawn {
+        let spawned = cmd.spawn();
+        // The child's end of the socket must not stay open here, or the server never sees it close.
+        drop(cmd);
+        let mut child = spawned.map_err(|e| SandboxError::Spawn {
             message: format!("starting {} {SERVER_ARG}: {e}", cfg.program.display()),
         })?;
-        let (Some(stdin), Some(stdout), Some(stderr)) = (child.stdin.take(), child.stdout.take(), child.stderr.take())
-        else {
+        let (Some(stdout), Some(stderr)) = (child.stdout.take(), child.stderr.take()) else {
             return Err(SandboxError::Spawn { message: "the sandbox's pipes were not set up".into() });
         };
         {
             use std::os::fd::AsRawFd;
-            frame::widen_pipe(stdin.as_raw_fd());
             frame::widen_pipe(stdout.as_raw_fd());
         }
         let tail: Arc<Mutex<Tail>> = Arc::default();

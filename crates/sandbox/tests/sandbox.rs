@@ -95,7 +95,7 @@ fn jpeg(w: u32, h: u32) -> Vec<u8> {
 fn photo_in_a_child() {
     let rt = runtime();
     let sb = own_sandbox();
-    let bytes = Arc::new(jpeg(1600, 1200));
+    let bytes = input(jpeg(1600, 1200));
     let task = Task { admit: Admit::Visual, settings: MediaSettings::default(), classify: true };
     let (a, b) = rt.block_on(async {
         sb.warm_up().await.expect("warm up");
@@ -136,7 +136,7 @@ fn heif_in_a_child() {
     for (kind, args, format) in
         [("heic", &["--grid", "256", "--orientation", "6"][..], Format::Heic), ("avif", &["--alpha"][..], Format::Avif)]
     {
-        let bytes = Arc::new(photo(kind, 1024, 768, args));
+        let bytes = input(photo(kind, 1024, 768, args));
         let report = rt
             .block_on(async { sb.run(request(task.clone(), 512), bytes.clone(), Duration::from_secs(30)).await })
             .expect("run");
@@ -153,7 +153,7 @@ fn heif_in_a_child() {
         }
     }
     // Peak memory of the child on a 48 MP (8064×6048) iPhone-shaped grid HEIC.
-    let big = Arc::new(photo("heic", 8064, 6048, &["--grid", "512", "--quality", "60"]));
+    let big = input(photo("heic", 8064, 6048, &["--grid", "512", "--quality", "60"]));
     let report = rt
         .block_on(async { sb.run(request(task.clone(), 2048), big.clone(), Duration::from_secs(120)).await })
         .expect("run 48 MP");
@@ -212,7 +212,7 @@ fn out_of_memory() {
     let img = image::RgbaImage::from_pixel(7000, 7000, image::Rgba([10, 20, 30, 128]));
     let mut png = Cursor::new(Vec::new());
     img.write_to(&mut png, image::ImageFormat::Png).expect("encode png");
-    let png = Arc::new(png.into_inner());
+    let png = input(png.into_inner());
     let task = Task { admit: Admit::Visual, settings: MediaSettings::default(), classify: false };
     rt.block_on(async {
         let err = sb.run(request(task.clone(), 64), png, Duration::from_secs(60)).await.expect_err("must not fit");
@@ -227,7 +227,7 @@ fn out_of_memory() {
         assert!(err.is_input_error());
         assert!(err.to_string().contains("64 MiB"), "{err}");
         // The sandbox goes on with the next item (in a new fork server), under the same limit.
-        let ok = sb.run(request(task, 64), Arc::new(jpeg(800, 600)), Duration::from_secs(30)).await.expect("next item");
+        let ok = sb.run(request(task, 64), input(jpeg(800, 600)), Duration::from_secs(30)).await.expect("next item");
         assert!(matches!(ok.result, Ok(Done { outcome: Outcome::Photo { .. }, .. })), "{:?}", ok.result);
     });
 }
@@ -253,7 +253,7 @@ fn hang() {
     let sb = sandbox(script(dir.path(), "exec sleep 600"));
     let started = Instant::now();
     let err = rt
-        .block_on(sb.run(request(probe_task(), 64), Arc::new(vec![0; 1000]), Duration::from_secs(1)))
+        .block_on(sb.run(request(probe_task(), 64), input(vec![0; 1000]), Duration::from_secs(1)))
         .expect_err("must time out");
     assert!(matches!(err, SandboxError::TimedOut { .. }), "{err:?}");
     assert!(!err.is_input_error());
@@ -269,7 +269,7 @@ fn dies() {
         &format!("echo started >> {}; head -c 1 >/dev/null; kill -SEGV $$", count.display()),
     ));
     let err = rt
-        .block_on(sb.run(request(probe_task(), 64), Arc::new(vec![0; 1000]), Duration::from_secs(10)))
+        .block_on(sb.run(request(probe_task(), 64), input(vec![0; 1000]), Duration::from_secs(10)))
         .expect_err("must crash");
     match &err {
         SandboxError::Crashed { how, .. } => assert!(how.contains("SIGSEGV"), "{how}"),
@@ -290,7 +290,12 @@ fn cannot_start() {
     let text = err.to_string();
     assert!(text.contains("status 70") && text.contains("seccomp") && text.contains("MEDIAGATE_SANDBOX=off"), "{text}");
     let err = rt
-        .block_on(sb.run(request(probe_task(), 64), Arc::new(vec![0; 10]), Duration::from_secs(5)))
+        .block_on(sb.run(request(probe_task(), 64), input(vec![0; 10]), Duration::from_secs(5)))
         .expect_err("must fail");
     assert!(matches!(err, SandboxError::Spawn { .. }) && !err.is_input_error(), "{err:?}");
+}
+
+/// Bytes in a sealed memfd, as the worker hands them over.
+fn input(bytes: Vec<u8>) -> Arc<mediagate_sandbox::Input> {
+    Arc::new(mediagate_sandbox::Input::copy_of(&bytes).expect("a memfd for the input"))
 }

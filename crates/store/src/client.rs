@@ -190,6 +190,21 @@ impl Store {
     }
 
     async fn get_inner(&self, bucket: &str, key: &str, limit: Option<u64>) -> Result<Vec<u8>, StoreError> {
+        let mut body = Vec::new();
+        self.get_into(bucket, key, limit, &mut body).await?;
+        Ok(body)
+    }
+
+    /// GETs an object into `sink` (started over on each attempt), within `limit`.
+    async fn get_into<S: BodySink>(
+        &self,
+        bucket: &str,
+        key: &str,
+        limit: Option<u64>,
+        sink: &mut S,
+    ) -> Result<(), StoreError> {
+        // Each attempt starts the sink over; the lock only lends it to one attempt at a time.
+        let sink = tokio::sync::Mutex::new(sink);
         retry(&self.inner.retry, "GetObject", || async {
             let attempt = async {
                 let out = self
@@ -206,9 +221,13 @@ impl Store {
                         return Err(StoreError::TooLarge { size, limit });
                     }
                 }
-                read_capped(out.body, declared, limit).await.map_err(|e| e.into_store_error("GetObject", bucket, key))
+                let mut sink = sink.lock().await;
+                read_capped(out.body, declared, limit, &mut **sink)
+                    .await
+                    .map_err(|e| e.into_store_error("GetObject", bucket, key))?;
+                Ok(sink.len())
             };
-            let body = tokio::time::timeout(self.inner.operation_timeout, attempt).await.map_err(|_| {
+            let got = tokio::time::timeout(self.inner.operation_timeout, attempt).await.map_err(|_| {
                 StoreError::transient(
                     "GetObject",
                     bucket,
@@ -216,23 +235,25 @@ impl Store {
                     format!("download did not finish within {:?}", self.inner.operation_timeout),
                 )
             })??;
-            debug!(bucket, key, bytes = body.len(), "s3 get");
-            Ok(body)
+            debug!(bucket, key, bytes = got, "s3 get");
+            Ok(())
         })
         .await
     }
 
     /// Uploads `body` with a `Content-Type` (a single plain PUT; outputs stay far below the 5 GiB
-    /// single-PUT limit). Returns what the verdict records: byte count and hex SHA-256.
+    /// single-PUT limit). Returns what the verdict records: byte count and hex SHA-256. `body`
+    /// is anything that turns into `Bytes` without a copy: a `Vec<u8>`, or
+    /// `Bytes::from_owner` of bytes held elsewhere (a quarantined original's memfd).
     pub async fn put(
         &self,
         bucket: &str,
         key: &str,
-        body: Vec<u8>,
+        body: impl Into<bytes::Bytes>,
         content_type: &str,
     ) -> Result<PutReceipt, StoreError> {
+        let body: bytes::Bytes = body.into();
         let receipt = PutReceipt { bytes: body.len() as u64, sha256: hex::encode(Sha256::digest(&body)) };
-        let body = bytes_of(body);
         retry(&self.inner.retry, "PutObject", || async {
             self.client
                 .put_object()
@@ -405,12 +426,54 @@ impl Store {
     }
 }
 
+/// Where a download's body goes, chunk by chunk: memory (`Vec<u8>`) or, for the worker's
+/// inputs, a sealed memfd the sandbox maps.
+pub trait BodySink: Send {
+    /// Appends a chunk.
+    fn append(&mut self, chunk: &[u8]) -> std::io::Result<()>;
+    /// Bytes appended so far.
+    fn len(&self) -> u64;
+    /// Whether nothing has been appended.
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+    /// Throws away what was appended (the download starts over).
+    fn reset(&mut self) -> std::io::Result<()>;
+    /// Room for `bytes` more, when the answer says how many are coming (a hint).
+    fn reserve(&mut self, _bytes: u64) {}
+}
+
+impl BodySink for Vec<u8> {
+    fn append(&mut self, chunk: &[u8]) -> std::io::Result<()> {
+        self.extend_from_slice(chunk);
+        Ok(())
+    }
+    fn len(&self) -> u64 {
+        Vec::len(self) as u64
+    }
+    fn reset(&mut self) -> std::io::Result<()> {
+        self.clear();
+        Ok(())
+    }
+    fn reserve(&mut self, bytes: u64) {
+        Vec::reserve(self, usize::try_from(bytes.min(256 << 20)).unwrap_or(0));
+    }
+}
+
 /// Errors while reading a body, before bucket/key are attached.
 #[derive(Debug)]
 pub(crate) enum BodyError {
-    TooLarge { size: u64, limit: u64 },
+    TooLarge {
+        size: u64,
+        limit: u64,
+    },
     Stream(String),
-    Truncated { got: u64, declared: u64 },
+    Truncated {
+        got: u64,
+        declared: u64,
+    },
+    /// The sink would not take the bytes (no memory for a memfd, say): ours, not the store's.
+    Sink(String),
 }
 
 impl BodyError {
@@ -421,39 +484,41 @@ impl BodyError {
             BodyError::Truncated { got, declared } => {
                 StoreError::transient(op, bucket, key, format!("body ended after {got} of {declared} bytes"))
             }
+            BodyError::Sink(detail) => StoreError::other(op, bucket, key, format!("holding the body failed: {detail}")),
         }
     }
 }
 
-/// Reads `body` into memory, stopping as soon as it grows past `limit`.
-pub(crate) async fn read_capped(
+/// Reads `body` into `sink` (emptied first), stopping as soon as it grows past `limit`.
+pub(crate) async fn read_capped<S: BodySink + ?Sized>(
     mut body: ByteStream,
     declared: Option<u64>,
     limit: Option<u64>,
-) -> Result<Vec<u8>, BodyError> {
-    let initial = declared.unwrap_or(0).min(limit.unwrap_or(u64::MAX)).min(256 << 20);
-    let mut buf = Vec::with_capacity(usize::try_from(initial).unwrap_or(0));
+    sink: &mut S,
+) -> Result<(), BodyError> {
+    sink.reset().map_err(|e| BodyError::Sink(e.to_string()))?;
+    sink.reserve(declared.unwrap_or(0).min(limit.unwrap_or(u64::MAX)));
     loop {
         match body.try_next().await {
             Ok(Some(chunk)) => {
-                let len = (buf.len() + chunk.len()) as u64;
+                let len = sink.len() + chunk.len() as u64;
                 if let Some(limit) = limit {
                     if len > limit {
                         return Err(BodyError::TooLarge { size: len, limit });
                     }
                 }
-                buf.extend_from_slice(&chunk);
+                sink.append(&chunk).map_err(|e| BodyError::Sink(e.to_string()))?;
             }
             Ok(None) => break,
             Err(e) => return Err(BodyError::Stream(chain(&e))),
         }
     }
     if let Some(declared) = declared {
-        if (buf.len() as u64) < declared {
-            return Err(BodyError::Truncated { got: buf.len() as u64, declared });
+        if sink.len() < declared {
+            return Err(BodyError::Truncated { got: sink.len(), declared });
         }
     }
-    Ok(buf)
+    Ok(())
 }
 
 /// A GET whose answer's headers are in and whose body is not yet read ([`Store::open_at_most`]).
@@ -475,9 +540,16 @@ impl Download<'_> {
     /// Reads the body within the limit. A read that fails part-way (a dropped connection, a body
     /// shorter than its length) is retried with a fresh GET, under the store's retry policy.
     pub async fn read(self) -> Result<Vec<u8>, StoreError> {
+        let mut body = Vec::new();
+        self.read_into(&mut body).await?;
+        Ok(body)
+    }
+
+    /// [`Download::read`] into `sink` (emptied before each attempt) instead of a new `Vec`.
+    pub async fn read_into<S: BodySink>(self, sink: &mut S) -> Result<(), StoreError> {
         let Download { store, bucket, key, limit, size, body } = self;
         let timeout = store.inner.operation_timeout;
-        let first = match tokio::time::timeout(timeout, read_capped(body, size, Some(limit))).await {
+        let first = match tokio::time::timeout(timeout, read_capped(body, size, Some(limit), sink)).await {
             Ok(r) => r.map_err(|e| e.into_store_error("GetObject", &bucket, &key)),
             Err(_) => Err(StoreError::transient(
                 "GetObject",
@@ -487,22 +559,17 @@ impl Download<'_> {
             )),
         };
         match first {
-            Ok(body) => {
-                debug!(bucket, key, bytes = body.len(), "s3 get");
-                Ok(body)
+            Ok(()) => {
+                debug!(bucket, key, bytes = sink.len(), "s3 get");
+                Ok(())
             }
             Err(e) if e.is_transient() && store.inner.retry.attempts > 1 => {
                 warn!(bucket, key, error = %e, "body read failed; downloading again");
-                store.get_inner(&bucket, &key, Some(limit)).await
+                store.get_into(&bucket, &key, Some(limit), sink).await
             }
             Err(e) => Err(e),
         }
     }
-}
-
-/// Shares one allocation between PUT retries.
-pub(crate) fn bytes_of(v: Vec<u8>) -> bytes::Bytes {
-    bytes::Bytes::from(v)
 }
 
 /// `x-amz-copy-source` is `bucket/key` with the key URL-encoded (slashes kept).
@@ -527,7 +594,7 @@ mod tests {
     async fn read_capped_stops_past_the_limit() {
         // No declared length (as with a chunked answer): only the running count can stop it.
         let body = ByteStream::new(SdkBody::from(b"0123456789abcdef".as_slice()));
-        match read_capped(body, None, Some(10)).await {
+        match read_capped(body, None, Some(10), &mut Vec::new()).await {
             Err(BodyError::TooLarge { size, limit }) => {
                 assert_eq!(limit, 10);
                 assert!(size > 10);
@@ -539,9 +606,14 @@ mod tests {
     #[tokio::test]
     async fn read_capped_reads_within_limit_and_detects_truncation() {
         let body = ByteStream::new(SdkBody::from(b"hello".as_slice()));
-        assert_eq!(read_capped(body, Some(5), Some(5)).await.ok(), Some(b"hello".to_vec()));
+        let mut got = b"stale bytes of an earlier attempt".to_vec();
+        read_capped(body, Some(5), Some(5), &mut got).await.unwrap();
+        assert_eq!(got, b"hello");
         let body = ByteStream::new(SdkBody::from(b"hel".as_slice()));
-        assert!(matches!(read_capped(body, Some(5), None).await, Err(BodyError::Truncated { got: 3, declared: 5 })));
+        assert!(matches!(
+            read_capped(body, Some(5), None, &mut Vec::new()).await,
+            Err(BodyError::Truncated { got: 3, declared: 5 })
+        ));
     }
 
     #[test]

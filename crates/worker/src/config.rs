@@ -14,9 +14,20 @@ use std::ops::RangeInclusive;
 use mediagate_contract::Thresholds;
 use mediagate_media::{MediaSettings, OutOfRange};
 
-/// Default memory limit of each media sandbox process, MiB (`MEDIAGATE_SANDBOX_MEMORY_MB`).
-pub const DEFAULT_SANDBOX_MEMORY_MB: u64 = 2048;
-/// Accepted sandbox memory limits, MiB.
+/// `MEDIAGATE_MEMORY_MB` when it is not set and no container limit is found, MiB.
+pub const DEFAULT_MEMORY_MB: u64 = 4096;
+/// Accepted `MEDIAGATE_MEMORY_MB` values.
+pub const MEMORY_MB: RangeInclusive<u64> = 512..=16_777_216;
+/// Of the memory budget, what the worker process needs besides the inputs it holds (runtime,
+/// the classifier's session and tensors, outputs on their way to S3, the broker's buffers), MiB.
+/// Measured: 160–220 MB peak RSS with two slots busy (the pipeline bench).
+pub const WORKER_RESERVE_MB: u64 = 320;
+/// The largest memory limit a media child is given when the budget would allow more, MiB.
+pub const MAX_CHILD_MEMORY_MB: u64 = 2048;
+/// The smallest memory limit the budget may leave a media child, MiB: below it a 1080p video
+/// or a large photo cannot be decoded.
+pub const MIN_CHILD_MEMORY_MB: u64 = 384;
+/// Accepted explicit sandbox memory limits (`MEDIAGATE_SANDBOX_MEMORY_MB`), MiB.
 pub const SANDBOX_MEMORY_MB: RangeInclusive<u64> = 16..=1_048_576;
 /// Accepted `MEDIAGATE_CONCURRENCY` values.
 pub const CONCURRENCY: RangeInclusive<usize> = 1..=256;
@@ -84,8 +95,12 @@ pub struct WorkerConfig {
     pub thresholds: Thresholds,
     /// Limits and knobs of the media pipelines.
     pub media: MediaSettings,
-    /// Memory limit (`RLIMIT_DATA`) of each media sandbox child, MiB.
-    pub sandbox_memory_mb: u64,
+    /// `MEDIAGATE_MEMORY_MB`: the whole worker's memory (its container's limit), split by
+    /// [`WorkerConfig::memory`] between the worker, the inputs in hand and the media children.
+    pub memory_mb: u64,
+    /// `MEDIAGATE_SANDBOX_MEMORY_MB`: each media child's memory limit (`RLIMIT_DATA`), MiB,
+    /// when set; else the budget's share.
+    pub sandbox_memory_mb: Option<u64>,
     /// ONNX Runtime intra-op threads of the classifier.
     pub classifier_threads: usize,
     /// Where `/healthz`, `/readyz` and `/metrics` are served; `None` serves none.
@@ -191,7 +206,7 @@ impl WorkerConfig {
             }
         }
         self.media.check().map_err(from_media)?;
-        check_range("MEDIAGATE_SANDBOX_MEMORY_MB", self.sandbox_memory_mb, &SANDBOX_MEMORY_MB)?;
+        self.memory()?;
         check_range("MEDIAGATE_CLASSIFIER_THREADS", self.classifier_threads, &CLASSIFIER_THREADS)?;
         self.bank_specs()?;
         check_range("MEDIAGATE_HASH_BANK_REFRESH_S", self.banks.refresh_s, &BANK_REFRESH_S)?;
@@ -211,9 +226,85 @@ impl WorkerConfig {
         Ok(specs)
     }
 
-    /// The sandbox children's memory limit in bytes.
+    /// How the memory budget is split: the worker's reserve, the inputs in hand (one per slot
+    /// and one waiting, each up to the input limit, but no more than a third of what the worker
+    /// does not reserve), and what is left shared by the media children (at most
+    /// [`MAX_CHILD_MEMORY_MB`] each). Every input is held once (a sealed memfd that the child maps
+    /// read-only), so these three add up to the most the worker's processes can hold.
+    pub fn memory(&self) -> Result<MemoryPlan, InvalidSetting> {
+        check_range("MEDIAGATE_MEMORY_MB", self.memory_mb, &MEMORY_MB)?;
+        let mib = 1u64 << 20;
+        let slots = self.concurrency.max(1) as u64;
+        let max_input_mb = self.max_input_bytes.div_ceil(mib);
+        let needed = WORKER_RESERVE_MB + max_input_mb + slots * MIN_CHILD_MEMORY_MB;
+        let avail = self.memory_mb.saturating_sub(WORKER_RESERVE_MB);
+        if self.memory_mb < needed {
+            return Err(InvalidSetting::new(
+                "MEDIAGATE_MEMORY_MB",
+                self.memory_mb,
+                format!(
+                    "with MEDIAGATE_CONCURRENCY={} and MEDIAGATE_MAX_INPUT_BYTES={} it must be at least {needed} \
+                     ({WORKER_RESERVE_MB} for the worker, {max_input_mb} for one input, {MIN_CHILD_MEMORY_MB} for each \
+                     media child); give the worker more memory or lower the concurrency",
+                    self.concurrency, self.max_input_bytes
+                ),
+            ));
+        }
+        let inputs_mb = (max_input_mb * (slots + 1)).min((avail / 3).max(max_input_mb));
+        let child_mb = match self.sandbox_memory_mb {
+            Some(mb) => {
+                check_range("MEDIAGATE_SANDBOX_MEMORY_MB", mb, &SANDBOX_MEMORY_MB)?;
+                let most = (avail - inputs_mb) / slots;
+                if mb > most {
+                    return Err(InvalidSetting::new(
+                        "MEDIAGATE_SANDBOX_MEMORY_MB",
+                        mb,
+                        format!(
+                            "{} children of {mb} MiB do not fit in MEDIAGATE_MEMORY_MB={} beside the worker \
+                             ({WORKER_RESERVE_MB} MiB) and its inputs ({inputs_mb} MiB): use at most {most}, or leave \
+                             it unset",
+                            slots, self.memory_mb
+                        ),
+                    ));
+                }
+                mb
+            }
+            None => ((avail - inputs_mb) / slots).min(MAX_CHILD_MEMORY_MB),
+        };
+        Ok(MemoryPlan {
+            total_mb: self.memory_mb,
+            worker_mb: WORKER_RESERVE_MB,
+            inputs_bytes: inputs_mb * mib,
+            child_mb,
+            children: slots,
+        })
+    }
+
+    /// The sandbox children's memory limit in bytes (the budget's share; see [`WorkerConfig::memory`]).
     pub fn sandbox_memory_bytes(&self) -> u64 {
-        self.sandbox_memory_mb.saturating_mul(1 << 20)
+        self.memory().map(|m| m.child_mb).unwrap_or(MIN_CHILD_MEMORY_MB).saturating_mul(1 << 20)
+    }
+}
+
+/// The split of `MEDIAGATE_MEMORY_MB` ([`WorkerConfig::memory`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MemoryPlan {
+    /// The whole budget, MiB.
+    pub total_mb: u64,
+    /// Kept for the worker process itself, MiB.
+    pub worker_mb: u64,
+    /// The budget of input bytes in hand (fetched, not yet done), bytes.
+    pub inputs_bytes: u64,
+    /// Each media child's memory limit, MiB.
+    pub child_mb: u64,
+    /// Media children at once (the slots).
+    pub children: u64,
+}
+
+impl MemoryPlan {
+    /// The most the worker's processes may hold between them, MiB.
+    pub fn committed_mb(&self) -> u64 {
+        self.worker_mb + self.inputs_bytes / (1 << 20) + self.children * self.child_mb
     }
 }
 
@@ -235,7 +326,8 @@ mod tests {
             max_input_bytes: mediagate_contract::settings::DEFAULT_MAX_INPUT_BYTES,
             thresholds: Thresholds::DEFAULT,
             media: MediaSettings::DEFAULT,
-            sandbox_memory_mb: DEFAULT_SANDBOX_MEMORY_MB,
+            memory_mb: 2048,
+            sandbox_memory_mb: None,
             classifier_threads: 1,
             metrics_addr: None,
             banks: BankSettings::DEFAULT,
@@ -338,8 +430,31 @@ mod tests {
     #[test]
     fn worker() {
         assert_eq!(refused(WorkerConfig { concurrency: 0, ..config() }).var, "MEDIAGATE_CONCURRENCY");
-        assert_eq!(refused(WorkerConfig { sandbox_memory_mb: 1, ..config() }).var, "MEDIAGATE_SANDBOX_MEMORY_MB");
+        assert_eq!(refused(WorkerConfig { sandbox_memory_mb: Some(1), ..config() }).var, "MEDIAGATE_SANDBOX_MEMORY_MB");
         assert_eq!(refused(WorkerConfig { classifier_threads: 0, ..config() }).var, "MEDIAGATE_CLASSIFIER_THREADS");
+    }
+
+    #[test]
+    fn memory() {
+        // The compose file's 2 GiB, two slots, 200 MiB inputs: a third of what is not the
+        // worker's for inputs, the rest split between the two children, all within the budget.
+        let plan = config().memory().unwrap();
+        assert_eq!((plan.worker_mb, plan.inputs_bytes >> 20, plan.child_mb, plan.children), (320, 576, 576, 2));
+        assert!(plan.committed_mb() <= 2048);
+        // Plenty of memory: three inputs, and children at the cap.
+        let big = WorkerConfig { memory_mb: 65536, ..config() }.memory().unwrap();
+        assert_eq!((big.inputs_bytes >> 20, big.child_mb), (600, MAX_CHILD_MEMORY_MB));
+        // Too little for the slots: refused at start-up, saying what would do.
+        let e = refused(WorkerConfig { memory_mb: 1024, ..config() });
+        assert_eq!(e.var, "MEDIAGATE_MEMORY_MB");
+        assert!(e.accepted.contains("at least 1288"), "{e}");
+        // An explicit child limit must fit beside the rest.
+        let e = refused(WorkerConfig { sandbox_memory_mb: Some(1024), ..config() });
+        assert_eq!(e.var, "MEDIAGATE_SANDBOX_MEMORY_MB");
+        assert!(e.accepted.contains("at most 576"), "{e}");
+        let small = WorkerConfig { sandbox_memory_mb: Some(64), ..config() };
+        assert_eq!(small.memory().unwrap().child_mb, 64);
+        assert_eq!(small.sandbox_memory_bytes(), 64 << 20);
     }
 
     #[test]

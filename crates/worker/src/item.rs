@@ -17,7 +17,8 @@ use mediagate_contract::{
 };
 use mediagate_hash::Query;
 use mediagate_media::{Encoded, Format, FrameHash, ImageHash};
-use mediagate_sandbox::{Admit, ChildLimits, Done, Outcome, Request, Stats, Task, Tensor};
+use mediagate_sandbox::{Admit, ChildLimits, Done, Input, InputWriter, Outcome, Request, Stats, Task, Tensor};
+use mediagate_store::BodySink;
 use tokio::sync::OwnedSemaphorePermit;
 use tracing::{debug, info, info_span, warn, Instrument};
 
@@ -46,7 +47,7 @@ pub(crate) struct ItemCtx {
 /// A moderator's release that holds for this item (§9): the quarantined original, whose sha256
 /// is the decision's, and the note the verdict reports.
 struct Release {
-    bytes: Arc<Vec<u8>>,
+    bytes: Arc<Input>,
     /// Its digests, computed once to check the decision and used again for the verdict.
     digests: Digests,
     note: ReviewNote,
@@ -106,7 +107,6 @@ async fn process(ctx: &ItemCtx, item: &Item) -> Result<ItemDone, Requeue> {
         None => match fetch(ctx, item).await {
             Ok((bytes, permit)) => {
                 debug!(bytes = bytes.len(), "fetched source");
-                let bytes = Arc::new(bytes);
                 let digests = digest(bytes.clone()).await?;
                 (bytes, permit, None, digests)
             }
@@ -251,7 +251,7 @@ struct Digests {
 }
 
 /// Hashes the fetched bytes off the async threads (a 200 MiB video takes most of a second).
-async fn digest(bytes: Arc<Vec<u8>>) -> Result<Digests, Requeue> {
+async fn digest(bytes: Arc<Input>) -> Result<Digests, Requeue> {
     use sha2::Digest as _;
     tokio::task::spawn_blocking(move || Digests {
         sha256: sha2::Sha256::digest(&bytes[..]).into(),
@@ -292,8 +292,9 @@ fn pdq_queries(ctx: &ItemCtx, image: Option<&ImageHash>, frames: &[FrameHash]) -
 /// is checked against the limit before the body is read), reserving its size from the worker's
 /// budget of input bytes in hand before reading the body (so prefetched jobs cannot hold more
 /// than that between them). When the budget is spent, the connection is let go while the item
-/// waits for its share, and the GET is made again once it has it.
-async fn fetch(ctx: &ItemCtx, item: &Item) -> Result<(Vec<u8>, OwnedSemaphorePermit), Stop> {
+/// waits for its share, and the GET is made again once it has it. The body goes straight into a
+/// sealed memfd, which the sandbox child maps: the bytes are held once, never copied.
+async fn fetch(ctx: &ItemCtx, item: &Item) -> Result<(Arc<Input>, OwnedSemaphorePermit), Stop> {
     let shared = &ctx.shared;
     let (bucket, key) = (&item.source.bucket, &item.source.key);
     let limit = shared.config.max_input_bytes;
@@ -312,8 +313,35 @@ async fn fetch(ctx: &ItemCtx, item: &Item) -> Result<(Vec<u8>, OwnedSemaphorePer
             permit
         }
     };
-    let bytes = download.read().await.map_err(|e| codes::source_error(e, bucket, key))?;
-    Ok((bytes, permit))
+    let mut sink =
+        InputSink(Input::writer().map_err(|e| Requeue::internal(format!("cannot make a memfd for the input: {e}")))?);
+    download.read_into(&mut sink).await.map_err(|e| codes::source_error(e, bucket, key))?;
+    let bytes = sink.0.finish().map_err(|e| Requeue::internal(format!("cannot seal the input's memfd: {e}")))?;
+    Ok((Arc::new(bytes), permit))
+}
+
+/// An input shared with a PUT body (`Bytes::from_owner`), so quarantining it copies nothing.
+struct HeldInput(Arc<Input>);
+
+impl AsRef<[u8]> for HeldInput {
+    fn as_ref(&self) -> &[u8] {
+        self.0.bytes()
+    }
+}
+
+/// A download written into an input's memfd.
+struct InputSink(InputWriter);
+
+impl BodySink for InputSink {
+    fn append(&mut self, chunk: &[u8]) -> std::io::Result<()> {
+        self.0.write(chunk)
+    }
+    fn len(&self) -> u64 {
+        self.0.len()
+    }
+    fn reset(&mut self) -> std::io::Result<()> {
+        self.0.clear()
+    }
 }
 
 /// The share of the worker's budget of input bytes in hand that `size` bytes take, in KiB.
@@ -385,7 +413,7 @@ enum Ran {
 }
 
 /// The item's one sandbox call: identify, probe, admit and process.
-async fn sandboxed(ctx: &ItemCtx, item: &Item, bytes: Arc<Vec<u8>>) -> Result<Ran, Requeue> {
+async fn sandboxed(ctx: &ItemCtx, item: &Item, bytes: Arc<Input>) -> Result<Ran, Requeue> {
     let shared = &ctx.shared;
     let admit = admit(ctx.kind);
     let settings = shared.config.media.clone();
@@ -549,7 +577,7 @@ async fn block(
     ctx: &ItemCtx,
     item: &Item,
     ext: &str,
-    bytes: &[u8],
+    bytes: &Arc<Input>,
     measured: ItemVerdict,
     matched: Option<mediagate_hash::Match>,
 ) -> Result<ItemDone, Requeue> {
@@ -569,7 +597,7 @@ async fn block(
     let store = &ctx.shared.store;
     let original = quarantine_original_key(&ctx.job_id, &item.item_id, ext);
     store
-        .put(q, &original, bytes.to_vec(), "application/octet-stream")
+        .put(q, &original, bytes::Bytes::from_owner(HeldInput(bytes.clone())), "application/octet-stream")
         .await
         .map_err(|e| Requeue::storage(format!("writing the original to s3://{q}/{original}: {e}")))?;
     let entry = QuarantinedEntry {
@@ -635,7 +663,9 @@ async fn find_release(ctx: &ItemCtx, item: &Item, job_sha256: &str) -> Result<Op
         }
         Err(e) => return Err(storage("reading the quarantined original", e)),
     };
-    let bytes = Arc::new(bytes);
+    let bytes = Arc::new(
+        Input::copy_of(&bytes).map_err(|e| Requeue::internal(format!("cannot make a memfd for the input: {e}")))?,
+    );
     let digests = digest(bytes.clone()).await?;
     if hex::encode(digests.sha256) != decision.sha256 {
         info!(key = %key, "the quarantined original is not the file the release was made on; processing as usual");

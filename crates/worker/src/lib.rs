@@ -27,8 +27,8 @@ use tracing::{error, info, warn, Instrument};
 
 pub use codes::{Cause, Requeue};
 pub use config::{
-    check_range, BankSettings, InvalidSetting, WorkerConfig, DEFAULT_BANK_REFRESH_S, DEFAULT_METRICS_ADDR,
-    DEFAULT_PDQ_MAX_DISTANCE, DEFAULT_PDQ_MIN_QUALITY, DEFAULT_SANDBOX_MEMORY_MB,
+    check_range, BankSettings, InvalidSetting, MemoryPlan, WorkerConfig, DEFAULT_BANK_REFRESH_S, DEFAULT_MEMORY_MB,
+    DEFAULT_METRICS_ADDR, DEFAULT_PDQ_MAX_DISTANCE, DEFAULT_PDQ_MIN_QUALITY,
 };
 pub use health::Readiness;
 
@@ -81,6 +81,10 @@ pub enum WorkerError {
     /// The broker connection failed or closed; the caller may reconnect and run again.
     #[error("broker: {0}")]
     Broker(#[from] QueueError),
+    /// A setting the worker cannot run with (the binary validates first, so only a caller that
+    /// skipped `WorkerConfig::validate` sees it).
+    #[error("{0}")]
+    Setting(#[from] InvalidSetting),
 }
 
 /// How long a job that hit a transient fault waits before it is handed back to the broker,
@@ -126,10 +130,18 @@ pub async fn run(
     let mut dead = broker.consumer(names::DEAD_QUEUE, 1, &format!("{tag}-dead")).await?;
     let concurrency = config.concurrency.max(1);
     let reprocess_slots = concurrency - 1;
-    // Inputs in hand: one per slot and one more waiting, each up to the input limit.
-    let input_budget_kib =
-        u32::try_from((config.max_input_bytes.div_ceil(1024)).saturating_mul(concurrency as u64 + 1).max(1))
-            .unwrap_or(u32::MAX);
+    // Inputs in hand: one per slot and one more waiting, each up to the input limit, within
+    // the memory budget's share for them.
+    let memory = config.memory()?;
+    info!(
+        total_mb = memory.total_mb,
+        worker_mb = memory.worker_mb,
+        inputs_mb = memory.inputs_bytes >> 20,
+        child_mb = memory.child_mb,
+        children = memory.children,
+        "memory budget"
+    );
+    let input_budget_kib = u32::try_from(memory.inputs_bytes.div_ceil(1024).max(1)).unwrap_or(u32::MAX);
     // Reprocess jobs only ever get spare capacity: never the last slot, and a prefetch that
     // holds no more batch jobs than the slots they may use.
     let mut reprocess = if reprocess_slots > 0 {

@@ -133,6 +133,8 @@ fn a_bad_setting_stops_the_worker_before_it_connects() {
         ("MEDIAGATE_NUDITY_THRESHOLD_MINOR", "1.5", "from 0 to 1"),
         ("MEDIAGATE_VIDEO_MAX_FRAMES", "0", "from 1 to 256"),
         ("MEDIAGATE_SANDBOX_MEMORY_MB", "1", "from 16 to"),
+        ("MEDIAGATE_MEMORY_MB", "1000", "at least"),
+        ("MEDIAGATE_SANDBOX_MEMORY_MB", "100000", "do not fit in MEDIAGATE_MEMORY_MB"),
         ("MEDIAGATE_CONCURRENCY", "0", "from 1 to 256"),
         ("MEDIAGATE_METRICS_ADDR", "localhost", "HOST:PORT"),
         ("MEDIAGATE_S3_ATTEMPTS", "0", "from 1 to 20"),
