@@ -370,3 +370,39 @@ fn damaged_packets_are_never_copied() {
     let err = process_video(&bytes, Format::Mp4, &settings(Passthrough::Verified), true).unwrap_err();
     assert!(matches!(err, MediaError::Corrupt { .. }), "{err:?}");
 }
+
+#[test]
+fn a_spliced_clip_whose_sps_changes_fails_verification_and_is_reencoded_whole() {
+    // Two halves encoded apart (levels 3.1 and 4.0: two different SPS), each with its
+    // parameter sets in band, joined with `-c copy` as a trim-and-join editor does: the
+    // header's SPS is the first half's, and the second half brings its own. FFmpeg decodes the
+    // join cleanly, so it is not damaged; but what would be copied is not what the header says,
+    // so the verifying decode refuses it and the clip goes down the re-encode path, whole.
+    let half = |name: &str, level: &'static str| {
+        let mut v = X264.to_vec();
+        v.extend_from_slice(&["-level:v", level, "-x264-params", "repeat-headers=1"]);
+        clip(name, "1280x720", &v, &AAC)
+    };
+    let first = half("splice-a.mp4", "3.1");
+    let second = half("splice-b.mp4", "4.0");
+    assert!(!nals_in_packets(&second, 7)[0].is_empty(), "the halves carry their SPS in band");
+    let list = write("splice.txt", format!("file '{}'\nfile '{}'\n", p(&first), p(&second)).as_bytes());
+    let joined = path("splice.mp4");
+    ffmpeg(&["-f", "concat", "-safe", "0", "-i", p(&list), "-c", "copy", p(&joined)]);
+
+    let out = process(&joined, Passthrough::Verified).unwrap();
+    assert!(matches!(out.path, VideoPath::VideoReencoded | VideoPath::Reencoded), "{:?}", out.path);
+    assert!(
+        out.reencoded_because.iter().any(|r| r.contains("SPS unlike the header's")),
+        "the reason names the changed SPS: {:?}",
+        out.reencoded_because
+    );
+    let v = probe(&write("out-splice.mp4", &out.mp4));
+    let video = stream(&v, "video")[0];
+    assert!((num(&video["duration"]) - 8.0).abs() < 0.1, "both halves are in the output: {video}");
+    assert_eq!(video["color_primaries"], "bt709", "encoded by us: {video}");
+    // The same decode made the poster and the frames as on the re-encode path.
+    let off = process(&joined, Passthrough::Off).unwrap();
+    assert_eq!(out.poster.bytes, off.poster.bytes);
+    assert_eq!(out.frame_hashes, off.frame_hashes);
+}
