@@ -274,6 +274,8 @@ fn main() {
         );
         let out = last.unwrap();
         let cli_len = std::fs::metadata(&cli_out).map(|m| m.len()).unwrap_or(0);
+        // Kept beside the CLI's, to compare the two with ffprobe.
+        let _ = std::fs::write(out_dir.join("ours-video.mp4"), &out.mp4);
         println!(
             "video: 10 s 1080p30 H.264 + AAC ({} KB) → {}×{} libx264 preset {} crf {} threads {} + AAC, fast start",
             bytes.len() / 1024,

@@ -406,3 +406,33 @@ fn a_spliced_clip_whose_sps_changes_fails_verification_and_is_reencoded_whole() 
     assert_eq!(out.poster.bytes, off.poster.bytes);
     assert_eq!(out.frame_hashes, off.frame_hashes);
 }
+
+#[test]
+fn an_untagged_clip_is_read_as_players_read_it_bt709_when_hd_bt601_below() {
+    // The same pixels twice: tagged with their matrix, and with the tag cleared from the SPS
+    // (`h264_metadata`, matrix 2 = unspecified). Read as players do, the untagged one must give
+    // the poster and the frames the tagged one gives.
+    for (size, matrix, code) in [("1280x720", "bt709", "1"), ("640x480", "smpte170m", "6")] {
+        let mut v = X264.to_vec();
+        let vf = format!("scale=out_color_matrix={}:out_range=tv", if code == "1" { "bt709" } else { "bt601" });
+        v.extend_from_slice(&["-vf", &vf, "-colorspace", matrix, "-color_range", "tv"]);
+        let tagged = clip(&format!("tagged-{size}.mp4"), size, &v, &AAC);
+        let untagged = path(&format!("untagged-{size}.mp4"));
+        ffmpeg(&[
+            "-i",
+            p(&tagged),
+            "-c",
+            "copy",
+            "-bsf:v",
+            "h264_metadata=matrix_coefficients=2:colour_primaries=2:transfer_characteristics=2",
+            p(&untagged),
+        ]);
+        let probe_matrix = |f: &Path| stream(&probe(f), "video")[0]["color_space"].clone();
+        assert_eq!(probe_matrix(&tagged), matrix);
+        assert!(probe_matrix(&untagged).is_null(), "the tag is gone: {}", probe_matrix(&untagged));
+        let a = process(&tagged, Passthrough::Off).unwrap();
+        let b = process(&untagged, Passthrough::Off).unwrap();
+        assert!(a.poster.bytes == b.poster.bytes, "{size}: the untagged poster is read with {matrix}");
+        assert_eq!(a.frame_hashes, b.frame_hashes, "{size}");
+    }
+}
