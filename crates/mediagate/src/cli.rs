@@ -32,6 +32,29 @@ pub enum Command {
     /// nobody may send (contract §9).
     #[command(subcommand)]
     Review(ReviewCommand),
+    /// Delete what is stored for jobs (a privacy request): outputs, manifest and quarantine
+    /// copies, each key printed; the originals of `hash.matched` items are kept as evidence
+    /// unless --include-evidence. Not reached: the producer's uploads, verdicts and escalations
+    /// already delivered.
+    Erase(EraseArgs),
+}
+
+/// `mediagate erase`.
+#[derive(Debug, Args)]
+pub struct EraseArgs {
+    /// The jobs to erase.
+    pub job_ids: Vec<String>,
+    /// Also erase the jobs listed in this file, one job id a line (blank lines and `#` comments
+    /// skipped); a progress bar shows on a terminal.
+    #[arg(long)]
+    pub from_file: Option<std::path::PathBuf>,
+    /// Also delete the quarantined originals of `hash.matched` items (kept as evidence for a
+    /// report otherwise).
+    #[arg(long)]
+    pub include_evidence: bool,
+    /// Only list what would be deleted and kept.
+    #[arg(long)]
+    pub dry_run: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -133,9 +156,10 @@ pub struct Common {
         global = true
     )]
     pub s3_attempts: u32,
-    /// Log format.
-    #[arg(long, env = "MEDIAGATE_LOG_FORMAT", value_enum, default_value_t = LogFormat::Json, global = true)]
-    pub log_format: LogFormat,
+    /// Log format. Unset: JSON for the worker and whenever stderr is not a terminal; short
+    /// text at `warn` (unless RUST_LOG says otherwise) for the other commands at a terminal.
+    #[arg(long, env = "MEDIAGATE_LOG_FORMAT", value_enum, global = true)]
+    pub log_format: Option<LogFormat>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -1,6 +1,7 @@
 //! The `mediagate` binary: a thin layer of commands over the library crates.
 
 mod cli;
+mod erase;
 mod reprocess;
 mod review;
 mod submit;
@@ -35,11 +36,14 @@ fn main() -> std::process::ExitCode {
             Ok("text") => LogFormat::Text,
             _ => LogFormat::Json,
         };
-        init_tracing(format);
+        init_tracing(match format {
+            LogFormat::Json => Logs::Json,
+            LogFormat::Text => Logs::Text,
+        });
         return mediagate_sandbox::server::serve(&args[1..]);
     }
     let cli = Cli::parse();
-    init_tracing(cli.common.log_format);
+    init_tracing(logs_for(&cli));
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
@@ -54,6 +58,7 @@ fn main() -> std::process::ExitCode {
             Command::Reprocess(args) => reprocess::run(&cli.common, args).await,
             Command::EnsureBuckets => ensure_buckets(&cli.common).await,
             Command::Review(cmd) => review::run(&cli.common, cmd).await,
+            Command::Erase(args) => erase::run(&cli.common, args).await,
         }
     });
     match result {
@@ -66,15 +71,42 @@ fn main() -> std::process::ExitCode {
     }
 }
 
-/// Logs go to stderr; JSON for machines by default, text for people on request.
-fn init_tracing(format: LogFormat) {
+/// How logs are written (always to stderr).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Logs {
+    /// One JSON record a line, from `info`: for machines (the worker's default).
+    Json,
+    /// tracing's full text lines, from `info` (`MEDIAGATE_LOG_FORMAT=text`).
+    Text,
+    /// Short text lines from `warn` only: a person at a terminal running a command whose own
+    /// lines (a verdict, the keys erased) must not be buried in log records.
+    Terminal,
+}
+
+/// `MEDIAGATE_LOG_FORMAT` when set; else JSON for the worker and for any command whose stderr is
+/// not a terminal (scripts and CI collect it), and short text for a command at a terminal.
+fn logs_for(cli: &Cli) -> Logs {
+    use std::io::IsTerminal;
+    match (cli.common.log_format, &cli.command) {
+        (Some(LogFormat::Json), _) => Logs::Json,
+        (Some(LogFormat::Text), _) => Logs::Text,
+        (None, Command::Worker(_)) => Logs::Json,
+        (None, _) if std::io::stderr().is_terminal() => Logs::Terminal,
+        (None, _) => Logs::Json,
+    }
+}
+
+/// Logs go to stderr; `RUST_LOG` overrides the level.
+fn init_tracing(logs: Logs) {
+    // ONNX Runtime logs every graph transformation at INFO: a hundred lines per start.
+    let default = if logs == Logs::Terminal { "warn" } else { "info,ort=warn" };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        // ONNX Runtime logs every graph transformation at INFO: a hundred lines per start.
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,ort=warn"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
     let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
-    match format {
-        LogFormat::Json => builder.json().with_current_span(true).with_span_list(false).init(),
-        LogFormat::Text => builder.init(),
+    match logs {
+        Logs::Json => builder.json().with_current_span(true).with_span_list(false).init(),
+        Logs::Text => builder.init(),
+        Logs::Terminal => builder.without_time().with_target(false).compact().init(),
     }
 }
 
@@ -343,9 +375,10 @@ fn media_sandbox(common: &Common, args: &WorkerArgs, config: &WorkerConfig) -> R
             )
         }
     };
+    // The sandbox's lines join the worker's: the same format (JSON unless told otherwise).
     let format = match common.log_format {
-        LogFormat::Json => "json",
-        LogFormat::Text => "text",
+        Some(LogFormat::Text) => "text",
+        Some(LogFormat::Json) | None => "json",
     };
     cfg.env.push(("MEDIAGATE_LOG_FORMAT".into(), format.into()));
     info!(mode = ?cfg.mode, memory_mb = config.sandbox_memory_bytes() >> 20, "media sandbox");

@@ -160,3 +160,43 @@ fn a_bad_setting_stops_the_worker_before_it_connects() {
         assert!(started.elapsed() < std::time::Duration::from_secs(10), "{var}: took {:?}", started.elapsed());
     }
 }
+
+/// At a terminal (a pseudo-terminal from `script`), a command's log lines are short text from
+/// `warn` up — not JSON records interleaved with its own output; `MEDIAGATE_LOG_FORMAT=json`
+/// still gives JSON, and without a terminal the default stays JSON.
+#[test]
+fn at_a_terminal_a_command_logs_short_text_at_warn() {
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let run = |tty: bool, format: Option<&str>| -> String {
+        let bin = env!("CARGO_BIN_EXE_mediagate");
+        let mut cmd = if tty {
+            let mut c = Command::new("script");
+            c.args(["-qec", &format!("{bin} erase t-nothing-here"), "/dev/null"]);
+            c
+        } else {
+            let mut c = Command::new(bin);
+            c.args(["erase", "t-nothing-here"]);
+            c
+        };
+        cmd.env("MEDIAGATE_S3_ENDPOINT", format!("http://127.0.0.1:{closed}"))
+            .env("MEDIAGATE_S3_ATTEMPTS", "2")
+            .env("AWS_ACCESS_KEY_ID", ACCESS_KEY)
+            .env("AWS_SECRET_ACCESS_KEY", SECRET_KEY)
+            .env("AWS_REGION", "us-east-1")
+            .env_remove("MEDIAGATE_LOG_FORMAT")
+            .env_remove("RUST_LOG");
+        if let Some(f) = format {
+            cmd.env("MEDIAGATE_LOG_FORMAT", f);
+        }
+        let out = cmd.output().expect("`script` (util-linux) runs the command on a pseudo-terminal; run `make test`");
+        format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
+    };
+    let tty = run(true, None);
+    assert!(tty.contains("WARN") && tty.contains("transient S3 failure, retrying"), "{tty}");
+    assert!(!tty.contains("\"level\""), "no JSON records at a terminal: {tty}");
+    assert!(tty.contains("mediagate erase:"), "the command's own line: {tty}");
+    let json = run(true, Some("json"));
+    assert!(json.contains("\"level\":\"WARN\""), "MEDIAGATE_LOG_FORMAT decides when set: {json}");
+    let piped = run(false, None);
+    assert!(piped.contains("\"level\":\"WARN\""), "JSON when stderr is not a terminal: {piped}");
+}
