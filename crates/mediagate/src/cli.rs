@@ -37,6 +37,21 @@ pub enum Command {
     /// unless --include-evidence. Not reached: the producer's uploads, verdicts and escalations
     /// already delivered.
     Erase(EraseArgs),
+    /// Check a deployment before (or while) running workers: the settings, the broker and its
+    /// topology, every bucket's permissions, the model, the sandbox and the hash banks; one line
+    /// per check, exit 0 only when all pass. Takes the worker's flags and variables.
+    Doctor(DoctorArgs),
+}
+
+/// `mediagate doctor`.
+#[derive(Debug, Args)]
+pub struct DoctorArgs {
+    /// The worker's settings, judged as a worker started with them would run.
+    #[command(flatten)]
+    pub worker: WorkerArgs,
+    /// One JSON object with every check instead of the lines.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// `mediagate erase`.

@@ -1,6 +1,7 @@
 //! The `mediagate` binary: a thin layer of commands over the library crates.
 
 mod cli;
+mod doctor;
 mod erase;
 mod reprocess;
 mod review;
@@ -59,6 +60,7 @@ fn main() -> std::process::ExitCode {
             Command::EnsureBuckets => ensure_buckets(&cli.common).await,
             Command::Review(cmd) => review::run(&cli.common, cmd).await,
             Command::Erase(args) => erase::run(&cli.common, args).await,
+            Command::Doctor(args) => doctor::run(&cli.common, args).await,
         }
     });
     match result {
@@ -137,7 +139,7 @@ fn hostname() -> String {
 
 /// The worker's settings from its flags and environment, checked as a whole: a value the worker
 /// cannot run with is an error naming its variable, before anything is connected or loaded.
-fn worker_config(common: &Common, args: &WorkerArgs) -> Result<WorkerConfig, InvalidSetting> {
+pub(crate) fn worker_config(common: &Common, args: &WorkerArgs) -> Result<WorkerConfig, InvalidSetting> {
     let cpus = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
     let concurrency = args.concurrency.unwrap_or(cpus);
     // Read wide so that an out-of-range value reaches the check (and its message), not clap's.
@@ -356,7 +358,11 @@ async fn worker(common: &Common, args: WorkerArgs) -> Result<std::process::ExitC
 
 /// The media sandbox of `MEDIAGATE_SANDBOX`: children of this very binary, as many kept ready
 /// as items may run at once, with only the logging settings in their environment.
-fn media_sandbox(common: &Common, args: &WorkerArgs, config: &WorkerConfig) -> Result<mediagate_sandbox::Sandbox> {
+pub(crate) fn media_sandbox(
+    common: &Common,
+    args: &WorkerArgs,
+    config: &WorkerConfig,
+) -> Result<mediagate_sandbox::Sandbox> {
     let concurrency = config.concurrency;
     let mut cfg = match args.sandbox {
         cli::SandboxArg::Off => {

@@ -18,6 +18,17 @@ impl fmt::Debug for Broker {
     }
 }
 
+/// How one exchange or queue of §1 stands on the broker ([`Broker::inspect_topology`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Found {
+    /// It exists with the contract's type and arguments.
+    Matches,
+    /// It does not exist (the worker declares it at start-up).
+    Absent,
+    /// It exists with another type or other arguments: the broker's words.
+    Differs(String),
+}
+
 impl Broker {
     /// Connects (with [`CONNECT_TIMEOUT`]); `url` is an AMQP URI such as
     /// `amqp://guest:guest@127.0.0.1:5672/%2f` (contract §6 `MEDIAGATE_AMQP_URL`).
@@ -126,6 +137,64 @@ impl Broker {
         }
         let _ = ch.close(200, "checked".into()).await;
         Ok(())
+    }
+
+    /// How each exchange and queue of §1 stands on the broker, declaring nothing that is
+    /// missing (for `mediagate doctor`): a passive declare says whether it exists, and for one
+    /// that does, a declare with the contract's type and arguments says whether they match (the
+    /// broker refuses it with PRECONDITION_FAILED when they differ; it changes nothing when they
+    /// match). Bindings are not checked: AMQP cannot list them (the worker binds at start-up).
+    /// Each entity gets a channel of its own, since a refused declare closes its channel.
+    pub async fn inspect_topology(&self) -> Result<Vec<(String, Found)>, QueueError> {
+        use names::*;
+        let mut found = Vec::new();
+        for (name, kind) in [
+            (JOBS_EXCHANGE, ExchangeKind::Direct),
+            (DEAD_EXCHANGE, ExchangeKind::Fanout),
+            (VERDICTS_EXCHANGE, ExchangeKind::Topic),
+            (ESCALATIONS_EXCHANGE, ExchangeKind::Topic),
+        ] {
+            let passive = ExchangeDeclareOptions { passive: true, ..Default::default() };
+            let durable = ExchangeDeclareOptions { durable: true, ..Default::default() };
+            let state = match declare_exchange(&self.channel("topology check").await?, name, kind.clone(), passive)
+                .await
+            {
+                Err(e) if e.is_not_found() => Found::Absent,
+                Err(e) => return Err(e),
+                Ok(()) => match declare_exchange(&self.channel("topology check").await?, name, kind, durable).await {
+                    Ok(()) => Found::Matches,
+                    Err(e) if e.is_precondition_failed() => Found::Differs(e.to_string()),
+                    Err(e) => return Err(e),
+                },
+            };
+            found.push((format!("exchange {name}"), state));
+        }
+        for name in [UPLOADS_QUEUE, REPROCESS_QUEUE, DEAD_QUEUE, VERDICTS_QUEUE, ESCALATIONS_QUEUE] {
+            let args = contract_queue_arguments(name).unwrap_or_default();
+            let ch = self.channel("topology check").await?;
+            let passive = ch
+                .queue_declare(
+                    name.into(),
+                    QueueDeclareOptions { passive: true, ..Default::default() },
+                    FieldTable::default(),
+                )
+                .await
+                .map_err(|source| QueueError::Topology {
+                    what: format!("queue {name} (passive)"),
+                    source: Box::new(source),
+                });
+            let state = match passive {
+                Err(e) if e.is_not_found() => Found::Absent,
+                Err(e) => return Err(e),
+                Ok(_) => match declare_queue(&self.channel("topology check").await?, name, args).await {
+                    Ok(()) => Found::Matches,
+                    Err(e) if e.is_precondition_failed() => Found::Differs(e.to_string()),
+                    Err(e) => return Err(e),
+                },
+            };
+            found.push((format!("queue {name}"), state));
+        }
+        Ok(found)
     }
 
     async fn channel(&self, what: &str) -> Result<Channel, QueueError> {

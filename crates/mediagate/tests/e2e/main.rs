@@ -6,6 +6,7 @@ mod support;
 mod av;
 mod banks;
 mod cli;
+mod doctor;
 mod erase;
 mod malformed;
 mod nudity;
