@@ -25,21 +25,23 @@ use futures_util::future::join_all;
 use indicatif::{ProgressBar, ProgressStyle};
 use mediagate_contract::keys::manifest_key;
 use mediagate_contract::{is_valid_id, ItemVerdict, ReasonCode};
-use mediagate_store::{Store, StoreError};
+use mediagate_store::Store;
 use serde::Deserialize;
 
 use crate::cli::{Common, EraseArgs};
+use crate::review::get_opt;
+
+/// The item of a `{job_id}/{item_id}/verdict.json` entry in the quarantine bucket (§4), read
+/// leniently (only what erase needs), so an entry missing other fields still protects evidence.
+#[derive(Debug, Deserialize)]
+struct Quarantined {
+    item: ItemVerdict,
+}
 
 const EXIT_ERROR: u8 = 1;
 const EXIT_USAGE: u8 = 2;
 /// Deletions in flight at once.
 const AT_ONCE: usize = 16;
-
-/// The item of a `{job_id}/{item_id}/verdict.json` entry in the quarantine bucket (§4).
-#[derive(Debug, Deserialize)]
-struct Quarantined {
-    item: ItemVerdict,
-}
 
 /// What was done, over all jobs.
 #[derive(Debug, Default)]
@@ -185,11 +187,7 @@ impl Plan<'_> {
             let Some(item) = key.strip_prefix(prefix).and_then(|rest| rest.strip_suffix("/verdict.json")) else {
                 continue;
             };
-            let body = match self.store.get(bucket, key).await {
-                Ok(b) => b,
-                Err(StoreError::NotFound { .. }) => continue,
-                Err(e) => return Err(e).with_context(|| format!("reading s3://{bucket}/{key}")),
-            };
+            let Some(body) = get_opt(self.store, bucket, key).await? else { continue };
             // An entry that does not parse is not evidence of anything; it goes with the rest.
             let matched = serde_json::from_slice::<Quarantined>(&body)
                 .ok()

@@ -62,7 +62,7 @@ fn refuse(code: u8, message: impl std::fmt::Display) -> Result<ExitCode> {
 }
 
 /// An object's bytes, `None` when it does not exist.
-async fn get_opt(store: &Store, bucket: &str, key: &str) -> Result<Option<Vec<u8>>> {
+pub(crate) async fn get_opt(store: &Store, bucket: &str, key: &str) -> Result<Option<Vec<u8>>> {
     match store.get(bucket, key).await {
         Ok(b) => Ok(Some(b)),
         Err(StoreError::NotFound { .. }) => Ok(None),

@@ -18,6 +18,23 @@ impl fmt::Debug for Broker {
     }
 }
 
+/// How an entity stands, from its passive declare (`exists`) and, when it exists, a declare with
+/// the contract's type and arguments.
+async fn stands<F: std::future::Future<Output = Result<(), QueueError>>>(
+    exists: Result<(), QueueError>,
+    declare: impl FnOnce() -> F,
+) -> Result<Found, QueueError> {
+    match exists {
+        Err(e) if e.is_not_found() => Ok(Found::Absent),
+        Err(e) => Err(e),
+        Ok(()) => match declare().await {
+            Ok(()) => Ok(Found::Matches),
+            Err(e) if e.is_precondition_failed() => Ok(Found::Differs(e.to_string())),
+            Err(e) => Err(e),
+        },
+    }
+}
+
 /// How one exchange or queue of §1 stands on the broker ([`Broker::inspect_topology`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Found {
@@ -92,16 +109,12 @@ impl Broker {
         let ch = self.channel("topology").await?;
         let durable = ExchangeDeclareOptions { durable: true, ..Default::default() };
 
-        declare_exchange(&ch, JOBS_EXCHANGE, ExchangeKind::Direct, durable).await?;
-        declare_exchange(&ch, DEAD_EXCHANGE, ExchangeKind::Fanout, durable).await?;
-        declare_exchange(&ch, VERDICTS_EXCHANGE, ExchangeKind::Topic, durable).await?;
-        declare_exchange(&ch, ESCALATIONS_EXCHANGE, ExchangeKind::Topic, durable).await?;
-
-        declare_queue(&ch, UPLOADS_QUEUE, job_queue_arguments()).await?;
-        declare_queue(&ch, REPROCESS_QUEUE, job_queue_arguments()).await?;
-        declare_queue(&ch, DEAD_QUEUE, dead_queue_arguments()).await?;
-        declare_queue(&ch, VERDICTS_QUEUE, verdicts_queue_arguments()).await?;
-        declare_queue(&ch, ESCALATIONS_QUEUE, quorum()).await?;
+        for (name, kind) in contract_exchanges() {
+            declare_exchange(&ch, name, kind, durable).await?;
+        }
+        for (name, args) in contract_queues() {
+            declare_queue(&ch, name, args).await?;
+        }
 
         bind(&ch, UPLOADS_QUEUE, JOBS_EXCHANGE, UPLOAD_KEY).await?;
         bind(&ch, REPROCESS_QUEUE, JOBS_EXCHANGE, REPROCESS_KEY).await?;
@@ -124,16 +137,7 @@ impl Broker {
         declare_exchange(&ch, JOBS_EXCHANGE, ExchangeKind::Direct, passive).await?;
         declare_exchange(&ch, VERDICTS_EXCHANGE, ExchangeKind::Topic, passive).await?;
         for q in [UPLOADS_QUEUE, REPROCESS_QUEUE, VERDICTS_QUEUE] {
-            ch.queue_declare(
-                q.into(),
-                QueueDeclareOptions { passive: true, ..Default::default() },
-                FieldTable::default(),
-            )
-            .await
-            .map_err(|source| QueueError::Topology {
-                what: format!("queue {q} (passive)"),
-                source: Box::new(source),
-            })?;
+            declare_queue_passive(&ch, q).await?;
         }
         let _ = ch.close(200, "checked".into()).await;
         Ok(())
@@ -146,52 +150,22 @@ impl Broker {
     /// match). Bindings are not checked: AMQP cannot list them (the worker binds at start-up).
     /// Each entity gets a channel of its own, since a refused declare closes its channel.
     pub async fn inspect_topology(&self) -> Result<Vec<(String, Found)>, QueueError> {
-        use names::*;
         let mut found = Vec::new();
-        for (name, kind) in [
-            (JOBS_EXCHANGE, ExchangeKind::Direct),
-            (DEAD_EXCHANGE, ExchangeKind::Fanout),
-            (VERDICTS_EXCHANGE, ExchangeKind::Topic),
-            (ESCALATIONS_EXCHANGE, ExchangeKind::Topic),
-        ] {
-            let passive = ExchangeDeclareOptions { passive: true, ..Default::default() };
-            let durable = ExchangeDeclareOptions { durable: true, ..Default::default() };
-            let state = match declare_exchange(&self.channel("topology check").await?, name, kind.clone(), passive)
-                .await
-            {
-                Err(e) if e.is_not_found() => Found::Absent,
-                Err(e) => return Err(e),
-                Ok(()) => match declare_exchange(&self.channel("topology check").await?, name, kind, durable).await {
-                    Ok(()) => Found::Matches,
-                    Err(e) if e.is_precondition_failed() => Found::Differs(e.to_string()),
-                    Err(e) => return Err(e),
-                },
-            };
+        let passive = ExchangeDeclareOptions { passive: true, ..Default::default() };
+        let durable = ExchangeDeclareOptions { durable: true, ..Default::default() };
+        for (name, kind) in contract_exchanges() {
+            let exists = declare_exchange(&self.channel("topology check").await?, name, kind.clone(), passive).await;
+            let state = stands(exists, || async {
+                declare_exchange(&self.channel("topology check").await?, name, kind, durable).await
+            })
+            .await?;
             found.push((format!("exchange {name}"), state));
         }
-        for name in [UPLOADS_QUEUE, REPROCESS_QUEUE, DEAD_QUEUE, VERDICTS_QUEUE, ESCALATIONS_QUEUE] {
-            let args = contract_queue_arguments(name).unwrap_or_default();
-            let ch = self.channel("topology check").await?;
-            let passive = ch
-                .queue_declare(
-                    name.into(),
-                    QueueDeclareOptions { passive: true, ..Default::default() },
-                    FieldTable::default(),
-                )
-                .await
-                .map_err(|source| QueueError::Topology {
-                    what: format!("queue {name} (passive)"),
-                    source: Box::new(source),
-                });
-            let state = match passive {
-                Err(e) if e.is_not_found() => Found::Absent,
-                Err(e) => return Err(e),
-                Ok(_) => match declare_queue(&self.channel("topology check").await?, name, args).await {
-                    Ok(()) => Found::Matches,
-                    Err(e) if e.is_precondition_failed() => Found::Differs(e.to_string()),
-                    Err(e) => return Err(e),
-                },
-            };
+        for (name, args) in contract_queues() {
+            let exists = declare_queue_passive(&self.channel("topology check").await?, name).await;
+            let state =
+                stands(exists, || async { declare_queue(&self.channel("topology check").await?, name, args).await })
+                    .await?;
             found.push((format!("queue {name}"), state));
         }
         Ok(found)

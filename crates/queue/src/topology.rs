@@ -26,16 +26,31 @@ pub(crate) fn quorum() -> FieldTable {
     t
 }
 
+/// Contract §1's exchanges and their types, in declaration order.
+pub(crate) fn contract_exchanges() -> [(&'static str, ExchangeKind); 4] {
+    [
+        (names::JOBS_EXCHANGE, ExchangeKind::Direct),
+        (names::DEAD_EXCHANGE, ExchangeKind::Fanout),
+        (names::VERDICTS_EXCHANGE, ExchangeKind::Topic),
+        (names::ESCALATIONS_EXCHANGE, ExchangeKind::Topic),
+    ]
+}
+
+/// Contract §1's queues and their exact arguments, in declaration order.
+pub(crate) fn contract_queues() -> [(&'static str, FieldTable); 5] {
+    [
+        (names::UPLOADS_QUEUE, job_queue_arguments()),
+        (names::REPROCESS_QUEUE, job_queue_arguments()),
+        (names::DEAD_QUEUE, dead_queue_arguments()),
+        (names::VERDICTS_QUEUE, verdicts_queue_arguments()),
+        (names::ESCALATIONS_QUEUE, quorum()),
+    ]
+}
+
 /// The exact arguments contract §1 gives a queue, for tools that must agree with the worker
 /// (tests, migration scripts). `None` for a name that is not one of the contract's queues.
 pub fn contract_queue_arguments(queue: &str) -> Option<FieldTable> {
-    match queue {
-        names::UPLOADS_QUEUE | names::REPROCESS_QUEUE => Some(job_queue_arguments()),
-        names::DEAD_QUEUE => Some(dead_queue_arguments()),
-        names::VERDICTS_QUEUE => Some(verdicts_queue_arguments()),
-        names::ESCALATIONS_QUEUE => Some(quorum()),
-        _ => None,
-    }
+    contract_queues().into_iter().find(|(name, _)| *name == queue).map(|(_, args)| args)
 }
 
 pub(crate) async fn declare_exchange(
@@ -54,6 +69,14 @@ pub(crate) async fn declare_queue(ch: &Channel, name: &str, args: FieldTable) ->
         .await
         .map(|_| ())
         .map_err(|source| QueueError::Topology { what: format!("queue {name}"), source: Box::new(source) })
+}
+
+/// Declares `name` passively: an error with [`QueueError::is_not_found`] when it does not exist.
+pub(crate) async fn declare_queue_passive(ch: &Channel, name: &str) -> Result<(), QueueError> {
+    ch.queue_declare(name.into(), QueueDeclareOptions { passive: true, ..Default::default() }, FieldTable::default())
+        .await
+        .map(|_| ())
+        .map_err(|source| QueueError::Topology { what: format!("queue {name} (passive)"), source: Box::new(source) })
 }
 
 pub(crate) async fn bind(ch: &Channel, queue: &str, exchange: &str, key: &str) -> Result<(), QueueError> {

@@ -150,16 +150,18 @@ impl Sandbox {
         }
         let header = postcard::to_allocvec(&request)
             .map_err(|e| SandboxError::Spawn { message: format!("encoding the request: {e}") })?;
-        let input = match input.fd() {
-            Some(_) => input,
-            None => Arc::new(
-                Input::copy_of(&input)
-                    .map_err(|e| SandboxError::Spawn { message: format!("cannot make a memfd for the input: {e}") })?,
-            ),
+        let copied;
+        let fd = match input.fd() {
+            Some(fd) => fd,
+            None => {
+                copied = Input::copy_of(&input)
+                    .map_err(|e| SandboxError::Spawn { message: format!("cannot make a memfd for the input: {e}") })?;
+                copied.fd().ok_or_else(|| SandboxError::Spawn { message: "the input's copy is not a memfd".into() })?
+            }
         };
         let mut crashes = 0;
         loop {
-            match self.attempt(&header, &input, budget).await? {
+            match self.attempt(&header, fd, budget).await? {
                 Attempt::Done(mut report) => {
                     report.stats.crashes = crashes;
                     return Ok(*report);
@@ -183,10 +185,12 @@ impl Sandbox {
         }
     }
 
-    async fn attempt(&self, header: &[u8], input: &Input, budget: Duration) -> Result<Attempt, SandboxError> {
-        let Some(fd) = input.fd() else {
-            return Err(SandboxError::Spawn { message: "the input is not in a memfd".into() });
-        };
+    async fn attempt(
+        &self,
+        header: &[u8],
+        fd: std::os::fd::BorrowedFd<'_>,
+        budget: Duration,
+    ) -> Result<Attempt, SandboxError> {
         let mut server = self.take().await?;
         let marks = match server.tail.lock() {
             Ok(mut t) => {
