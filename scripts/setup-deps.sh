@@ -22,6 +22,8 @@ APT_PACKAGES=(
   libvips42 python3-venv
   # validates docker-compose.yml (no engine needed)
   docker-compose
+  # promtool: checks the alerting rules in deploy/prometheus (tests)
+  prometheus
 )
 
 log() { printf 'setup-deps: %s\n' "$*" >&2; }

@@ -22,6 +22,11 @@ pub enum Command {
     Worker(WorkerArgs),
     /// Upload files to the first source bucket and publish a job (optionally wait for its verdict).
     Submit(SubmitArgs),
+    /// The whole job on this machine, with no broker and no S3: the same rules (but the source
+    /// bucket rule), sandbox, classifier and local-file hash banks; outputs written under --out,
+    /// the verdict printed as JSON. Exit 0 whatever the verdict, 1 on an error. Takes the
+    /// worker's flags and variables.
+    Inspect(InspectArgs),
     /// Publish stored jobs again from `manifests/` (new model, sizes or limits) on the
     /// low-priority `reprocess` queue.
     Reprocess(ReprocessArgs),
@@ -305,6 +310,32 @@ pub enum SandboxArg {
 /// `mediagate submit`.
 #[derive(Debug, Args)]
 pub struct SubmitArgs {
+    #[command(flatten)]
+    pub job: JobArgs,
+    /// Wait for the verdict and print it as JSON.
+    #[arg(long)]
+    pub wait: bool,
+    /// Seconds to wait for the verdict.
+    #[arg(long, default_value_t = 120)]
+    pub timeout: u64,
+}
+
+/// `mediagate inspect`.
+#[derive(Debug, Args)]
+pub struct InspectArgs {
+    #[command(flatten)]
+    pub job: JobArgs,
+    /// Directory the outputs are written under, as `{item_id}/{variant}.{ext}`.
+    #[arg(long, default_value = "inspect-out")]
+    pub out: std::path::PathBuf,
+    /// The worker's settings: the job is processed as a worker started with them would.
+    #[command(flatten)]
+    pub worker: WorkerArgs,
+}
+
+/// The job `submit` and `inspect` make of files and flags.
+#[derive(Debug, Args)]
+pub struct JobArgs {
     /// Files to send (1–9 photos/videos, or one audio file).
     #[arg(required = true)]
     pub files: Vec<std::path::PathBuf>,
@@ -323,12 +354,6 @@ pub struct SubmitArgs {
     /// Mark the message as the first to a new contact (the job is then rejected by rule 4).
     #[arg(long)]
     pub first_contact: bool,
-    /// Wait for the verdict and print it as JSON.
-    #[arg(long)]
-    pub wait: bool,
-    /// Seconds to wait for the verdict.
-    #[arg(long, default_value_t = 120)]
-    pub timeout: u64,
 }
 
 /// `mediagate reprocess`.
@@ -404,8 +429,32 @@ mod tests {
         ])
         .unwrap();
         let Command::Submit(s) = cli.command else { panic!() };
-        assert_eq!(s.files.len(), 2);
-        assert_eq!(s.recipient_age, vec![BandArg::Age16To17, BandArg::Adult]);
-        assert!(s.nudity_filter && s.wait && s.timeout == 5);
+        assert_eq!(s.job.files.len(), 2);
+        assert_eq!(s.job.recipient_age, vec![BandArg::Age16To17, BandArg::Adult]);
+        assert!(s.job.nudity_filter && s.wait && s.timeout == 5);
+    }
+
+    #[test]
+    fn inspect_takes_the_job_flags_the_worker_settings_and_a_directory() {
+        let cli = Cli::try_parse_from([
+            "mediagate",
+            "inspect",
+            "a.jpg",
+            "--sender-age",
+            "16_17",
+            "--video-max-frames",
+            "8",
+            "--out",
+            "/tmp/x",
+        ])
+        .unwrap();
+        let Command::Inspect(i) = cli.command else { panic!() };
+        assert_eq!(i.job.files, vec![std::path::PathBuf::from("a.jpg")]);
+        assert_eq!(i.job.sender_age, BandArg::Age16To17);
+        assert_eq!(i.worker.video_max_frames, 8);
+        assert_eq!(i.out, std::path::PathBuf::from("/tmp/x"));
+        let cli = Cli::try_parse_from(["mediagate", "inspect", "a.jpg"]).unwrap();
+        let Command::Inspect(i) = cli.command else { panic!() };
+        assert_eq!(i.out, std::path::PathBuf::from("inspect-out"));
     }
 }

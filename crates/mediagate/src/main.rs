@@ -3,6 +3,7 @@
 mod cli;
 mod doctor;
 mod erase;
+mod inspect;
 mod reprocess;
 mod review;
 mod submit;
@@ -56,6 +57,7 @@ fn main() -> std::process::ExitCode {
         match cli.command {
             Command::Worker(args) => worker(&cli.common, args).await,
             Command::Submit(args) => submit::run(&cli.common, args).await,
+            Command::Inspect(args) => inspect::run(&cli.common, args).await,
             Command::Reprocess(args) => reprocess::run(&cli.common, args).await,
             Command::EnsureBuckets => ensure_buckets(&cli.common).await,
             Command::Review(cmd) => review::run(&cli.common, cmd).await,
@@ -296,6 +298,7 @@ async fn worker(common: &Common, args: WorkerArgs) -> Result<std::process::ExitC
             loop {
                 let ok = store.check(&bucket).await.is_ok();
                 readiness.storage.store(ok, Ordering::Relaxed);
+                mediagate_worker::metrics::metrics().storage_up.set(i64::from(ok));
                 tokio::time::sleep(Duration::from_secs(if ok { 10 } else { 2 })).await;
             }
         });

@@ -1,5 +1,6 @@
 //! `mediagate submit`: a producer that follows the contract, for people and scripts.
 
+use std::path::PathBuf;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, Result};
@@ -8,28 +9,27 @@ use mediagate_media::{sniff, MediaClass};
 use mediagate_queue::{names, Broker};
 use mediagate_store::Store;
 
-use crate::cli::{BandArg, Common, KindArg, SubmitArgs};
+use crate::cli::{BandArg, Common, JobArgs, KindArg, SubmitArgs};
 
 /// A job id that is unique enough for a person's submissions: time, pid and a random tail.
-fn new_job_id() -> String {
+pub(crate) fn new_job_id(prefix: &str) -> String {
     let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
-    format!("j-{:x}-{:x}-{:x}", now.as_millis(), std::process::id(), now.subsec_nanos())
+    format!("{prefix}-{:x}-{:x}-{:x}", now.as_millis(), std::process::id(), now.subsec_nanos())
 }
 
-pub async fn run(common: &Common, args: SubmitArgs) -> Result<std::process::ExitCode> {
-    let bucket = common
-        .source_buckets
-        .iter()
-        .map(|b| b.trim())
-        .find(|b| !b.is_empty())
-        .context("MEDIAGATE_SOURCE_BUCKETS names no bucket")?
-        .to_string();
+/// The files a job is made of, read whole (a file that cannot be read is an error).
+pub(crate) async fn read_files(args: &JobArgs) -> Result<Vec<(PathBuf, Vec<u8>)>> {
     let mut files = Vec::new();
     for path in &args.files {
         let bytes = tokio::fs::read(path).await.with_context(|| format!("reading {}", path.display()))?;
         files.push((path.clone(), bytes));
     }
-    let kind = match args.kind {
+    Ok(files)
+}
+
+/// `--kind`, or `voice_note` when every file sniffs as audio, else `media`.
+pub(crate) fn job_kind(args: &JobArgs, files: &[(PathBuf, Vec<u8>)]) -> JobKind {
+    match args.kind {
         Some(KindArg::Media) => JobKind::Media,
         Some(KindArg::VoiceNote) => JobKind::VoiceNote,
         None => {
@@ -40,8 +40,50 @@ pub async fn run(common: &Common, args: SubmitArgs) -> Result<std::process::Exit
                 JobKind::Media
             }
         }
-    };
-    let job_id = new_job_id();
+    }
+}
+
+/// The job of the flags, with these items: an adult sender unless told, one adult recipient
+/// unless `--recipient-age` repeats, `--nudity-filter` opting the adult recipients in.
+pub(crate) fn job_of(args: &JobArgs, job_id: &str, kind: JobKind, items: Vec<Item>) -> Job {
+    let recipients = if args.recipient_age.is_empty() { vec![BandArg::Adult] } else { args.recipient_age.clone() }
+        .into_iter()
+        .enumerate()
+        .map(|(i, band)| Recipient {
+            account_id: format!("recipient-{i}"),
+            age_band: band.band(),
+            nudity_filter: args.nudity_filter && band == BandArg::Adult,
+        })
+        .collect();
+    Job {
+        schema: JOB_SCHEMA.to_string(),
+        job_id: job_id.to_string(),
+        kind,
+        message: MessageRef {
+            message_id: format!("m-{job_id}"),
+            conversation_id: "c-submit".into(),
+            first_contact: args.first_contact,
+        },
+        sender: Party { account_id: "submitter".into(), age_band: args.sender_age.band() },
+        recipients,
+        items,
+        caption: None,
+        reprocess: false,
+        revision: 0,
+    }
+}
+
+pub async fn run(common: &Common, args: SubmitArgs) -> Result<std::process::ExitCode> {
+    let bucket = common
+        .source_buckets
+        .iter()
+        .map(|b| b.trim())
+        .find(|b| !b.is_empty())
+        .context("MEDIAGATE_SOURCE_BUCKETS names no bucket")?
+        .to_string();
+    let files = read_files(&args.job).await?;
+    let kind = job_kind(&args.job, &files);
+    let job_id = new_job_id("j");
     let store = Store::connect(&crate::store_config(common)).await.context("configuring S3")?;
     let mut items = Vec::new();
     for (i, (path, bytes)) in files.into_iter().enumerate() {
@@ -59,31 +101,7 @@ pub async fn run(common: &Common, args: SubmitArgs) -> Result<std::process::Exit
             declared_type: format.map(|f| f.mime().to_string()),
         });
     }
-    let recipients = if args.recipient_age.is_empty() { vec![BandArg::Adult] } else { args.recipient_age.clone() }
-        .into_iter()
-        .enumerate()
-        .map(|(i, band)| Recipient {
-            account_id: format!("recipient-{i}"),
-            age_band: band.band(),
-            nudity_filter: args.nudity_filter && band == BandArg::Adult,
-        })
-        .collect();
-    let job = Job {
-        schema: JOB_SCHEMA.to_string(),
-        job_id: job_id.clone(),
-        kind,
-        message: MessageRef {
-            message_id: format!("m-{job_id}"),
-            conversation_id: "c-submit".into(),
-            first_contact: args.first_contact,
-        },
-        sender: Party { account_id: "submitter".into(), age_band: args.sender_age.band() },
-        recipients,
-        items,
-        caption: None,
-        reprocess: false,
-        revision: 0,
-    };
+    let job = job_of(&args.job, &job_id, kind, items);
 
     let broker = Broker::connect_named(&common.amqp_url, "mediagate submit").await.context("connecting to RabbitMQ")?;
     // Bind the private verdict queue before publishing, or a fast verdict could pass unseen.

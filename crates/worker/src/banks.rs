@@ -146,8 +146,19 @@ impl HashBanks {
     /// Loads every bank; the first that fails is the error (the worker must not start with a
     /// bank missing: it would let through what the bank is there to stop).
     pub async fn load(specs: Vec<BankSpec>, store: &Store) -> Result<HashBanks, BankLoadError> {
+        HashBanks::load_from(specs, Some(store)).await
+    }
+
+    /// Loads banks that are local files, with no S3 at hand (`mediagate inspect`); a bank in S3
+    /// is an error here: the caller leaves those out, and says so.
+    pub async fn load_files(specs: Vec<BankSpec>) -> Result<HashBanks, BankLoadError> {
+        HashBanks::load_from(specs, None).await
+    }
+
+    async fn load_from(specs: Vec<BankSpec>, store: Option<&Store>) -> Result<HashBanks, BankLoadError> {
         let mut loaded = Vec::with_capacity(specs.len());
         for spec in &specs {
+            metrics().register_bank(&spec.name);
             let fingerprint = fingerprint(spec, store).await?;
             let entries = read(spec, &fingerprint, store).await?;
             loaded.push(Some(Loaded { fingerprint, entries: Arc::new(entries) }));
@@ -172,12 +183,12 @@ impl HashBanks {
         for (i, spec) in self.specs.iter().enumerate() {
             let m = metrics();
             let result = async {
-                let fp = fingerprint(spec, store).await?;
+                let fp = fingerprint(spec, Some(store)).await?;
                 let same = self.with_loaded(|l| l[i].as_ref().is_some_and(|l| l.fingerprint == fp));
                 if same {
                     return Ok(false);
                 }
-                let entries = read(spec, &fp, store).await?;
+                let entries = read(spec, &fp, Some(store)).await?;
                 self.with_loaded(|l| l[i] = Some(Loaded { fingerprint: fp, entries: Arc::new(entries) }));
                 Ok::<_, BankLoadError>(true)
             }
@@ -263,7 +274,12 @@ fn storage_error(spec: &BankSpec, error: StoreError) -> BankLoadError {
     BankLoadError::Storage { bank: spec.name.clone(), source_name: spec.source.to_string(), error: Box::new(error) }
 }
 
-async fn fingerprint(spec: &BankSpec, store: &Store) -> Result<Fingerprint, BankLoadError> {
+/// The S3 client a bank in S3 is read with; `None` in a local run.
+fn s3<'a>(spec: &BankSpec, store: Option<&'a Store>) -> Result<&'a Store, BankLoadError> {
+    store.ok_or_else(|| source_error(spec, "a bank in S3 cannot be read without S3"))
+}
+
+async fn fingerprint(spec: &BankSpec, store: Option<&Store>) -> Result<Fingerprint, BankLoadError> {
     match &spec.source {
         BankSource::File(path) => {
             let meta = tokio::fs::metadata(path)
@@ -272,11 +288,11 @@ async fn fingerprint(spec: &BankSpec, store: &Store) -> Result<Fingerprint, Bank
             Ok(Fingerprint::File { len: meta.len(), modified: meta.modified().ok() })
         }
         BankSource::S3Object { bucket, key } => {
-            let info = store.head(bucket, key).await.map_err(|e| storage_error(spec, e))?;
+            let info = s3(spec, store)?.head(bucket, key).await.map_err(|e| storage_error(spec, e))?;
             Ok(Fingerprint::Objects(vec![(key.clone(), info.size, info.etag)]))
         }
         BankSource::S3Prefix { bucket, prefix } => {
-            let mut objects: Vec<_> = store
+            let mut objects: Vec<_> = s3(spec, store)?
                 .list_objects(bucket, prefix)
                 .await
                 .map_err(|e| storage_error(spec, e))?
@@ -291,7 +307,7 @@ async fn fingerprint(spec: &BankSpec, store: &Store) -> Result<Fingerprint, Bank
 
 /// Reads and parses a source as `fingerprint` describes it (for a prefix, every object it
 /// listed, 256 MiB at most in all).
-async fn read(spec: &BankSpec, fingerprint: &Fingerprint, store: &Store) -> Result<Vec<Entry>, BankLoadError> {
+async fn read(spec: &BankSpec, fingerprint: &Fingerprint, store: Option<&Store>) -> Result<Vec<Entry>, BankLoadError> {
     let mut parsed: Option<Parsed> = None;
     let mut merge = |p: Parsed| match &mut parsed {
         Some(all) => all.extend(p),
@@ -325,7 +341,10 @@ async fn read(spec: &BankSpec, fingerprint: &Fingerprint, store: &Store) -> Resu
                 return Err(source_error(spec, format!("{total} bytes is over the {MAX_BANK_BYTES}-byte limit")));
             }
             for (key, _, _) in objects {
-                let bytes = store.get_at_most(bucket, key, MAX_BANK_BYTES).await.map_err(|e| storage_error(spec, e))?;
+                let bytes = s3(spec, store)?
+                    .get_at_most(bucket, key, MAX_BANK_BYTES)
+                    .await
+                    .map_err(|e| storage_error(spec, e))?;
                 if let Some(p) = parse(&bytes, &format!("s3://{bucket}/{key}"))? {
                     merge(p);
                 }

@@ -9,7 +9,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use mediagate_contract::keys::{output_item_prefix, output_key, quarantine_original_key, quarantine_verdict_key};
+use mediagate_contract::keys::{quarantine_original_key, quarantine_verdict_key};
 use mediagate_contract::review::{latest_decision_key, quarantine_item_prefix, Decision, DecisionKind};
 use mediagate_contract::{
     FramePdq, HashMatch, Hashes, Item, ItemStatus, ItemVerdict, JobKind, MediaType, NudityPolicy, NudityResult, Output,
@@ -24,7 +24,8 @@ use tracing::{debug, info, info_span, warn, Instrument};
 
 use crate::codes::{self, media_type_of, Rejection, Requeue, Stop};
 use crate::metrics::{metrics, StageTimer};
-use crate::{Lane, Shared};
+use crate::storage::{Storage, LOCAL_BUCKET};
+use crate::{Lane, Shared, Stage};
 
 /// What an item task needs to know about its job.
 pub(crate) struct ItemCtx {
@@ -42,6 +43,15 @@ pub(crate) struct ItemCtx {
     /// Set for an item of a reprocess job that its stored verdict had blocked: the job's
     /// fingerprint (§9), against which a moderator's release is checked.
     pub release_check: Option<String>,
+}
+
+impl ItemCtx {
+    /// Tells whoever watches (`inspect`'s spinner) which stage the item is in.
+    fn stage(&self, item_id: &str, stage: Stage) {
+        if let Some(progress) = &self.shared.progress {
+            progress(item_id, stage);
+        }
+    }
 }
 
 /// A moderator's release that holds for this item (§9): the quarantined original, whose sha256
@@ -154,7 +164,7 @@ async fn process(ctx: &ItemCtx, item: &Item) -> Result<ItemDone, Requeue> {
     let (measured, uploads, queries) = match done.outcome {
         Outcome::Photo { out, tensors } => {
             let queries = pdq_queries(ctx, Some(&out.hash), &[]);
-            let nudity = score(ctx, label, tensors, stats.classify_prep).await?;
+            let nudity = score(ctx, &item.item_id, label, tensors, stats.classify_prep).await?;
             let measured = ItemVerdict {
                 width: Some(out.width),
                 height: Some(out.height),
@@ -178,7 +188,7 @@ async fn process(ctx: &ItemCtx, item: &Item) -> Result<ItemDone, Requeue> {
                 "video streams copied or re-encoded"
             );
             let queries = pdq_queries(ctx, Some(&out.hash), &out.frame_hashes);
-            let nudity = score(ctx, label, tensors, stats.classify_prep).await?;
+            let nudity = score(ctx, &item.item_id, label, tensors, stats.classify_prep).await?;
             let frames = out
                 .frame_hashes
                 .iter()
@@ -233,6 +243,7 @@ async fn process(ctx: &ItemCtx, item: &Item) -> Result<ItemDone, Requeue> {
         }
         None => measured,
     };
+    ctx.stage(&item.item_id, Stage::Store);
     let _store_timer = StageTimer::start("store", label);
     let outputs = futures_util::future::try_join_all(uploads.into_iter().map(|u| store(ctx, &item.item_id, u))).await?;
     Ok(ItemDone { verdict: ItemVerdict { outputs, ..measured }, quarantine: None })
@@ -299,9 +310,24 @@ async fn fetch(ctx: &ItemCtx, item: &Item) -> Result<(Arc<Input>, OwnedSemaphore
     let (bucket, key) = (&item.source.bucket, &item.source.key);
     let limit = shared.config.max_input_bytes;
     let _timer = StageTimer::start("fetch", "any");
-    let open = || async {
-        shared.store.open_at_most(bucket, key, limit).await.map_err(|e| codes::source_error(e, bucket, key))
+    ctx.stage(&item.item_id, Stage::Fetch);
+    let new_sink = || {
+        Input::writer().map(InputSink).map_err(|e| Requeue::internal(format!("cannot make a memfd for the input: {e}")))
     };
+    let store = match &shared.storage {
+        Storage::S3(store) => store,
+        Storage::Local(local) => {
+            // A local file is read whole before its size is reserved: `inspect` runs one job.
+            let mut sink = new_sink()?;
+            local.read_source(key, limit, &mut sink).map_err(|e| codes::source_error(e, bucket, key))?;
+            let permit = reserve(ctx, sink.0.len()).await?;
+            let bytes =
+                sink.0.finish().map_err(|e| Requeue::internal(format!("cannot seal the input's memfd: {e}")))?;
+            return Ok((Arc::new(bytes), permit));
+        }
+    };
+    let open =
+        || async { store.open_at_most(bucket, key, limit).await.map_err(|e| codes::source_error(e, bucket, key)) };
     let mut download = open().await?;
     let size = download.size().unwrap_or(limit);
     let permit = match try_reserve(ctx, size) {
@@ -313,8 +339,7 @@ async fn fetch(ctx: &ItemCtx, item: &Item) -> Result<(Arc<Input>, OwnedSemaphore
             permit
         }
     };
-    let mut sink =
-        InputSink(Input::writer().map_err(|e| Requeue::internal(format!("cannot make a memfd for the input: {e}")))?);
+    let mut sink = new_sink()?;
     download.read_into(&mut sink).await.map_err(|e| codes::source_error(e, bucket, key))?;
     let bytes = sink.0.finish().map_err(|e| Requeue::internal(format!("cannot seal the input's memfd: {e}")))?;
     Ok((Arc::new(bytes), permit))
@@ -331,6 +356,17 @@ impl AsRef<[u8]> for HeldInput {
 
 /// A download written into an input's memfd.
 struct InputSink(InputWriter);
+
+/// For a local file (`inspect`), read through `std::io::copy`.
+impl std::io::Write for InputSink {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.write(buf)?;
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
 
 impl BodySink for InputSink {
     fn append(&mut self, chunk: &[u8]) -> std::io::Result<()> {
@@ -376,6 +412,7 @@ async fn cpu_slot(ctx: &ItemCtx) -> Result<Slot<'_>, Requeue> {
         Lane::Live => None,
     };
     let slot = ctx.shared.slots.clone().acquire_owned().await.map_err(closed)?;
+    metrics().slots_busy.inc();
     Ok(Slot { _gate: gate, _slot: slot, since: std::time::Instant::now(), ctx })
 }
 
@@ -389,6 +426,7 @@ struct Slot<'a> {
 
 impl Drop for Slot<'_> {
     fn drop(&mut self) {
+        metrics().slots_busy.dec();
         if self.ctx.lane == Lane::Live {
             self.ctx.shared.window.slot(self.since.elapsed());
         }
@@ -435,6 +473,7 @@ async fn sandboxed(ctx: &ItemCtx, item: &Item, bytes: Arc<Input>) -> Result<Ran,
     let waiting = StageTimer::start("slot_wait", "any");
     let slot = cpu_slot(ctx).await?;
     drop(waiting);
+    ctx.stage(&item.item_id, Stage::MediaWork);
     let started = std::time::Instant::now();
     let ran = shared.sandbox.run(request, bytes, budget).await;
     drop(slot);
@@ -487,6 +526,7 @@ const SANDBOX_FILE_BYTES: u64 = 4 << 30;
 /// never cleared without a score: no tensor then is a bug, and the job goes back to the queue.
 async fn score(
     ctx: &ItemCtx,
+    item_id: &str,
     media_type: &'static str,
     tensors: Vec<Tensor>,
     prep: Duration,
@@ -501,6 +541,7 @@ async fn score(
     let frames = if media_type == "image" { 1 } else { u32::try_from(tensors.len()).unwrap_or(u32::MAX) };
     let classifier = ctx.shared.classifier.clone();
     let _slot = cpu_slot(ctx).await?;
+    ctx.stage(item_id, Stage::Classify);
     let started = std::time::Instant::now();
     let max = tokio::task::spawn_blocking(move || {
         tensors.iter().try_fold(0f32, |max, t| classifier.infer(&t.0).map(|s| max.max(s)))
@@ -591,10 +632,10 @@ async fn block(
     };
     let hash_match = matched.map(hash_match);
     let blocked = ItemVerdict { status: ItemStatus::Blocked, reason, hash_match, outputs: Vec::new(), ..measured };
-    let Some(q) = &ctx.shared.config.quarantine_bucket else {
+    // A local run (`inspect`) has no quarantine: nothing of a blocked item is written.
+    let (Some(q), Some(store)) = (&ctx.shared.config.quarantine_bucket, ctx.shared.storage.s3()) else {
         return Ok(ItemDone { verdict: blocked, quarantine: None });
     };
-    let store = &ctx.shared.store;
     let original = quarantine_original_key(&ctx.job_id, &item.item_id, ext);
     store
         .put(q, &original, bytes::Bytes::from_owner(HeldInput(bytes.clone())), "application/octet-stream")
@@ -633,8 +674,9 @@ fn hash_match(m: mediagate_hash::Match) -> HashMatch {
 /// decision, a confirm, another job under the same id, another file — is `None`: the item is
 /// processed as any item is.
 async fn find_release(ctx: &ItemCtx, item: &Item, job_sha256: &str) -> Result<Option<Release>, Requeue> {
-    let Some(q) = &ctx.shared.config.quarantine_bucket else { return Ok(None) };
-    let store = &ctx.shared.store;
+    let (Some(q), Some(store)) = (&ctx.shared.config.quarantine_bucket, ctx.shared.storage.s3()) else {
+        return Ok(None);
+    };
     let storage = |what: &str, e: mediagate_store::StoreError| Requeue::storage(format!("{what} in s3://{q}: {e}"));
     let prefix = quarantine_item_prefix(&ctx.job_id, &item.item_id);
     let keys = store.list_keys(q, &prefix).await.map_err(|e| storage("listing the item's quarantine", e))?;
@@ -709,17 +751,25 @@ impl Upload {
 
 /// Writes one variant under its contract key and describes it for the verdict.
 async fn store(ctx: &ItemCtx, item_id: &str, up: Upload) -> Result<Output, Requeue> {
-    let bucket = &ctx.shared.config.output_bucket;
-    let key = output_key(&ctx.job_id, item_id, up.variant, up.ext);
-    let receipt = ctx
-        .shared
-        .store
-        .put(bucket, &key, up.bytes, up.content_type)
-        .await
-        .map_err(|e| Requeue::storage(format!("writing s3://{bucket}/{key}: {e}")))?;
+    let storage = &ctx.shared.storage;
+    let key = storage.output_key(&ctx.job_id, item_id, up.variant, up.ext);
+    let (bucket, receipt) = match storage {
+        Storage::S3(store) => {
+            let bucket = &ctx.shared.config.output_bucket;
+            let receipt = store
+                .put(bucket, &key, up.bytes, up.content_type)
+                .await
+                .map_err(|e| Requeue::storage(format!("writing s3://{bucket}/{key}: {e}")))?;
+            (bucket.clone(), receipt)
+        }
+        Storage::Local(local) => {
+            let receipt = local.put(&key, &up.bytes).map_err(|e| Requeue::storage(e.to_string()))?;
+            (LOCAL_BUCKET.to_string(), receipt)
+        }
+    };
     Ok(Output {
         variant: up.variant.to_string(),
-        bucket: bucket.clone(),
+        bucket,
         key,
         content_type: up.content_type.to_string(),
         bytes: receipt.bytes,
@@ -733,19 +783,23 @@ async fn store(ctx: &ItemCtx, item_id: &str, up: Upload) -> Result<Output, Reque
 /// extension changed, or outputs of an item that is now rejected or blocked).
 async fn remove_stale_outputs(ctx: &ItemCtx, item_id: &str, verdict: &ItemVerdict) -> Result<(), Requeue> {
     let bucket = &ctx.shared.config.output_bucket;
-    let prefix = output_item_prefix(&ctx.job_id, item_id);
-    let keys = ctx
-        .shared
-        .store
-        .list_keys(bucket, &prefix)
-        .await
-        .map_err(|e| Requeue::storage(format!("listing s3://{bucket}/{prefix}: {e}")))?;
-    for key in stale(&keys, verdict) {
-        ctx.shared
-            .store
-            .delete(bucket, key)
+    let storage = &ctx.shared.storage;
+    let prefix = storage.output_item_prefix(&ctx.job_id, item_id);
+    let keys = match storage {
+        Storage::S3(store) => store
+            .list_keys(bucket, &prefix)
             .await
-            .map_err(|e| Requeue::storage(format!("deleting s3://{bucket}/{key}: {e}")))?;
+            .map_err(|e| Requeue::storage(format!("listing s3://{bucket}/{prefix}: {e}")))?,
+        Storage::Local(local) => local.list_keys(&prefix).map_err(|e| Requeue::storage(e.to_string()))?,
+    };
+    for key in stale(&keys, verdict) {
+        match storage {
+            Storage::S3(store) => store
+                .delete(bucket, key)
+                .await
+                .map_err(|e| Requeue::storage(format!("deleting s3://{bucket}/{key}: {e}")))?,
+            Storage::Local(local) => local.delete(key).map_err(|e| Requeue::storage(e.to_string()))?,
+        }
         debug!(%key, "removed a stale output");
     }
     Ok(())

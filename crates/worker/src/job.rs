@@ -209,10 +209,11 @@ fn escalation(shared: &Shared, job: &Job, at: &str, done: &ItemDone) -> Result<O
 /// The job's stored manifest; `None` when there is none, or when it cannot be read as a manifest
 /// (then the job is processed and its manifest rewritten).
 async fn stored_manifest(shared: &Shared, job_id: &str) -> Result<Option<Manifest>, Requeue> {
+    let Some(store) = shared.storage.s3() else { return Ok(None) };
     let bucket = &shared.config.manifest_bucket;
     let key = manifest_key(job_id);
     // Manifests are small; a huge object under that key is not one of ours.
-    match shared.store.get_at_most(bucket, &key, 64 * 1024 * 1024).await {
+    match store.get_at_most(bucket, &key, 64 * 1024 * 1024).await {
         Ok(bytes) => match serde_json::from_slice::<Manifest>(&bytes) {
             Ok(m) => Ok(Some(m)),
             Err(e) => {
@@ -252,13 +253,15 @@ pub(crate) async fn write_manifest(
     job: serde_json::Value,
     verdict: &Verdict,
 ) -> Result<(), Requeue> {
+    // A local run (`inspect`) keeps no manifest: its verdict is printed.
+    let Some(store) = shared.storage.s3() else { return Ok(()) };
     let manifest = Manifest { job, verdict: verdict.clone() };
     let body =
         serde_json::to_vec(&manifest).map_err(|e| Requeue::internal(format!("serialising the manifest: {e}")))?;
     let bucket = &shared.config.manifest_bucket;
     let key = manifest_key(job_id);
     let _timer = crate::metrics::StageTimer::start("manifest", "job");
-    shared.store.put(bucket, &key, body, "application/json").await.map_err(|e| {
+    store.put(bucket, &key, body, "application/json").await.map_err(|e| {
         warn!(%bucket, %key, error = %e, "manifest write failed");
         Requeue::storage(format!("writing s3://{bucket}/{key}: {e}"))
     })?;

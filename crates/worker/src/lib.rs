@@ -12,6 +12,7 @@ pub mod health;
 mod item;
 mod job;
 pub mod metrics;
+mod storage;
 mod window;
 
 use std::future::Future;
@@ -31,13 +32,17 @@ pub use config::{
     DEFAULT_METRICS_ADDR, DEFAULT_PDQ_MAX_DISTANCE, DEFAULT_PDQ_MIN_QUALITY,
 };
 pub use health::Readiness;
+pub use storage::{LocalFiles, LOCAL_BUCKET};
 
 use crate::metrics::metrics;
 
 /// State every job task shares.
 pub(crate) struct Shared {
     pub config: WorkerConfig,
-    pub store: Store,
+    /// S3 for the worker; a local directory for `inspect`.
+    pub storage: storage::Storage,
+    /// Told each item's stage, when someone watches (`inspect`'s spinner).
+    pub progress: Option<Progress>,
     /// CPU slots: media work in the sandbox and classifier runs, across all jobs.
     pub slots: Arc<Semaphore>,
     /// Input bytes in hand across all items, in KiB: fetched sources waiting for or in a slot.
@@ -74,6 +79,34 @@ impl Lane {
         }
     }
 }
+
+/// The stage an item is in, for a person watching it (`mediagate inspect`'s spinner).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stage {
+    /// Reading the source.
+    Fetch,
+    /// In the sandbox: identified, probed, decoded, processed, hashed.
+    MediaWork,
+    /// The nudity classifier on the returned frames.
+    Classify,
+    /// Writing the outputs.
+    Store,
+}
+
+impl Stage {
+    /// What a person reads.
+    pub fn describe(self) -> &'static str {
+        match self {
+            Stage::Fetch => "reading",
+            Stage::MediaWork => "decoding and processing in the sandbox",
+            Stage::Classify => "scoring with the nudity classifier",
+            Stage::Store => "writing outputs",
+        }
+    }
+}
+
+/// Told `(item_id, stage)` as an item moves on.
+pub type Progress = Arc<dyn Fn(&str, Stage) + Send + Sync>;
 
 /// Why the worker loop stopped other than by a requested shutdown.
 #[derive(Debug, thiserror::Error)]
@@ -161,8 +194,10 @@ pub async fn run(
         banks: engines.banks,
         window: window::WindowStats::default(),
         config,
-        store,
+        storage: storage::Storage::S3(store),
+        progress: None,
     });
+    metrics().slots.set(i64::try_from(concurrency).unwrap_or(i64::MAX));
     info!(concurrency, reprocess_slots, worker_id = %shared.config.worker_id, "worker consuming");
     readiness.broker.store(true, std::sync::atomic::Ordering::Relaxed);
 
@@ -265,6 +300,43 @@ pub async fn run(
         publisher.close().await;
     }
     outcome
+}
+
+/// Runs one job to its verdict on this machine, with no broker and no S3 (`mediagate inspect`,
+/// contract §7): its sources are `local`'s files (item `i`'s source key is `i`), its outputs
+/// are written under `local`'s directory, and nothing else is stored (no manifest, no
+/// quarantine copy; escalations are not published). Everything else is the worker's own code:
+/// the rules, one sandbox call per item, the banks, the classifier, the verdict. The caller
+/// leaves rule 5 to pass by naming [`LOCAL_BUCKET`] as the job's source bucket and the only
+/// source bucket in `config`.
+pub async fn run_local(
+    config: WorkerConfig,
+    engines: Engines,
+    local: LocalFiles,
+    job: &Job,
+    progress: Option<Progress>,
+) -> Result<Verdict, Requeue> {
+    let concurrency = config.concurrency.max(1);
+    let memory = config.memory().map_err(|e| Requeue::internal(e.to_string()))?;
+    let input_budget_kib = u32::try_from(memory.inputs_bytes.div_ceil(1024).max(1)).unwrap_or(u32::MAX);
+    let shared = Arc::new(Shared {
+        slots: Arc::new(Semaphore::new(concurrency)),
+        input_budget: Arc::new(Semaphore::new(input_budget_kib as usize)),
+        input_budget_kib,
+        reprocess_gate: Arc::new(Semaphore::new(concurrency - 1)),
+        classifier: engines.classifier,
+        sandbox: engines.sandbox,
+        banks: engines.banks,
+        window: window::WindowStats::default(),
+        config,
+        storage: storage::Storage::Local(local),
+        progress,
+    });
+    let body = serde_json::to_vec(job).map_err(|e| Requeue::internal(format!("serialising the job: {e}")))?;
+    match job::handle_delivery(shared, &body, None, Lane::Live, false).await? {
+        job::Handled::Verdict { verdict, .. } => Ok(*verdict),
+        job::Handled::Superseded { .. } => Err(Requeue::internal("a local job cannot be superseded")),
+    }
 }
 
 /// Processes one delivery and settles it: ack after the verdict is confirmed, requeue on a
@@ -438,7 +510,10 @@ async fn publish_all(
         publisher
             .publish_escalation(&e.job_id, &e.message_id, names::ESCALATION_HASH_MATCHED_KEY, e.body.clone())
             .await
-            .map_err(|err| format!("escalation {} not confirmed: {err}", e.message_id))?;
+            .map_err(|err| {
+                metrics().escalation_failures.inc();
+                format!("escalation {} not confirmed: {err}", e.message_id)
+            })?;
         metrics().escalations.with_label_values(&["hash_matched"]).inc();
     }
     publish(publisher, verdict).await

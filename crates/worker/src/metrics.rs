@@ -55,6 +55,14 @@ pub struct Metrics {
     pub bank_lookup_seconds: prometheus::Histogram,
     /// Escalations published and confirmed, by reason.
     pub escalations: IntCounterVec,
+    /// Escalations the broker did not confirm (the job goes back to the queue and is redone).
+    pub escalation_failures: IntCounter,
+    /// CPU slots (`MEDIAGATE_CONCURRENCY`).
+    pub slots: IntGauge,
+    /// CPU slots held now (media work in the sandbox, or the classifier).
+    pub slots_busy: IntGauge,
+    /// 1 while the output bucket answers the readiness probe, 0 during a storage outage.
+    pub storage_up: IntGauge,
     /// Videos processed, by path: `copied`, `audio_reencoded`, `video_reencoded`, `reencoded`
     /// (contract §4 "Video passthrough").
     pub video_paths: IntCounterVec,
@@ -65,6 +73,17 @@ pub fn metrics() -> &'static Metrics {
     static M: OnceLock<Metrics> = OnceLock::new();
     M.get_or_init(|| Metrics::new().unwrap_or_else(|e| panic!("metric registration is static and cannot fail: {e}")))
 }
+
+/// The reason codes an item can be rejected with (contract §3).
+const ITEM_REJECTIONS: [&str; 7] = [
+    "input.missing",
+    "input.too_large",
+    "input.unsupported_format",
+    "input.type_mismatch",
+    "input.corrupt",
+    "input.too_many_pixels",
+    "input.too_long",
+];
 
 const STAGE_BUCKETS: &[f64] =
     &[0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0];
@@ -183,6 +202,22 @@ impl Metrics {
                 &["reason"],
                 registry
             )?,
+            escalation_failures: register_int_counter_with_registry!(
+                "escalation_failures_total",
+                "Escalations the broker did not confirm; the job goes back to the queue.",
+                registry
+            )?,
+            slots: register_int_gauge_with_registry!("slots", "CPU slots of this worker.", registry)?,
+            slots_busy: register_int_gauge_with_registry!(
+                "slots_busy",
+                "CPU slots held now (media work in the sandbox or the classifier).",
+                registry
+            )?,
+            storage_up: register_int_gauge_with_registry!(
+                "storage_up",
+                "1 while the output bucket answers, 0 during a storage outage.",
+                registry
+            )?,
             video_paths: {
                 let v = register_int_counter_vec_with_registry!(
                     "video_items_total",
@@ -196,7 +231,64 @@ impl Metrics {
                 v
             },
             registry,
-        })
+        }
+        .with_label_sets())
+    }
+
+    /// Every label set the worker can count, registered at zero, so that a dashboard or an
+    /// alert finds each series (and `rate()` sees its first increase) before anything happened.
+    fn with_label_sets(self) -> Metrics {
+        const STATUSES: [&str; 6] = ["cleared", "blocked", "rejected", "partial", "failed", "superseded"];
+        const LANES: [&str; 2] = ["live", "reprocess"];
+        const MEDIA: [&str; 3] = ["image", "video", "audio"];
+        for status in STATUSES {
+            for lane in LANES {
+                self.jobs.with_label_values(&[status, lane]);
+            }
+        }
+        for lane in LANES {
+            self.job_seconds.with_label_values(&[lane]);
+        }
+        for media in MEDIA {
+            self.items.with_label_values(&["cleared", "none", media]);
+            for reason in ITEM_REJECTIONS {
+                self.items.with_label_values(&["rejected", reason, media]);
+            }
+            for reason in ["nudity.flagged", "hash.matched"] {
+                self.items.with_label_values(&["blocked", reason, media]);
+            }
+            for stage in ["process", "media_work", "classify", "store"] {
+                self.stage_seconds.with_label_values(&[stage, media]);
+            }
+            self.sandbox_peak_rss.with_label_values(&[media]);
+        }
+        // Refused before the file's kind was known (a crashed decoder, a missing source).
+        for reason in ITEM_REJECTIONS {
+            self.items.with_label_values(&["rejected", reason, "unknown"]);
+        }
+        self.items.with_label_values(&["blocked", "hash.matched", "unknown"]);
+        for (stage, media) in [("fetch", "any"), ("slot_wait", "any"), ("manifest", "job"), ("publish", "job")] {
+            self.stage_seconds.with_label_values(&[stage, media]);
+        }
+        for outcome in ["ok", "crashed_once", "crashed", "timed_out", "spawn_failed"] {
+            self.sandbox_runs.with_label_values(&[outcome]);
+        }
+        for cause in ["storage", "media", "internal", "publish", "storage_in_place"] {
+            self.retries.with_label_values(&[cause]);
+        }
+        self.escalations.with_label_values(&["hash_matched"]);
+        self
+    }
+
+    /// A bank's label sets, registered when it is configured (its name is only known then).
+    pub fn register_bank(&self, bank: &str) {
+        for kind in ["sha256", "md5", "pdq"] {
+            self.bank_matches.with_label_values(&[bank, kind]);
+            self.bank_entries.with_label_values(&[bank, kind]);
+        }
+        self.bank_bad_lines.with_label_values(&[bank]);
+        self.bank_reload_failures.with_label_values(&[bank]);
+        self.bank_checked.with_label_values(&[bank]);
     }
 
     /// The text exposition format.
