@@ -64,15 +64,10 @@ pub async fn run(common: &Common, args: InspectArgs) -> Result<std::process::Exi
     } else {
         Arc::new(HashBanks::load_files(local).await.context("loading the hash banks")?)
     };
-    let threads = config.classifier_threads;
-    let classifier_config = mediagate_classify::ClassifierConfig::resolve(threads);
-    let classifier = tokio::task::spawn_blocking(move || mediagate_classify::Classifier::load(&classifier_config))
-        .await
-        .context("loading the classifier")?
-        .context("loading the nudity classifier")?;
+    let classifier = crate::load_classifier(&config).await?;
     let sandbox = crate::media_sandbox(common, &args.worker, &config)?;
     sandbox.warm_up().await.context("starting the media sandbox")?;
-    let engines = Engines { classifier: Arc::new(classifier), sandbox, banks };
+    let engines = Engines { classifier, sandbox, banks };
 
     let spinner = spinner(&names);
     let progress: Option<Progress> = spinner.clone().map(|bar| {

@@ -254,14 +254,7 @@ async fn worker(common: &Common, args: WorkerArgs) -> Result<std::process::ExitC
     let readiness = Arc::new(Readiness::default());
     // The classifier is loaded once, before any job is taken: a missing or altered model stops
     // the worker here with the make target that fixes it.
-    let threads = config.classifier_threads;
-    let classifier_config = mediagate_classify::ClassifierConfig::resolve(threads);
-    let classifier = tokio::task::spawn_blocking(move || mediagate_classify::Classifier::load(&classifier_config))
-        .await
-        .context("loading the classifier")?
-        .context("loading the nudity classifier")?;
-    info!(model = classifier.model_name(), sha256 = classifier.model_sha256(), threads, "nudity classifier loaded");
-    let classifier = Arc::new(classifier);
+    let classifier = load_classifier(&config).await?;
     let sandbox = media_sandbox(common, &args, &config)?;
     sandbox.warm_up().await.context("starting the media sandbox")?;
     // Every bank is loaded before the first job (§8): a bank that cannot be read stops the
@@ -357,6 +350,19 @@ async fn worker(common: &Common, args: WorkerArgs) -> Result<std::process::ExitC
     }
     info!("worker stopped");
     Ok(std::process::ExitCode::SUCCESS)
+}
+
+/// The nudity classifier with the worker's thread count, loaded off the async threads; its
+/// model and ONNX Runtime are checked against their sha256 (the error names `make models`).
+pub(crate) async fn load_classifier(config: &WorkerConfig) -> Result<Arc<mediagate_classify::Classifier>> {
+    let threads = config.classifier_threads;
+    let classifier_config = mediagate_classify::ClassifierConfig::resolve(threads);
+    let classifier = tokio::task::spawn_blocking(move || mediagate_classify::Classifier::load(&classifier_config))
+        .await
+        .context("loading the classifier")?
+        .context("loading the nudity classifier")?;
+    info!(model = classifier.model_name(), sha256 = classifier.model_sha256(), threads, "nudity classifier loaded");
+    Ok(Arc::new(classifier))
 }
 
 /// The media sandbox of `MEDIAGATE_SANDBOX`: children of this very binary, as many kept ready

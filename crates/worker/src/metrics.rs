@@ -74,16 +74,15 @@ pub fn metrics() -> &'static Metrics {
     M.get_or_init(|| Metrics::new().unwrap_or_else(|e| panic!("metric registration is static and cannot fail: {e}")))
 }
 
-/// The reason codes an item can be rejected with (contract §3).
-const ITEM_REJECTIONS: [&str; 7] = [
-    "input.missing",
-    "input.too_large",
-    "input.unsupported_format",
-    "input.type_mismatch",
-    "input.corrupt",
-    "input.too_many_pixels",
-    "input.too_long",
-];
+/// The reason codes an item can be rejected with (contract §3): the `input.*` codes but rule 5's,
+/// which rejects a whole job.
+fn item_rejections() -> impl Iterator<Item = &'static str> {
+    use mediagate_contract::ReasonCode;
+    ReasonCode::ALL
+        .into_iter()
+        .filter(|c| c.as_str().starts_with("input.") && *c != ReasonCode::InputSourceNotAllowed)
+        .map(ReasonCode::as_str)
+}
 
 const STAGE_BUCKETS: &[f64] =
     &[0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0];
@@ -251,7 +250,7 @@ impl Metrics {
         }
         for media in MEDIA {
             self.items.with_label_values(&["cleared", "none", media]);
-            for reason in ITEM_REJECTIONS {
+            for reason in item_rejections() {
                 self.items.with_label_values(&["rejected", reason, media]);
             }
             for reason in ["nudity.flagged", "hash.matched"] {
@@ -263,7 +262,7 @@ impl Metrics {
             self.sandbox_peak_rss.with_label_values(&[media]);
         }
         // Refused before the file's kind was known (a crashed decoder, a missing source).
-        for reason in ITEM_REJECTIONS {
+        for reason in item_rejections() {
             self.items.with_label_values(&["rejected", reason, "unknown"]);
         }
         self.items.with_label_values(&["blocked", "hash.matched", "unknown"]);
