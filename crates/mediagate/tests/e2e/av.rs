@@ -124,3 +124,47 @@ fn the_same_voice_note_and_video_twice_give_identical_bytes() {
         assert_eq!(output(item(&a, "0"), variant)["sha256"], output(item(&b, "0"), variant)["sha256"], "{variant}");
     }
 }
+
+/// The md5 of a file's first video stream as the ffmpeg CLI reads it, SEI NAL units removed by
+/// its own `filter_units` (the one change passthrough makes to what it copies).
+fn video_md5_without_sei(bytes: &[u8]) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("clip.mp4");
+    std::fs::write(&path, bytes).unwrap();
+    let out = std::process::Command::new("ffmpeg")
+        .args(["-v", "error", "-i", path.to_str().unwrap(), "-map", "0:v:0", "-c", "copy"])
+        .args(["-bsf:v", "h264_mp4toannexb,filter_units=remove_types=6", "-f", "md5", "-"])
+        .output()
+        .expect("ffmpeg is needed (make test installs it)");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).unwrap().trim().to_string()
+}
+
+/// Verified passthrough through the worker (contract §4): a 720p H.264 + AAC clip that already
+/// fits comes out with its video packets as they were, SEI removed, in a fast-start MP4 of our
+/// own, and the worker counts it as `copied`; a 1080p clip is re-encoded.
+#[test]
+fn a_clip_that_fits_is_copied_by_the_worker_and_counted() {
+    let h = crate::support::harness();
+    let copied = || {
+        let (_, metrics) = crate::support::http_get(&h.metrics_addr, "/metrics");
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix("mediagate_video_items_total{path=\"copied\"} "))
+            .and_then(|n| n.trim().parse::<u64>().ok())
+            .expect("video_items_total{path=\"copied\"} is exported")
+    };
+    let before = copied();
+    let clip = mp4(1280, 720, 2.0, 30, true, &[]);
+    let (_, v) = run("media", "passthrough", vec![("mp4", clip.clone())]);
+    assert_eq!(v.body["status"], "cleared", "{}", v.body);
+    let out = fetch_output(output(item(&v, "0"), "video"));
+    assert_eq!(video_md5_without_sei(&out), video_md5_without_sei(&clip), "the video packets were copied");
+    assert!(out.windows(4).position(|w| w == b"moov") < out.windows(4).position(|w| w == b"mdat"), "fast start");
+    assert!(copied() > before, "counted as copied");
+
+    let big = mp4(1920, 1080, 1.0, 30, true, &[]);
+    let (_, v) = run("media", "passthrough-big", vec![("mp4", big.clone())]);
+    let out = fetch_output(output(item(&v, "0"), "video"));
+    assert_ne!(video_md5_without_sei(&out), video_md5_without_sei(&big), "over the bound: re-encoded");
+}
