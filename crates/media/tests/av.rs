@@ -1210,3 +1210,79 @@ fn a_variable_frame_rate_screen_recording_keeps_its_timing() {
         assert!((g - (w - origin)).abs() < 0.002, "frame at {g} s, source at {} s", w - origin);
     }
 }
+
+/// Turns the first `n` AAC sample entries of a MOV/MP4 into a codec no decoder knows, as a
+/// phone's proprietary or future audio codec reads to this FFmpeg: the entry's four-character
+/// code (`mp4a`) and its `esds` object type (0x40, AAC; FFmpeg reads the codec from either)
+/// become ones FFmpeg has no mapping for.
+fn unknown_audio_codec(bytes: &[u8], n: usize) -> Vec<u8> {
+    let mut out = bytes.to_vec();
+    let mut i = 0;
+    for _ in 0..n {
+        let at = out[i..].windows(4).position(|w| w == b"mp4a").expect("an mp4a sample entry") + i;
+        out[at..at + 4].copy_from_slice(b"zzzz");
+        let esds = out[at..].windows(4).position(|w| w == b"esds").expect("its esds") + at;
+        // DecoderConfigDescriptor: tag 0x04, a length (FFmpeg writes 0x80 0x80 0x80 len), then
+        // the object type indication.
+        let dcd =
+            out[esds..].windows(4).position(|w| w == [0x04, 0x80, 0x80, 0x80]).expect("its decoder config") + esds;
+        assert_eq!(out[dcd + 5], 0x40, "AAC's object type");
+        out[dcd + 5] = 0xC0;
+        i = dcd + 6;
+    }
+    out
+}
+
+#[test]
+fn an_audio_track_ffmpeg_cannot_decode_is_skipped_for_the_next_or_the_clip_is_silent() {
+    // Two audio tracks, the first in a codec this build cannot decode: the second is used.
+    let src = path("undecodable-first.mov");
+    ffmpeg(&[
+        "-f",
+        "lavfi",
+        "-i",
+        "testsrc2=size=640x360:rate=30:duration=2",
+        "-f",
+        "lavfi",
+        "-i",
+        "sine=frequency=440:duration=2",
+        "-f",
+        "lavfi",
+        "-i",
+        "sine=frequency=880:duration=2",
+        "-map",
+        "0:v",
+        "-map",
+        "1:a",
+        "-map",
+        "2:a",
+        "-c:v",
+        "libx264",
+        "-preset",
+        "ultrafast",
+        "-c:a",
+        "aac",
+        "-f",
+        "mov",
+        p(&src),
+    ]);
+    let two = unknown_audio_codec(&read(&src), 1);
+    let v = probe(&write("undecodable-first-patched.mov", &two));
+    let audio = streams(&v, "audio");
+    assert_eq!(audio.len(), 2);
+    assert_ne!(audio[0]["codec_name"], "aac", "the first track no longer reads as AAC: {}", audio[0]);
+    let out = process_video(&two, Format::Mov, &MediaSettings::default(), false).unwrap();
+    assert!(out.has_audio, "the decodable second track is used");
+    let o = probe(&write("out-undecodable-first.mp4", &out.mp4));
+    assert_eq!(streams(&o, "audio").len(), 1);
+    assert_eq!(streams(&o, "audio")[0]["codec_name"], "aac");
+
+    // Its only audio track undecodable: the clip is kept, silent, with its picture and length.
+    let one = unknown_audio_codec(&read(&src), 2);
+    let out = process_video(&one, Format::Mov, &MediaSettings::default(), false).unwrap();
+    assert!(!out.has_audio);
+    assert!((1900..=2100).contains(&out.duration_ms), "{}", out.duration_ms);
+    let o = probe(&write("out-undecodable-only.mp4", &out.mp4));
+    assert!(streams(&o, "audio").is_empty());
+    assert_eq!(streams(&o, "video").len(), 1);
+}
