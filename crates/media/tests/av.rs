@@ -1058,48 +1058,23 @@ fn slow_motion_120_fps_is_decimated_to_60_on_the_same_timeline() {
 fn iphone_mov_with_location_timecode_and_two_audio_tracks_keeps_only_picture_and_first_sound() {
     // What an iPhone writes beside the picture: a location (the ISO 6709 mdta key and the
     // classic ©xyz), make and model, a timecode track; and a second audio track.
-    let src = path("iphone.mov");
-    ffmpeg(&[
-        "-f",
-        "lavfi",
-        "-i",
-        "testsrc2=size=640x360:rate=30:duration=2",
-        "-f",
-        "lavfi",
-        "-i",
-        "sine=frequency=440:duration=2",
-        "-f",
-        "lavfi",
-        "-i",
-        "sine=frequency=880:duration=2",
-        "-map",
-        "0:v",
-        "-map",
-        "1:a",
-        "-map",
-        "2:a",
-        "-c:v",
-        "libx264",
-        "-preset",
-        "ultrafast",
-        "-c:a",
-        "aac",
-        "-timecode",
-        "01:00:00:00",
-        "-metadata",
-        "location=+48.8584+002.2945+035.000/",
-        "-metadata",
-        "com.apple.quicktime.location.ISO6709=+48.8584+002.2945+035.000/",
-        "-metadata",
-        "com.apple.quicktime.make=SECRET-MAKE",
-        "-metadata",
-        "com.apple.quicktime.model=SECRET-MODEL",
-        "-movflags",
-        "use_metadata_tags",
-        "-f",
-        "mov",
-        p(&src),
-    ]);
+    let src = mov_with_two_audio_tracks(
+        "iphone.mov",
+        &[
+            "-timecode",
+            "01:00:00:00",
+            "-metadata",
+            "location=+48.8584+002.2945+035.000/",
+            "-metadata",
+            "com.apple.quicktime.location.ISO6709=+48.8584+002.2945+035.000/",
+            "-metadata",
+            "com.apple.quicktime.make=SECRET-MAKE",
+            "-metadata",
+            "com.apple.quicktime.model=SECRET-MODEL",
+            "-movflags",
+            "use_metadata_tags",
+        ],
+    );
     let bytes = read(&src);
     let v = probe(&src);
     assert!(v["streams"].as_array().unwrap().iter().any(|s| s["codec_tag_string"] == "tmcd"), "no timecode track");
@@ -1211,6 +1186,42 @@ fn a_variable_frame_rate_screen_recording_keeps_its_timing() {
     }
 }
 
+/// A 2 s 640×360 H.264 MOV with two AAC tracks (440 Hz, then 880 Hz), `extra` output options
+/// (metadata, a timecode) before the container.
+fn mov_with_two_audio_tracks(name: &str, extra: &[&str]) -> PathBuf {
+    let src = path(name);
+    let mut args = vec![
+        "-f",
+        "lavfi",
+        "-i",
+        "testsrc2=size=640x360:rate=30:duration=2",
+        "-f",
+        "lavfi",
+        "-i",
+        "sine=frequency=440:duration=2",
+        "-f",
+        "lavfi",
+        "-i",
+        "sine=frequency=880:duration=2",
+        "-map",
+        "0:v",
+        "-map",
+        "1:a",
+        "-map",
+        "2:a",
+        "-c:v",
+        "libx264",
+        "-preset",
+        "ultrafast",
+        "-c:a",
+        "aac",
+    ];
+    args.extend_from_slice(extra);
+    args.extend_from_slice(&["-f", "mov", p(&src)]);
+    ffmpeg(&args);
+    src
+}
+
 /// Turns the first `n` AAC sample entries of a MOV/MP4 into a codec no decoder knows, as a
 /// phone's proprietary or future audio codec reads to this FFmpeg: the entry's four-character
 /// code (`mp4a`) and its `esds` object type (0x40, AAC; FFmpeg reads the codec from either)
@@ -1236,36 +1247,7 @@ fn unknown_audio_codec(bytes: &[u8], n: usize) -> Vec<u8> {
 #[test]
 fn an_audio_track_ffmpeg_cannot_decode_is_skipped_for_the_next_or_the_clip_is_silent() {
     // Two audio tracks, the first in a codec this build cannot decode: the second is used.
-    let src = path("undecodable-first.mov");
-    ffmpeg(&[
-        "-f",
-        "lavfi",
-        "-i",
-        "testsrc2=size=640x360:rate=30:duration=2",
-        "-f",
-        "lavfi",
-        "-i",
-        "sine=frequency=440:duration=2",
-        "-f",
-        "lavfi",
-        "-i",
-        "sine=frequency=880:duration=2",
-        "-map",
-        "0:v",
-        "-map",
-        "1:a",
-        "-map",
-        "2:a",
-        "-c:v",
-        "libx264",
-        "-preset",
-        "ultrafast",
-        "-c:a",
-        "aac",
-        "-f",
-        "mov",
-        p(&src),
-    ]);
+    let src = mov_with_two_audio_tracks("undecodable-first.mov", &[]);
     let two = unknown_audio_codec(&read(&src), 1);
     let v = probe(&write("undecodable-first-patched.mov", &two));
     let audio = streams(&v, "audio");

@@ -80,7 +80,6 @@ pub async fn run(common: &Common, args: InspectArgs) -> Result<std::process::Exi
     let out = args.out.clone();
     let verdict = mediagate_worker::run_local(config, engines, LocalFiles::new(sources, args.out), &job, progress)
         .await
-        .map_err(|e| anyhow::anyhow!("{e}"))
         .context("processing the job");
     if let Some(bar) = spinner {
         bar.finish_and_clear();

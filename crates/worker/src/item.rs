@@ -24,7 +24,7 @@ use tracing::{debug, info, info_span, warn, Instrument};
 
 use crate::codes::{self, media_type_of, Rejection, Requeue, Stop};
 use crate::metrics::{metrics, StageTimer};
-use crate::storage::{Storage, LOCAL_BUCKET};
+use crate::storage::Storage;
 use crate::{Lane, Shared, Stage};
 
 /// What an item task needs to know about its job.
@@ -317,9 +317,17 @@ async fn fetch(ctx: &ItemCtx, item: &Item) -> Result<(Arc<Input>, OwnedSemaphore
     let store = match &shared.storage {
         Storage::S3(store) => store,
         Storage::Local(local) => {
-            // A local file is read whole before its size is reserved: `inspect` runs one job.
+            // A local file is read whole (off the async threads) before its size is reserved:
+            // `inspect` runs one job.
             let mut sink = new_sink()?;
-            local.read_source(key, limit, &mut sink).map_err(|e| codes::source_error(e, bucket, key))?;
+            let (local, source) = (local.clone(), key.clone());
+            let (sink, read) = tokio::task::spawn_blocking(move || {
+                let read = local.read_source(&source, limit, &mut sink);
+                (sink, read)
+            })
+            .await
+            .map_err(|e| Requeue::internal(format!("reading the local file failed: {e}")))?;
+            read.map_err(|e| codes::source_error(e, bucket, key))?;
             let permit = reserve(ctx, sink.0.len()).await?;
             let bytes =
                 sink.0.finish().map_err(|e| Requeue::internal(format!("cannot seal the input's memfd: {e}")))?;
@@ -753,20 +761,8 @@ impl Upload {
 async fn store(ctx: &ItemCtx, item_id: &str, up: Upload) -> Result<Output, Requeue> {
     let storage = &ctx.shared.storage;
     let key = storage.output_key(&ctx.job_id, item_id, up.variant, up.ext);
-    let (bucket, receipt) = match storage {
-        Storage::S3(store) => {
-            let bucket = &ctx.shared.config.output_bucket;
-            let receipt = store
-                .put(bucket, &key, up.bytes, up.content_type)
-                .await
-                .map_err(|e| Requeue::storage(format!("writing s3://{bucket}/{key}: {e}")))?;
-            (bucket.clone(), receipt)
-        }
-        Storage::Local(local) => {
-            let receipt = local.put(&key, &up.bytes).map_err(|e| Requeue::storage(e.to_string()))?;
-            (LOCAL_BUCKET.to_string(), receipt)
-        }
-    };
+    let (bucket, receipt) =
+        storage.put_output(&ctx.shared.config.output_bucket, &key, up.bytes, up.content_type).await?;
     Ok(Output {
         variant: up.variant.to_string(),
         bucket,
@@ -785,21 +781,9 @@ async fn remove_stale_outputs(ctx: &ItemCtx, item_id: &str, verdict: &ItemVerdic
     let bucket = &ctx.shared.config.output_bucket;
     let storage = &ctx.shared.storage;
     let prefix = storage.output_item_prefix(&ctx.job_id, item_id);
-    let keys = match storage {
-        Storage::S3(store) => store
-            .list_keys(bucket, &prefix)
-            .await
-            .map_err(|e| Requeue::storage(format!("listing s3://{bucket}/{prefix}: {e}")))?,
-        Storage::Local(local) => local.list_keys(&prefix).map_err(|e| Requeue::storage(e.to_string()))?,
-    };
+    let keys = storage.list_outputs(bucket, &prefix).await?;
     for key in stale(&keys, verdict) {
-        match storage {
-            Storage::S3(store) => store
-                .delete(bucket, key)
-                .await
-                .map_err(|e| Requeue::storage(format!("deleting s3://{bucket}/{key}: {e}")))?,
-            Storage::Local(local) => local.delete(key).map_err(|e| Requeue::storage(e.to_string()))?,
-        }
+        storage.delete_output(bucket, key).await?;
         debug!(%key, "removed a stale output");
     }
     Ok(())

@@ -62,6 +62,36 @@ pub(crate) struct Shared {
     pub window: window::WindowStats,
 }
 
+impl Shared {
+    /// The state of a worker (or of a local run) with `config`'s slots and `memory`'s input
+    /// budget: `concurrency` CPU slots, of which reprocess items may hold all but one.
+    fn new(
+        config: WorkerConfig,
+        memory: &MemoryPlan,
+        engines: Engines,
+        storage: storage::Storage,
+        progress: Option<Progress>,
+    ) -> Shared {
+        let concurrency = config.concurrency.max(1);
+        // Inputs in hand: one per slot and one more waiting, each up to the input limit, within
+        // the memory budget's share for them.
+        let input_budget_kib = u32::try_from(memory.inputs_bytes.div_ceil(1024).max(1)).unwrap_or(u32::MAX);
+        Shared {
+            slots: Arc::new(Semaphore::new(concurrency)),
+            input_budget: Arc::new(Semaphore::new(input_budget_kib as usize)),
+            input_budget_kib,
+            reprocess_gate: Arc::new(Semaphore::new(concurrency - 1)),
+            classifier: engines.classifier,
+            sandbox: engines.sandbox,
+            banks: engines.banks,
+            window: window::WindowStats::default(),
+            config,
+            storage,
+            progress,
+        }
+    }
+}
+
 /// Where a job came from: live traffic (`mediagate.uploads`) or a reprocess
 /// (`mediagate.reprocess`, the contract's word for a batch run).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -163,8 +193,6 @@ pub async fn run(
     let mut dead = broker.consumer(names::DEAD_QUEUE, 1, &format!("{tag}-dead")).await?;
     let concurrency = config.concurrency.max(1);
     let reprocess_slots = concurrency - 1;
-    // Inputs in hand: one per slot and one more waiting, each up to the input limit, within
-    // the memory budget's share for them.
     let memory = config.memory()?;
     info!(
         total_mb = memory.total_mb,
@@ -174,7 +202,6 @@ pub async fn run(
         children = memory.children,
         "memory budget"
     );
-    let input_budget_kib = u32::try_from(memory.inputs_bytes.div_ceil(1024).max(1)).unwrap_or(u32::MAX);
     // Reprocess jobs only ever get spare capacity: never the last slot, and a prefetch that
     // holds no more batch jobs than the slots they may use.
     let mut reprocess = if reprocess_slots > 0 {
@@ -184,19 +211,7 @@ pub async fn run(
         warn!("MEDIAGATE_CONCURRENCY is 1: this worker keeps its one slot for live traffic and does not take reprocess jobs");
         None
     };
-    let shared = Arc::new(Shared {
-        slots: Arc::new(Semaphore::new(concurrency)),
-        input_budget: Arc::new(Semaphore::new(input_budget_kib as usize)),
-        input_budget_kib,
-        reprocess_gate: Arc::new(Semaphore::new(reprocess_slots)),
-        classifier: engines.classifier,
-        sandbox: engines.sandbox,
-        banks: engines.banks,
-        window: window::WindowStats::default(),
-        config,
-        storage: storage::Storage::S3(store),
-        progress: None,
-    });
+    let shared = Arc::new(Shared::new(config, &memory, engines, storage::Storage::S3(store), None));
     metrics().slots.set(i64::try_from(concurrency).unwrap_or(i64::MAX));
     info!(concurrency, reprocess_slots, worker_id = %shared.config.worker_id, "worker consuming");
     readiness.broker.store(true, std::sync::atomic::Ordering::Relaxed);
@@ -316,22 +331,8 @@ pub async fn run_local(
     job: &Job,
     progress: Option<Progress>,
 ) -> Result<Verdict, Requeue> {
-    let concurrency = config.concurrency.max(1);
     let memory = config.memory().map_err(|e| Requeue::internal(e.to_string()))?;
-    let input_budget_kib = u32::try_from(memory.inputs_bytes.div_ceil(1024).max(1)).unwrap_or(u32::MAX);
-    let shared = Arc::new(Shared {
-        slots: Arc::new(Semaphore::new(concurrency)),
-        input_budget: Arc::new(Semaphore::new(input_budget_kib as usize)),
-        input_budget_kib,
-        reprocess_gate: Arc::new(Semaphore::new(concurrency - 1)),
-        classifier: engines.classifier,
-        sandbox: engines.sandbox,
-        banks: engines.banks,
-        window: window::WindowStats::default(),
-        config,
-        storage: storage::Storage::Local(local),
-        progress,
-    });
+    let shared = Arc::new(Shared::new(config, &memory, engines, storage::Storage::Local(local), progress));
     let body = serde_json::to_vec(job).map_err(|e| Requeue::internal(format!("serialising the job: {e}")))?;
     match job::handle_delivery(shared, &body, None, Lane::Live, false).await? {
         job::Handled::Verdict { verdict, .. } => Ok(*verdict),

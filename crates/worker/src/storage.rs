@@ -1,10 +1,11 @@
 //! Where a job's files come from and where its outputs go: S3 for the worker, a local
 //! directory for `mediagate inspect` (contract §7: the whole job with no broker and no S3).
 //!
-//! Architecture invariant: this is the only place the two differ. Everything between the
-//! fetch and the write — rules, the sandbox call, the banks, the classifier, the verdict — is
-//! the same code, so what `inspect` prints is what a worker would publish for the same input
-//! and settings, and its files are the same bytes.
+//! Architecture invariant: the two differ only here and in how `item.rs` fetches (an S3 GET is
+//! reserved from the input budget before its body is read; a local file is read off the async
+//! threads, then reserved). Everything between the fetch and the write — rules, the sandbox call,
+//! the banks, the classifier, the verdict — is the same code, so what `inspect` prints is what a
+//! worker would publish for the same input and settings, and its files are the same bytes.
 
 use std::io::Read as _;
 use std::path::{Path, PathBuf};
@@ -12,6 +13,8 @@ use std::path::{Path, PathBuf};
 use mediagate_contract::keys::{output_item_prefix, output_key};
 use mediagate_store::{PutReceipt, Store, StoreError};
 use sha2::Digest as _;
+
+use crate::codes::Requeue;
 
 /// The bucket name a local run reports for its sources and outputs (§7).
 pub const LOCAL_BUCKET: &str = "local";
@@ -48,6 +51,52 @@ impl Storage {
         match self {
             Storage::S3(_) => output_item_prefix(job_id, item_id),
             Storage::Local(_) => format!("{item_id}/"),
+        }
+    }
+
+    /// Writes an output variant under `key` (in `bucket` when in S3); returns the bucket the
+    /// verdict names (`local` for a local run) and what was written.
+    pub(crate) async fn put_output(
+        &self,
+        bucket: &str,
+        key: &str,
+        bytes: Vec<u8>,
+        content_type: &str,
+    ) -> Result<(String, PutReceipt), Requeue> {
+        match self {
+            Storage::S3(store) => {
+                let receipt = store
+                    .put(bucket, key, bytes, content_type)
+                    .await
+                    .map_err(|e| Requeue::storage(format!("writing s3://{bucket}/{key}: {e}")))?;
+                Ok((bucket.to_string(), receipt))
+            }
+            Storage::Local(local) => {
+                let receipt = local.put(key, &bytes).map_err(|e| Requeue::storage(e.to_string()))?;
+                Ok((LOCAL_BUCKET.to_string(), receipt))
+            }
+        }
+    }
+
+    /// The outputs stored under `prefix`.
+    pub(crate) async fn list_outputs(&self, bucket: &str, prefix: &str) -> Result<Vec<String>, Requeue> {
+        match self {
+            Storage::S3(store) => store
+                .list_keys(bucket, prefix)
+                .await
+                .map_err(|e| Requeue::storage(format!("listing s3://{bucket}/{prefix}: {e}"))),
+            Storage::Local(local) => local.list_keys(prefix).map_err(|e| Requeue::storage(e.to_string())),
+        }
+    }
+
+    /// Removes an output; a missing one is success.
+    pub(crate) async fn delete_output(&self, bucket: &str, key: &str) -> Result<(), Requeue> {
+        match self {
+            Storage::S3(store) => store
+                .delete(bucket, key)
+                .await
+                .map_err(|e| Requeue::storage(format!("deleting s3://{bucket}/{key}: {e}"))),
+            Storage::Local(local) => local.delete(key).map_err(|e| Requeue::storage(e.to_string())),
         }
     }
 }
