@@ -6,6 +6,9 @@ Follows the wire contract (docs/contract.md) with nothing but pika (AMQP 0-9-1) 
   * binds a private queue to the `mediagate.verdicts` topic exchange BEFORE publishing,
   * publishes the job to `mediagate.jobs` with routing key `upload`, persistent,
     application/json, message_id = job_id, with publisher confirms and `mandatory`,
+  * treats a returned message (no queue bound to `mediagate.jobs` yet: the topology does not
+    exist, run `mediagate ensure-topology`), a nack or a missing exchange as NOT published (exit 3):
+    without `mandatory`, RabbitMQ confirms a message no queue takes and drops it,
   * prints the verdict whose correlation_id is the job id (exit 0), or exits 1 on a timeout.
 
 Configuration comes from the same environment variables as the worker:
@@ -23,6 +26,7 @@ import uuid
 
 import boto3
 import pika
+import pika.exceptions
 from botocore.config import Config
 
 
@@ -71,15 +75,43 @@ def main() -> int:
     ch = conn.channel()
     # Producers never declare the worker's queues; a private queue for our own verdicts is fine.
     private = ch.queue_declare(queue="", exclusive=True, auto_delete=True).method.queue
-    ch.queue_bind(queue=private, exchange="mediagate.verdicts", routing_key="verdict.*")
+    try:
+        ch.queue_bind(queue=private, exchange="mediagate.verdicts", routing_key="verdict.*")
+    except pika.exceptions.ChannelClosedByBroker as e:
+        print(
+            f"job {job_id} NOT published: {e.reply_code} {e.reply_text} (the topology does not exist yet; run "
+            "`mediagate ensure-topology`)",
+            file=sys.stderr,
+        )
+        return 3
     ch.confirm_delivery()
-    ch.basic_publish(
-        exchange="mediagate.jobs",
-        routing_key="upload",
-        body=json.dumps(job).encode(),
-        properties=pika.BasicProperties(delivery_mode=2, content_type="application/json", message_id=job_id),
-        mandatory=True,
-    )
+    try:
+        # With confirms on, pika raises UnroutableError when the broker returns the message
+        # (basic.return, 312 NO_ROUTE) and NackError when it nacks it; it returns once confirmed.
+        ch.basic_publish(
+            exchange="mediagate.jobs",
+            routing_key="upload",
+            body=json.dumps(job).encode(),
+            properties=pika.BasicProperties(delivery_mode=2, content_type="application/json", message_id=job_id),
+            mandatory=True,
+        )
+    except pika.exceptions.UnroutableError:
+        print(
+            f"job {job_id} NOT published: the broker returned it (no queue is bound to mediagate.jobs "
+            "with key 'upload'); run `mediagate ensure-topology` and publish again",
+            file=sys.stderr,
+        )
+        return 3
+    except pika.exceptions.NackError:
+        print(f"job {job_id} NOT published: the broker refused it (nack); publish again", file=sys.stderr)
+        return 3
+    except pika.exceptions.ChannelClosedByBroker as e:
+        print(
+            f"job {job_id} NOT published: {e.reply_code} {e.reply_text} (is the topology declared? run "
+            "`mediagate ensure-topology`)",
+            file=sys.stderr,
+        )
+        return 3
     print(f"published {job_id}", file=sys.stderr)
 
     deadline = time.monotonic() + args.timeout

@@ -69,7 +69,9 @@ fn run_batch(label: &str, src: &[u8], jobs: usize, concurrency: usize, latency: 
                 ch.basic_publish(
                     "mediagate.jobs".into(),
                     "upload".into(),
-                    BasicPublishOptions::default(),
+                    // mandatory, as contract §1 asks of producers (no confirms here: the bench
+                    // waits for every verdict, which a lost job would make it miss)
+                    BasicPublishOptions { mandatory: true, immediate: false },
                     body.as_bytes(),
                     BasicProperties::default().with_delivery_mode(2).with_message_id(id.as_str().into()),
                 )

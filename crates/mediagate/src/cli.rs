@@ -33,6 +33,10 @@ pub enum Command {
     /// Create the configured source, output, quarantine and manifest buckets if missing
     /// (local set-up and first deployment; the worker itself never creates buckets).
     EnsureBuckets,
+    /// Declare contract §1's exchanges, queues and bindings with their exact arguments, and exit
+    /// (0 when all are in place, 1 when the broker refuses one, naming it); consumes nothing.
+    /// For a new broker, a compose init step or a deployment hook, before producers start.
+    EnsureTopology,
     /// A moderator's review of blocked items: list them, release one, or confirm one as content
     /// nobody may send (contract §9).
     #[command(subcommand)]
@@ -57,6 +61,10 @@ pub struct DoctorArgs {
     /// One JSON object with every check instead of the lines.
     #[arg(long)]
     pub json: bool,
+    /// RabbitMQ's management API, asked for §1's bindings (AMQP cannot list them); default:
+    /// http://HOST:15672 on the AMQP URL's host, with its user and vhost.
+    #[arg(long)]
+    pub management_url: Option<String>,
 }
 
 /// `mediagate erase`.

@@ -2,8 +2,10 @@
 //!
 //! One line per check, `✔` or `✘` with what to do, in this order: the settings (the worker's
 //! own start-up validation, with the memory budget's split), the broker (connect) and each §1
-//! exchange and queue (present with the contract's type and arguments, or absent — the worker
-//! declares it — but never present with others), each bucket's permissions (§6: listed, and a
+//! exchange and queue (present with the contract's type and arguments: absent is a failure, since
+//! producers' jobs are returned until `ensure-topology` or a worker declares it) and each §1
+//! binding (through the management API, since AMQP cannot list bindings; `?` when it cannot be
+//! reached), each bucket's permissions (§6: listed, and a
 //! probe object written, read back and deleted where the worker writes), the model and the ONNX
 //! Runtime library (their sha256, by loading them as the worker does), the sandbox (a fork
 //! server started and locked down: seccomp and `no_new_privs` available), and the hash banks
@@ -25,6 +27,7 @@ use mediagate_worker::WorkerConfig;
 use serde::Serialize;
 
 use crate::cli::{Common, DoctorArgs};
+use crate::topology::BindingFound;
 
 /// One check's outcome.
 #[derive(Debug, Serialize)]
@@ -37,15 +40,21 @@ struct Check {
     /// What to do about a failure.
     #[serde(skip_serializing_if = "Option::is_none")]
     fix: Option<String>,
+    /// False when nothing could be checked (shown as `?`; it does not fail the run).
+    checked: bool,
 }
 
 impl Check {
     fn pass(name: impl Into<String>, detail: impl Into<String>) -> Check {
-        Check { name: name.into(), ok: true, detail: detail.into(), fix: None }
+        Check { name: name.into(), ok: true, detail: detail.into(), fix: None, checked: true }
+    }
+
+    fn unchecked(name: impl Into<String>, detail: impl Into<String>) -> Check {
+        Check { name: name.into(), ok: true, detail: detail.into(), fix: None, checked: false }
     }
 
     fn fail(name: impl Into<String>, detail: impl Into<String>, fix: impl Into<String>) -> Check {
-        Check { name: name.into(), ok: false, detail: detail.into(), fix: Some(fix.into()) }
+        Check { name: name.into(), ok: false, detail: detail.into(), fix: Some(fix.into()), checked: true }
     }
 }
 
@@ -69,7 +78,7 @@ pub async fn run(common: &Common, args: DoctorArgs) -> Result<ExitCode> {
             None
         }
     };
-    checks.extend(broker_checks(&common.amqp_url).await);
+    checks.extend(broker_checks(&common.amqp_url, args.management_url.as_deref()).await);
     let store = match Store::connect(&crate::store_config(common)).await {
         Ok(s) => Some(s),
         Err(e) => {
@@ -99,6 +108,7 @@ pub async fn run(common: &Common, args: DoctorArgs) -> Result<ExitCode> {
     } else {
         for c in &checks {
             match &c.fix {
+                None if !c.checked => println!("? {}: {}", c.name, c.detail),
                 None => println!("✔ {}: {}", c.name, c.detail),
                 Some(fix) => println!("✘ {}: {}\n    fix: {fix}", c.name, c.detail),
             }
@@ -131,7 +141,7 @@ fn settings_check(c: &WorkerConfig) -> Check {
     }
 }
 
-async fn broker_checks(url: &str) -> Vec<Check> {
+async fn broker_checks(url: &str, management_url: Option<&str>) -> Vec<Check> {
     let broker = match Broker::connect_named(url, "mediagate doctor").await {
         Ok(b) => b,
         Err(e) => {
@@ -148,7 +158,11 @@ async fn broker_checks(url: &str) -> Vec<Check> {
             for (name, state) in found {
                 checks.push(match state {
                     Found::Matches => Check::pass(&name, "present, as contract §1 declares it"),
-                    Found::Absent => Check::pass(&name, "absent: the worker declares it when it starts"),
+                    Found::Absent => Check::fail(
+                        &name,
+                        "absent: until it exists, producers' jobs are returned to them (or lost, without `mandatory`)",
+                        "run `mediagate ensure-topology` (a worker also declares it when it starts)",
+                    ),
                     Found::Differs(why) => Check::fail(
                         &name,
                         format!("present with another type or other arguments than contract §1's ({why})"),
@@ -161,7 +175,40 @@ async fn broker_checks(url: &str) -> Vec<Check> {
         Err(e) => checks.push(Check::fail("topology", e.to_string(), "check the user's configure/read permissions")),
     }
     broker.close().await;
+    checks.extend(binding_checks(url, management_url).await);
     checks
+}
+
+/// §1's bindings, through the management API; one `not checked` line when it cannot tell.
+async fn binding_checks(url: &str, management_url: Option<&str>) -> Vec<Check> {
+    let Some(api) = mediagate_queue::ManagementApi::for_amqp_url(url, management_url) else {
+        return vec![Check::unchecked("bindings", "the AMQP URL does not parse, so the management API is unknown")];
+    };
+    match crate::topology::inspect_bindings(&api).await {
+        Ok(found) => found
+            .into_iter()
+            .map(|(name, state)| match state {
+                BindingFound::Present => Check::pass(&name, "present"),
+                BindingFound::Missing => Check::fail(
+                    &name,
+                    "missing: the queue exists but receives nothing, and producers' jobs are returned (or lost, \
+                     without `mandatory`)",
+                    "run `mediagate ensure-topology`",
+                ),
+                BindingFound::NoEndpoint => {
+                    Check::fail(&name, "its exchange or queue is absent", "run `mediagate ensure-topology`")
+                }
+            })
+            .collect(),
+        Err(why) => vec![Check::unchecked(
+            "bindings",
+            format!(
+                "not checked: AMQP cannot list bindings and the management API could not tell ({why}); enable \
+                 rabbitmq_management or pass --management-url. `mediagate ensure-topology` (re)declares them \
+                 idempotently"
+            ),
+        )],
+    }
 }
 
 /// Every configured bucket and what the worker, `review` and `erase` do with it (§6).

@@ -7,6 +7,7 @@ mod inspect;
 mod reprocess;
 mod review;
 mod submit;
+mod topology;
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -60,6 +61,7 @@ fn main() -> std::process::ExitCode {
             Command::Inspect(args) => inspect::run(&cli.common, args).await,
             Command::Reprocess(args) => reprocess::run(&cli.common, args).await,
             Command::EnsureBuckets => ensure_buckets(&cli.common).await,
+            Command::EnsureTopology => topology::ensure(&cli.common).await,
             Command::Review(cmd) => review::run(&cli.common, cmd).await,
             Command::Erase(args) => erase::run(&cli.common, args).await,
             Command::Doctor(args) => doctor::run(&cli.common, args).await,

@@ -101,30 +101,44 @@ impl Broker {
         }
     }
 
-    /// Declares contract §1 exactly. Idempotent: declaring again with the same arguments is a
-    /// no-op for the broker. Fails with PRECONDITION_FAILED if a queue exists with other
-    /// arguments (which needs an operator: queues cannot be altered in place).
+    /// Declares contract §1 exactly: every exchange, queue and binding. Idempotent: declaring
+    /// again with the same arguments is a no-op for the broker. Fails with PRECONDITION_FAILED if
+    /// a queue exists with other arguments (which needs an operator: queues cannot be altered in
+    /// place). Used by the worker at start-up and by `mediagate ensure-topology`; see
+    /// [`Broker::declare_topology_each`] for one result per entity.
     pub async fn declare_topology(&self) -> Result<(), QueueError> {
-        use names::*;
-        let ch = self.channel("topology").await?;
-        let durable = ExchangeDeclareOptions { durable: true, ..Default::default() };
-
-        for (name, kind) in contract_exchanges() {
-            declare_exchange(&ch, name, kind, durable).await?;
+        for (_, result) in self.declare_topology_each().await? {
+            result?;
         }
-        for (name, args) in contract_queues() {
-            declare_queue(&ch, name, args).await?;
-        }
-
-        bind(&ch, UPLOADS_QUEUE, JOBS_EXCHANGE, UPLOAD_KEY).await?;
-        bind(&ch, REPROCESS_QUEUE, JOBS_EXCHANGE, REPROCESS_KEY).await?;
-        bind(&ch, DEAD_QUEUE, DEAD_EXCHANGE, "").await?;
-        bind(&ch, VERDICTS_QUEUE, VERDICTS_EXCHANGE, "#").await?;
-        bind(&ch, ESCALATIONS_QUEUE, ESCALATIONS_EXCHANGE, "#").await?;
-
-        let _ = ch.close(200, "topology declared".into()).await;
         info!("RabbitMQ topology declared");
         Ok(())
+    }
+
+    /// Declares every exchange, queue and binding of contract §1 and says how each went, in
+    /// declaration order (`exchange mediagate.jobs`, `queue mediagate.uploads`, `binding
+    /// mediagate.uploads <- mediagate.jobs key "upload"`…). A refused declaration does not stop the
+    /// others: each gets a channel of its own, since a refusal closes its channel (a binding
+    /// whose queue was refused fails in turn, naming it). `Err` only when no channel opens.
+    pub async fn declare_topology_each(&self) -> Result<Vec<(String, Result<(), QueueError>)>, QueueError> {
+        let durable = ExchangeDeclareOptions { durable: true, ..Default::default() };
+        let mut ch = self.channel("topology").await?;
+        let mut done = Vec::new();
+        for (name, kind) in contract_exchanges() {
+            self.reopen(&mut ch).await?;
+            done.push((format!("exchange {name}"), declare_exchange(&ch, name, kind, durable).await));
+        }
+        for (name, args) in contract_queues() {
+            self.reopen(&mut ch).await?;
+            done.push((format!("queue {name}"), declare_queue(&ch, name, args).await));
+        }
+        for (queue, exchange, key) in contract_bindings() {
+            self.reopen(&mut ch).await?;
+            done.push((binding_name(queue, exchange, key), bind(&ch, queue, exchange, key).await));
+        }
+        if ch.status().connected() {
+            let _ = ch.close(200, "topology declared".into()).await;
+        }
+        Ok(done)
     }
 
     /// Passively checks that the job exchange and queues exist, without declaring anything:
@@ -169,6 +183,14 @@ impl Broker {
             found.push((format!("queue {name}"), state));
         }
         Ok(found)
+    }
+
+    /// A new channel in place of `ch` when a refused declaration closed it.
+    async fn reopen(&self, ch: &mut Channel) -> Result<(), QueueError> {
+        if !ch.status().connected() {
+            *ch = self.channel("topology").await?;
+        }
+        Ok(())
     }
 
     async fn channel(&self, what: &str) -> Result<Channel, QueueError> {

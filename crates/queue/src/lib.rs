@@ -1,7 +1,8 @@
 //! RabbitMQ for mediagate: the contract's topology (§1), the job consumer, and publishers that
 //! wait for broker confirms.
 //!
-//! Built on lapin (plain AMQP 0-9-1). The rules this crate enforces so the worker cannot get them
+//! Built on lapin (plain AMQP 0-9-1); `management` reads what AMQP cannot tell (bindings, a
+//! queue's unacknowledged count) from RabbitMQ's management HTTP API, for tools only. The rules this crate enforces so the worker cannot get them
 //! wrong:
 //!
 //! - the topology is declared with the *exact* arguments of contract §1 (a queue re-declared with
@@ -33,6 +34,7 @@ mod broker;
 mod consumer;
 mod error;
 mod listener;
+mod management;
 mod publisher;
 mod topology;
 
@@ -40,6 +42,7 @@ pub use broker::*;
 pub use consumer::*;
 pub use error::*;
 pub use listener::*;
+pub use management::*;
 pub use publisher::*;
 pub use topology::*;
 

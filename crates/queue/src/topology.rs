@@ -47,6 +47,22 @@ pub(crate) fn contract_queues() -> [(&'static str, FieldTable); 5] {
     ]
 }
 
+/// Contract §1's bindings as `(queue, exchange, routing key)`, in declaration order.
+pub fn contract_bindings() -> [(&'static str, &'static str, &'static str); 5] {
+    [
+        (names::UPLOADS_QUEUE, names::JOBS_EXCHANGE, names::UPLOAD_KEY),
+        (names::REPROCESS_QUEUE, names::JOBS_EXCHANGE, names::REPROCESS_KEY),
+        (names::DEAD_QUEUE, names::DEAD_EXCHANGE, ""),
+        (names::VERDICTS_QUEUE, names::VERDICTS_EXCHANGE, "#"),
+        (names::ESCALATIONS_QUEUE, names::ESCALATIONS_EXCHANGE, "#"),
+    ]
+}
+
+/// How a binding is named in reports: `binding mediagate.uploads <- mediagate.jobs key "upload"`.
+pub fn binding_name(queue: &str, exchange: &str, key: &str) -> String {
+    format!("binding {queue} <- {exchange} key {key:?}")
+}
+
 /// The exact arguments contract §1 gives a queue, for tools that must agree with the worker
 /// (tests, migration scripts). `None` for a name that is not one of the contract's queues.
 pub fn contract_queue_arguments(queue: &str) -> Option<FieldTable> {
@@ -102,5 +118,12 @@ mod tests {
         assert_eq!(m.len(), 3);
         let v = verdicts_queue_arguments();
         assert_eq!(v.inner().get("x-message-ttl"), Some(&AMQPValue::LongLongInt(604_800_000)));
+    }
+
+    #[test]
+    fn every_contract_queue_is_bound_once() {
+        let queues: Vec<&str> = contract_queues().iter().map(|(q, _)| *q).collect();
+        let bound: Vec<&str> = contract_bindings().iter().map(|(q, _, _)| *q).collect();
+        assert_eq!(queues, bound, "each §1 queue has its one binding, in the same order");
     }
 }

@@ -21,3 +21,4 @@ mod rules;
 mod sandbox;
 mod schemas;
 mod shutdown;
+mod topology;

@@ -35,17 +35,13 @@ fn sigterm_finishes_the_job_in_hand_and_leaves_the_rest_queued() {
             let key = format!("{id}/0.jpg");
             let body = media_job(id, &[&key]).to_string();
             let props = BasicProperties::default().with_delivery_mode(2).with_message_id(id.as_str().into());
-            ch.basic_publish(
-                "mediagate.jobs".into(),
-                "upload".into(),
-                BasicPublishOptions::default(),
-                body.as_bytes(),
-                props,
-            )
-            .await
-            .unwrap()
-            .await
-            .unwrap();
+            let c = ch
+                .basic_publish("mediagate.jobs".into(), "upload".into(), MANDATORY, body.as_bytes(), props)
+                .await
+                .unwrap()
+                .await
+                .unwrap();
+            assert_published(c);
         }
         // Let the first verdict arrive, so the worker is busy with the second job, then stop it.
         let first = tokio::time::timeout(Duration::from_secs(60), verdicts.next()).await.expect("a first verdict");

@@ -295,12 +295,12 @@ impl Harness {
         self.rt.block_on(async {
             let confirm = self
                 .channel
-                .basic_publish("mediagate.jobs".into(), "upload".into(), BasicPublishOptions::default(), body, props)
+                .basic_publish("mediagate.jobs".into(), "upload".into(), MANDATORY, body, props)
                 .await
                 .expect("publish")
                 .await
                 .expect("confirm");
-            assert!(confirm.is_ack(), "broker did not ack the job");
+            assert_published(confirm);
         });
     }
 
@@ -370,6 +370,17 @@ pub fn http_get(addr: &str, path: &str) -> (u16, String) {
     let code = out.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
     let body = out.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
     (code, body)
+}
+
+/// Tests publish as contract §1 tells producers to: `mandatory`, and a return is a failure.
+pub const MANDATORY: BasicPublishOptions = BasicPublishOptions { mandatory: true, immediate: false };
+
+/// Panics unless the broker confirmed the message without returning it.
+pub fn assert_published(c: lapin::Confirmation) {
+    match c {
+        lapin::Confirmation::Ack(None) => {}
+        other => panic!("the job was not published (returned or nacked): {other:?}"),
+    }
 }
 
 /// A unique job id for this test process.
@@ -590,7 +601,7 @@ impl Isolated {
                 .basic_publish(
                     "mediagate.jobs".into(),
                     routing_key.into(),
-                    BasicPublishOptions::default(),
+                    MANDATORY,
                     job.to_string().as_bytes(),
                     props,
                 )
@@ -598,7 +609,7 @@ impl Isolated {
                 .expect("publish")
                 .await
                 .expect("confirm");
-            assert!(c.is_ack());
+            assert_published(c);
         });
     }
 
@@ -664,14 +675,20 @@ impl Isolated {
     /// Starts one more worker process with this environment's settings (its own id and
     /// metrics port).
     pub fn spawn_worker(&self, name: &str) -> Tethered {
+        self.spawn_worker_metrics(name).0
+    }
+
+    /// [`Isolated::spawn_worker`], also returning the worker's `/metrics` address.
+    pub fn spawn_worker_metrics(&self, name: &str) -> (Tethered, String) {
         let mut env = self.env.clone();
         env.retain(|(k, _)| !matches!(*k, "MEDIAGATE_WORKER_ID" | "MEDIAGATE_METRICS_ADDR"));
         env.push(("MEDIAGATE_WORKER_ID", name.to_string()));
         env.push(("MEDIAGATE_METRICS_ADDR", format!("127.0.0.1:{}", free_port())));
         let log = self.logdir.path().join(format!("{name}.log"));
         let t = Tethered::spawn(Path::new(env!("CARGO_BIN_EXE_mediagate")), &["worker"], &env, &log);
-        wait_ready(&metrics_addr_of(&env), &log);
-        t
+        let addr = metrics_addr_of(&env);
+        wait_ready(&addr, &log);
+        (t, addr)
     }
 
     /// Messages waiting in a queue of this vhost (a fresh connection, so it works after a
