@@ -12,6 +12,8 @@ use std::time::Duration;
 use support::media::jpeg;
 use support::{item, job_id, media_job, sha256_hex, Isolated};
 
+// The soak's harness lives in soak.rs; these are the single-fault cases.
+
 /// One fault at a time: they share the broker.
 static SERIAL: Mutex<()> = Mutex::new(());
 
@@ -141,4 +143,80 @@ fn three_workers_share_a_hundred_jobs() {
     }
     assert_eq!(by_worker.values().sum::<usize>(), 100, "exactly one verdict per job: {by_worker:?}");
     assert_eq!(by_worker.len(), 3, "all three workers took jobs: {by_worker:?}");
+}
+
+/// Contract §1's "a job is acknowledged only after its verdict is confirmed", held: while the
+/// broker blocks publishers (a memory alarm) the worker does all of a job's work but cannot get
+/// its verdict confirmed, so the job stays unacknowledged in `mediagate.uploads` and no delivery
+/// is counted as ended; once the alarm clears, the verdict is confirmed, then the job is acked
+/// (`deliveries_total{ending="verdict"}`).
+#[test]
+fn a_job_is_acked_only_after_its_verdict_is_confirmed() {
+    let _g = serial();
+    let mut env = Isolated::start("ackorder", &[]);
+    // No worker while the job is published (publishing is what the alarm blocks).
+    let code = env.worker.as_mut().unwrap().terminate(Duration::from_secs(60));
+    assert_eq!(code, Some(0));
+    let id = job_id("ackorder");
+    env.put(&format!("{id}/0.jpg"), jpeg(640, 480, 31));
+    env.publish(&media_job(&id, &[&format!("{id}/0.jpg")]));
+
+    let watermark = |v: &str| {
+        let out = std::process::Command::new("rabbitmqctl")
+            .args(["-q", "set_vm_memory_high_watermark", v])
+            .output()
+            .expect("rabbitmqctl");
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    };
+    struct Restore<F: Fn()>(F);
+    impl<F: Fn()> Drop for Restore<F> {
+        fn drop(&mut self) {
+            (self.0)()
+        }
+    }
+    watermark("0.000001");
+    let _restore = Restore(|| watermark("0.4"));
+    let (worker, metrics_addr) = env.spawn_worker_metrics("worker-under-alarm");
+    env.worker = Some(worker);
+
+    // The job is taken and worked on, but its verdict cannot be confirmed.
+    let counts = |vhost: &str| {
+        let out = std::process::Command::new("rabbitmqctl")
+            .args(["-q", "list_queues", "-p", vhost, "name", "messages_ready", "messages_unacknowledged"])
+            .output()
+            .expect("rabbitmqctl");
+        let text = String::from_utf8_lossy(&out.stdout).to_string();
+        let line = text.lines().find(|l| l.starts_with("mediagate.uploads\t")).unwrap_or("").to_string();
+        let n: Vec<u64> = line.split('\t').skip(1).filter_map(|v| v.trim().parse().ok()).collect();
+        (n.first().copied().unwrap_or(99), n.get(1).copied().unwrap_or(99))
+    };
+    let start = std::time::Instant::now();
+    while counts(&env.vhost) != (0, 1) {
+        assert!(start.elapsed() < Duration::from_secs(30), "the worker took the job: {:?}", counts(&env.vhost));
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // Long enough for a 640x480 photo to be processed and stored many times over.
+    std::thread::sleep(Duration::from_secs(8));
+    assert!(env.verdicts_for(&id).is_empty(), "no verdict while publishing is blocked");
+    assert_eq!(counts(&env.vhost), (0, 1), "the job is still unacknowledged: its verdict is not confirmed");
+    let log = std::fs::read_to_string(env.logdir.path().join("worker-under-alarm.log")).unwrap_or_default();
+    assert!(!log.contains("delivery settled"), "no delivery ended:\n{log}");
+
+    drop(_restore);
+    let v = env.wait_verdicts(&id, 1, Duration::from_secs(60));
+    assert_eq!(v[0].body["status"], "cleared");
+    let start = std::time::Instant::now();
+    while counts(&env.vhost) != (0, 0) {
+        assert!(start.elapsed() < Duration::from_secs(30), "acked after the confirm: {:?}", counts(&env.vhost));
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let metrics = support::http_get(&metrics_addr, "/metrics").1;
+    assert!(
+        metrics.lines().any(|l| l.starts_with("mediagate_deliveries_total{")
+            && l.contains(r#"ending="verdict""#)
+            && l.contains(r#"lane="live""#)
+            && l.ends_with(" 1")),
+        "one delivery ended with its verdict: {}",
+        metrics.lines().filter(|l| l.contains("deliveries_total")).collect::<Vec<_>>().join("\n")
+    );
 }

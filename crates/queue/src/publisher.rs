@@ -2,6 +2,16 @@
 
 use super::*;
 
+/// The broker's confirm of a verdict, as a value: only [`VerdictPublisher::publish`] makes one,
+/// after the broker confirmed the verdict without returning it. The worker's settling takes it
+/// to acknowledge a job with a verdict, so "ack only after the verdict is confirmed" is a type
+/// the compiler checks, not a habit.
+#[derive(Debug)]
+#[must_use = "a confirmed verdict is what allows the job to be acked"]
+pub struct Confirmed {
+    _private: (),
+}
+
 /// Publishes verdicts and waits for the broker's confirm. Cheap to clone; safe to use from many
 /// tasks at once (each publish waits for its own confirm).
 #[derive(Clone)]
@@ -27,16 +37,21 @@ impl VerdictPublisher {
     /// Publishes a verdict to `mediagate.verdicts` with `routing_key` (the contract's
     /// `verdict.<status>`: the caller's `JobStatus::routing_key`, this crate knows no verdicts),
     /// persistent, `application/json`, `message_id` and `correlation_id` = `job_id` when known.
-    /// Returns once the broker has confirmed it; a nack or an unroutable return is an error (the
-    /// job must not be acked then).
-    pub async fn publish(&self, job_id: Option<&str>, routing_key: &str, body: Vec<u8>) -> Result<(), QueueError> {
+    /// Returns once the broker has confirmed it, with the [`Confirmed`] receipt the worker needs
+    /// to ack the job; a nack or an unroutable return is an error (the job must not be acked then).
+    pub async fn publish(
+        &self,
+        job_id: Option<&str>,
+        routing_key: &str,
+        body: Vec<u8>,
+    ) -> Result<Confirmed, QueueError> {
         let mut props = persistent_json();
         if let Some(id) = job_id {
             props = props.with_message_id(id.into()).with_correlation_id(id.into());
         }
         publish_confirmed(&self.channel, names::VERDICTS_EXCHANGE, routing_key, &body, props).await?;
         debug!(job_id, routing_key, bytes = body.len(), "verdict confirmed");
-        Ok(())
+        Ok(Confirmed { _private: () })
     }
 }
 

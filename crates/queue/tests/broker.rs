@@ -185,7 +185,8 @@ async fn verdicts_are_confirmed_and_land_in_the_verdicts_queue() {
     let mut listener = b.verdict_listener("verdict.*").await.unwrap();
     let verdicts = b.verdict_publisher().await.unwrap();
 
-    verdicts.publish(Some("j-1"), "verdict.cleared", br#"{"status":"cleared"}"#.to_vec()).await.unwrap();
+    let _confirmed =
+        verdicts.publish(Some("j-1"), "verdict.cleared", br#"{"status":"cleared"}"#.to_vec()).await.unwrap();
     let m = get_one(&b, VERDICTS_QUEUE).await.expect("verdict in mediagate.verdicts");
     assert_eq!(m.routing_key.as_str(), "verdict.cleared");
     assert_eq!(m.exchange.as_str(), VERDICTS_EXCHANGE);
@@ -199,7 +200,7 @@ async fn verdicts_are_confirmed_and_land_in_the_verdicts_queue() {
     assert_eq!((v.routing_key.as_str(), v.correlation_id.as_deref()), ("verdict.cleared", Some("j-1")));
 
     // a verdict without a usable job id
-    verdicts.publish(None, "verdict.rejected", b"{}".to_vec()).await.unwrap();
+    let _confirmed = verdicts.publish(None, "verdict.rejected", b"{}".to_vec()).await.unwrap();
     let v = listener.next(Duration::from_secs(5)).await.unwrap().unwrap();
     assert_eq!((v.routing_key.as_str(), v.correlation_id), ("verdict.rejected", None));
 
@@ -211,7 +212,7 @@ async fn verdicts_are_confirmed_and_land_in_the_verdicts_queue() {
         })
         .collect();
     for t in tasks {
-        t.await.unwrap().unwrap();
+        let _confirmed = t.await.unwrap().unwrap();
     }
     assert_eq!(message_count(&b, VERDICTS_QUEUE).await, 51);
     assert!(listener.next(Duration::from_millis(10)).await.unwrap().is_some());

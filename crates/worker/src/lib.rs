@@ -12,6 +12,7 @@ pub mod health;
 mod item;
 mod job;
 pub mod metrics;
+mod settle;
 mod storage;
 mod window;
 
@@ -20,7 +21,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use mediagate_contract::{Job, JobStatus, ParseOutcome, Reason, ReasonCode, Verdict};
-use mediagate_queue::{names, Broker, Delivery, QueueError, VerdictPublisher};
+use mediagate_queue::{names, Broker, Confirmed, Delivery, QueueError, VerdictPublisher};
 use mediagate_store::Store;
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
@@ -35,6 +36,7 @@ pub use health::Readiness;
 pub use storage::{LocalFiles, LOCAL_BUCKET};
 
 use crate::metrics::metrics;
+use crate::settle::Ending;
 
 /// State every job task shares.
 pub(crate) struct Shared {
@@ -393,7 +395,8 @@ async fn handle_patiently(
     }
 }
 
-/// Acks, publishes or requeues a handled delivery.
+/// Publishes the verdict of a handled delivery and settles it (`settle::finish`): acked once the
+/// verdict is confirmed, acked as superseded, or requeued.
 async fn settle(
     publisher: &VerdictPublisher,
     delivery: &Delivery,
@@ -406,14 +409,12 @@ async fn settle(
         Ok(job::Handled::Superseded { job_id, revision, stored_revision }) => {
             metrics().jobs.with_label_values(&["superseded", lane_label]).inc();
             info!(%job_id, revision, stored_revision, "a newer revision of this job is stored; acked without processing");
-            if let Err(e) = delivery.acker.ack().await {
-                warn!(error = %e, "ack failed; the broker will redeliver and the job will be skipped again");
-            }
+            settle::finish(delivery, lane_label, Ending::Superseded).await;
         }
         Ok(job::Handled::Verdict { verdict: v, escalations }) => {
             let publish_timer = metrics::StageTimer::start("publish", "job");
             match publish_all(publisher, &escalations, &v).await {
-                Ok(()) => {
+                Ok(confirmed) => {
                     drop(publish_timer);
                     metrics().jobs.with_label_values(&[v.status.as_str(), lane_label]).inc();
                     metrics().job_seconds.with_label_values(&[lane_label]).observe(started.elapsed().as_secs_f64());
@@ -424,14 +425,12 @@ async fn settle(
                         ms = started.elapsed().as_millis() as u64,
                         "verdict published"
                     );
-                    if let Err(e) = delivery.acker.ack().await {
-                        warn!(error = %e, "ack failed; the broker will redeliver and the job will be redone idempotently");
-                    }
+                    settle::finish(delivery, lane_label, Ending::Verdict(confirmed)).await;
                 }
                 Err(e) => {
                     metrics().retries.with_label_values(&["publish"]).inc();
                     warn!(error = %e, "verdict or escalation not confirmed; returning the job to the queue");
-                    requeue(delivery).await;
+                    settle::finish(delivery, lane_label, Ending::Requeued).await;
                 }
             }
         }
@@ -439,7 +438,7 @@ async fn settle(
             metrics().retries.with_label_values(&[fault.cause.as_str()]).inc();
             warn!(error = %fault, cause = fault.cause.as_str(), "transient fault; returning the job to the queue");
             tokio::time::sleep(TRANSIENT_BACKOFF).await;
-            requeue(delivery).await;
+            settle::finish(delivery, lane_label, Ending::Requeued).await;
         }
     }
 }
@@ -484,11 +483,13 @@ async fn dead_letter_task(shared: Arc<Shared>, publisher: VerdictPublisher, deli
         Some(id) => job::write_manifest(&shared, id, job_value, &verdict).await.is_ok(),
         None => true,
     };
-    if stored && publish(&publisher, &verdict).await.is_ok() {
-        let _ = delivery.acker.ack().await;
-    } else {
-        tokio::time::sleep(TRANSIENT_BACKOFF).await;
-        requeue(&delivery).await;
+    let confirmed = if stored { publish(&publisher, &verdict).await.ok() } else { None };
+    match confirmed {
+        Some(c) => settle::finish(&delivery, "dead", Ending::DeadLettered(c)).await,
+        None => {
+            tokio::time::sleep(TRANSIENT_BACKOFF).await;
+            settle::finish(&delivery, "dead", Ending::Requeued).await;
+        }
     }
 }
 
@@ -506,7 +507,7 @@ async fn publish_all(
     publisher: &VerdictPublisher,
     escalations: &[job::Escalation],
     verdict: &Verdict,
-) -> Result<(), String> {
+) -> Result<Confirmed, String> {
     for e in escalations {
         publisher
             .publish_escalation(&e.job_id, &e.message_id, names::ESCALATION_HASH_MATCHED_KEY, e.body.clone())
@@ -521,15 +522,9 @@ async fn publish_all(
 }
 
 /// Publishes a verdict and waits for the broker's confirm.
-async fn publish(publisher: &VerdictPublisher, verdict: &Verdict) -> Result<(), String> {
+async fn publish(publisher: &VerdictPublisher, verdict: &Verdict) -> Result<Confirmed, String> {
     let body = serde_json::to_vec(verdict).map_err(|e| format!("serialising the verdict: {e}"))?;
     publisher.publish(verdict.job_id.as_deref(), &verdict.status.routing_key(), body).await.map_err(|e| e.to_string())
-}
-
-async fn requeue(delivery: &Delivery) {
-    if let Err(e) = delivery.acker.nack(true).await {
-        warn!(error = %e, "requeue failed; the broker redelivers unacked jobs when the channel closes");
-    }
 }
 
 #[cfg(test)]

@@ -41,6 +41,11 @@ pub struct Metrics {
     pub retries: IntCounterVec,
     /// Jobs that reached the delivery limit and got a `failed` verdict.
     pub dead_lettered: IntCounter,
+    /// Deliveries settled, by lane (`live`, `reprocess`, `dead`) and how they ended (`verdict`:
+    /// acked after a confirmed verdict; `superseded`; `requeued`; `dead_lettered`: acked from
+    /// `mediagate.dead` after its `failed` verdict; `channel_closed`: the channel closed before
+    /// the ack or requeue, so the broker redelivers). See `settle.rs`.
+    pub deliveries: IntCounterVec,
     /// Items blocked by a hash bank, by bank and entry kind (`sha256`, `md5`, `pdq`).
     pub bank_matches: IntCounterVec,
     /// Entries loaded, by bank and kind.
@@ -157,6 +162,12 @@ impl Metrics {
             dead_lettered: register_int_counter_with_registry!(
                 "dead_lettered_total",
                 "Jobs that reached their delivery limit and got a failed verdict.",
+                registry
+            )?,
+            deliveries: register_int_counter_vec_with_registry!(
+                "deliveries_total",
+                "Deliveries settled, by lane and by how they ended (verdict, superseded, requeued, dead_lettered, channel_closed).",
+                &["lane", "ending"],
                 registry
             )?,
             bank_matches: register_int_counter_vec_with_registry!(
@@ -276,6 +287,11 @@ impl Metrics {
             self.retries.with_label_values(&[cause]);
         }
         self.escalations.with_label_values(&["hash_matched"]);
+        for lane in crate::settle::LANES {
+            for ending in crate::settle::ENDINGS {
+                self.deliveries.with_label_values(&[lane, ending]);
+            }
+        }
         self
     }
 
