@@ -33,7 +33,7 @@ endif
 examples-venv:
 	@bash scripts/examples-venv.sh
 
-.PHONY: examples-venv help deps rabbitmq s3 stop-s3 build run test bench compose-check fmt lint clean-local
+.PHONY: examples-venv help deps rabbitmq s3 stop-s3 build run test soak ledger-runs bench compose-check fmt lint clean-local
 
 help:
 	@echo "make run            set up, start local RabbitMQ/S3 if needed, run the worker"
@@ -42,6 +42,8 @@ help:
 	@echo "make rabbitmq       start the local RabbitMQ if 127.0.0.1:5672 is closed"
 	@echo "make s3 / stop-s3   start / stop the local S3 (s3s-fs on 127.0.0.1:$(LOCAL_S3_PORT))"
 	@echo "make build          release build of the mediagate binary (and the tests, as make test builds them)"
+	@echo "make soak           every fault phase with the ledger: DURATION=1800 JOBS=2400 (PHASES=a,b to pick)"
+	@echo "make ledger-runs    the ledger RUNS=100 times, fresh worker each, S3 +DELAY_MS=40 ms (lost must be 0)"
 	@echo "make bench          benchmarks ($(BENCHES)), pyvips peer in $(BENCH_VENV)"
 	@echo "make compose-check  validate docker-compose.yml"
 	@echo "make fmt | lint     rustfmt check | clippy -D warnings"
@@ -88,6 +90,28 @@ run: deps rabbitmq s3 models build
 
 test: deps rabbitmq models reference-venv examples-venv
 	@bash scripts/test-summary.sh
+
+# The soak of crates/mediagate/tests/soak.rs with every fault phase, three workers, the ledger
+# accounting for every job after each phase. DURATION (seconds) is the time under faults (all phases),
+# JOBS the jobs over all phases; PHASES picks some (window,kill9,sigterm,broker_restart,
+# connections_cut,s3_refuse,s3_errors,mixed). It restarts the local broker (broker_restart).
+DURATION ?= 1800
+JOBS ?= 2400
+PHASES ?=
+soak: deps rabbitmq models
+	MEDIAGATE_SOAK_FULL=1 MEDIAGATE_SOAK_SECONDS=$(DURATION) MEDIAGATE_SOAK_JOBS=$(JOBS) MEDIAGATE_SOAK_PHASES=$(PHASES) \
+	  cargo test --release --locked -p mediagate --test soak
+
+# The ledger RUNS times against a fresh worker (concurrency 2) behind an S3 answering DELAY_MS
+# late, JOBS small photos each run, then BASELINE_RUNS runs on loopback for the throughput ratio.
+RUNS ?= 100
+DELAY_MS ?= 40
+BASELINE_RUNS ?= 10
+LEDGER_JOBS ?= 200
+ledger-runs: deps rabbitmq models
+	MEDIAGATE_SOAK_MODE=runs MEDIAGATE_SOAK_RUNS=$(RUNS) MEDIAGATE_SOAK_DELAY_MS=$(DELAY_MS) \
+	  MEDIAGATE_SOAK_BASELINE_RUNS=$(BASELINE_RUNS) MEDIAGATE_SOAK_JOBS=$(LEDGER_JOBS) \
+	  cargo test --release --locked -p mediagate --test soak
 
 bench: export MEDIAGATE_BENCH_PYTHON := $(CURDIR)/$(BENCH_VENV)/bin/python
 bench: deps rabbitmq models reference-venv

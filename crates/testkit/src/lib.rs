@@ -10,11 +10,14 @@
 //!   espeak-ng), never downloaded;
 //! - [`heif`]: HEIC/HEIF/AVIF photos written by the real encoders (pillow-heif, Pillow);
 //! - [`timing`]: medians, timed runs and the load average for benches;
-//! - [`latency`]: a TCP proxy that adds a delay to every request (S3 as over a network).
+//! - [`latency`]: a TCP proxy that adds a delay to every request (S3 as over a network);
+//! - [`faults`]: the same proxy switchable while it runs: delays, refused connections, 500/503
+//!   answers (the soak test's S3 faults).
 //!
 //! A missing server or tool FAILS the test with what to run (`make test` provides them all);
 //! nothing here skips silently. Dev-only: no crate depends on it outside `[dev-dependencies]`.
 
+pub mod faults;
 pub mod heif;
 pub mod latency;
 pub mod media;
