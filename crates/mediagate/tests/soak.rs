@@ -21,7 +21,7 @@
 //! It prints libtest's `test result:` line so `make test` counts it.
 
 #[path = "e2e/support/mod.rs"]
-#[allow(dead_code, unused_imports)]
+#[allow(unused_imports)]
 mod support;
 
 use std::collections::BTreeMap;
@@ -683,12 +683,12 @@ fn follow_ups(
             let Some(v) = vs.iter().find(|v| v["revision"] == 0) else { continue };
             handled.insert(id.clone());
             n += 1;
-            if want == "cleared" && v["status"] == "cleared" && n % 7 == 0 {
+            if want == "cleared" && v["status"] == "cleared" && n.is_multiple_of(7) {
                 // What `mediagate reprocess` publishes: the stored job, reprocess, revision + 1.
                 let _ = rt.block_on(ledger.publish(&job_json(&id, &fixture, 1, true), Lane::Reprocess));
             } else if want == "blocked" && v["status"] == "blocked" && {
                 banked += 1;
-                banked % 2 == 1
+                !banked.is_multiple_of(2)
             } {
                 if let Some(rev) = release(&id, env, amqp, s3) {
                     ledger.expect_revision(&id, rev);
