@@ -381,6 +381,17 @@ impl Soak {
     /// Runs the fault of phase `name` for `active`; returns what went wrong with the fleet
     /// itself (a worker that did not exit 0 on SIGTERM).
     fn run_fault(&self, name: &str, active: Duration) -> Vec<String> {
+        // A long phase repeats its fault: one round every 75 s or so.
+        let rounds = (active.as_secs() / 75).max(1) as u32;
+        let mut notes = Vec::new();
+        for _ in 0..rounds {
+            notes.extend(self.fault_round(name, active / rounds));
+        }
+        notes
+    }
+
+    /// One round of phase `name`'s fault, spread over `active`.
+    fn fault_round(&self, name: &str, active: Duration) -> Vec<String> {
         let mut notes = Vec::new();
         let start = Instant::now();
         let at = |f: f64| start + active.mul_f64(f);
@@ -481,8 +492,20 @@ impl Soak {
     fn sigterm(&self, i: usize) -> Option<String> {
         let mut w = self.workers[i].lock().unwrap();
         println!("soak: SIGTERM {}", w.name);
+        let t = Instant::now();
         let code = w.proc.as_mut().and_then(|p| p.terminate(Duration::from_secs(120)));
         let note = (code != Some(0)).then(|| format!("{} exited {code:?} after SIGTERM, not 0", w.name));
+        // What it had in hand, from its own log line.
+        let log = std::fs::read_to_string(w.log.with_extension(format!("{}.log", w.restarts - 1))).unwrap_or_default();
+        let in_hand = log
+            .lines()
+            .rev()
+            .find(|l| l.contains("finishing jobs in hand"))
+            .and_then(|l| l.split("in_flight=").nth(1))
+            .and_then(|r| r.split(|c: char| !c.is_ascii_digit()).next())
+            .unwrap_or("0")
+            .to_string();
+        println!("soak: {} finished {in_hand} job(s) in hand and exited {code:?} in {} ms", w.name, t.elapsed().as_millis());
         w.start();
         println!("soak: {} restarted", w.name);
         note

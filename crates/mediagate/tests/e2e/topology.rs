@@ -160,3 +160,40 @@ fn ensure_topology_names_a_queue_it_cannot_declare() {
     assert!(t.lines().any(|l| l == "✔ queue mediagate.uploads"), "the rest is declared: {t}");
     assert!(t.lines().any(|l| l.starts_with("✔ binding mediagate.uploads")), "{t}");
 }
+
+/// The ledger's binary, as the compose tests use it, against the shared harness's worker: a
+/// few photos, a voice note and a bad file, every job accounted for, the table printed.
+#[test]
+fn the_ledger_binary_accounts_for_every_job_of_a_real_worker() {
+    let h = harness();
+    let exe = std::path::Path::new(env!("CARGO_BIN_EXE_mediagate")).with_file_name("mediagate-ledger");
+    assert!(
+        exe.exists(),
+        "{} is missing: `make test` builds every binary of the workspace (cargo test --workspace --bins)",
+        exe.display()
+    );
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("a.jpg"), jpeg(640, 480, 11)).unwrap();
+    std::fs::write(dir.path().join("b.jpg"), jpeg(300, 500, 12)).unwrap();
+    std::fs::write(dir.path().join("c.wav"), crate::support::media::wav(1500)).unwrap();
+    std::fs::write(dir.path().join("d.bin"), b"not media at all".repeat(10)).unwrap();
+    let out = Command::new(exe)
+        .args(["run", "--media", dir.path().to_str().unwrap(), "--jobs", "8", "--timeout", "120"])
+        .env("MEDIAGATE_AMQP_URL", crate::support::amqp_url(&h.vhost))
+        .env("MEDIAGATE_S3_ENDPOINT", h.s3.endpoint())
+        .env("AWS_ACCESS_KEY_ID", ACCESS_KEY)
+        .env("AWS_SECRET_ACCESS_KEY", SECRET_KEY)
+        .env("AWS_REGION", "us-east-1")
+        .output()
+        .unwrap();
+    let t = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{t}");
+    let row = |name: &str| -> u64 {
+        t.lines()
+            .find_map(|l| l.strip_prefix(name).and_then(|r| r.trim().parse().ok()))
+            .unwrap_or_else(|| panic!("no {name} row: {t}"))
+    };
+    assert_eq!((row("published"), row("confirmed"), row("lost")), (8, 8, 0), "{t}");
+    assert!(row("verdicts") >= 8, "{t}");
+    assert_eq!(row("status rejected"), 2, "the two bad files: {t}");
+}
