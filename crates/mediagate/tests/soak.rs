@@ -121,8 +121,8 @@ fn main() -> ExitCode {
         eprintln!("soak: unknown phase {bad:?}; phases are {}", PHASES.join(", "));
         return ExitCode::FAILURE;
     }
-    let seconds = env_u64("MEDIAGATE_SOAK_SECONDS", if full { 1800 } else { 50 });
-    let jobs = env_u64("MEDIAGATE_SOAK_JOBS", if full { 2400 } else { 60 }) as usize;
+    let seconds = env_u64("MEDIAGATE_SOAK_SECONDS", if full { 1800 } else { 40 });
+    let jobs = env_u64("MEDIAGATE_SOAK_JOBS", if full { 2400 } else { 40 }) as usize;
     let concurrencies: &[usize] = if full || phases.len() > 2 { &[2, 1, 3] } else { &[2, 1] };
     let started = Instant::now();
     println!(
