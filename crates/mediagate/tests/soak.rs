@@ -188,7 +188,11 @@ fn main() -> ExitCode {
         std::mem::forget(soak);
         ExitCode::FAILURE
     } else {
-        let _ = std::fs::remove_dir_all(&soak.logdir);
+        if std::env::var_os("MEDIAGATE_SOAK_KEEP_LOGS").is_some() {
+            println!("logs kept in {}", soak.logdir.display());
+        } else {
+            let _ = std::fs::remove_dir_all(&soak.logdir);
+        }
         println!("test soak ... ok");
         println!("test result: ok. 1 passed; 0 failed; 0 ignored; 0 measured; 0 filtered out");
         ExitCode::SUCCESS
@@ -491,6 +495,21 @@ impl Soak {
     /// SIGTERM with jobs in hand: the worker finishes them and exits 0; then it starts again.
     fn sigterm(&self, i: usize) -> Option<String> {
         let mut w = self.workers[i].lock().unwrap();
+        // With jobs in hand: wait (up to 20 s) until its jobs_in_flight gauge says so.
+        let addr = support::metrics_addr_of(&w.env);
+        let waited = Instant::now();
+        while waited.elapsed() < Duration::from_secs(20) {
+            let m = http_get(&addr, "/metrics").1;
+            let in_flight = m
+                .lines()
+                .find_map(|l| l.strip_prefix("mediagate_jobs_in_flight "))
+                .and_then(|v| v.trim().parse::<f64>().ok())
+                .unwrap_or(0.0);
+            if in_flight > 0.0 {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
         println!("soak: SIGTERM {}", w.name);
         let t = Instant::now();
         let code = w.proc.as_mut().and_then(|p| p.terminate(Duration::from_secs(120)));
@@ -501,11 +520,15 @@ impl Soak {
             .lines()
             .rev()
             .find(|l| l.contains("finishing jobs in hand"))
-            .and_then(|l| l.split("in_flight=").nth(1))
-            .and_then(|r| r.split(|c: char| !c.is_ascii_digit()).next())
-            .unwrap_or("0")
-            .to_string();
-        println!("soak: {} finished {in_hand} job(s) in hand and exited {code:?} in {} ms", w.name, t.elapsed().as_millis());
+            .map(strip_ansi)
+            .and_then(|l| l.split("in_flight=").nth(1).map(str::to_string))
+            .and_then(|r| r.split(|c: char| !c.is_ascii_digit()).next().map(str::to_string))
+            .unwrap_or_else(|| "0".into());
+        println!(
+            "soak: {} finished {in_hand} job(s) in hand and exited {code:?} in {} ms",
+            w.name,
+            t.elapsed().as_millis()
+        );
         w.start();
         println!("soak: {} restarted", w.name);
         note
@@ -654,6 +677,24 @@ fn latency_runs() -> ExitCode {
         println!("test result: ok. 1 passed; 0 failed; 0 ignored; 0 measured; 0 filtered out");
         ExitCode::SUCCESS
     }
+}
+
+/// A text log line without its colours (`ESC [ … m`).
+fn strip_ansi(line: &str) -> String {
+    let mut out = String::with_capacity(line.len());
+    let mut chars = line.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            for c in chars.by_ref() {
+                if c == 'm' {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
 /// S3 latency switched between 0, 40 and 150 ms every 3 s until `until`.
