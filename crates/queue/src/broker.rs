@@ -35,6 +35,16 @@ async fn stands<F: std::future::Future<Output = Result<(), QueueError>>>(
     }
 }
 
+/// How long a topology check waits for each answer of the broker.
+const CHECK_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// `op`, or [`QueueError::NoAnswer`] when the broker has not answered within [`CHECK_TIMEOUT`].
+async fn answer<F: std::future::Future<Output = Result<(), QueueError>>>(what: &str, op: F) -> Result<(), QueueError> {
+    tokio::time::timeout(CHECK_TIMEOUT, op)
+        .await
+        .unwrap_or_else(|_| Err(QueueError::NoAnswer { what: what.to_owned(), timeout: CHECK_TIMEOUT }))
+}
+
 /// How one exchange or queue of §1 stands on the broker ([`Broker::inspect_topology`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Found {
@@ -168,18 +178,28 @@ impl Broker {
         let passive = ExchangeDeclareOptions { passive: true, ..Default::default() };
         let durable = ExchangeDeclareOptions { durable: true, ..Default::default() };
         for (name, kind) in contract_exchanges() {
-            let exists = declare_exchange(&self.channel("topology check").await?, name, kind.clone(), passive).await;
-            let state = stands(exists, || async {
-                declare_exchange(&self.channel("topology check").await?, name, kind, durable).await
+            let what = format!("the check of exchange {name}");
+            let exists = answer(&what, async {
+                declare_exchange(&self.channel("topology check").await?, name, kind.clone(), passive).await
+            })
+            .await;
+            let state = stands(exists, || {
+                answer(&what, async {
+                    declare_exchange(&self.channel("topology check").await?, name, kind, durable).await
+                })
             })
             .await?;
             found.push((format!("exchange {name}"), state));
         }
         for (name, args) in contract_queues() {
-            let exists = declare_queue_passive(&self.channel("topology check").await?, name).await;
-            let state =
-                stands(exists, || async { declare_queue(&self.channel("topology check").await?, name, args).await })
-                    .await?;
+            let what = format!("the check of queue {name}");
+            let exists =
+                answer(&what, async { declare_queue_passive(&self.channel("topology check").await?, name).await })
+                    .await;
+            let state = stands(exists, || {
+                answer(&what, async { declare_queue(&self.channel("topology check").await?, name, args).await })
+            })
+            .await?;
             found.push((format!("queue {name}"), state));
         }
         Ok(found)

@@ -22,6 +22,15 @@ pub enum QueueError {
         /// The limit that was applied.
         timeout: Duration,
     },
+    /// The broker did not answer a declaration or a channel request in time (a check such as
+    /// `doctor`'s must end with an answer, never wait for ever).
+    #[error("RabbitMQ did not answer {what} within {timeout:?}")]
+    NoAnswer {
+        /// Which step was waiting.
+        what: String,
+        /// The limit that was applied.
+        timeout: Duration,
+    },
     /// Declaring or binding an exchange or queue failed (PRECONDITION_FAILED when it exists with
     /// other arguments; see [`QueueError::is_precondition_failed`]).
     #[error("RabbitMQ topology: {what}: {source}")]

@@ -31,7 +31,7 @@ fn doctor_passes_on_a_working_stack_and_names_each_fault_with_its_fix() {
         for (k, v) in extra {
             cmd.env(k, v);
         }
-        cmd.output().expect("run mediagate doctor")
+        mediagate_testkit::tether::output_within(&mut cmd, std::time::Duration::from_secs(120))
     };
 
     let ok = doctor(&[]);
@@ -58,7 +58,10 @@ fn doctor_passes_on_a_working_stack_and_names_each_fault_with_its_fix() {
         env.rt.block_on(env.store.list_keys("media", ".mediagate-doctor/")).unwrap().is_empty(),
         "the probe objects are deleted again"
     );
-    let json = env.command().args(["doctor", "--json"]).output().unwrap();
+    let json = mediagate_testkit::tether::output_within(
+        env.command().args(["doctor", "--json"]),
+        std::time::Duration::from_secs(120),
+    );
     let v: serde_json::Value = serde_json::from_slice(&json.stdout).expect("--json prints one object");
     assert_eq!(v["ok"], true, "{v}");
     assert!(v["checks"].as_array().unwrap().len() >= 15, "{v}");
