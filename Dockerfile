@@ -9,8 +9,8 @@ COPY models/SHA256SUMS models/README.md models/
 RUN bash scripts/fetch-models.sh
 
 # Build stage: Debian bookworm + Rust, FFmpeg 5.1 dev files, libjpeg-turbo build tools, and
-# libheif (built from the libheif-sys crate's vendored source by scripts/build-libheif.sh, linked
-# statically) with Debian's libde265 and dav1d.
+# libheif 1.23.5 (built by scripts/build-libheif.sh from PyPI's pylibheif 1.25.0 source
+# distribution, checked by sha256, linked statically) with Debian's libde265 and dav1d.
 FROM rust:1.95-bookworm AS builder
 
 RUN apt-get update \

@@ -17,14 +17,15 @@ mod photo;
 mod raster;
 mod settings;
 mod sniff;
+mod versions;
 mod video;
 
 pub use audio::{is_voice_format, process_voice, VoiceOutput, WAVEFORM_BUCKETS, WAVEFORM_MAX};
 pub use av::{probe_av, AvProbe};
 pub use error::{panic_message, MediaError};
 pub use fingerprint::{FrameHash, ImageHash};
-pub use heif::libheif_version;
 pub use mediagate_hash::Pdq;
+pub use versions::{libraries, Libraries};
 
 /// Initialises the media libraries (FFmpeg's logging and allocation cap, libheif's decoders)
 /// in this process. The sandbox's fork server calls it before it locks itself down, so children
