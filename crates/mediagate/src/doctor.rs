@@ -303,7 +303,10 @@ async fn sandbox_check(common: &Common, args: &DoctorArgs, config: &WorkerConfig
         );
     }
     match tokio::time::timeout(Duration::from_secs(30), sandbox.warm_up()).await {
-        Ok(Ok(())) => Check::pass("sandbox", "a fork server started and locked itself down (seccomp, no_new_privs)"),
+        Ok(Ok(())) => match sandbox.layers() {
+            Some(layers) => Check::pass("sandbox", format!("a fork server started and locked itself down: {layers}")),
+            None => Check::fail("sandbox", "the fork server did not say what it entered", "check the log"),
+        },
         Ok(Err(e)) => Check::fail(
             "sandbox",
             e.to_string(),

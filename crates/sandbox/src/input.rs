@@ -74,8 +74,16 @@ impl Input {
     /// Maps a descriptor received from the worker (the child's side): read-only, private.
     #[cfg(target_os = "linux")]
     pub(crate) fn from_received(fd: std::os::fd::OwnedFd) -> io::Result<Input> {
-        let len = std::fs::File::from(fd.try_clone()?).metadata()?.len();
-        let len = usize::try_from(len).map_err(|_| io::Error::other("input larger than the address space"))?;
+        use std::os::fd::AsRawFd;
+        // The size from the end offset, not fstat: the child's seccomp filter allows no call
+        // that takes a path, and the C library's fstat is `newfstatat(fd, "")`. The seals keep
+        // the size from changing.
+        // SAFETY: lseek on a descriptor we own; it only moves this descriptor's offset.
+        let end = unsafe { libc::lseek(fd.as_raw_fd(), 0, libc::SEEK_END) };
+        if end < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        let len = usize::try_from(end).map_err(|_| io::Error::other("input larger than the address space"))?;
         let map = map_read_only(&fd, len, libc::MAP_PRIVATE)?;
         Ok(Input { inner: Inner::Sealed { fd, map, len } })
     }

@@ -51,7 +51,8 @@ pub(crate) struct Identified {
     pub budget: std::time::Duration,
 }
 
-/// The server's first frame on stdout, once it has locked itself down.
+/// The server's first frame on stdout, once it has locked itself down, followed in the same
+/// frame by the [`lockdown::Layers`] it entered.
 pub(crate) const READY: &[u8] = b"ready";
 
 /// Exit status of a child that found stdin closed before any request: the worker is done with
@@ -70,13 +71,39 @@ pub fn serve(args: &[String]) -> ExitCode {
     // Before the seccomp filter: libraries that read files or set themselves up on first use
     // (libheif registers its decoders at initialisation) do it here, once, for every child.
     mediagate_media::prepare();
-    if let Err(e) = lockdown::lock_down(parent, true) {
+    if let Err(e) = lockdown::open_dev_null() {
+        error!(error = %e, "media sandbox: cannot open /dev/null; refusing to process anything");
+        return ExitCode::from(EXIT_SETUP);
+    }
+    // Namespaces and Landlock where the host allows them, inherited by every child.
+    let mut layers = lockdown::isolate();
+    if let Err(e) = lockdown::lock_down(parent, lockdown::Filter::ForkServer) {
         error!(error = %e, "media sandbox: cannot lock down; refusing to process anything");
+        return ExitCode::from(EXIT_SETUP);
+    }
+    // Proof, on this host, before any input: a child locked down as an item's child is, tries
+    // to get out. Fail closed if anything it tried worked.
+    match test_child(std::process::id()) {
+        Ok(attempts) => layers.attempts = attempts,
+        Err(e) => {
+            error!(error = %e, "media sandbox: the confinement test child failed; refusing to process anything");
+            return ExitCode::from(EXIT_SETUP);
+        }
+    }
+    if let Some(got) = layers.attempts.iter().find(|a| a.refused.is_none()) {
+        error!(attempt = %got.what, "media sandbox: a locked-down child could {}; refusing to process anything", got.what);
         return ExitCode::from(EXIT_SETUP);
     }
     let ready = {
         let mut out = io::stdout().lock();
-        frame::write_sync(&mut out, READY).and_then(|()| out.flush())
+        let mut hello = READY.to_vec();
+        match postcard::to_extend(&layers, Vec::new()) {
+            Ok(said) => {
+                hello.extend(said);
+                frame::write_sync(&mut out, &hello).and_then(|()| out.flush())
+            }
+            Err(e) => Err(io::Error::other(e)),
+        }
     };
     if let Err(e) = ready {
         error!(error = %e, "media sandbox: cannot talk to the worker");
@@ -103,6 +130,53 @@ pub fn serve(args: &[String]) -> ExitCode {
             return ExitCode::SUCCESS;
         }
     }
+}
+
+/// Forks a child that locks itself down exactly as an item's child does, has it try
+/// [`lockdown::escape_attempts`], and returns what it reports.
+fn test_child(server_pid: u32) -> io::Result<Vec<lockdown::Escape>> {
+    let mut fds = [0 as libc::c_int; 2];
+    // SAFETY: pipe2 writes two descriptors into the array it is given.
+    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
+        return Err(io::Error::other(format!("pipe: {}", io::Error::last_os_error())));
+    }
+    // SAFETY: pipe2 succeeded, so both descriptors are open and owned by nobody else.
+    let (read_end, write_end) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+    // SAFETY: the server is single-threaded, so the child may run Rust code after fork.
+    let pid = unsafe { libc::fork() };
+    if pid < 0 {
+        return Err(io::Error::other(format!("fork: {}", io::Error::last_os_error())));
+    }
+    if pid == 0 {
+        drop(read_end);
+        let code = match lockdown::lock_down(Some(server_pid), lockdown::Filter::Child { pid: std::process::id() }) {
+            Ok(()) => {
+                let attempts = lockdown::escape_attempts();
+                let mut out = std::fs::File::from(write_end);
+                match postcard::to_allocvec(&attempts).map_err(io::Error::other).and_then(|b| {
+                    frame::write_sync(&mut out, &b)?;
+                    out.flush()
+                }) {
+                    Ok(()) => 0,
+                    Err(_) => EXIT_SETUP as libc::c_int,
+                }
+            }
+            Err(e) => {
+                error!(error = %e, "media sandbox test child: cannot lock down");
+                EXIT_SETUP as libc::c_int
+            }
+        };
+        // SAFETY: _exit ends the child without running the server's exit handlers.
+        unsafe { libc::_exit(code) };
+    }
+    drop(write_end);
+    let mut from_child = std::fs::File::from(read_end);
+    let read = frame::read_sync(&mut from_child, frame::MAX_HEADER);
+    let status = wait(pid);
+    let bytes = read.map_err(|e| {
+        io::Error::other(format!("no answer ({e}); it {}", status.map(describe).unwrap_or_else(|| "vanished".into())))
+    })?;
+    postcard::from_bytes(&bytes).map_err(io::Error::other)
 }
 
 /// Sends one reply to the worker.
@@ -180,7 +254,7 @@ fn wait(pid: libc::pid_t) -> Option<libc::c_int> {
 /// The forked child: lock down further, read the request, take the limits, read the input,
 /// let go of the server's pipes, work, report. Returns the exit code.
 fn child(server_pid: u32, out: OwnedFd) -> libc::c_int {
-    if let Err(e) = lockdown::lock_down(Some(server_pid), false) {
+    if let Err(e) = lockdown::lock_down(Some(server_pid), lockdown::Filter::Child { pid: std::process::id() }) {
         error!(error = %e, "media sandbox child: cannot lock down");
         return EXIT_SETUP as libc::c_int;
     }

@@ -18,6 +18,7 @@ use tracing::{debug, warn};
 
 use mediagate_media::MediaClass;
 
+use crate::lockdown::Layers;
 use crate::server::{Identified, Reply, READY, SYNC_MARK};
 use crate::{execute, frame, Input, Report, Request, SandboxError, SERVER_ARG};
 
@@ -90,6 +91,8 @@ struct Inner {
     cfg: SandboxConfig,
     idle: Mutex<Vec<Server>>,
     refilling: AtomicBool,
+    /// What the last server that started said it entered.
+    layers: Mutex<Option<Layers>>,
 }
 
 /// How one attempt ended, before the crash policy.
@@ -117,12 +120,26 @@ impl Sandbox {
         if cfg.mode == Mode::Process && !cfg.program.is_file() {
             return Err(SandboxError::Spawn { message: format!("{} is not a file", cfg.program.display()) });
         }
-        Ok(Sandbox { inner: Arc::new(Inner { cfg, idle: Mutex::new(Vec::new()), refilling: false.into() }) })
+        Ok(Sandbox {
+            inner: Arc::new(Inner {
+                cfg,
+                idle: Mutex::new(Vec::new()),
+                refilling: false.into(),
+                layers: Mutex::new(None),
+            }),
+        })
     }
 
     /// The mode this sandbox runs in.
     pub fn mode(&self) -> Mode {
         self.inner.cfg.mode
+    }
+
+    /// The isolation layers the fork servers entered (namespaces, Landlock) and those the host
+    /// refused, as the last server to start reported them; `None` before one started (or
+    /// in-process).
+    pub fn layers(&self) -> Option<Layers> {
+        self.inner.layers.lock().ok().and_then(|l| l.clone())
     }
 
     /// Starts the fork servers (`servers` of them: one per item that may run at once). Call once
@@ -402,8 +419,18 @@ impl Sandbox {
             }
         });
         let mut server = Server { child, stdin, stdout, tail };
-        match tokio::time::timeout(READY_WITHIN, frame::read_async(&mut server.stdout, 64)).await {
-            Ok(Ok(ready)) if ready == READY => Ok(server),
+        let ready = tokio::time::timeout(READY_WITHIN, frame::read_async(&mut server.stdout, 4096)).await;
+        let layers = match &ready {
+            Ok(Ok(frame)) => frame.strip_prefix(READY).and_then(|rest| postcard::from_bytes::<Layers>(rest).ok()),
+            _ => None,
+        };
+        match layers {
+            Some(layers) => {
+                if let Ok(mut l) = self.inner.layers.lock() {
+                    *l = Some(layers);
+                }
+                Ok(server)
+            }
             _ => {
                 let how = end(&mut server).await;
                 tokio::time::sleep(Duration::from_millis(50)).await;

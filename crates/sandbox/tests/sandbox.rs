@@ -27,7 +27,8 @@ fn main() -> ExitCode {
     let tests: &[(&str, fn())] = &[
         ("a_photo_is_processed_in_a_fresh_child_with_the_same_outputs_as_in_process", photo_in_a_child),
         ("a_grid_heic_and_an_avif_decode_in_a_locked_down_child", heif_in_a_child),
-        ("the_filter_refuses_network_exec_and_new_processes_but_not_threads", filter_refuses),
+        ("a_child_can_open_create_connect_and_exec_nothing_but_can_run_threads", filter_refuses),
+        ("the_fork_server_reports_its_layers_and_its_test_childs_refusals_truly", layers_in_force),
         ("a_decoder_out_of_memory_is_a_crash_and_the_sandbox_carries_on", out_of_memory),
         ("a_server_that_hangs_is_killed_at_the_budget", hang),
         ("a_server_that_dies_is_retried_once_then_a_crash", dies),
@@ -168,7 +169,10 @@ fn heif_in_a_child() {
 
 /// Re-run of this binary: locks itself down, then tries what a compromised decoder would.
 fn lockdown_probe(fork_server: bool) -> ExitCode {
-    mediagate_sandbox::lockdown::lock_down(None, fork_server).expect("lock down");
+    use mediagate_sandbox::lockdown::{lock_down, Filter};
+    let filter = if fork_server { Filter::ForkServer } else { Filter::Child { pid: std::process::id() } };
+    lock_down(None, filter).expect("lock down");
+    let err = |r: std::io::Result<()>| r.err().and_then(|e| e.raw_os_error()).unwrap_or(0);
     let errno = |rc: i64| if rc < 0 { std::io::Error::last_os_error().raw_os_error().unwrap_or(0) } else { 0 };
     // SAFETY: plain syscalls with integer arguments; a forked child exits at once.
     let socket = errno(unsafe { libc::socket(libc::AF_INET, libc::SOCK_STREAM, 0) } as i64);
@@ -182,8 +186,32 @@ fn lockdown_probe(fork_server: bool) -> ExitCode {
     }
     let fork = errno(pid as i64);
     let thread = std::thread::spawn(|| 7).join().map(|v| v == 7).unwrap_or(false);
-    let file = std::fs::read("/proc/self/status").is_ok();
-    println!("socket={socket} exec={exec} fork={fork} thread={thread} file={file}");
+    let passwd = err(std::fs::read("/etc/passwd").map(drop));
+    let dir = std::env::temp_dir().join(format!("mediagate-probe-{}", std::process::id()));
+    let create = err(std::fs::write(&dir, b"x"));
+    let _ = std::fs::remove_file(&dir);
+    let connect = err(std::net::TcpStream::connect(("127.0.0.1", 9)).map(drop));
+    // SAFETY: an anonymous mapping asked to be executable; unmapped if it was made.
+    let exec_map = unsafe {
+        let p = libc::mmap(
+            std::ptr::null_mut(),
+            4096,
+            libc::PROT_READ | libc::PROT_EXEC,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+            -1,
+            0,
+        );
+        if p == libc::MAP_FAILED {
+            std::io::Error::last_os_error().raw_os_error().unwrap_or(0)
+        } else {
+            libc::munmap(p, 4096);
+            0
+        }
+    };
+    println!(
+        "socket={socket} exec={exec} fork={fork} thread={thread} passwd={passwd} create={create} connect={connect} \
+         exec_map={exec_map}"
+    );
     ExitCode::SUCCESS
 }
 
@@ -199,10 +227,55 @@ fn probe(fork_server: bool) -> String {
 }
 
 fn filter_refuses() {
-    let eperm = libc::EPERM;
-    assert_eq!(probe(false), format!("socket={eperm} exec={eperm} fork={eperm} thread=true file=true"));
-    // The fork server may fork; nothing else changes.
-    assert_eq!(probe(true), format!("socket={eperm} exec={eperm} fork=0 thread=true file=true"));
+    let e = libc::EPERM;
+    // A child: threads, and nothing else a compromised decoder would want.
+    assert_eq!(
+        probe(false),
+        format!("socket={e} exec={e} fork={e} thread=true passwd={e} create={e} connect={e} exec_map={e}")
+    );
+    // The fork server may fork and open files (it parses nothing); no network, no exec.
+    assert_eq!(probe(true), format!("socket={e} exec={e} fork=0 thread=true passwd=0 create=0 connect={e} exec_map=0"));
+}
+
+/// The layers a server reports, checked from outside: its namespaces against `/proc/PID/ns`,
+/// Landlock against what the kernel offers, and its test child's attempts each refused.
+fn layers_in_force() {
+    let rt = runtime();
+    let sb = own_sandbox();
+    rt.block_on(sb.warm_up()).expect("warm up");
+    let layers = sb.layers().expect("a started server reports its layers");
+    println!("layers: {layers}");
+    let whats: Vec<&str> = layers.attempts.iter().map(|a| a.what.as_str()).collect();
+    assert_eq!(whats.len(), 5, "{whats:?}");
+    for a in &layers.attempts {
+        let why = a.refused.as_deref().unwrap_or_else(|| panic!("a locked-down child could {}", a.what));
+        assert!(why.contains("Operation not permitted"), "{}: refused by something else than seccomp: {why}", a.what);
+    }
+    let me = std::process::id();
+    let servers: Vec<u32> = std::fs::read_dir("/proc")
+        .expect("/proc")
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+            // "pid (comm) state ppid …": the ppid follows the last ')'.
+            let ppid = stat.rsplit_once(')').and_then(|(_, rest)| rest.split_whitespace().nth(1)?.parse::<u32>().ok());
+            let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+            ppid == Some(me) && String::from_utf8_lossy(&cmdline).contains(SERVER_ARG)
+        })
+        .collect();
+    assert!(!servers.is_empty(), "no fork server among this process's children");
+    for (kind, name) in [("net", "net"), ("ipc", "ipc"), ("mnt", "mount")] {
+        let ours = std::fs::read_link(format!("/proc/self/ns/{kind}")).expect("own namespace");
+        for pid in &servers {
+            let theirs = std::fs::read_link(format!("/proc/{pid}/ns/{kind}"))
+                .unwrap_or_else(|e| panic!("reading /proc/{pid}/ns/{kind} (run the tests as root): {e}"));
+            let listed = layers.namespaces.iter().any(|n| n == name);
+            assert_eq!(theirs != ours, listed, "{name} namespace: server {pid} says {listed}, /proc says otherwise");
+        }
+    }
+    // SAFETY: the version query of landlock_create_ruleset takes a null attribute and size 0.
+    let abi = unsafe { libc::syscall(libc::SYS_landlock_create_ruleset, std::ptr::null::<u8>(), 0usize, 1) };
+    assert_eq!(layers.landlock, (abi > 0).then_some(abi as u32), "Landlock: the kernel offers ABI {abi}");
 }
 
 fn out_of_memory() {
@@ -234,8 +307,9 @@ fn out_of_memory() {
 
 /// A stand-in fork server: says it is ready, as a real one does once locked down, then `body`.
 fn script(dir: &Path, body: &str) -> PathBuf {
-    // The ready frame: length 5, little-endian, then "ready".
-    shell(dir, &format!("printf '\\005\\000\\000\\000\\000\\000\\000\\000ready'\n{body}"))
+    // The ready frame: length 9, little-endian, then "ready" and the layers it entered (postcard:
+    // no namespace, no Landlock, nothing missing, no attempts: four zero bytes).
+    shell(dir, &format!("printf '\\011\\000\\000\\000\\000\\000\\000\\000ready\\000\\000\\000\\000'\n{body}"))
 }
 
 /// An executable shell script `fake-server` in `dir`.

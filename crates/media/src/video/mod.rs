@@ -29,8 +29,9 @@
 //! - **Determinism**: fixed encoder thread count, bit-exact flags; same input and settings give
 //!   the same bytes on the same machine.
 //! - **Fast start**: the MP4 muxer's `+faststart` rewrites the file so `moov` precedes `mdat`.
-//!   It re-reads its own output by name, so the MP4 is written to a private temporary file
-//!   (created 0600 by `tempfile`, removed on return) and read back; the input never touches disk.
+//!   It re-reads its own output by name; the MP4 is written to memory ([`memfile`]) and that
+//!   re-open is served from the same bytes, so nothing touches disk (a sandbox child can open no
+//!   path).
 //! - **Bounded**: decoder and encoder threads fixed by `threads`, every frame's size checked
 //!   against `max_pixels`, a frame-rate ceiling (250 frames per second on average), and the
 //!   wall-clock `budget` checked between packets and frames and by FFmpeg's interrupt callback.
@@ -46,8 +47,8 @@ use ffmpeg::{codec, format as ffformat, frame, ChannelLayout, Packet, Rational};
 use ffmpeg_next as ffmpeg;
 
 use crate::av::{
-    best_video_stream, display_size, init, internal_error, open_input, open_input_with, pass_error, received,
-    write_ready, AudioChain, Deadline, FilterGraph, LogCapture, Orientation, SharedBytes,
+    allow_contract_decoders, best_video_stream, display_size, init, internal_error, open_input, open_input_with,
+    pass_error, received, write_ready, AudioChain, Deadline, FilterGraph, LogCapture, Orientation, SharedBytes,
 };
 use crate::fingerprint::{FrameHash, ImageHash};
 use crate::photo::{Encoded, OutputKind};
@@ -58,6 +59,7 @@ use crate::MediaError;
 mod chain;
 mod copy;
 mod frames;
+mod memfile;
 mod mux;
 mod pass;
 mod plan;
@@ -66,6 +68,7 @@ use chain::*;
 pub use copy::VideoPath;
 use copy::*;
 use frames::*;
+use memfile::MemFile;
 use mux::*;
 use pass::*;
 use plan::*;

@@ -31,6 +31,7 @@ impl AudioIn {
         unsafe {
             (*ctx.as_mut_ptr()).pkt_timebase = time_base.into();
         }
+        allow_contract_decoders(&mut ctx)?;
         let dec = ctx.decoder().audio().map_err(|e| {
             MediaError::corrupt(format!("the audio track cannot be decoded ({e}); the file is damaged"))
         })?;
@@ -140,11 +141,11 @@ fn copied_stream(
     Ok(())
 }
 
-/// libx264 (+ AAC), or the copied streams, into a fast-start MP4 written to a private temporary
-/// file.
+/// libx264 (+ AAC), or the copied streams, into a fast-start MP4 written to memory.
 pub(super) struct Mux {
     pub(super) octx: Output,
-    pub(super) file: tempfile::NamedTempFile,
+    /// Where `octx` writes; declared after it, so it outlives it.
+    file: MemFile,
     /// The H.264 encoder, unless the video is copied.
     pub(super) venc: Option<codec::encoder::Video>,
     pub(super) venc_tb: Rational,
@@ -166,12 +167,7 @@ pub(super) struct Mux {
 impl Mux {
     pub(super) fn new(plan: &Plan, s: &VideoSettings, audio: Option<&AudioIn>) -> Result<Self, MediaError> {
         let fail = |what: &'static str| move |e: ffmpeg::Error| internal_error(what, e);
-        let file = tempfile::Builder::new()
-            .prefix("mediagate-video-")
-            .suffix(".mp4")
-            .tempfile()
-            .map_err(|e| MediaError::internal(format!("creating a temporary file for the MP4: {e}")))?;
-        let mut octx = ffformat::output_as(file.path(), "mp4").map_err(fail("MP4 muxer"))?;
+        let (mut octx, file) = MemFile::mp4()?;
         unsafe {
             (*octx.as_mut_ptr()).flags |= ffi::AVFMT_FLAG_BITEXACT as std::ffi::c_int;
         }
@@ -422,7 +418,7 @@ impl Mux {
         write_ready(&mut aac.enc, 1, (aac.tb, aac.st_tb), &mut self.octx, "AAC encoder")
     }
 
-    /// Flushes the encoders, writes the trailer (fast-start rewrite) and reads the file back.
+    /// Flushes the encoders, writes the trailer (fast-start rewrite) and returns the MP4.
     pub(super) fn finish(mut self, audio: Option<&mut AudioIn>, deadline: &Deadline) -> Result<Vec<u8>, MediaError> {
         if let Some(a) = audio {
             a.finish(&mut self)?;
@@ -439,6 +435,6 @@ impl Mux {
         self.octx.write_trailer().map_err(|e| internal_error("MP4 trailer", e))?;
         let Mux { octx, file, .. } = self;
         drop(octx);
-        std::fs::read(file.path()).map_err(|e| MediaError::internal(format!("reading the MP4 back: {e}")))
+        Ok(file.into_bytes())
     }
 }

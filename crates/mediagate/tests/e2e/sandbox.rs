@@ -46,7 +46,7 @@ fn a_poison_file_that_kills_its_decoder_is_rejected_and_everything_else_carries_
 
 #[test]
 fn with_the_sandbox_off_media_work_runs_in_the_worker() {
-    let env = Isolated::start("nosandbox", &[("MEDIAGATE_SANDBOX", "off")]);
+    let env = Isolated::start("nosandbox", &[("MEDIAGATE_SANDBOX", "off"), ("MEDIAGATE_DEV_ALLOW_UNSANDBOXED", "1")]);
     let id = job_id("nosandbox");
     env.put(&format!("{id}/0.jpg"), jpeg(1600, 1200, 5));
     env.publish(&media_job(&id, &[&format!("{id}/0.jpg")]));

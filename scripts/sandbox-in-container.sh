@@ -1,0 +1,77 @@
+#!/usr/bin/env bash
+# The media sandbox inside the worker's container: the Dockerfile's runtime stage, built on a
+# Debian base made with debootstrap (no registry is needed) with this checkout's release binary
+# and models copied in, run as uid 10001 under Docker's default seccomp profile. `mediagate
+# doctor` there starts a fork server, whose test child tries to open /etc/passwd, create a file,
+# connect to 127.0.0.1:5672, run /bin/true and map memory executable; this script fails unless
+# each of these is refused, and prints which isolation layers the container allowed.
+#
+# Usage: scripts/sandbox-in-container.sh   (as root; installs docker.io and debootstrap when
+# missing, starts dockerd when none runs; the base image is cached in ~/.cache/mediagate)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+log() { printf 'sandbox-in-container: %s\n' "$*" >&2; }
+die() { log "error: $*"; exit 1; }
+
+[[ -x target/release/mediagate ]] || die "target/release/mediagate is missing: run make build first"
+[[ -f models/open-nsfw.onnx && -f models/libonnxruntime.so.1.31.1 ]] || die "models are missing: run make models"
+
+need=()
+command -v docker >/dev/null || need+=(docker.io)
+command -v debootstrap >/dev/null || need+=(debootstrap)
+if ((${#need[@]})); then
+  log "installing ${need[*]}"
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+fi
+if ! docker info >/dev/null 2>&1; then
+  log "starting dockerd"
+  (dockerd >/var/log/dockerd.log 2>&1 &)
+  for _ in $(seq 1 60); do docker info >/dev/null 2>&1 && break; sleep 1; done
+  docker info >/dev/null 2>&1 || die "dockerd did not start (see /var/log/dockerd.log)"
+fi
+
+# The base: Debian bookworm minbase from Debian's archive, imported once per machine.
+CACHE="${XDG_CACHE_HOME:-$HOME/.cache}/mediagate"
+BASE_TAR="$CACHE/debian-bookworm-minbase.tar"
+if ! docker image inspect debian:bookworm-slim >/dev/null 2>&1; then
+  if [[ ! -f "$BASE_TAR" ]]; then
+    mirror="$(grep -hoE 'https?://[^ ]+' /etc/apt/sources.list /etc/apt/sources.list.d/* 2>/dev/null | grep -v security | head -1)"
+    mirror="${mirror:-http://deb.debian.org/debian}"
+    log "debootstrap bookworm from $mirror (about a minute, once)"
+    root="$(mktemp -d)"
+    debootstrap --variant=minbase bookworm "$root" "$mirror" >/dev/null
+    mkdir -p "$CACHE"
+    tar -C "$root" -cf "$BASE_TAR.part" . && mv "$BASE_TAR.part" "$BASE_TAR"
+    rm -rf "$root"
+  fi
+  docker import "$BASE_TAR" debian:bookworm-slim >/dev/null
+  log "imported debian:bookworm-slim (a stand-in made with debootstrap)"
+fi
+
+# The Dockerfile's runtime stage, with the host's binary and models in place of the other stages.
+ctx="$(mktemp -d)"
+trap 'rm -rf "$ctx"' EXIT
+cp target/release/mediagate "$ctx/mediagate"
+cp models/open-nsfw.onnx models/libonnxruntime.so.1.31.1 "$ctx/"
+awk '/^FROM debian:bookworm-slim/ { on = 1 } on' Dockerfile \
+  | sed -e 's|^COPY --from=builder /out/mediagate |COPY mediagate |' \
+        -e 's|^COPY --from=models /src/models/open-nsfw.onnx /src/models/libonnxruntime.so.1.31.1 |COPY open-nsfw.onnx libonnxruntime.so.1.31.1 |' \
+  >"$ctx/Dockerfile"
+grep -q '^COPY --from' "$ctx/Dockerfile" && die "the Dockerfile's runtime stage changed: update this script's COPY rewrites"
+log "building the runtime stage (mediagate-sandbox-check)"
+docker build -q -t mediagate-sandbox-check "$ctx" >/dev/null
+
+# doctor fails its broker and S3 checks here (nothing listens); its sandbox line is what counts.
+out="$(docker run --rm --network none mediagate-sandbox-check doctor 2>&1 || true)"
+line="$(grep -E '^(✔|✘) +sandbox:' <<<"$out" || true)"
+[[ -n "$line" ]] || { echo "$out" >&2; die "doctor printed no sandbox line"; }
+echo "$line"
+user="$(docker run --rm --entrypoint /usr/bin/id mediagate-sandbox-check -u)"
+[[ "$user" == 10001 ]] || die "the container runs as uid $user, not 10001"
+for what in "open /etc/passwd" "create " "connect to 127.0.0.1:5672" "run /bin/true" "map memory executable"; do
+  grep -qE "${what}[^,]*: Operation not permitted" <<<"$line" \
+    || die "inside the container, a locked-down child was not refused: ${what}"
+done
+[[ "$line" == ✔* ]] || die "doctor's sandbox check failed inside the container"
+log "ok: as uid 10001 under Docker's default seccomp profile, a sandbox child could open, create, connect to, run and map nothing"
