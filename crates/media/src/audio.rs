@@ -35,8 +35,8 @@ use ffmpeg::{codec, format as ffformat, frame, ChannelLayout, Packet};
 use ffmpeg_next as ffmpeg;
 
 use crate::av::{
-    best_video_stream, init, internal_error, open_input, pass_error, received, write_ready, AudioChain, Deadline,
-    LogCapture, SharedBytes,
+    allow_contract_decoders, best_video_stream, init, internal_error, open_input, pass_error, received, write_ready,
+    AudioChain, Deadline, LogCapture, SharedBytes,
 };
 use crate::settings::{MediaSettings, VOICE_PADDING_MS};
 use crate::sniff::{ogg_codec, Format, OggCodec};
@@ -183,6 +183,7 @@ fn decode_mono48(
     unsafe {
         (*ctx.as_mut_ptr()).pkt_timebase = stream.time_base().into();
     }
+    allow_contract_decoders(&mut ctx)?;
     let mut decoder = ctx.decoder().audio().map_err(|e| match e {
         ffmpeg::Error::DecoderNotFound => {
             unsupported(format!("{codec_name} audio has no decoder in this build; {SEND_AUDIO}"))

@@ -318,6 +318,32 @@ impl std::ops::DerefMut for OpenInput<'_> {
     }
 }
 
+/// The FFmpeg decoders (implementation names, as `ffmpeg -decoders` lists them) any input may
+/// reach: those of the video codecs the contract takes (H.264, HEVC, VP8, VP9, AV1 through
+/// libdav1d) and the audio codecs of voice notes and video sound. Debian's FFmpeg builds about
+/// 500 decoders; each one a file could select is attack surface, so every format context
+/// (`codec_whitelist`, which also binds the decoders `avformat_find_stream_info` opens to probe a
+/// stream) and every decoder context we open is held to this list. A stream of another codec
+/// (a cover picture, a subtitle, a ProRes track) is then never decoded at all.
+pub(crate) const DECODERS: &str = "h264,hevc,vp8,vp9,libdav1d,\
+aac,aac_fixed,aac_latm,mp3float,mp3,mp2float,mp2,opus,vorbis,flac,alac,ac3,ac3_fixed,eac3,amrnb,amrwb,\
+adpcm_ima_wav,adpcm_ms,gsm_ms,libspeex,\
+pcm_s8,pcm_u8,pcm_s16le,pcm_s16be,pcm_u16le,pcm_u16be,pcm_s24le,pcm_s24be,pcm_u24le,pcm_u24be,\
+pcm_s32le,pcm_s32be,pcm_u32le,pcm_u32be,pcm_f32le,pcm_f32be,pcm_f64le,pcm_f64be,pcm_alaw,pcm_mulaw";
+
+/// Holds the decoder context `ctx` to [`DECODERS`]: `avcodec_open2` refuses any other decoder.
+pub(crate) fn allow_contract_decoders(ctx: &mut ffmpeg::codec::context::Context) -> Result<(), MediaError> {
+    let key = c"codec_whitelist";
+    let list = CString::new(DECODERS).map_err(|_| MediaError::internal("decoder list"))?;
+    // SAFETY: `ctx` owns a live AVCodecContext, an AVOptions-enabled struct whose
+    // `codec_whitelist` is a string option; av_opt_set copies the value (the context frees it).
+    let r = unsafe { ffi::av_opt_set(ctx.as_mut_ptr().cast(), key.as_ptr(), list.as_ptr(), 0) };
+    if r < 0 {
+        return Err(internal_error("restricting the decoders", ffmpeg::Error::from(r)));
+    }
+    Ok(())
+}
+
 /// The FFmpeg demuxer for a sniffed format (`None`: not an audio/video container).
 pub(crate) fn demuxer_for(format: Format) -> Option<&'static str> {
     use Format::*;
@@ -367,6 +393,11 @@ pub(crate) fn open_input_with<'a>(
     for (k, v) in options {
         dict.set(k, v);
     }
+    // The one demuxer the sniffed format names, the contract's decoders, and no protocol: a
+    // reference inside the file (an MP4 `dref`, a playlist entry) cannot open anything.
+    dict.set("format_whitelist", name);
+    dict.set("codec_whitelist", DECODERS);
+    dict.set("protocol_whitelist", "none");
     let end = deadline.end;
     let interrupt = ffmpeg::util::interrupt::new(Box::new(move || Instant::now() >= end));
     let mut io = io;
@@ -406,7 +437,7 @@ fn open_error(format: Format, deadline: &Deadline, e: ffmpeg::Error) -> MediaErr
     match e {
         // With the per-allocation cap (MAX_FFMPEG_ALLOC), ENOMEM means the file declared
         // structures far larger than any real media needs: the input's doing, not ours.
-        ffmpeg::Error::Other { errno } if errno == libc_enomem() => MediaError::corrupt(format!(
+        ffmpeg::Error::Other { errno } if errno == libc::ENOMEM => MediaError::corrupt(format!(
             "the {} file declares tables or buffers far larger than real media needs; it is damaged or crafted",
             format.name()
         )),
@@ -421,10 +452,6 @@ fn open_error(format: Format, deadline: &Deadline, e: ffmpeg::Error) -> MediaErr
     }
 }
 
-fn libc_enomem() -> i32 {
-    12
-}
-
 /// Maps an error from a read/decode/encode call in a pass.
 pub(crate) fn pass_error(what: &str, deadline: &Deadline, e: ffmpeg::Error) -> MediaError {
     if deadline.expired() || e == ffmpeg::Error::Exit {
@@ -434,7 +461,7 @@ pub(crate) fn pass_error(what: &str, deadline: &Deadline, e: ffmpeg::Error) -> M
         ffmpeg::Error::InvalidData | ffmpeg::Error::Eof => {
             MediaError::corrupt(format!("{what} does not decode cleanly ({e}); the file is damaged or truncated"))
         }
-        ffmpeg::Error::Other { errno } if errno == libc_enomem() => MediaError::corrupt(format!(
+        ffmpeg::Error::Other { errno } if errno == libc::ENOMEM => MediaError::corrupt(format!(
             "{what} needs a buffer larger than real media does; the file is damaged or crafted"
         )),
         ffmpeg::Error::Other { errno: 22 } => {
@@ -857,5 +884,32 @@ mod tests {
         assert_eq!(demuxer_for(Format::M4a), Some("mov"));
         assert_eq!(demuxer_for(Format::WebmAudio), Some("matroska"));
         assert_eq!(demuxer_for(Format::Jpeg), None);
+    }
+
+    /// The decoder list holds: the contract's decoders open, others that Debian's FFmpeg builds
+    /// (and that open without the list, so the test can fail) are refused.
+    #[test]
+    fn only_the_contract_decoders_can_be_opened() {
+        init();
+        let opens = |name: &str, restricted: bool| -> bool {
+            let codec = ffmpeg::decoder::find_by_name(name).unwrap_or_else(|| panic!("Debian's FFmpeg has {name}"));
+            let mut ctx = ffmpeg::codec::context::Context::new_with_codec(codec);
+            if restricted {
+                allow_contract_decoders(&mut ctx).expect("set the list");
+            }
+            ctx.decoder().open_as(codec).is_ok()
+        };
+        // (PCM decoders need a channel count to open, so they are checked by name below.)
+        for name in ["h264", "hevc", "vp9", "libdav1d", "aac", "opus", "mp3float", "flac", "amrnb"] {
+            assert!(opens(name, true), "{name} must stay open to contract inputs");
+        }
+        for name in ["mpeg4", "cinepak", "prores", "mjpeg", "png", "tiff", "dvvideo", "gif", "mpeg2video", "mov_text"] {
+            assert!(opens(name, false), "{name} opens without the list");
+            assert!(!opens(name, true), "{name} must be refused");
+        }
+        // Every name on the list is a decoder of this FFmpeg (a typo would silently drop one).
+        for name in DECODERS.split(',') {
+            assert!(ffmpeg::decoder::find_by_name(name).is_some(), "{name} is not a decoder of this FFmpeg");
+        }
     }
 }

@@ -744,7 +744,8 @@ mod tests {
         assert_eq!(sniff(&image_bytes(image::ImageFormat::Gif)), Some(Format::Gif));
         assert_eq!(sniff(&image_bytes(image::ImageFormat::WebP)), Some(Format::Webp));
         assert_eq!(sniff(&image_bytes(image::ImageFormat::Bmp)), Some(Format::Bmp));
-        assert_eq!(sniff(&image_bytes(image::ImageFormat::Tiff)), Some(Format::Tiff));
+        assert_eq!(sniff(b"II*\x00\x08\x00\x00\x00\x00\x00"), Some(Format::Tiff));
+        assert_eq!(sniff(b"MM\x00*\x00\x00\x00\x08\x00\x00"), Some(Format::Tiff));
         assert_eq!(sniff(&ftyp(b"heic", &[b"mif1", b"heic"])), Some(Format::Heic));
         assert_eq!(sniff(&ftyp(b"mif1", &[b"mif1", b"heic"])), Some(Format::Heic));
         assert_eq!(sniff(&ftyp(b"mif1", &[b"mif1"])), Some(Format::Heif));

@@ -35,6 +35,7 @@ pub(super) fn run_pass(
             (*ctx.as_mut_ptr()).err_recognition = STRICT;
         }
     }
+    allow_contract_decoders(&mut ctx)?;
     let vdec = ctx.decoder().video().map_err(|e| {
         MediaError::corrupt(format!("the {} video cannot be decoded ({e}); the file is damaged", plan.codec))
     })?;
