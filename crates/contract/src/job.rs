@@ -10,13 +10,169 @@ use serde::{Deserialize, Serialize};
 
 use crate::ids::is_valid_id;
 use crate::reason::{Reason, ReasonCode};
-use crate::settings::MAX_CAPTION_CHARS;
+use crate::settings::{DEFAULT_MAX_JOB_BYTES, DEFAULT_MAX_RECIPIENTS, MAX_CAPTION_CHARS};
 
 /// The schema tag every job carries.
 pub const JOB_SCHEMA: &str = "mediagate.job.v1";
 
 /// Revisions are below 2^53 (§2), the largest integer every JSON implementation holds exactly.
 pub const MAX_REVISION: u64 = 1 << 53;
+
+/// §2's limits on a job as it arrives (`MEDIAGATE_MAX_JOB_BYTES`, `MEDIAGATE_MAX_RECIPIENTS`):
+/// checked before the body is parsed in full, so a hostile body cannot make a worker allocate in
+/// proportion to it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct JobLimits {
+    /// Largest body, in bytes.
+    pub max_bytes: usize,
+    /// Most entries in `recipients`.
+    pub max_recipients: usize,
+}
+
+impl JobLimits {
+    /// The contract's defaults: 1 MiB and 256 recipients; producers should assume these.
+    pub const DEFAULT: JobLimits =
+        JobLimits { max_bytes: DEFAULT_MAX_JOB_BYTES, max_recipients: DEFAULT_MAX_RECIPIENTS };
+
+    /// `Err` with rule 1's reason when `body` is over either limit. The size is the body's
+    /// length; recipients are counted by a pass that keeps nothing it reads (no tree is built)
+    /// and stops at the first entry over the limit. A body that is not JSON passes here and is
+    /// refused by the parse that follows.
+    pub fn check(&self, body: &[u8]) -> Result<(), Reason> {
+        if body.len() > self.max_bytes {
+            return Err(Reason::new(
+                ReasonCode::JobInvalid,
+                format!(
+                    "the job body is {} bytes; at most {} bytes are allowed (MEDIAGATE_MAX_JOB_BYTES): \
+                     keep captions short and media in the source bucket, not in the job",
+                    body.len(),
+                    self.max_bytes
+                ),
+            ));
+        }
+        if recipients_over(body, self.max_recipients) {
+            return Err(Reason::new(
+                ReasonCode::JobInvalid,
+                format!(
+                    "field `recipients` has more than {max} entries; at most {max} are allowed \
+                     (MEDIAGATE_MAX_RECIPIENTS): split the message into jobs of at most {max} recipients",
+                    max = self.max_recipients
+                ),
+            ));
+        }
+        Ok(())
+    }
+}
+
+impl Default for JobLimits {
+    fn default() -> Self {
+        JobLimits::DEFAULT
+    }
+}
+
+/// True when a top-level `recipients` array of the JSON object `body` has more than `max`
+/// entries. Entries are skipped with `IgnoredAny` (nothing is allocated for them) and the pass
+/// stops at entry `max + 1`.
+fn recipients_over(body: &[u8], max: usize) -> bool {
+    use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
+    use std::cell::Cell;
+    use std::fmt;
+
+    struct Top<'a> {
+        max: usize,
+        over: &'a Cell<bool>,
+    }
+    struct Count<'a> {
+        max: usize,
+        over: &'a Cell<bool>,
+    }
+    /// Whether a key is `recipients`, without keeping the key.
+    struct IsRecipients;
+
+    impl<'de> Visitor<'de> for IsRecipients {
+        type Value = bool;
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            f.write_str("a key")
+        }
+        fn visit_str<E: de::Error>(self, v: &str) -> Result<bool, E> {
+            Ok(v == "recipients")
+        }
+    }
+    impl<'de> DeserializeSeed<'de> for IsRecipients {
+        type Value = bool;
+        fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<bool, D::Error> {
+            d.deserialize_str(self)
+        }
+    }
+    impl<'de> Visitor<'de> for Top<'_> {
+        type Value = ();
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            f.write_str("a job object")
+        }
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+            while let Some(is_recipients) = map.next_key_seed(IsRecipients)? {
+                if is_recipients {
+                    map.next_value_seed(Count { max: self.max, over: self.over })?;
+                } else {
+                    map.next_value::<IgnoredAny>()?;
+                }
+            }
+            Ok(())
+        }
+    }
+    impl<'de> DeserializeSeed<'de> for Count<'_> {
+        type Value = ();
+        fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+            d.deserialize_any(self)
+        }
+    }
+    impl<'de> Visitor<'de> for Count<'_> {
+        type Value = ();
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            f.write_str("anything")
+        }
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+            let mut n = 0usize;
+            while seq.next_element::<IgnoredAny>()?.is_some() {
+                n += 1;
+                if n > self.max {
+                    self.over.set(true);
+                    return Err(de::Error::custom("over the recipient limit"));
+                }
+            }
+            Ok(())
+        }
+        // Any other type is rule 1's to refuse, with the full parse's message.
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+            while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+            Ok(())
+        }
+        fn visit_bool<E: de::Error>(self, _: bool) -> Result<(), E> {
+            Ok(())
+        }
+        fn visit_i64<E: de::Error>(self, _: i64) -> Result<(), E> {
+            Ok(())
+        }
+        fn visit_u64<E: de::Error>(self, _: u64) -> Result<(), E> {
+            Ok(())
+        }
+        fn visit_f64<E: de::Error>(self, _: f64) -> Result<(), E> {
+            Ok(())
+        }
+        fn visit_str<E: de::Error>(self, _: &str) -> Result<(), E> {
+            Ok(())
+        }
+        fn visit_unit<E: de::Error>(self) -> Result<(), E> {
+            Ok(())
+        }
+    }
+
+    let over = Cell::new(false);
+    let mut de = serde_json::Deserializer::from_slice(body);
+    // A body that is not an object, or not JSON, is not over the limit: the parse says why.
+    let _ = de::Deserializer::deserialize_map(&mut de, Top { max, over: &over });
+    over.get()
+}
 
 /// What a job carries: photos/videos, or one voice note.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -120,13 +276,28 @@ pub enum ParseOutcome {
         reprocess: bool,
         revision: u64,
         reason: Reason,
+        /// `Some(body length)` when the body was over a [`JobLimits`] limit and not parsed: its
+        /// manifest holds `"job": null` and this as `job_bytes` (§2).
+        job_bytes: Option<u64>,
     },
 }
 
 impl Job {
     /// Parses and validates a job body (rule 1). `amqp_message_id` is the delivery's
-    /// `message_id` property, used for the verdict only when the body gives no `job_id`.
-    pub fn parse(body: &[u8], amqp_message_id: Option<&str>) -> ParseOutcome {
+    /// `message_id` property, used for the verdict only when the body gives no `job_id`, or when
+    /// the body is over `limits` (it is then not parsed further, §2).
+    pub fn parse(body: &[u8], amqp_message_id: Option<&str>, limits: JobLimits) -> ParseOutcome {
+        if let Err(reason) = limits.check(body) {
+            return ParseOutcome::Invalid {
+                job_id: amqp_message_id.filter(|id| is_valid_id(id)).map(str::to_owned),
+                message_id: None,
+                conversation_id: None,
+                reprocess: false,
+                revision: 0,
+                reason,
+                job_bytes: Some(body.len() as u64),
+            };
+        }
         let value: serde_json::Value = match serde_json::from_slice(body) {
             Ok(v) => v,
             Err(e) => {
@@ -138,6 +309,7 @@ impl Job {
                     reprocess: false,
                     revision: 0,
                     reason: Reason::new(ReasonCode::JobInvalid, format!("the job body is not valid JSON: {e}")),
+                    job_bytes: None,
                 };
             }
         };
@@ -252,6 +424,7 @@ fn invalid_from_value(value: &serde_json::Value, amqp_message_id: Option<&str>, 
         reprocess: value.get("reprocess").and_then(|v| v.as_bool()).unwrap_or(false),
         revision: value.get("revision").and_then(|v| v.as_u64()).unwrap_or(0),
         reason,
+        job_bytes: None,
     }
 }
 
@@ -280,7 +453,7 @@ pub(crate) mod tests {
     }
 
     pub(crate) fn parse_value(v: &serde_json::Value) -> ParseOutcome {
-        Job::parse(v.to_string().as_bytes(), None)
+        Job::parse(v.to_string().as_bytes(), None, JobLimits::DEFAULT)
     }
 
     fn expect_invalid(v: serde_json::Value) -> (Option<String>, String) {
@@ -325,9 +498,90 @@ pub(crate) mod tests {
         assert!(job.caption.is_none() && job.reprocess && job.revision == 3);
     }
 
+    fn with_recipients(n: usize) -> serde_json::Value {
+        let mut v = example();
+        v["recipients"] =
+            json!((0..n).map(|i| json!({ "account_id": format!("a-{i}"), "age_band": "adult" })).collect::<Vec<_>>());
+        v
+    }
+
+    #[test]
+    fn a_job_at_the_recipient_limit_parses_and_one_over_is_refused_by_amqp_id() {
+        assert!(matches!(parse_value(&with_recipients(256)), ParseOutcome::Valid(_)));
+        let body = with_recipients(257).to_string();
+        match Job::parse(body.as_bytes(), Some("j-amqp"), JobLimits::DEFAULT) {
+            ParseOutcome::Invalid { job_id, message_id, reason, job_bytes, revision, .. } => {
+                // Over a limit the body is not read further: the id is the AMQP one (§2).
+                assert_eq!(job_id.as_deref(), Some("j-amqp"));
+                assert_eq!(message_id, None);
+                assert_eq!(revision, 0);
+                assert_eq!(job_bytes, Some(body.len() as u64));
+                assert_eq!(reason.code, ReasonCode::JobInvalid);
+                assert!(reason.message.contains("MEDIAGATE_MAX_RECIPIENTS"), "{}", reason.message);
+                assert!(reason.message.contains("at most 256"), "{}", reason.message);
+            }
+            other => panic!("{other:?}"),
+        }
+        // Another limit, set by the operator.
+        let small = JobLimits { max_recipients: 1, ..JobLimits::DEFAULT };
+        assert!(matches!(Job::parse(body.as_bytes(), None, small), ParseOutcome::Invalid { job_id: None, .. }));
+        assert!(matches!(Job::parse(with_recipients(1).to_string().as_bytes(), None, small), ParseOutcome::Valid(_)));
+    }
+
+    #[test]
+    fn recipients_are_counted_wherever_the_key_is_and_whatever_they_hold() {
+        // `recipients` last, after other big fields, and entries of any JSON type.
+        let body = format!(
+            r#"{{"caption":"x","items":[{{"a":[1,2,{{"b":"c"}}]}}],"recipients":[{}]}}"#,
+            vec![r#"{"k":[1,"two",null,true,{"z":1.5}]}"#; 3].join(",")
+        );
+        assert!(!recipients_over(body.as_bytes(), 3));
+        assert!(recipients_over(body.as_bytes(), 2));
+        // Not JSON, not an object, recipients not an array: not over; the parse says what is wrong.
+        for body in [&b"{not json"[..], b"[1,2,3]", br#"{"recipients": 7}"#, br#"{"recipients": {"a": 1, "b": 2}}"#] {
+            assert!(!recipients_over(body, 1), "{}", String::from_utf8_lossy(body));
+        }
+        // Truncated after the limit was passed: over all the same (counted while reading).
+        assert!(recipients_over(br#"{"recipients":[1,2,3"#, 2));
+    }
+
+    #[test]
+    fn a_body_over_the_byte_limit_is_refused_before_it_is_parsed() {
+        let limits = JobLimits { max_bytes: 100, ..JobLimits::DEFAULT };
+        let body = example().to_string();
+        assert!(body.len() > 100);
+        match Job::parse(body.as_bytes(), Some("../bad"), limits) {
+            ParseOutcome::Invalid { job_id, reason, job_bytes, .. } => {
+                assert_eq!(job_id, None, "an invalid AMQP id gives null, and nothing is written");
+                assert_eq!(job_bytes, Some(body.len() as u64));
+                assert!(
+                    reason.message.contains(&format!("is {} bytes", body.len()))
+                        && reason.message.contains("at most 100 bytes")
+                        && reason.message.contains("MEDIAGATE_MAX_JOB_BYTES"),
+                    "{}",
+                    reason.message
+                );
+            }
+            other => panic!("{other:?}"),
+        }
+        // Not JSON at all, but over the size: the size is what is reported.
+        let junk = vec![b'x'; JobLimits::DEFAULT.max_bytes + 1];
+        match Job::parse(&junk, Some("j-1"), JobLimits::DEFAULT) {
+            ParseOutcome::Invalid { job_id, reason, .. } => {
+                assert_eq!(job_id.as_deref(), Some("j-1"));
+                assert!(reason.message.contains("MEDIAGATE_MAX_JOB_BYTES"), "{}", reason.message);
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(
+            JobLimits::DEFAULT.check(&vec![b' '; JobLimits::DEFAULT.max_bytes]).is_ok(),
+            "the limit itself is allowed"
+        );
+    }
+
     #[test]
     fn not_json_takes_the_amqp_message_id() {
-        match Job::parse(b"{not json", Some("j-amqp")) {
+        match Job::parse(b"{not json", Some("j-amqp"), JobLimits::DEFAULT) {
             ParseOutcome::Invalid { job_id, reason, .. } => {
                 assert_eq!(job_id.as_deref(), Some("j-amqp"));
                 assert_eq!(reason.code, ReasonCode::JobInvalid);
@@ -335,11 +589,11 @@ pub(crate) mod tests {
             }
             other => panic!("{other:?}"),
         }
-        match Job::parse(b"\xff\xfe", Some("../evil")) {
+        match Job::parse(b"\xff\xfe", Some("../evil"), JobLimits::DEFAULT) {
             ParseOutcome::Invalid { job_id, .. } => assert_eq!(job_id, None),
             other => panic!("{other:?}"),
         }
-        match Job::parse(b"", None) {
+        match Job::parse(b"", None, JobLimits::DEFAULT) {
             ParseOutcome::Invalid { job_id, .. } => assert_eq!(job_id, None),
             other => panic!("{other:?}"),
         }
@@ -349,7 +603,7 @@ pub(crate) mod tests {
     fn a_body_job_id_wins_over_the_amqp_one_and_an_invalid_one_is_null() {
         let mut v = example();
         v["kind"] = json!("sticker");
-        match Job::parse(v.to_string().as_bytes(), Some("j-other")) {
+        match Job::parse(v.to_string().as_bytes(), Some("j-other"), JobLimits::DEFAULT) {
             ParseOutcome::Invalid { job_id, message_id, .. } => {
                 assert_eq!(job_id.as_deref(), Some("j-01HZX3"));
                 assert_eq!(message_id.as_deref(), Some("m-123"));
@@ -357,7 +611,7 @@ pub(crate) mod tests {
             other => panic!("{other:?}"),
         }
         v["job_id"] = json!("../../etc");
-        match Job::parse(v.to_string().as_bytes(), Some("j-other")) {
+        match Job::parse(v.to_string().as_bytes(), Some("j-other"), JobLimits::DEFAULT) {
             ParseOutcome::Invalid { job_id, .. } => assert_eq!(job_id, None),
             other => panic!("{other:?}"),
         }

@@ -19,7 +19,7 @@ pub mod settings;
 pub mod verdict;
 
 pub use ids::is_valid_id;
-pub use job::{AgeBand, Item, Job, JobKind, MessageRef, ParseOutcome, Party, Recipient, Source, JOB_SCHEMA};
+pub use job::{AgeBand, Item, Job, JobKind, JobLimits, MessageRef, ParseOutcome, Party, Recipient, Source, JOB_SCHEMA};
 pub use policy::{check_job_rules, nudity_policy, NudityPolicy};
 pub use reason::{Reason, ReasonCode};
 pub use settings::Thresholds;

@@ -36,6 +36,11 @@ pub const DEFAULT_OUTPUT_BUCKET: &str = "media";
 pub const DEFAULT_QUARANTINE_BUCKET: &str = "quarantine";
 /// Default AMQP URL (`MEDIAGATE_AMQP_URL`).
 pub const DEFAULT_AMQP_URL: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
+/// Default largest job body (`MEDIAGATE_MAX_JOB_BYTES`, 1 MiB, §2): a larger body is
+/// `job.invalid` without being parsed.
+pub const DEFAULT_MAX_JOB_BYTES: usize = 1_048_576;
+/// Default most recipients a job may name (`MEDIAGATE_MAX_RECIPIENTS`, §2), counted while parsing.
+pub const DEFAULT_MAX_RECIPIENTS: usize = 256;
 /// Most items a `media` job may carry (rule 2).
 pub const MAX_MEDIA_ITEMS: usize = 9;
 /// Longest caption, in Unicode scalar values (§2).

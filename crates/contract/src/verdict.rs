@@ -225,8 +225,12 @@ pub struct Verdict {
 /// `manifests/{job_id}.json`: the job as received and its verdict; what `reprocess` reads.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Manifest {
-    /// The parsed job object, or the raw body as a string when it did not parse.
+    /// The parsed job object, or the raw body as a string when it did not parse; `null` when
+    /// the body was over a §2 limit and not parsed.
     pub job: serde_json::Value,
+    /// The body's length when it was over a §2 limit (`job` is then `null`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub job_bytes: Option<u64>,
     pub verdict: Verdict,
 }
 

@@ -12,7 +12,7 @@ use anyhow::{Context, Result};
 use futures_util::future::join_all;
 use indicatif::{ProgressBar, ProgressStyle};
 use mediagate_contract::keys::MANIFEST_PREFIX;
-use mediagate_contract::{is_valid_id, Manifest};
+use mediagate_contract::{is_valid_id, JobLimits, Manifest};
 use mediagate_queue::{names, Broker};
 use mediagate_store::Store;
 use time::format_description::well_known::Rfc3339;
@@ -39,6 +39,11 @@ pub async fn run(common: &Common, args: ReprocessArgs) -> Result<std::process::E
         .as_deref()
         .map(|s| OffsetDateTime::parse(s, &Rfc3339).with_context(|| format!("--since {s:?} is not an RFC 3339 time")))
         .transpose()?;
+    let limits = crate::job_limits(common);
+    if let Err(e) = mediagate_worker::check_job_limits(limits) {
+        eprintln!("mediagate: {e}");
+        return Ok(std::process::ExitCode::from(crate::EXIT_USAGE));
+    }
     let bucket = crate::manifest_bucket(common);
     let store = Store::connect(&crate::store_config(common)).await.context("configuring S3")?;
     let resume_after = match &args.state {
@@ -80,7 +85,8 @@ pub async fn run(common: &Common, args: ReprocessArgs) -> Result<std::process::E
     );
     let (mut selected, mut filtered, mut unusable) = (0u64, 0u64, 0u64);
     for chunk in keys.chunks(CHUNK) {
-        let outcomes = join_all(chunk.iter().map(|key| examine(&store, &bucket, key, since, &args.status))).await;
+        let outcomes =
+            join_all(chunk.iter().map(|key| examine(&store, &bucket, key, since, &args.status, limits))).await;
         for (key, outcome) in chunk.iter().zip(outcomes) {
             match outcome? {
                 Outcome::Selected { job_id, body } => {
@@ -125,6 +131,7 @@ async fn examine(
     key: &str,
     since: Option<OffsetDateTime>,
     statuses: &[String],
+    limits: JobLimits,
 ) -> Result<Outcome> {
     let bytes = store.get(bucket, key).await.with_context(|| format!("reading s3://{bucket}/{key}"))?;
     let manifest: Manifest = match serde_json::from_slice(&bytes) {
@@ -150,7 +157,12 @@ async fn examine(
     };
     job.insert("reprocess".into(), serde_json::Value::Bool(true));
     job.insert("revision".into(), serde_json::Value::from(v.revision + 1));
-    Ok(Outcome::Selected { job_id, body: serde_json::to_vec(&job)? })
+    let body = serde_json::to_vec(&job)?;
+    // §2: the limits apply to jobs as they arrive, so one over them is never republished.
+    if let Err(reason) = limits.check(&body) {
+        return Ok(Outcome::Unusable(format!("job {job_id} would be rejected: {}", reason.message)));
+    }
+    Ok(Outcome::Selected { job_id, body })
 }
 
 fn save_state(path: &Path, last_key: &str) -> Result<()> {

@@ -195,6 +195,20 @@ async fn decide(
     let serde_json::Value::Object(mut job) = s.manifest.job.clone() else {
         return refuse(EXIT_ERROR, format!("the stored job {job_id} never parsed: it cannot be republished"));
     };
+    let revision = s.manifest.verdict.revision + 1;
+    job.insert("reprocess".into(), serde_json::Value::Bool(true));
+    job.insert("revision".into(), serde_json::Value::from(revision));
+    let republish = serde_json::to_vec(&job)?;
+    // §2: a release republishes the job; one over the limits would only be rejected, so nothing
+    // is decided or written for it.
+    if kind == DecisionKind::Released {
+        if let Err(reason) = crate::job_limits(common).check(&republish) {
+            return refuse(
+                EXIT_ERROR,
+                format!("job {job_id} cannot be released: republished, it would be rejected: {}", reason.message),
+            );
+        }
+    }
     let at = now_ms();
     let decision = Decision {
         decision: kind,
@@ -222,13 +236,10 @@ async fn decide(
         .with_context(|| format!("writing s3://{quarantine}/{key}"))?;
     println!("decision {}: s3://{quarantine}/{key} (original s3://{quarantine}/{})", kind.as_str(), s.original_key);
     if kind == DecisionKind::Released {
-        let revision = s.manifest.verdict.revision + 1;
-        job.insert("reprocess".into(), serde_json::Value::Bool(true));
-        job.insert("revision".into(), serde_json::Value::from(revision));
         let broker =
             Broker::connect_named(&common.amqp_url, "mediagate review").await.context("connecting to RabbitMQ")?;
         let publisher = broker.job_publisher().await.context("opening a publisher")?;
-        let published = publisher.publish(names::UPLOAD_KEY, job_id, serde_json::to_vec(&job)?).await;
+        let published = publisher.publish(names::UPLOAD_KEY, job_id, republish).await;
         broker.close().await;
         published.with_context(|| {
             format!("publishing {job_id} again (the decision is written; run the release again to republish)")

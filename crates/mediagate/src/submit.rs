@@ -84,33 +84,46 @@ pub async fn run(common: &Common, args: SubmitArgs) -> Result<std::process::Exit
     let files = read_files(&args.job).await?;
     let kind = job_kind(&args.job, &files);
     let job_id = new_job_id("j");
-    let store = Store::connect(&crate::store_config(common)).await.context("configuring S3")?;
+    // The job is built (and measured against §2's limits) before anything is uploaded: a job
+    // the workers would refuse is refused here, with nothing sent.
+    let mut uploads = Vec::new();
     let mut items = Vec::new();
     for (i, (path, bytes)) in files.into_iter().enumerate() {
         let format = sniff(&bytes);
         let ext = format.map(|f| f.ext()).unwrap_or("bin");
         let key = format!("submit/{job_id}/{i}.{ext}");
         let content_type = format.map(|f| f.mime()).unwrap_or("application/octet-stream");
+        items.push(Item {
+            item_id: i.to_string(),
+            source: Source { bucket: bucket.clone(), key: key.clone() },
+            declared_type: format.map(|f| f.mime().to_string()),
+        });
+        uploads.push((path, bytes, key, content_type));
+    }
+    let job = job_of(&args.job, &job_id, kind, items);
+    let body = serde_json::to_vec(&job)?;
+    let limits = crate::job_limits(common);
+    if let Err(e) = mediagate_worker::check_job_limits(limits) {
+        eprintln!("mediagate: {e}");
+        return Ok(std::process::ExitCode::from(crate::EXIT_USAGE));
+    }
+    if let Err(reason) = limits.check(&body) {
+        eprintln!("mediagate: not submitted, the workers would reject this job: {}", reason.message);
+        return Ok(std::process::ExitCode::from(crate::EXIT_USAGE));
+    }
+    let store = Store::connect(&crate::store_config(common)).await.context("configuring S3")?;
+    for (path, bytes, key, content_type) in uploads {
         store
             .put(&bucket, &key, bytes, content_type)
             .await
             .with_context(|| format!("uploading {} to s3://{bucket}/{key}", path.display()))?;
-        items.push(Item {
-            item_id: i.to_string(),
-            source: Source { bucket: bucket.clone(), key },
-            declared_type: format.map(|f| f.mime().to_string()),
-        });
     }
-    let job = job_of(&args.job, &job_id, kind, items);
 
     let broker = Broker::connect_named(&common.amqp_url, "mediagate submit").await.context("connecting to RabbitMQ")?;
     // Bind the private verdict queue before publishing, or a fast verdict could pass unseen.
     let mut listener = if args.wait { Some(broker.verdict_listener("verdict.*").await?) } else { None };
     let publisher = broker.job_publisher().await?;
-    publisher
-        .publish(names::UPLOAD_KEY, &job_id, serde_json::to_vec(&job)?)
-        .await
-        .context("publishing the job to mediagate.jobs")?;
+    publisher.publish(names::UPLOAD_KEY, &job_id, body).await.context("publishing the job to mediagate.jobs")?;
     eprintln!("published job {job_id} ({}, {} item(s))", kind.as_str(), job.items.len());
     let Some(listener) = listener.as_mut() else {
         println!("{job_id}");

@@ -11,7 +11,7 @@
 use std::net::SocketAddr;
 use std::ops::RangeInclusive;
 
-use mediagate_contract::Thresholds;
+use mediagate_contract::{JobLimits, Thresholds};
 use mediagate_media::{MediaSettings, OutOfRange};
 
 /// `MEDIAGATE_MEMORY_MB` when it is not set and no container limit is found, MiB.
@@ -35,6 +35,11 @@ pub const CONCURRENCY: RangeInclusive<usize> = 1..=256;
 pub const CLASSIFIER_THREADS: RangeInclusive<usize> = 1..=256;
 /// Accepted `MEDIAGATE_MAX_INPUT_BYTES` values (4 GiB: what a sandbox child may hold and write).
 pub const MAX_INPUT_BYTES: RangeInclusive<u64> = 1..=4 << 30;
+/// Accepted `MEDIAGATE_MAX_JOB_BYTES` values: 1 KiB (the contract's example job is ~500 bytes)
+/// to 128 MiB (RabbitMQ's own largest message).
+pub const MAX_JOB_BYTES: RangeInclusive<usize> = 1024..=128 << 20;
+/// Accepted `MEDIAGATE_MAX_RECIPIENTS` values.
+pub const MAX_RECIPIENTS: RangeInclusive<usize> = 1..=1_000_000;
 /// Default `MEDIAGATE_HASH_BANK_REFRESH_S`.
 pub const DEFAULT_BANK_REFRESH_S: u64 = 60;
 /// Accepted `MEDIAGATE_HASH_BANK_REFRESH_S` values.
@@ -91,6 +96,8 @@ pub struct WorkerConfig {
     pub concurrency: usize,
     /// `MEDIAGATE_MAX_INPUT_BYTES`: checked against the GET's `Content-Length` before the body is read.
     pub max_input_bytes: u64,
+    /// `MEDIAGATE_MAX_JOB_BYTES` / `MEDIAGATE_MAX_RECIPIENTS` (§2), checked before a body is parsed.
+    pub job_limits: JobLimits,
     /// Nudity thresholds.
     pub thresholds: Thresholds,
     /// Limits and knobs of the media pipelines.
@@ -111,6 +118,12 @@ pub struct WorkerConfig {
     pub worker_id: String,
     /// Reported in every verdict (`worker.version`).
     pub version: String,
+}
+
+/// `limits` within [`MAX_JOB_BYTES`] and [`MAX_RECIPIENTS`], named by their variables.
+pub fn check_job_limits(limits: JobLimits) -> Result<(), InvalidSetting> {
+    check_range("MEDIAGATE_MAX_JOB_BYTES", limits.max_bytes, &MAX_JOB_BYTES)?;
+    check_range("MEDIAGATE_MAX_RECIPIENTS", limits.max_recipients, &MAX_RECIPIENTS)
 }
 
 /// A setting the worker cannot run with, named by its environment variable.
@@ -182,6 +195,12 @@ fn from_media(e: OutOfRange) -> InvalidSetting {
 }
 
 impl WorkerConfig {
+    /// `MEDIAGATE_MAX_JOB_BYTES` and `MEDIAGATE_MAX_RECIPIENTS` within their accepted ranges
+    /// (commands that publish jobs check only these).
+    pub fn job_limits_valid(&self) -> Result<(), InvalidSetting> {
+        check_job_limits(self.job_limits)
+    }
+
     /// Checks every setting; the first one the worker cannot run with is returned, so the
     /// binary can stop before it connects instead of failing every job of that kind.
     pub fn validate(&self) -> Result<(), InvalidSetting> {
@@ -197,6 +216,7 @@ impl WorkerConfig {
         }
         check_range("MEDIAGATE_CONCURRENCY", self.concurrency, &CONCURRENCY)?;
         check_range("MEDIAGATE_MAX_INPUT_BYTES", self.max_input_bytes, &MAX_INPUT_BYTES)?;
+        self.job_limits_valid()?;
         for (var, t) in [
             ("MEDIAGATE_NUDITY_THRESHOLD_MINOR", self.thresholds.minor),
             ("MEDIAGATE_NUDITY_THRESHOLD_ADULT", self.thresholds.adult),
@@ -324,6 +344,7 @@ mod tests {
             manifest_bucket: "media".into(),
             concurrency: 2,
             max_input_bytes: mediagate_contract::settings::DEFAULT_MAX_INPUT_BYTES,
+            job_limits: JobLimits::DEFAULT,
             thresholds: Thresholds::DEFAULT,
             media: MediaSettings::DEFAULT,
             memory_mb: 2048,
@@ -364,6 +385,13 @@ mod tests {
         assert_eq!((e.var, e.value.as_str()), ("MEDIAGATE_IMAGE_MAX_PIXELS", "0"));
         assert_eq!(e.accepted, "use a value from 1 to 1000000000");
         assert_eq!(refused(WorkerConfig { max_input_bytes: 0, ..config() }).var, "MEDIAGATE_MAX_INPUT_BYTES");
+        let limits = |max_bytes, max_recipients| WorkerConfig {
+            job_limits: JobLimits { max_bytes, max_recipients },
+            ..config()
+        };
+        assert_eq!(refused(limits(100, 256)).var, "MEDIAGATE_MAX_JOB_BYTES");
+        assert_eq!(refused(limits(1 << 20, 0)).var, "MEDIAGATE_MAX_RECIPIENTS");
+        assert!(limits(1024, 1).validate().is_ok());
     }
 
     #[test]

@@ -34,9 +34,9 @@ pub(crate) async fn handle_delivery(
     lane: Lane,
     redelivered: bool,
 ) -> Result<Handled, Requeue> {
-    let job = match Job::parse(body, amqp_message_id) {
+    let job = match Job::parse(body, amqp_message_id, shared.config.job_limits) {
         ParseOutcome::Valid(job) => job,
-        ParseOutcome::Invalid { job_id, message_id, conversation_id, reprocess, revision, reason } => {
+        ParseOutcome::Invalid { job_id, message_id, conversation_id, reprocess, revision, reason, job_bytes } => {
             let verdict = Verdict {
                 job_id: job_id.clone(),
                 message_id,
@@ -46,10 +46,14 @@ pub(crate) async fn handle_delivery(
                 ..job_verdict(&shared, JobStatus::Rejected, Some(reason))
             };
             if let Some(job_id) = &job_id {
-                // The raw body goes in as a string when it is not JSON, else as the JSON itself.
-                let job_value = serde_json::from_slice::<serde_json::Value>(body)
-                    .unwrap_or_else(|_| serde_json::Value::String(String::from_utf8_lossy(body).into_owned()));
-                write_manifest(&shared, job_id, job_value, &verdict).await?;
+                // The raw body goes in as a string when it is not JSON, else as the JSON itself;
+                // a body over a §2 limit not at all (`null`, with its length).
+                let job_value = match job_bytes {
+                    Some(_) => serde_json::Value::Null,
+                    None => serde_json::from_slice::<serde_json::Value>(body)
+                        .unwrap_or_else(|_| serde_json::Value::String(String::from_utf8_lossy(body).into_owned())),
+                };
+                write_manifest(&shared, job_id, job_value, job_bytes, &verdict).await?;
             }
             return Ok(Handled::Verdict { verdict: Box::new(verdict), escalations: Vec::new() });
         }
@@ -94,7 +98,7 @@ pub(crate) async fn handle_delivery(
     if let Err(reason) = check_job_rules(&job, &shared.config.source_buckets) {
         info!(job_id = %job.job_id, code = %reason.code, "job rejected by a job-level rule");
         verdict.reason = Some(reason);
-        write_manifest(&shared, &job.job_id, job_value, &verdict).await?;
+        write_manifest(&shared, &job.job_id, job_value, None, &verdict).await?;
         return Ok(Handled::Verdict { verdict: Box::new(verdict), escalations: Vec::new() });
     }
 
@@ -139,7 +143,7 @@ pub(crate) async fn handle_delivery(
     verdict.items = done.into_iter().map(|d| d.verdict).collect();
     let statuses: Vec<ItemStatus> = verdict.items.iter().map(|i| i.status).collect();
     verdict.status = job_status(&statuses);
-    write_manifest(&shared, &job.job_id, job_value, &verdict).await?;
+    write_manifest(&shared, &job.job_id, job_value, None, &verdict).await?;
     Ok(Handled::Verdict { verdict: Box::new(verdict), escalations })
 }
 
@@ -251,11 +255,12 @@ pub(crate) async fn write_manifest(
     shared: &Shared,
     job_id: &str,
     job: serde_json::Value,
+    job_bytes: Option<u64>,
     verdict: &Verdict,
 ) -> Result<(), Requeue> {
     // A local run (`inspect`) keeps no manifest: its verdict is printed.
     let Some(store) = shared.storage.s3() else { return Ok(()) };
-    let manifest = Manifest { job, verdict: verdict.clone() };
+    let manifest = Manifest { job, job_bytes, verdict: verdict.clone() };
     let body =
         serde_json::to_vec(&manifest).map_err(|e| Requeue::internal(format!("serialising the manifest: {e}")))?;
     let bucket = &shared.config.manifest_bucket;

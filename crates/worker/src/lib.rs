@@ -29,8 +29,8 @@ use tracing::{error, info, warn, Instrument};
 
 pub use codes::{Cause, Requeue};
 pub use config::{
-    check_range, BankSettings, InvalidSetting, MemoryPlan, WorkerConfig, DEFAULT_BANK_REFRESH_S, DEFAULT_MEMORY_MB,
-    DEFAULT_METRICS_ADDR, DEFAULT_PDQ_MAX_DISTANCE, DEFAULT_PDQ_MIN_QUALITY,
+    check_job_limits, check_range, BankSettings, InvalidSetting, MemoryPlan, WorkerConfig, DEFAULT_BANK_REFRESH_S,
+    DEFAULT_MEMORY_MB, DEFAULT_METRICS_ADDR, DEFAULT_PDQ_MAX_DISTANCE, DEFAULT_PDQ_MIN_QUALITY,
 };
 pub use health::Readiness;
 pub use storage::{LocalFiles, LOCAL_BUCKET};
@@ -445,17 +445,18 @@ async fn settle(
 
 /// A job dead-lettered after its delivery limit still gets its (`failed`) verdict.
 async fn dead_letter_task(shared: Arc<Shared>, publisher: VerdictPublisher, delivery: Delivery) {
-    let (job_id, message_id, conversation_id, reprocess, revision) =
-        match Job::parse(&delivery.body, delivery.message_id.as_deref()) {
+    let (job_id, message_id, conversation_id, reprocess, revision, job_bytes) =
+        match Job::parse(&delivery.body, delivery.message_id.as_deref(), shared.config.job_limits) {
             ParseOutcome::Valid(j) => (
                 Some(j.job_id.clone()),
                 Some(j.message.message_id.clone()),
                 Some(j.message.conversation_id.clone()),
                 j.reprocess,
                 j.revision,
+                None,
             ),
-            ParseOutcome::Invalid { job_id, message_id, conversation_id, reprocess, revision, .. } => {
-                (job_id, message_id, conversation_id, reprocess, revision)
+            ParseOutcome::Invalid { job_id, message_id, conversation_id, reprocess, revision, job_bytes, .. } => {
+                (job_id, message_id, conversation_id, reprocess, revision, job_bytes)
             }
         };
     let verdict = Verdict {
@@ -477,10 +478,13 @@ async fn dead_letter_task(shared: Arc<Shared>, publisher: VerdictPublisher, deli
     };
     error!(job_id = job_id.as_deref().unwrap_or(""), "job dead-lettered; publishing a failed verdict");
     metrics().dead_lettered.inc();
-    let job_value = serde_json::from_slice::<serde_json::Value>(&delivery.body)
-        .unwrap_or_else(|_| serde_json::Value::String(String::from_utf8_lossy(&delivery.body).into_owned()));
+    let job_value = match job_bytes {
+        Some(_) => serde_json::Value::Null,
+        None => serde_json::from_slice::<serde_json::Value>(&delivery.body)
+            .unwrap_or_else(|_| serde_json::Value::String(String::from_utf8_lossy(&delivery.body).into_owned())),
+    };
     let stored = match &job_id {
-        Some(id) => job::write_manifest(&shared, id, job_value, &verdict).await.is_ok(),
+        Some(id) => job::write_manifest(&shared, id, job_value, job_bytes, &verdict).await.is_ok(),
         None => true,
     };
     let confirmed = if stored { publish(&publisher, &verdict).await.ok() } else { None };

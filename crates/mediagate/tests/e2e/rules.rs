@@ -175,3 +175,52 @@ fn a_body_with_no_id_at_all_gets_a_null_job_id() {
     assert_eq!(v.routing_key, "verdict.rejected");
     h.assert_worker_alive();
 }
+
+#[test]
+fn jobs_over_the_size_limits_are_rejected_naming_the_limit_and_one_at_them_is_processed() {
+    let h = harness();
+    let recipients = |n: usize| {
+        Value::Array((0..n).map(|i| json!({ "account_id": format!("a-{i}"), "age_band": "adult" })).collect())
+    };
+
+    // 256 recipients, the default limit: processed as before.
+    let (id, mut job) = with_source("at256");
+    job["recipients"] = recipients(256);
+    assert!(job_schema().is_valid(&job));
+    let v = h.run_job(&job);
+    assert_eq!(v.body["status"], "cleared", "{}", v.body);
+    assert_eq!(v.body["job_id"], id.as_str());
+
+    // 300: refused before the body is parsed in full; the id is the AMQP message_id.
+    let (id, mut job) = with_source("over256");
+    job["recipients"] = recipients(300);
+    assert!(!job_schema().is_valid(&job), "the schema's maxItems says the default");
+    let body = job.to_string();
+    h.publish_raw(body.as_bytes(), Some(&id));
+    let v = h.verdict(&id);
+    rejected_with(&v, "job.invalid");
+    let message = v.body["reason"]["message"].as_str().unwrap();
+    assert!(message.contains("MEDIAGATE_MAX_RECIPIENTS") && message.contains("at most 256"), "{message}");
+    assert_eq!(v.body["message_id"], Value::Null, "the body is not read for ids once over a limit");
+    let m = manifest_only(&id);
+    assert_eq!(m["job"], Value::Null, "{m}");
+    assert_eq!(m["job_bytes"], body.len(), "{m}");
+
+    // A 2 MiB body (the default limit is 1 MiB), with an AMQP id that is not a valid identifier:
+    // rejected with a null job_id, and nothing written.
+    let marker = job_id("big");
+    let (_, mut job) = with_source("big");
+    job["message"]["message_id"] = json!(marker);
+    job["padding"] = json!("x".repeat(2 << 20));
+    let body = job.to_string();
+    assert!(body.len() > 2 << 20);
+    h.publish_raw(body.as_bytes(), Some("../not-an-id"));
+    let v = h.wait_uncorrelated(|v| {
+        v.body["job_id"].is_null()
+            && v.body["reason"]["message"].as_str().is_some_and(|m| m.contains(&format!("is {} bytes", body.len())))
+    });
+    rejected_with(&v, "job.invalid");
+    let message = v.body["reason"]["message"].as_str().unwrap();
+    assert!(message.contains("MEDIAGATE_MAX_JOB_BYTES") && message.contains("at most 1048576 bytes"), "{message}");
+    h.assert_worker_alive();
+}
