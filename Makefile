@@ -33,7 +33,7 @@ endif
 examples-venv:
 	@bash scripts/examples-venv.sh
 
-.PHONY: examples-venv help deps rabbitmq s3 stop-s3 build run test soak ledger-runs bench compose-check fmt lint clean-local
+.PHONY: examples-venv help deps rabbitmq s3 stop-s3 build run test realmedia soak ledger-runs bench compose-check fmt lint clean-local
 
 help:
 	@echo "make run            set up, start local RabbitMQ/S3 if needed, run the worker"
@@ -42,6 +42,7 @@ help:
 	@echo "make rabbitmq       start the local RabbitMQ if 127.0.0.1:5672 is closed"
 	@echo "make s3 / stop-s3   start / stop the local S3 (s3s-fs on 127.0.0.1:$(LOCAL_S3_PORT))"
 	@echo "make build          release build of the mediagate binary (and the tests, as make test builds them)"
+	@echo "make realmedia      every file of ../shared/realmedia through inspect, against tests/realmedia/expectations.tsv"
 	@echo "make soak           every fault phase with the ledger: DURATION=1800 JOBS=2400 (PHASES=a,b to pick)"
 	@echo "make ledger-runs    the ledger RUNS=100 times, fresh worker each, S3 +DELAY_MS=40 ms (lost must be 0)"
 	@echo "make bench          benchmarks ($(BENCHES)), pyvips peer in $(BENCH_VENV)"
@@ -90,6 +91,13 @@ run: deps rabbitmq s3 models build
 
 test: deps rabbitmq models reference-venv examples-venv
 	@bash scripts/test-summary.sh
+
+# Every real file of ../shared/realmedia (other projects' test media, referenced in place) through
+# `mediagate inspect`, each outcome checked against tests/realmedia/expectations.tsv. Fails with a
+# clear message where the folder is absent (MEDIAGATE_REALMEDIA=DIR points elsewhere); `make test`
+# does not need it. REALMEDIA_ARGS=--write rewrites the table's outcomes from this run.
+realmedia: deps models build
+	python3 scripts/realmedia.py $(REALMEDIA_ARGS)
 
 # The soak of crates/mediagate/tests/soak.rs with every fault phase, three workers, the ledger
 # accounting for every job after each phase. DURATION (seconds) is the time under faults (all phases),

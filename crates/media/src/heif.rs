@@ -45,18 +45,18 @@ pub(crate) fn init() {
     });
 }
 
-/// The libheif version linked in, e.g. "1.23.1".
-pub fn libheif_version() -> String {
-    let [a, b, c] = LibHeif::new().version();
-    format!("{a}.{b}.{c}")
-}
-
 fn heif_error(format: Format, len: usize, e: libheif_rs::HeifError) -> MediaError {
     let name = format.name();
     let what = e.message.trim().trim_end_matches('.').to_string();
     match e.code {
         HeifErrorCode::MemoryAllocationError => {
-            MediaError::corrupt(format!("{name} needs more memory to decode than its size allows ({what})"))
+            // libheif's security limits: an allocation larger than the image needs, or (from
+            // 1.23.5) a coded picture larger than the image declares (a layered AVIF whose
+            // operating point shows a smaller layer trips it too; libavif decodes those).
+            MediaError::corrupt(format!(
+                "{name} is refused by the decoder's security limits ({what}); the file is damaged or \
+                 crafted, or codes a larger picture than it declares"
+            ))
         }
         HeifErrorCode::UnsupportedFeature | HeifErrorCode::UnsupportedFileType => {
             MediaError::Unsupported { format: format!("{name} ({what})") }

@@ -62,9 +62,16 @@ pub(super) fn prepare(
     if ffmpeg::decoder::find(par.id()).is_none() {
         return Err(unsupported(format!("{codec_name} video cannot be decoded by this build; {SEND_VIDEO}")));
     }
+    // The pixel aspect ratio as players take it (FFmpeg's av_guess_sample_aspect_ratio): the
+    // container's (`pasp`, Matroska's display size) when it gives one, else the bitstream's. A
+    // Samsung slow-motion MP4 says 1:1 in `pasp` and 27:64 in its H.264 VUI; players show 4:3.
+    // SAFETY: `par` and `st` belong to `input`, which is alive; the stream's own SAR is a plain
+    // field read, done before `par` is borrowed for anything else.
     let (w, h, sar) = unsafe {
         let p = par.as_ptr();
-        ((*p).width, (*p).height, (*p).sample_aspect_ratio)
+        let container = (*st.as_ptr()).sample_aspect_ratio;
+        let sar = if container.num > 0 && container.den > 0 { container } else { (*p).sample_aspect_ratio };
+        ((*p).width, (*p).height, sar)
     };
     if w <= 0 || h <= 0 {
         return Err(MediaError::corrupt(format!("the {codec_name} video track declares an empty {w}×{h} picture")));
@@ -82,9 +89,23 @@ pub(super) fn prepare(
     if time_base.numerator() <= 0 || time_base.denominator() <= 0 {
         return Err(MediaError::corrupt("the video track has an invalid time base"));
     }
+    // The average rate when the container knows it; else FFmpeg's guess (`r_frame_rate`), unless
+    // that guess is only the time base's tick rate (a Matroska file without frame durations
+    // "runs at" 1000 fps by its 1 ms ticks, and decimating a one-frame WebM to 60 fps left it
+    // with no frame at all).
+    let ticks = Rational::new(time_base.denominator(), time_base.numerator());
     let frame_rate = [st.avg_frame_rate(), st.rate()]
         .into_iter()
-        .find(|r| r.numerator() > 0 && r.denominator() > 0 && r.numerator() / r.denominator() <= 1000);
+        .enumerate()
+        .find(|(i, r)| {
+            r.numerator() > 0
+                && r.denominator() > 0
+                && r.numerator() / r.denominator() <= 1000
+                && !(*i == 1
+                    && r.numerator() as i64 * ticks.denominator() as i64
+                        == ticks.numerator() as i64 * r.denominator() as i64)
+        })
+        .map(|(_, r)| r);
 
     // 120/240 fps slow motion is decimated to 60 (the chain's `fps`); the encoder is told so.
     let decimate = frame_rate.is_some_and(|r| r.numerator() as i64 > MAX_FPS as i64 * r.denominator() as i64);
