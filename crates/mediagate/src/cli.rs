@@ -184,6 +184,13 @@ pub struct Common {
         global = true
     )]
     pub s3_attempts: u32,
+    /// Largest job body, in bytes (contract §2): the worker refuses a larger one as
+    /// `job.invalid` without parsing it; `submit`, `reprocess` and `review release` never publish one.
+    #[arg(long, env = "MEDIAGATE_MAX_JOB_BYTES", default_value_t = settings::DEFAULT_MAX_JOB_BYTES, global = true)]
+    pub max_job_bytes: usize,
+    /// Most recipients a job may name (contract §2), counted while parsing.
+    #[arg(long, env = "MEDIAGATE_MAX_RECIPIENTS", default_value_t = settings::DEFAULT_MAX_RECIPIENTS, global = true)]
+    pub max_recipients: usize,
     /// Log format. Unset: JSON for the worker and whenever stderr is not a terminal; short
     /// text at `warn` (unless RUST_LOG says otherwise) for the other commands at a terminal.
     #[arg(long, env = "MEDIAGATE_LOG_FORMAT", value_enum, global = true)]
@@ -272,10 +279,15 @@ pub struct WorkerArgs {
     #[arg(long, env = "MEDIAGATE_VIDEO_MAX_FRAMES", default_value_t = FrameSampling::DEFAULT.max_frames)]
     pub video_max_frames: usize,
     /// Where media work runs: `process` (a fresh, locked-down child process per item: memory and
-    /// CPU limits, no network, killed at its budget) or `off` (in the worker itself; for
-    /// platforms without seccomp, and for debugging).
+    /// CPU limits, no network, no files, killed at its budget) or `off` (in the worker itself:
+    /// a decoder bug is then a bug of the worker; refused unless
+    /// MEDIAGATE_DEV_ALLOW_UNSANDBOXED=1, for debugging and development only).
     #[arg(long, env = "MEDIAGATE_SANDBOX", value_enum, default_value_t = SandboxArg::Process)]
     pub sandbox: SandboxArg,
+    /// Development only: accept MEDIAGATE_SANDBOX=off (media parsed inside the worker process,
+    /// with the worker's network, files and credentials within reach of a hostile file).
+    #[arg(long, env = "MEDIAGATE_DEV_ALLOW_UNSANDBOXED", value_parser = clap::builder::BoolishValueParser::new(), default_value_t = false)]
+    pub dev_allow_unsandboxed: bool,
     /// The worker's whole memory, MiB: split between the worker itself, the inputs in hand and
     /// the media sandbox processes (each gets its share as its memory limit). Default: the
     /// container's memory limit (cgroup) when there is one, else 4096.

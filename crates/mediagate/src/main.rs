@@ -14,7 +14,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
-use clap::Parser;
 use mediagate_contract::Thresholds;
 use mediagate_media::{
     FrameSampling, Limits, MediaSettings, Passthrough, PhotoSettings, Preset, VideoSettings, VoiceSettings,
@@ -27,6 +26,10 @@ use tokio::sync::watch;
 use tracing::{error, info, warn};
 
 use cli::{Cli, Command, Common, LogFormat, WorkerArgs};
+
+/// Exit status of a command given something it cannot do as asked (clap's own usage errors
+/// exit 2 too): `submit` of a job over §2's limits.
+pub(crate) const EXIT_USAGE: u8 = 2;
 
 /// Exit status of `mediagate worker` when a setting is not accepted (EX_CONFIG).
 const EXIT_BAD_SETTING: u8 = 78;
@@ -45,7 +48,7 @@ fn main() -> std::process::ExitCode {
         });
         return mediagate_sandbox::server::serve(&args[1..]);
     }
-    let cli = Cli::parse();
+    let cli = parse_cli();
     init_tracing(logs_for(&cli));
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
@@ -75,6 +78,19 @@ fn main() -> std::process::ExitCode {
             std::process::ExitCode::FAILURE
         }
     }
+}
+
+/// The command line. `--version` (and only it: reading the libraries initialises them) also
+/// lists every decoder library in the binary with the version it reports at run time.
+fn parse_cli() -> Cli {
+    use clap::{CommandFactory, FromArgMatches};
+    let mut cmd = Cli::command();
+    if std::env::args_os().skip(1).any(|a| a == "--version") {
+        let report = format!("{}\n{}", env!("CARGO_PKG_VERSION"), mediagate_media::libraries());
+        cmd = cmd.long_version(&*Box::leak(report.into_boxed_str()));
+    }
+    let matches = cmd.get_matches();
+    Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit())
 }
 
 /// How logs are written (always to stderr).
@@ -207,6 +223,7 @@ pub(crate) fn worker_config(common: &Common, args: &WorkerArgs) -> Result<Worker
         manifest_bucket: manifest_bucket(common),
         concurrency,
         max_input_bytes: args.max_input_bytes,
+        job_limits: job_limits(common),
         thresholds: Thresholds { minor: args.nudity_threshold_minor, adult: args.nudity_threshold_adult },
         media,
         memory_mb: args.memory_mb.or_else(container_memory_mb).unwrap_or(mediagate_worker::DEFAULT_MEMORY_MB),
@@ -223,8 +240,22 @@ pub(crate) fn worker_config(common: &Common, args: &WorkerArgs) -> Result<Worker
         version: env!("CARGO_PKG_VERSION").to_string(),
     };
     mediagate_worker::check_range("MEDIAGATE_S3_ATTEMPTS", common.s3_attempts, &(1..=20))?;
+    if args.sandbox == cli::SandboxArg::Off && !args.dev_allow_unsandboxed {
+        return Err(InvalidSetting::new(
+            "MEDIAGATE_SANDBOX",
+            "off",
+            "`process` (the default); `off` parses hostile files inside the worker, with its network, \
+             files and credentials in reach, and is accepted only with MEDIAGATE_DEV_ALLOW_UNSANDBOXED=1, \
+             for development",
+        ));
+    }
     config.validate()?;
     Ok(config)
+}
+
+/// §2's job limits as configured (`MEDIAGATE_MAX_JOB_BYTES`, `MEDIAGATE_MAX_RECIPIENTS`).
+pub(crate) fn job_limits(common: &Common) -> mediagate_contract::JobLimits {
+    mediagate_contract::JobLimits { max_bytes: common.max_job_bytes, max_recipients: common.max_recipients }
 }
 
 /// The memory limit of this process's cgroup (v2 `memory.max`, else v1
@@ -259,6 +290,14 @@ async fn worker(common: &Common, args: WorkerArgs) -> Result<std::process::ExitC
     let classifier = load_classifier(&config).await?;
     let sandbox = media_sandbox(common, &args, &config)?;
     sandbox.warm_up().await.context("starting the media sandbox")?;
+    if let Some(layers) = sandbox.layers() {
+        info!(
+            namespaces = layers.namespaces.join("+"),
+            landlock_abi = layers.landlock.unwrap_or(0),
+            layers_off = layers.missing.join("; "),
+            "media sandbox: {layers}"
+        );
+    }
     // Every bank is loaded before the first job (§8): a bank that cannot be read stops the
     // worker here, naming the bank and its source.
     let specs = config.bank_specs()?;

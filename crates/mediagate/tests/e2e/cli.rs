@@ -138,6 +138,9 @@ fn a_bad_setting_stops_the_worker_before_it_connects() {
         ("MEDIAGATE_CONCURRENCY", "0", "from 1 to 256"),
         ("MEDIAGATE_METRICS_ADDR", "localhost", "HOST:PORT"),
         ("MEDIAGATE_S3_ATTEMPTS", "0", "from 1 to 20"),
+        ("MEDIAGATE_SANDBOX", "off", "MEDIAGATE_DEV_ALLOW_UNSANDBOXED=1"),
+        ("MEDIAGATE_MAX_JOB_BYTES", "10", "from 1024 to"),
+        ("MEDIAGATE_MAX_RECIPIENTS", "0", "from 1 to"),
     ];
     for (var, value, accepted) in cases {
         let started = std::time::Instant::now();
@@ -199,4 +202,80 @@ fn at_a_terminal_a_command_logs_short_text_at_warn() {
     assert!(json.contains("\"level\":\"WARN\""), "MEDIAGATE_LOG_FORMAT decides when set: {json}");
     let piped = run(false, None);
     assert!(piped.contains("\"level\":\"WARN\""), "JSON when stderr is not a terminal: {piped}");
+}
+
+#[test]
+fn submit_refuses_a_job_over_the_limits_before_it_uploads_or_publishes() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = dir.path().join("a.jpg");
+    std::fs::write(&a, jpeg(64, 64, 1)).unwrap();
+    // Nothing listens on these: an upload or a publish would fail with exit 1, not 2.
+    let closed = mediagate_testkit::ports::free_port();
+    let submit = |recipients: usize, extra: &[(&str, &str)]| {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_mediagate"));
+        cmd.env("MEDIAGATE_AMQP_URL", format!("amqp://guest:guest@127.0.0.1:{closed}/%2f"))
+            .env("MEDIAGATE_S3_ENDPOINT", format!("http://127.0.0.1:{closed}"))
+            .env("AWS_ACCESS_KEY_ID", ACCESS_KEY)
+            .env("AWS_SECRET_ACCESS_KEY", SECRET_KEY)
+            .env("AWS_REGION", "us-east-1")
+            .env("MEDIAGATE_S3_ATTEMPTS", "1")
+            .args(["submit", a.to_str().unwrap()]);
+        for _ in 0..recipients {
+            cmd.args(["--recipient-age", "adult"]);
+        }
+        cmd.envs(extra.iter().copied());
+        cmd.output().unwrap()
+    };
+    let out = submit(257, &[]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("MEDIAGATE_MAX_RECIPIENTS") && err.contains("at most 256"), "{err}");
+
+    let out = submit(1, &[("MEDIAGATE_MAX_JOB_BYTES", "1024")]);
+    assert_eq!(out.status.code(), Some(1), "a small job passes the check and then meets the closed S3 port");
+    let out = submit(40, &[("MEDIAGATE_MAX_JOB_BYTES", "1024")]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("MEDIAGATE_MAX_JOB_BYTES") && err.contains("at most 1024 bytes"), "{err}");
+    // A limit outside its range is a usage error too, named.
+    let out = submit(1, &[("MEDIAGATE_MAX_RECIPIENTS", "0")]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("MEDIAGATE_MAX_RECIPIENTS"));
+}
+
+/// `--version` names every decoder library with the version the library itself reports, checked
+/// against independent sources: Debian's package database for libde265 and dav1d, the ffmpeg
+/// CLI (the same shared libraries) for FFmpeg.
+#[test]
+fn version_lists_the_decoder_libraries_as_they_report_themselves() {
+    let out = Command::new(env!("CARGO_BIN_EXE_mediagate")).arg("--version").output().unwrap();
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let line = |prefix: &str| -> String {
+        text.lines().find(|l| l.starts_with(prefix)).unwrap_or_else(|| panic!("no `{prefix}` line in:\n{text}")).into()
+    };
+    assert!(text.starts_with(&format!("mediagate {}", env!("CARGO_PKG_VERSION"))), "{text}");
+    assert_eq!(line("libheif "), "libheif 1.23.5 (decoders: dav1d, libde265; encoders: none; unci: no)");
+    let dpkg = |package: &str| -> String {
+        let out = Command::new("dpkg-query").args(["-W", "-f=${Version}", package]).output().expect("dpkg-query");
+        let v = String::from_utf8_lossy(&out.stdout).into_owned();
+        // 1.0.11-1+deb12u2 → 1.0.11 (upstream version, Debian revision dropped)
+        v.split('-').next().unwrap_or_default().to_string()
+    };
+    assert_eq!(line("libde265 "), format!("libde265 {}", dpkg("libde265-0")));
+    assert_eq!(line("dav1d "), format!("dav1d {}", dpkg("libdav1d6")));
+    let cli = Command::new("ffmpeg").arg("-version").output().expect("ffmpeg -version");
+    let cli = String::from_utf8_lossy(&cli.stdout).into_owned();
+    let release = cli.lines().next().and_then(|l| l.split_whitespace().nth(2)).expect("ffmpeg version line");
+    assert_eq!(line("FFmpeg "), format!("FFmpeg {release}"));
+    for lib in ["libavutil", "libavcodec", "libavformat", "libavfilter", "libswscale", "libswresample"] {
+        // ffmpeg -version prints e.g. "libavcodec     59. 37.100 / 59. 37.100" (built / running).
+        let running = cli
+            .lines()
+            .find(|l| l.starts_with(lib))
+            .and_then(|l| l.split('/').nth(1))
+            .map(|v| v.split('.').map(str::trim).collect::<Vec<_>>().join("."))
+            .unwrap_or_else(|| panic!("no {lib} in ffmpeg -version"));
+        assert_eq!(line(&format!("{lib} ")), format!("{lib} {running}"));
+    }
 }
