@@ -533,7 +533,7 @@ pub(crate) mod tests {
         // `recipients` last, after other big fields, and entries of any JSON type.
         let body = format!(
             r#"{{"caption":"x","items":[{{"a":[1,2,{{"b":"c"}}]}}],"recipients":[{}]}}"#,
-            vec![r#"{"k":[1,"two",null,true,{"z":1.5}]}"#; 3].join(",")
+            [r#"{"k":[1,"two",null,true,{"z":1.5}]}"#; 3].join(",")
         );
         assert!(!recipients_over(body.as_bytes(), 3));
         assert!(recipients_over(body.as_bytes(), 2));
