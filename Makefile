@@ -43,6 +43,7 @@ help:
 	@echo "make s3 / stop-s3   start / stop the local S3 (s3s-fs on 127.0.0.1:$(LOCAL_S3_PORT))"
 	@echo "make build          release build of the mediagate binary (and the tests, as make test builds them)"
 	@echo "make realmedia      every file of ../shared/realmedia through inspect, against tests/realmedia/expectations.tsv"
+	@echo "make sandbox-in-container  the sandbox's checks in the runtime image, uid 10001, Docker's seccomp"
 	@echo "make soak           every fault phase with the ledger: DURATION=1800 JOBS=2400 (PHASES=a,b to pick)"
 	@echo "make ledger-runs    the ledger RUNS=100 times, fresh worker each, S3 +DELAY_MS=40 ms (lost must be 0)"
 	@echo "make bench          benchmarks ($(BENCHES)), pyvips peer in $(BENCH_VENV)"
@@ -98,6 +99,13 @@ test: deps rabbitmq models reference-venv examples-venv
 # does not need it. REALMEDIA_ARGS=--write rewrites the table's outcomes from this run.
 realmedia: deps models build
 	python3 scripts/realmedia.py $(REALMEDIA_ARGS)
+
+# The sandbox inside the worker's container: the Dockerfile's runtime stage on a debootstrap'd
+# Debian base with this checkout's binary, as uid 10001 under Docker's default seccomp profile;
+# fails unless the test child of doctor's fork server is refused everything and inspect works.
+.PHONY: sandbox-in-container
+sandbox-in-container: deps models build
+	bash scripts/sandbox-in-container.sh
 
 # The soak of crates/mediagate/tests/soak.rs with every fault phase, three workers, the ledger
 # accounting for every job after each phase. DURATION (seconds) is the time under faults (all phases),

@@ -36,7 +36,9 @@ CACHE="${XDG_CACHE_HOME:-$HOME/.cache}/mediagate"
 BASE_TAR="$CACHE/debian-bookworm-minbase.tar"
 if ! docker image inspect debian:bookworm-slim >/dev/null 2>&1; then
   if [[ ! -f "$BASE_TAR" ]]; then
-    mirror="$(grep -hoE 'https?://[^ ]+' /etc/apt/sources.list /etc/apt/sources.list.d/* 2>/dev/null | grep -v security | head -1)"
+    # The host's own Debian mirror (one-line or deb822 sources), else deb.debian.org.
+    mirror="$(cat /etc/apt/sources.list /etc/apt/sources.list.d/*.list /etc/apt/sources.list.d/*.sources 2>/dev/null \
+      | grep -vE '^\s*#' | grep -oE 'https?://[^ ]+' | grep -v security | head -1 || true)"
     mirror="${mirror:-http://deb.debian.org/debian}"
     log "debootstrap bookworm from $mirror (about a minute, once)"
     root="$(mktemp -d)"
@@ -74,4 +76,23 @@ for what in "open /etc/passwd" "create " "connect to 127.0.0.1:5672" "run /bin/t
     || die "inside the container, a locked-down child was not refused: ${what}"
 done
 [[ "$line" == ✔* ]] || die "doctor's sandbox check failed inside the container"
+
+# And the media work itself under that allowlist: a photo, a video with sound and a voice note,
+# the filter on (the classifier's preprocessing runs in the children too).
+media="$ctx/media"
+mkdir -p "$media"
+ffmpeg -v error -f lavfi -i testsrc2=size=1280x720:rate=30 -f lavfi -i sine=frequency=440 -t 3 \
+  -c:v libx264 -pix_fmt yuv420p -c:a aac -shortest "$media/clip.mp4"
+ffmpeg -v error -f lavfi -i testsrc2=size=1600x1200 -frames:v 1 "$media/photo.jpg"
+ffmpeg -v error -f lavfi -i sine=frequency=300 -t 4 -c:a libopus "$media/voice.ogg"
+chmod -R a+rX "$media"
+for files in "photo.jpg clip.mp4" "voice.ogg"; do
+  args=()
+  for f in $files; do args+=("/media/$f"); done
+  verdict="$(docker run --rm --network none -v "$media:/media:ro" mediagate-sandbox-check \
+    inspect "${args[@]}" --recipient-age 16_17 --out /tmp/out)" || die "inspect failed inside the container"
+  python3 -c 'import json,sys; v=json.loads(sys.argv[1]); bad=[i for i in v["items"] if i["status"]!="cleared"]; sys.exit(f"not cleared: {bad}" if bad or v["status"]!="cleared" else 0)' "$verdict" \
+    || die "inside the container, $files did not come out cleared: $verdict"
+  log "inspect $files inside the container: cleared"
+done
 log "ok: as uid 10001 under Docker's default seccomp profile, a sandbox child could open, create, connect to, run and map nothing"
