@@ -193,11 +193,15 @@ mod avx2 {
 
     /// Sum over `pairs` tap pairs of 8 source bytes (zero-extended) times 8 coefficients, folded
     /// to R, G, B (lanes 0+3, 1+4, 2+5), plus the rounding half.
+    ///
+    /// # Safety
+    /// The CPU must support AVX2, and when `pairs > 0`, `p[0 .. 6 * (pairs - 1) + 8]` and
+    /// `k[0 .. pairs * 8]` must be readable.
     #[inline]
     #[target_feature(enable = "avx2")]
     unsafe fn dot(p: *const u8, k: *const i32, pairs: usize) -> [i32; 3] {
-        // SAFETY (whole body): the caller guarantees p[0 .. 6 * (pairs - 1) + 8] and
-        // k[0 .. pairs * 8] are readable.
+        // SAFETY: (whole body) the caller guarantees p[0 .. 6 * (pairs - 1) + 8] and
+        // k[0 .. pairs * 8] are readable; every load and the store are unaligned ones.
         unsafe {
             let load = |j: usize| {
                 let s = _mm256_cvtepu8_epi32(_mm_loadl_epi64(p.add(6 * j).cast()));
@@ -233,6 +237,10 @@ fn vertical(src: &[u8], w: usize, c: &Coeffs) -> Vec<u8> {
     vertical_body(src, w, c)
 }
 
+/// [`vertical_body`] compiled for AVX2.
+///
+/// # Safety
+/// The CPU must support AVX2.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
 unsafe fn vertical_avx2(src: &[u8], w: usize, c: &Coeffs) -> Vec<u8> {

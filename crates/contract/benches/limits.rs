@@ -70,7 +70,10 @@ fn main() {
         ("256 recipients + padding to ~1 MiB (largest accepted)", job(256, 1_000_000)),
     ];
     println!("job body limits (contract §2), load average {}", loadavg());
-    println!("{:<56} {:>10} {:>12} {:>12} {:>12} {:>9}", "body", "bytes", "limited ms", "peer ms", "limited heap", "peer heap");
+    println!(
+        "{:<56} {:>10} {:>12} {:>12} {:>12} {:>9}",
+        "body", "bytes", "limited ms", "peer ms", "limited heap", "peer heap"
+    );
     for (name, body) in &cases {
         let (ms, heap, valid) = cost(body, JobLimits::DEFAULT);
         let (peer_ms, peer_heap, _) = cost(body, unlimited);

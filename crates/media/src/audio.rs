@@ -180,6 +180,8 @@ fn decode_mono48(
     let mut ctx =
         codec::context::Context::from_parameters(par).map_err(|e| internal_error("audio decoder context", e))?;
     ctx.set_threading(codec::threading::Config { kind: codec::threading::Type::None, count: 1, ..Default::default() });
+    // SAFETY: `ctx` owns the live, not yet opened AVCodecContext just made from `par`; a plain
+    // field write, done before avcodec_open2 (in `.decoder().audio()`) reads `pkt_timebase`.
     unsafe {
         (*ctx.as_mut_ptr()).pkt_timebase = stream.time_base().into();
     }
@@ -232,6 +234,7 @@ fn decode_mono48(
             Err(e) => return Err(read_error(capture, deadline, e)),
         }
         while received(decoder.receive_frame(&mut decoded)).map_err(|e| decode_error(capture, deadline, e))? {
+            capture.check_frame(&decoded, "the audio decoder");
             let rate = decoded.rate();
             if rate == 0 || decoded.channels() == 0 {
                 return Err(MediaError::corrupt("the audio track has frames without a sample rate or channels"));
@@ -354,6 +357,8 @@ fn encode_opus(samples: &[f32], bitrate: u32, deadline: &Deadline) -> Result<Vec
     let sink = MemorySink::default();
     let io = ffformat::context::StreamIo::from_write_seek(sink.clone()).map_err(fail("Ogg output"))?;
     let mut octx = ffformat::output_to_stream(io, None, Some("ogg")).map_err(fail("Ogg muxer"))?;
+    // SAFETY: `octx` owns the live AVFormatContext output_to_stream just allocated; setting a bit
+    // of its `flags` is a plain field write, done before write_header reads it.
     unsafe {
         (*octx.as_mut_ptr()).flags |= ffi::AVFMT_FLAG_BITEXACT as std::ffi::c_int;
     }

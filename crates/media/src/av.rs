@@ -55,62 +55,88 @@ pub(crate) fn init() {
 
 #[cfg(all(target_arch = "x86_64", target_os = "linux"))]
 unsafe fn install_log_callback() {
+    // SAFETY: `log_callback` has exactly the signature av_log_set_callback takes on this target.
     unsafe { ffi::av_log_set_callback(Some(log_callback)) };
 }
 
-/// On targets whose `va_list` is passed differently we cannot format FFmpeg's lines portably:
-/// stay quiet rather than write to stderr.
+/// Elsewhere the `va_list` argument has another type in the bindings (a structure on aarch64,
+/// passed by reference by the C ABI as a pointer is). The callback never reads it there: it
+/// records each line's level and context (all that decides damage) and the raw format string.
 #[cfg(not(all(target_arch = "x86_64", target_os = "linux")))]
 unsafe fn install_log_callback() {
-    unsafe { ffi::av_log_set_level(ffi::AV_LOG_QUIET) };
+    let f: unsafe extern "C" fn(
+        *mut std::ffi::c_void,
+        std::ffi::c_int,
+        *const std::ffi::c_char,
+        *mut std::ffi::c_void,
+    ) = log_callback_plain;
+    // SAFETY: the callback's fourth argument is a pointer-sized value it never touches; on the
+    // supported targets (x86_64 is handled above, aarch64 passes its 32-byte va_list by
+    // reference) a pointer parameter receives it unchanged, so the two signatures are
+    // call-compatible.
+    unsafe { ffi::av_log_set_callback(Some(std::mem::transmute(f))) };
+}
+
+#[cfg(not(all(target_arch = "x86_64", target_os = "linux")))]
+unsafe extern "C" fn log_callback_plain(
+    avcl: *mut std::ffi::c_void,
+    level: std::ffi::c_int,
+    fmt: *const std::ffi::c_char,
+    _vl: *mut std::ffi::c_void,
+) {
+    // SAFETY: FFmpeg passes its logging context (or null) and a NUL-terminated static format.
+    let (text, (source, category)) = unsafe {
+        if level > ffi::av_log_get_level() || fmt.is_null() {
+            return;
+        }
+        (CStr::from_ptr(fmt).to_string_lossy().trim().to_string(), log_context(avcl))
+    };
+    record(level, source, category, text);
 }
 
 const CAPTURE_MAX: usize = 64;
 
-thread_local! {
-    /// Lines logged on this thread while a [`LogCapture`] is alive: (level, source, text).
-    static CAPTURED: RefCell<Option<Vec<(i32, String, String)>>> = const { RefCell::new(None) };
+/// One log record of FFmpeg's: what decides damage is its level and the kind of context that
+/// logged it, never its words.
+#[derive(Debug, Clone)]
+pub(crate) struct LogRecord {
+    level: i32,
+    /// The logging object's `AVClassCategory` (demuxer, decoder, …).
+    category: ffi::AVClassCategory,
+    /// Its `item_name` ("mov,mp4,m4a,3gp,3g2,mj2", "h264", …), for people.
+    source: String,
+    /// The line (formatted where the platform allows; else FFmpeg's format string), for people.
+    text: String,
 }
 
-#[cfg(all(target_arch = "x86_64", target_os = "linux"))]
-unsafe extern "C" fn log_callback(
-    avcl: *mut std::ffi::c_void,
-    level: std::ffi::c_int,
-    fmt: *const std::ffi::c_char,
-    vl: *mut ffi::__va_list_tag,
-) {
-    if level > unsafe { ffi::av_log_get_level() } || fmt.is_null() {
-        return;
-    }
-    let mut buf = [0 as std::ffi::c_char; 1024];
-    let mut print_prefix: std::ffi::c_int = 0;
-    let n = unsafe {
-        ffi::av_log_format_line2(
-            avcl,
-            level,
-            fmt,
-            vl,
-            buf.as_mut_ptr(),
-            buf.len() as std::ffi::c_int,
-            &mut print_prefix,
-        )
-    };
-    if n < 0 {
-        return;
-    }
-    let text = unsafe { CStr::from_ptr(buf.as_ptr()) }.to_string_lossy();
-    let text = text.trim();
+thread_local! {
+    /// Records logged on this thread while a [`LogCapture`] is alive.
+    static CAPTURED: RefCell<Option<Vec<LogRecord>>> = const { RefCell::new(None) };
+}
+
+/// Drops the decoder records captured so far on this thread (see `open_input_with`).
+fn forget_decoder_records() {
+    CAPTURED.with(|c| {
+        if let Ok(mut c) = c.try_borrow_mut() {
+            if let Some(v) = c.as_mut() {
+                v.retain(|r| r.category != ffi::AVClassCategory::AV_CLASS_CATEGORY_DECODER);
+            }
+        }
+    });
+}
+
+/// Keeps a record for the capture of this thread (if one is alive) and forwards it to tracing.
+fn record(level: i32, source: String, category: ffi::AVClassCategory, text: String) {
     if text.is_empty() {
         return;
     }
-    let source = unsafe { log_source(avcl) };
     // Never let a panic cross the FFI boundary.
     let _ = std::panic::catch_unwind(|| {
         CAPTURED.with(|c| {
             if let Ok(mut c) = c.try_borrow_mut() {
                 if let Some(v) = c.as_mut() {
                     if v.len() < CAPTURE_MAX {
-                        v.push((level, source.clone(), text.to_string()));
+                        v.push(LogRecord { level, category, source: source.clone(), text: text.clone() });
                     }
                 }
             }
@@ -127,30 +153,69 @@ unsafe extern "C" fn log_callback(
     });
 }
 
-/// The `item_name` of the logging object ("mov,mp4,m4a,3gp,3g2,mj2", "h264", …).
 #[cfg(all(target_arch = "x86_64", target_os = "linux"))]
-unsafe fn log_source(avcl: *mut std::ffi::c_void) -> String {
+unsafe extern "C" fn log_callback(
+    avcl: *mut std::ffi::c_void,
+    level: std::ffi::c_int,
+    fmt: *const std::ffi::c_char,
+    vl: *mut ffi::__va_list_tag,
+) {
+    // SAFETY: FFmpeg calls this with its logging context (or null), a NUL-terminated format and
+    // the matching va_list, which av_log_format_line2 consumes once into our buffer; the buffer
+    // is NUL-terminated by it whatever the length.
+    let (text, (source, category)) = unsafe {
+        if level > ffi::av_log_get_level() || fmt.is_null() {
+            return;
+        }
+        let mut buf = [0 as std::ffi::c_char; 1024];
+        let mut print_prefix: std::ffi::c_int = 0;
+        let n = ffi::av_log_format_line2(
+            avcl,
+            level,
+            fmt,
+            vl,
+            buf.as_mut_ptr(),
+            buf.len() as std::ffi::c_int,
+            &mut print_prefix,
+        );
+        if n < 0 {
+            return;
+        }
+        (CStr::from_ptr(buf.as_ptr()).to_string_lossy().trim().to_string(), log_context(avcl))
+    };
+    record(level, source, category, text);
+}
+
+/// The logging object's `item_name` ("mov,mp4,m4a,3gp,3g2,mj2", "h264", …) and category.
+///
+/// # Safety
+/// `avcl` is null or points to a struct whose first member is a pointer to an `AVClass`, as
+/// every object FFmpeg logs with is.
+unsafe fn log_context(avcl: *mut std::ffi::c_void) -> (String, ffi::AVClassCategory) {
+    let none = (String::new(), ffi::AVClassCategory::AV_CLASS_CATEGORY_NA);
     if avcl.is_null() {
-        return String::new();
+        return none;
     }
+    // SAFETY: by this function's contract; the class's callbacks take the object they describe.
     unsafe {
         let class = *(avcl as *const *const ffi::AVClass);
         if class.is_null() {
-            return String::new();
+            return none;
         }
         let name = match (*class).item_name {
             Some(f) => f(avcl),
             None => (*class).class_name,
         };
-        if name.is_null() {
-            String::new()
-        } else {
-            CStr::from_ptr(name).to_string_lossy().into_owned()
-        }
+        let category = match (*class).get_category {
+            Some(f) => f(avcl),
+            None => (*class).category,
+        };
+        let name = if name.is_null() { String::new() } else { CStr::from_ptr(name).to_string_lossy().into_owned() };
+        (name, category)
     }
 }
 
-/// Keeps the FFmpeg log lines of the current thread while alive (nested captures share one
+/// Keeps the FFmpeg log records of the current thread while alive (nested captures share one
 /// buffer; the outermost ends it).
 pub(crate) struct LogCapture {
     outer: bool,
@@ -170,7 +235,7 @@ impl LogCapture {
         LogCapture { outer }
     }
 
-    /// Forgets the lines captured so far (a second pass over the same input starts afresh).
+    /// Forgets the records captured so far (a second pass over the same input starts afresh).
     pub(crate) fn clear(&self) {
         CAPTURED.with(|c| {
             if let Some(lines) = c.borrow_mut().as_mut() {
@@ -179,29 +244,47 @@ impl LogCapture {
         });
     }
 
-    /// The first captured line (warning or worse) that says the data ends early or is damaged.
+    /// Notes a decoded frame that its decoder marked as damaged (`decode_error_flags`: invalid
+    /// bitstream, missing reference, concealment; or `AV_FRAME_FLAG_CORRUPT`).
+    pub(crate) fn check_frame(&self, frame: &ffmpeg::Frame, what: &str) {
+        // SAFETY: `frame` owns a live AVFrame; two plain field reads.
+        let (errors, flags) = unsafe { ((*frame.as_ptr()).decode_error_flags, (*frame.as_ptr()).flags) };
+        if errors != 0 || flags & ffi::AV_FRAME_FLAG_CORRUPT != 0 {
+            let text =
+                format!("{what}: a frame decoded with errors (decode_error_flags {errors:#x}, flags {flags:#x})");
+            CAPTURED.with(|c| {
+                if let Ok(mut c) = c.try_borrow_mut() {
+                    if let Some(v) = c.as_mut() {
+                        if v.len() < CAPTURE_MAX {
+                            v.push(LogRecord {
+                                level: ffi::AV_LOG_ERROR,
+                                category: ffi::AVClassCategory::AV_CLASS_CATEGORY_DECODER,
+                                source: what.to_string(),
+                                text,
+                            });
+                        }
+                    }
+                }
+            });
+        }
+    }
+
+    /// The first record that says the input is damaged: an error (or worse) logged by the
+    /// demuxer or a decoder of the input — a demuxer's "partial file", a decoder's broken
+    /// slice — or a frame its decoder flagged ([`LogCapture::check_frame`]). Decided by the
+    /// record's level and its context's category, never by its words; warnings (a demuxer's
+    /// notes on odd but readable files) are not damage.
     pub(crate) fn damage(&self) -> Option<String> {
-        const SIGNS: [&str; 8] = [
-            "ended prematurely",
-            "partial file",
-            "truncat",
-            "filesize and duration do not match",
-            "packet corrupt",
-            "invalid data found",
-            "incomplete frame",
-            "premature end",
-        ];
+        use ffi::AVClassCategory::{AV_CLASS_CATEGORY_DECODER, AV_CLASS_CATEGORY_DEMUXER};
         CAPTURED.with(|c| {
             let c = c.borrow();
-            let lines = c.as_ref()?;
-            lines
+            c.as_ref()?
                 .iter()
-                .filter(|(level, _, _)| *level <= ffi::AV_LOG_WARNING)
-                .find(|(_, _, text)| {
-                    let lower = text.to_ascii_lowercase();
-                    SIGNS.iter().any(|s| lower.contains(s))
+                .find(|r| {
+                    r.level <= ffi::AV_LOG_ERROR
+                        && matches!(r.category, AV_CLASS_CATEGORY_DEMUXER | AV_CLASS_CATEGORY_DECODER)
                 })
-                .map(|(_, source, text)| if source.is_empty() { text.clone() } else { format!("{source}: {text}") })
+                .map(|r| if r.source.is_empty() { r.text.clone() } else { format!("{}: {}", r.source, r.text) })
         })
     }
 }
@@ -425,6 +508,10 @@ pub(crate) fn open_input_with<'a>(
             ffi::avformat_close_input(&mut ps);
             return Err(open_error(format, deadline, ffmpeg::Error::from(r)));
         }
+        // What decoders said while probing is not the input's damage: a cover picture or a
+        // subtitle whose decoder is not on the list is refused there (and logged as an error),
+        // and the streams we do decode are decoded again, watched, in the pass.
+        forget_decoder_records();
         let input = Input::wrap_with_custom_io_and_interrupt(ps, io, interrupt.guard);
         Ok(OpenInput { input, _bytes: std::marker::PhantomData })
     }

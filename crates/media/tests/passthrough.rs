@@ -336,8 +336,8 @@ fn sps_values_beyond_level_4_2_send_the_clip_to_the_reencode_path() {
 fn damaged_packets_are_never_copied() {
     // x264 with HRD signalling writes a picture-timing SEI in every frame. Damage the SEI of
     // three frames in the middle (a payload size past the end of the NAL), then, separately,
-    // the picture data of three frames: the verifying decode refuses both, and since the
-    // re-encode path cannot decode them cleanly either, both are `input.corrupt`.
+    // the picture data of three frames: the verifying decode refuses both. The pictures of the
+    // first still decode, so it is re-encoded; the second's do not, so it is `input.corrupt`.
     let mut video = X264.to_vec();
     video.extend_from_slice(&["-x264-params", "nal-hrd=vbr:vbv-maxrate=4000:vbv-bufsize=4000"]);
     let clean = clip("in-hrd.mp4", "1280x720", &video, &AAC);
@@ -353,8 +353,11 @@ fn damaged_packets_are_never_copied() {
         let at = *seis[frame].first().expect("an SEI in every frame");
         bytes[at + 2] = 0xFE; // payload size byte (after the header and the payload type)
     }
-    let err = process_video(&bytes, Format::Mp4, &settings(Passthrough::Verified), true).unwrap_err();
-    assert!(matches!(&err, MediaError::Corrupt { message } if message.contains("SEI")), "{err:?}");
+    // The pictures themselves decode (their decoder only warns about the SEI): not copied, but
+    // re-encoded from intact pixels.
+    let out = process_video(&bytes, Format::Mp4, &settings(Passthrough::Verified), true).expect("re-encoded");
+    assert_eq!(out.path, VideoPath::VideoReencoded, "a stream with a damaged SEI is never copied");
+    assert!(out.reencoded_because.iter().any(|r| r.starts_with("video:")), "{:?}", out.reencoded_because);
 
     let mut bytes = read(compliant());
     let packets = video_packets(compliant());

@@ -150,6 +150,9 @@ pub(super) fn video_fits(
     scanned: &Scanned,
 ) -> Result<(), String> {
     use ffi::{AVColorPrimaries as P, AVColorRange as R, AVColorSpace as S, AVColorTransferCharacteristic as T};
+    // SAFETY: `par` wraps a live, non-null AVCodecParameters (its own or its stream's, whose
+    // context it keeps alive); the shared reference ends with this function, which mutates
+    // nothing and calls nothing that could write the parameters meanwhile.
     let p = unsafe { &*par.as_ptr() };
     if p.codec_id != ffi::AVCodecID::AV_CODEC_ID_H264 {
         return Err(format!("{} video", par.id().name()));
@@ -229,6 +232,8 @@ pub(super) fn video_fits(
 
 /// The predicate on the audio stream.
 pub(super) fn audio_fits(par: &codec::Parameters, discarded_s: f64) -> Result<(), String> {
+    // SAFETY: as in `video_fits`: a read-only view of the live AVCodecParameters `par` wraps,
+    // not kept past this function.
     let p = unsafe { &*par.as_ptr() };
     if p.codec_id != ffi::AVCodecID::AV_CODEC_ID_AAC {
         return Err(format!("{} audio", par.id().name()));
@@ -265,6 +270,8 @@ pub(super) struct Verify {
 
 impl Verify {
     pub(super) fn new(par: &codec::Parameters) -> Result<Verify, MediaError> {
+        // SAFETY: as in `video_fits`: a read-only view of the live AVCodecParameters `par` wraps;
+        // the extradata is parsed into owned values, so nothing borrowed outlives this function.
         let p = unsafe { &*par.as_ptr() };
         let extradata = extradata(p);
         let config = AvcConfig::parse(extradata).map_err(not_verified)?;
@@ -317,6 +324,8 @@ impl Verify {
         if self.frames != self.packets {
             return Err(not_verified(format!("{} packets decoded to {} frames", self.packets, self.frames)));
         }
+        // SAFETY: `dec` owns the live, opened AVCodecContext; a plain field read between decode
+        // calls (frame threads write their own copies, merged into it only inside those calls).
         let reorder = unsafe { (*dec.as_ptr()).has_b_frames };
         let max = max_dpb_frames(self.width, self.height);
         if reorder.max(0) as u64 > max {
@@ -341,12 +350,19 @@ pub(super) struct SeiFilter {
     ctx: *mut ffi::AVBSFContext,
 }
 
-// The context is owned by this value and used from one thread at a time.
+// SAFETY: the AVBSFContext is owned by this value alone (no Clone; `parameters` hands out only
+// a raw pointer) and is not tied to the thread that made it; `&mut self` serialises its use, and
+// the raw pointer field keeps SeiFilter !Sync.
 unsafe impl Send for SeiFilter {}
 
 impl SeiFilter {
     pub(super) fn new(par: &codec::Parameters, time_base: Rational) -> Result<SeiFilter, MediaError> {
         let fail = |what: &str, r: std::ffi::c_int| internal_error(what, ffmpeg::Error::from(r));
+        // SAFETY: av_bsf_get_by_name reads a static C string and returns a static filter or null
+        // (checked); av_bsf_alloc sets `ctx` only on success, after which `this` frees it on any
+        // return. filter_units has a priv_class, so `priv_data` is the AVClass-led struct
+        // av_opt_set needs; `par_in` comes with the context and avcodec_parameters_copy deep-copies
+        // `par` (live for the call) into it; all before av_bsf_init, as FFmpeg requires.
         unsafe {
             let filter = ffi::av_bsf_get_by_name(c"filter_units".as_ptr());
             if filter.is_null() {
@@ -377,6 +393,8 @@ impl SeiFilter {
 
     /// The output's codec parameters (the extradata without SEI).
     pub(super) fn parameters(&self) -> *const ffi::AVCodecParameters {
+        // SAFETY: `self.ctx` is the live, initialised AVBSFContext this value owns until Drop; a
+        // plain field read (the pointer returned stays valid as long as `self`).
         unsafe { (*self.ctx).par_out }
     }
 
@@ -386,6 +404,9 @@ impl SeiFilter {
         packet: Option<&Packet>,
         mut sink: impl FnMut(&mut Packet) -> Result<(), MediaError>,
     ) -> Result<(), MediaError> {
+        // SAFETY: `self.ctx` is the live, initialised AVBSFContext this value owns. Sending takes
+        // the reference of `copy` (our clone of `p`) only on success, else `copy`'s Drop frees it;
+        // null means end of stream. Each receive fills a fresh blank Packet, which then owns it.
         unsafe {
             let r = match packet {
                 Some(p) => {
@@ -419,6 +440,8 @@ impl SeiFilter {
 
 impl Drop for SeiFilter {
     fn drop(&mut self) {
+        // SAFETY: `self.ctx` came from a successful av_bsf_alloc and is freed only here, once;
+        // av_bsf_free also nulls the pointer.
         unsafe { ffi::av_bsf_free(&mut self.ctx) }
     }
 }

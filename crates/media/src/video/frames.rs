@@ -129,6 +129,9 @@ pub(super) fn to_rgb(f: &frame::Video, w: u32, h: u32, t_ms: f64, poster: bool) 
         Flags::BICUBIC | Flags::ACCURATE_RND | Flags::FULL_CHR_H_INT,
     )
     .map_err(fail)?;
+    // SAFETY: `sws` owns the live SwsContext Context::get just made (it fails rather than return
+    // null). sws_getCoefficients returns a pointer to a static 4-int table for any colorspace
+    // (unknown values fall back to the default); sws_setColorspaceDetails copies both tables.
     unsafe {
         let cs = match f.color_space() {
             ffmpeg::color::Space::BT709 => ffi::SWS_CS_ITU709,

@@ -113,6 +113,10 @@ impl MemFile {
 
 /// libavformat's `io_open`: a reader over the bytes written so far (fast start reads its own
 /// output back); anything else, such as a second file to write, is refused.
+///
+/// # Safety
+/// Only for libavformat to call, on the context MemFile::mp4 set up: `s` is live and its
+/// `opaque` points at that MemFile's State, which is still alive; `pb` is writable.
 unsafe extern "C" fn io_open(
     s: *mut ffi::AVFormatContext,
     pb: *mut *mut ffi::AVIOContext,
@@ -136,6 +140,9 @@ unsafe extern "C" fn io_open(
 }
 
 /// libavformat's `io_close2`: frees a reader `io_open` made.
+///
+/// # Safety
+/// As for [`io_open`]: `s` is the live context MemFile::mp4 set up, its State still alive.
 unsafe extern "C" fn io_close2(s: *mut ffi::AVFormatContext, pb: *mut ffi::AVIOContext) -> c_int {
     // SAFETY: as in `io_open`.
     let state = unsafe { &*((*s).opaque as *const State) };

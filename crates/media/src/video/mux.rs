@@ -28,6 +28,8 @@ impl AudioIn {
             count: 1,
             ..Default::default()
         });
+        // SAFETY: `ctx` owns the live, not yet opened AVCodecContext just made from `par`; a plain
+        // field write, done before avcodec_open2 (in `.decoder().audio()`) reads `pkt_timebase`.
         unsafe {
             (*ctx.as_mut_ptr()).pkt_timebase = time_base.into();
         }
@@ -129,6 +131,10 @@ fn copied_stream(
     let mut ost = octx
         .add_stream(None::<ffmpeg::Codec>)
         .map_err(|e| internal_error(&format!("MP4 stream for the copied {what}"), e))?;
+    // SAFETY: `ost` is the stream avformat_new_stream just added to the live `octx`, and its
+    // `codecpar` was allocated with it (never null). `par` is valid for the call (both callers
+    // pass parameters they keep alive: the SEI filter's output, the plan's audio); the copy is
+    // deep (extradata included), so nothing of `par` is retained. The tag write is a plain field.
     unsafe {
         let out = (*ost.as_mut_ptr()).codecpar;
         let r = ffi::avcodec_parameters_copy(out, par);
@@ -168,6 +174,8 @@ impl Mux {
     pub(super) fn new(plan: &Plan, s: &VideoSettings, audio: Option<&AudioIn>) -> Result<Self, MediaError> {
         let fail = |what: &'static str| move |e: ffmpeg::Error| internal_error(what, e);
         let (mut octx, file) = MemFile::mp4()?;
+        // SAFETY: `octx` owns the live AVFormatContext MemFile::mp4 just allocated; setting a bit
+        // of its `flags` is a plain field write, done before write_header reads it.
         unsafe {
             (*octx.as_mut_ptr()).flags |= ffi::AVFMT_FLAG_BITEXACT as std::ffi::c_int;
         }
@@ -258,6 +266,8 @@ impl Mux {
         enc.set_color_range(ffmpeg::color::Range::MPEG);
         // The chain outputs BT.709 SDR (tone-mapped when the source is HDR): say so in the VUI.
         enc.set_colorspace(ffmpeg::color::Space::BT709);
+        // SAFETY: `enc` owns the live, not yet opened libx264 AVCodecContext; plain enum field
+        // writes, done before avcodec_open2 (in `open_as_with`) reads them.
         unsafe {
             let c = enc.as_mut_ptr();
             (*c).color_primaries = ffi::AVColorPrimaries::AVCOL_PRI_BT709;

@@ -25,6 +25,8 @@ pub(super) fn run_pass(
 ) -> Result<PassOutput, MediaError> {
     let mut ctx = codec::context::Context::from_parameters(plan.video_par.clone())
         .map_err(|e| internal_error("video decoder context", e))?;
+    // SAFETY: `ctx` owns the live, not yet opened AVCodecContext made from the plan's parameters;
+    // plain field writes, done before avcodec_open2 (in `.decoder().video()`) reads them.
     unsafe {
         // Frame and slice threading, as FFmpeg's default (a fixed count keeps output identical).
         (*ctx.as_mut_ptr()).thread_count = s.threads as std::ffi::c_int;
@@ -168,6 +170,7 @@ impl Pass<'_> {
         while received(self.vdec.receive_frame(&mut f))
             .map_err(|e| video_error(self.capture, "the video track", self.deadline, e))?
         {
+            self.capture.check_frame(&f, "the video decoder");
             self.deadline.check()?;
             let (w, h) = (f.width(), f.height());
             if w == 0 || h == 0 {
@@ -283,6 +286,7 @@ impl Pass<'_> {
         }
         let mut f = frame::Audio::empty();
         while received(audio.dec.receive_frame(&mut f)).map_err(aerr)? {
+            capture.check_frame(&f, "the audio decoder");
             let rate = f.rate();
             if rate == 0 || f.channels() == 0 {
                 return Err(MediaError::corrupt("the audio track has frames without a sample rate or channels"));

@@ -246,10 +246,13 @@ pub(super) fn scan(
         if packet.is_corrupt() {
             return Err(damaged(capture, "a packet of the file is damaged or cut short"));
         }
+        // SAFETY: `packet.as_ptr()` points at the AVPacket stored inline in `packet`, which
+        // av_read_frame just filled; a plain field read while `packet` is borrowed.
         let discard = unsafe { (*packet.as_ptr()).flags } & ffi::AV_PKT_FLAG_DISCARD as std::ffi::c_int != 0;
         if idx == video {
             vp.count += 1;
             vp.bytes += packet.size() as u64;
+            // SAFETY: as for `flags` above: a field read of the AVPacket inside `packet`.
             let pos = unsafe { (*packet.as_ptr()).pos };
             if discard {
                 vp.discarded += 1;
