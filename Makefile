@@ -148,7 +148,7 @@ fmt:
 	cargo fmt --all --check
 
 lint:
-	cargo clippy --release --locked --workspace -- -D warnings
+	cargo clippy --release --locked --workspace --all-targets -- -D warnings -D clippy::undocumented_unsafe_blocks
 
 clean-local: stop-s3
 	rm -rf .local

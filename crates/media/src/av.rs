@@ -42,6 +42,8 @@ pub(crate) fn init() {
         if let Err(e) = ffmpeg::init() {
             tracing::warn!(error = %e, "FFmpeg initialisation reported an error");
         }
+        // SAFETY: process-wide settings made once (`Once`), before any FFmpeg work on another
+        // thread: an integer level, a callback of the right signature, an integer cap.
         unsafe {
             ffi::av_log_set_level(ffi::AV_LOG_WARNING);
             install_log_callback();
@@ -53,6 +55,10 @@ pub(crate) fn init() {
     });
 }
 
+/// Routes FFmpeg's log to [`log_callback`].
+///
+/// # Safety
+/// Call once, from `init`, before FFmpeg logs from other threads.
 #[cfg(all(target_arch = "x86_64", target_os = "linux"))]
 unsafe fn install_log_callback() {
     // SAFETY: `log_callback` has exactly the signature av_log_set_callback takes on this target.
@@ -62,6 +68,9 @@ unsafe fn install_log_callback() {
 /// Elsewhere the `va_list` argument has another type in the bindings (a structure on aarch64,
 /// passed by reference by the C ABI as a pointer is). The callback never reads it there: it
 /// records each line's level and context (all that decides damage) and the raw format string.
+///
+/// # Safety
+/// As the x86_64 version.
 #[cfg(not(all(target_arch = "x86_64", target_os = "linux")))]
 unsafe fn install_log_callback() {
     let f: unsafe extern "C" fn(
@@ -77,6 +86,10 @@ unsafe fn install_log_callback() {
     unsafe { ffi::av_log_set_callback(Some(std::mem::transmute(f))) };
 }
 
+/// FFmpeg's log callback where the va_list is not read.
+///
+/// # Safety
+/// Called by FFmpeg only: `avcl` is null or a logging context, `fmt` null or a C string.
 #[cfg(not(all(target_arch = "x86_64", target_os = "linux")))]
 unsafe extern "C" fn log_callback_plain(
     avcl: *mut std::ffi::c_void,
@@ -153,6 +166,11 @@ fn record(level: i32, source: String, category: ffi::AVClassCategory, text: Stri
     });
 }
 
+/// FFmpeg's log callback.
+///
+/// # Safety
+/// Called by FFmpeg only, with its logging context (or null), a C format string and the
+/// matching va_list.
 #[cfg(all(target_arch = "x86_64", target_os = "linux"))]
 unsafe extern "C" fn log_callback(
     avcl: *mut std::ffi::c_void,
@@ -484,6 +502,11 @@ pub(crate) fn open_input_with<'a>(
     let end = deadline.end;
     let interrupt = ffmpeg::util::interrupt::new(Box::new(move || Instant::now() >= end));
     let mut io = io;
+    // SAFETY: `cname` is a live C string; the context is allocated here and checked for null;
+    // `pb` is `io`'s AVIOContext, which the returned Input keeps alive (custom-I/O flag set so
+    // FFmpeg never frees it); `opts` is disowned to FFmpeg and taken back after the call;
+    // avformat_open_input frees the context itself on failure, and on a later failure we close
+    // it once, here.
     unsafe {
         let demuxer = ffi::av_find_input_format(cname.as_ptr());
         if demuxer.is_null() {
@@ -811,7 +834,9 @@ pub fn probe_av(bytes: &[u8], format: Format) -> Result<AvProbe, MediaError> {
         let par = st.parameters();
         probe.video_codec = Some(par.id().name().to_string());
         let orient = Orientation::of_stream(&st);
+        // SAFETY: `par` is the live stream's codec parameters; plain field reads.
         let (w, h) = unsafe { ((*par.as_ptr()).width.max(0) as u32, (*par.as_ptr()).height.max(0) as u32) };
+        // SAFETY: as above.
         let sar = unsafe { (*par.as_ptr()).sample_aspect_ratio };
         let (dw, dh) = display_size(w, h, sar.num, sar.den);
         (probe.width, probe.height) = if orient.transposes() { (dh, dw) } else { (dw, dh) };
@@ -851,6 +876,8 @@ pub(crate) fn display_size(w: u32, h: u32, sar_num: i32, sar_den: i32) -> (u32, 
 
 /// The stream's display matrix side data, when it has one.
 pub(crate) fn display_matrix(st: &ffmpeg::Stream) -> Option<[i32; 9]> {
+    // SAFETY: av_stream_get_side_data returns a pointer into the live stream's own side data
+    // (or null) and its size; nine i32 are read only when the size says they are there.
     unsafe {
         let mut size: usize = 0;
         let p =
@@ -894,6 +921,7 @@ impl Orientation {
     /// FFmpeg 5.1 `ffmpeg_filter.c` `configure_input_video_filter` (autorotate), with angles
     /// that are not a multiple of 90° rounded to the nearest one.
     pub(crate) fn from_matrix(m: &[i32; 9]) -> Orientation {
+        // SAFETY: `m` is a live array of the nine i32 the function reads.
         let r = unsafe { ffi::av_display_rotation_get(m.as_ptr()) };
         if !r.is_finite() {
             return Orientation::default();
@@ -940,6 +968,7 @@ mod tests {
 
     fn matrix_for(deg: f64) -> [i32; 9] {
         let mut m = [0i32; 9];
+        // SAFETY: `m` is a live array of the nine i32 the function writes.
         unsafe { ffi::av_display_rotation_set(m.as_mut_ptr(), deg) };
         m
     }

@@ -5,6 +5,7 @@
 //! code, checked in the cheapest order (magic bytes, then header, then pixel limit, then decode).
 
 #![warn(missing_docs)]
+#![deny(unsafe_op_in_unsafe_fn)]
 
 mod audio;
 mod av;

@@ -180,8 +180,10 @@ fn lockdown_probe(fork_server: bool) -> ExitCode {
         Ok(_) => 0,
         Err(e) => e.raw_os_error().unwrap_or(-1),
     };
+    // SAFETY: this probe process is single-threaded here; the child only calls _exit.
     let pid = unsafe { libc::fork() };
     if pid == 0 {
+        // SAFETY: ends the forked child at once, running nothing of the parent's.
         unsafe { libc::_exit(0) };
     }
     let fork = errno(pid as i64);
