@@ -5,6 +5,9 @@
 #   FUZZ_TARGETS   space-separated targets (default: all of job_parse sniff photo heif probe_av)
 #   FUZZ_SANITIZER address (default) or none (about twice as fast, catches only panics/aborts)
 #   FUZZ_ARGS      extra libFuzzer flags for every target (e.g. "-jobs=2 -workers=2")
+#   FUZZ_REALMEDIA 1 (default): also seed each target from ../shared/realmedia (MEDIAGATE_REALMEDIA
+#                  points elsewhere), read in place through symlinks, never copied; fails with a
+#                  clear message where the folder is absent. 0: the committed seeds only.
 #
 # Rust here is stable; cargo-fuzz needs nightly flags (-Zsanitizer, sancov), which
 # RUSTC_BOOTSTRAP=1 unlocks for this build only. Builds go to fuzz/target (never the workspace's
@@ -22,6 +25,31 @@ EXTRA_ARGS="${FUZZ_ARGS:-}"
 FUZZ_DIR=fuzz
 TARGET_DIR="$FUZZ_DIR/target"
 LOG_DIR="$TARGET_DIR/logs"
+
+REALMEDIA="${MEDIAGATE_REALMEDIA:-$(cd .. && pwd)/shared/realmedia}"
+if [[ "${FUZZ_REALMEDIA:-1}" == 1 && ! -d "$REALMEDIA" ]]; then
+  echo "fuzz: $REALMEDIA is absent; the real-media seeds need it (MEDIAGATE_REALMEDIA=DIR), or run with FUZZ_REALMEDIA=0" >&2
+  exit 2
+fi
+
+# The real files a target's seeds take, as symlinks in a scratch folder (printed), by extension;
+# files over 2 MB are left out (libFuzzer's inputs stay small enough to mutate quickly).
+real_seeds() {
+  [[ "${FUZZ_REALMEDIA:-1}" == 1 ]] || return 0
+  local t=$1 pattern dir
+  case $t in
+    heif) pattern='.*\.(heic|heif|avif)$' ;;
+    probe_av) pattern='.*\.(mp4|mov|m4a|m4v|m4b|3gp|webm|mkv|ogg|oga|opus|mp3|wav|flac|aac|amr|avi)$' ;;
+    photo | sniff) pattern='.*\.(jpe?g|png|gif|webp|bmp|heic|heif|avif|tiff?)$' ;;
+    *) return 0 ;;
+  esac
+  dir="$TARGET_DIR/realmedia-seeds/$t"
+  rm -rf "$dir"
+  mkdir -p "$dir"
+  find "$REALMEDIA" -type f -regextype posix-extended -iregex "$pattern" -size -2M -print0 |
+    while IFS= read -r -d '' f; do ln -s "$f" "$dir/$(printf '%s' "$f" | sha256sum | cut -c1-16)"; done
+  echo "$dir"
+}
 
 [[ "$SECONDS_PER_TARGET" =~ ^[0-9]+$ ]] || { echo "FUZZ_SECONDS must be a whole number of seconds" >&2; exit 2; }
 
@@ -78,7 +106,9 @@ for t in $TARGETS; do
   # New inputs go to the first corpus dir only, so the committed seeds stay as they are.
   set +e
   # shellcheck disable=SC2046,SC2086
-  cargo fuzz run --fuzz-dir "$FUZZ_DIR" --target-dir "$TARGET_DIR" --sanitizer "$SANITIZER" "$t" "$corpus" "$seeds" -- \
+  real="$(real_seeds "$t")"
+  [[ -z "$real" ]] || echo "   + $(find "$real" -type l | wc -l) real files from $REALMEDIA as seeds"
+  cargo fuzz run --fuzz-dir "$FUZZ_DIR" --target-dir "$TARGET_DIR" --sanitizer "$SANITIZER" "$t" "$corpus" "$seeds" $real -- \
     -max_total_time="$SECONDS_PER_TARGET" -artifact_prefix="$artifacts" -print_final_stats=1 \
     $(target_args "$t") $EXTRA_ARGS >"$log" 2>&1
   rc=$?
