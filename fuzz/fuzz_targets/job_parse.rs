@@ -6,7 +6,7 @@
 use libfuzzer_sys::fuzz_target;
 use mediagate_contract::settings::{MAX_CAPTION_CHARS, MAX_MEDIA_ITEMS};
 use mediagate_contract::{
-    check_job_rules, is_valid_id, keys, nudity_policy, AgeBand, Job, JobKind, ParseOutcome, ReasonCode, Thresholds,
+    check_job_rules, is_valid_id, keys, nudity_policy, AgeBand, Job, JobKind, JobLimits, ParseOutcome, ReasonCode, Thresholds,
 };
 
 fn valid_or_none(id: &Option<String>) -> bool {
@@ -14,7 +14,7 @@ fn valid_or_none(id: &Option<String>) -> bool {
 }
 
 fuzz_target!(|data: &[u8]| {
-    match Job::parse(data, None) {
+    match Job::parse(data, None, JobLimits::DEFAULT) {
         ParseOutcome::Valid(job) => {
             let job = *job;
             assert_eq!(job.schema, "mediagate.job.v1");
