@@ -127,6 +127,19 @@ thread_local! {
     static CAPTURED: RefCell<Option<Vec<LogRecord>>> = const { RefCell::new(None) };
 }
 
+/// Adds `r` to this thread's capture, if one is alive and not full.
+fn keep(r: LogRecord) {
+    CAPTURED.with(|c| {
+        if let Ok(mut c) = c.try_borrow_mut() {
+            if let Some(v) = c.as_mut() {
+                if v.len() < CAPTURE_MAX {
+                    v.push(r);
+                }
+            }
+        }
+    });
+}
+
 /// Drops the decoder records captured so far on this thread (see `open_input_with`).
 fn forget_decoder_records() {
     CAPTURED.with(|c| {
@@ -145,15 +158,7 @@ fn record(level: i32, source: String, category: ffi::AVClassCategory, text: Stri
     }
     // Never let a panic cross the FFI boundary.
     let _ = std::panic::catch_unwind(|| {
-        CAPTURED.with(|c| {
-            if let Ok(mut c) = c.try_borrow_mut() {
-                if let Some(v) = c.as_mut() {
-                    if v.len() < CAPTURE_MAX {
-                        v.push(LogRecord { level, category, source: source.clone(), text: text.clone() });
-                    }
-                }
-            }
-        });
+        keep(LogRecord { level, category, source: source.clone(), text: text.clone() });
         if level <= ffi::AV_LOG_FATAL {
             tracing::warn!(target: "ffmpeg", source = %source, "{text}");
         } else if level <= ffi::AV_LOG_ERROR {
@@ -270,19 +275,11 @@ impl LogCapture {
         if errors != 0 || flags & ffi::AV_FRAME_FLAG_CORRUPT != 0 {
             let text =
                 format!("{what}: a frame decoded with errors (decode_error_flags {errors:#x}, flags {flags:#x})");
-            CAPTURED.with(|c| {
-                if let Ok(mut c) = c.try_borrow_mut() {
-                    if let Some(v) = c.as_mut() {
-                        if v.len() < CAPTURE_MAX {
-                            v.push(LogRecord {
-                                level: ffi::AV_LOG_ERROR,
-                                category: ffi::AVClassCategory::AV_CLASS_CATEGORY_DECODER,
-                                source: what.to_string(),
-                                text,
-                            });
-                        }
-                    }
-                }
+            keep(LogRecord {
+                level: ffi::AV_LOG_ERROR,
+                category: ffi::AVClassCategory::AV_CLASS_CATEGORY_DECODER,
+                source: what.to_string(),
+                text,
             });
         }
     }

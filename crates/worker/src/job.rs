@@ -46,14 +46,7 @@ pub(crate) async fn handle_delivery(
                 ..job_verdict(&shared, JobStatus::Rejected, Some(reason))
             };
             if let Some(job_id) = &job_id {
-                // The raw body goes in as a string when it is not JSON, else as the JSON itself;
-                // a body over a §2 limit not at all (`null`, with its length).
-                let job_value = match job_bytes {
-                    Some(_) => serde_json::Value::Null,
-                    None => serde_json::from_slice::<serde_json::Value>(body)
-                        .unwrap_or_else(|_| serde_json::Value::String(String::from_utf8_lossy(body).into_owned())),
-                };
-                write_manifest(&shared, job_id, job_value, job_bytes, &verdict).await?;
+                write_manifest(&shared, job_id, manifest_job(body, job_bytes), job_bytes, &verdict).await?;
             }
             return Ok(Handled::Verdict { verdict: Box::new(verdict), escalations: Vec::new() });
         }
@@ -246,6 +239,16 @@ pub(crate) fn job_verdict(shared: &Shared, status: JobStatus, reason: Option<Rea
         items: Vec::new(),
         processed_at: now_rfc3339(),
         worker: WorkerInfo { id: shared.config.worker_id.clone(), version: shared.config.version.clone() },
+    }
+}
+
+/// The `job` a manifest keeps of a body that did not parse as a job: the JSON itself, the raw
+/// body as a string when it is not JSON, or `null` when it was over a §2 limit (`job_bytes`).
+pub(crate) fn manifest_job(body: &[u8], job_bytes: Option<u64>) -> serde_json::Value {
+    match job_bytes {
+        Some(_) => serde_json::Value::Null,
+        None => serde_json::from_slice::<serde_json::Value>(body)
+            .unwrap_or_else(|_| serde_json::Value::String(String::from_utf8_lossy(body).into_owned())),
     }
 }
 

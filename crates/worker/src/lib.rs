@@ -478,11 +478,7 @@ async fn dead_letter_task(shared: Arc<Shared>, publisher: VerdictPublisher, deli
     };
     error!(job_id = job_id.as_deref().unwrap_or(""), "job dead-lettered; publishing a failed verdict");
     metrics().dead_lettered.inc();
-    let job_value = match job_bytes {
-        Some(_) => serde_json::Value::Null,
-        None => serde_json::from_slice::<serde_json::Value>(&delivery.body)
-            .unwrap_or_else(|_| serde_json::Value::String(String::from_utf8_lossy(&delivery.body).into_owned())),
-    };
+    let job_value = job::manifest_job(&delivery.body, job_bytes);
     let stored = match &job_id {
         Some(id) => job::write_manifest(&shared, id, job_value, job_bytes, &verdict).await.is_ok(),
         None => true,
