@@ -18,35 +18,78 @@ const ICC_SIG: &[u8] = b"ICC_PROFILE\0";
 /// Data bytes per APP2 chunk: 65535 − 2 (length) − 12 (signature) − 2 (sequence, count).
 const ICC_CHUNK: usize = 65519;
 
+/// One step of a walk over a JPEG's header, as libjpeg-turbo's `next_marker` takes it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Step {
+    /// A marker segment: its marker, where its `FF` is, and the whole segment (`FF`, marker,
+    /// length and payload; fill bytes before it not included).
+    Segment { marker: u8, at: usize, end: usize },
+    /// A marker without a length (RSTn, TEM, SOI, EOI) at `at`, two bytes.
+    Standalone { marker: u8, at: usize },
+    /// Start of scan at `at`: the header ends here.
+    Scan { at: usize },
+}
+
+/// The header's segments up to the first SOS, skipping what libjpeg-turbo skips with its
+/// "extraneous bytes before marker" warning: bytes that are not `FF` between segments, and `FF 00`
+/// pairs. Fill `FF`s before a marker are legal and skipped silently. Yields `(junk, step)`:
+/// the bytes skipped before the step. Ends (with `None`) where a segment's length runs past the
+/// data or is below 2; libjpeg refuses those itself.
+fn walk(bytes: &[u8]) -> impl Iterator<Item = (usize, Step)> + '_ {
+    let mut at = 2usize;
+    let mut done = bytes.len() < 2;
+    std::iter::from_fn(move || {
+        if done {
+            return None;
+        }
+        let mut junk = 0usize;
+        loop {
+            let ff = at + bytes.get(at..)?.iter().position(|&b| b == 0xFF)?;
+            junk += ff - at;
+            let mut m = ff + 1;
+            while *bytes.get(m)? == 0xFF {
+                m += 1;
+            }
+            let marker = bytes[m];
+            if marker == 0x00 {
+                junk += m + 1 - ff;
+                at = m + 1;
+                continue;
+            }
+            let marker_at = m - 1;
+            let step = match marker {
+                0xDA => {
+                    done = true;
+                    Step::Scan { at: marker_at }
+                }
+                0x01 | 0xD0..=0xD9 => {
+                    at = m + 1;
+                    done = marker == 0xD9; // EOI before any scan: nothing of the image follows
+                    Step::Standalone { marker, at: marker_at }
+                }
+                _ => {
+                    let len = bytes.get(m + 1..m + 3).map(|l| u16::from_be_bytes([l[0], l[1]]) as usize)?;
+                    if len < 2 || m + 1 + len > bytes.len() {
+                        done = true;
+                        return None;
+                    }
+                    at = m + 1 + len;
+                    Step::Segment { marker, at: marker_at, end: at }
+                }
+            };
+            return Some((junk, step));
+        }
+    })
+}
+
 /// Walks the marker segments up to the first SOS.
 pub(crate) fn read_jpeg_meta(bytes: &[u8]) -> JpegMeta {
     let mut meta = JpegMeta { orientation: 1, icc: None };
     let mut exif_seen = false;
     let mut icc_chunks: Vec<(u8, u8, &[u8])> = Vec::new();
-    let mut at = 2usize;
-    while at + 1 < bytes.len() {
-        if bytes[at] != 0xFF {
-            break;
-        }
-        let marker = bytes[at + 1];
-        if marker == 0xFF {
-            at += 1; // fill byte
-            continue;
-        }
-        if marker == 0x01 || (0xD0..=0xD8).contains(&marker) {
-            at += 2;
-            continue;
-        }
-        if marker == 0xDA || marker == 0xD9 {
-            break;
-        }
-        let Some(len) = bytes.get(at + 2..at + 4).map(|l| u16::from_be_bytes([l[0], l[1]]) as usize) else {
-            break;
-        };
-        if len < 2 {
-            break;
-        }
-        let Some(seg) = bytes.get(at + 4..at + 2 + len) else { break };
+    for (_, step) in walk(bytes) {
+        let Step::Segment { marker, at, end } = step else { continue };
+        let seg = &bytes[at + 4..end];
         match marker {
             0xE1 if !exif_seen && seg.starts_with(b"Exif\0\0") => {
                 exif_seen = true;
@@ -59,48 +102,56 @@ pub(crate) fn read_jpeg_meta(bytes: &[u8]) -> JpegMeta {
             }
             _ => {}
         }
-        at += 2 + len;
     }
     meta.icc = assemble_icc(&mut icc_chunks);
     meta
 }
 
-/// A copy of the JPEG without its APP2 `ICC_PROFILE` segments (those before the first SOS), or
-/// `None` when the segment walk does not reach an SOS. For files whose profile segments
-/// libjpeg-turbo refuses while reading the header ("bad ICC marker": a zero sequence number, a
-/// count that disagrees, a chunk after SOF in some writers' files): the picture itself is intact,
-/// and a profile that cannot be read is dropped, never a reason to refuse the photo.
-pub(crate) fn without_icc(bytes: &[u8]) -> Option<Vec<u8>> {
+/// The header as libjpeg-turbo reads it, rewritten: a copy of the JPEG without the bytes its
+/// header reader skips ("N extraneous bytes before marker"), and with `drop_icc` also without its
+/// APP2 `ICC_PROFILE` segments. Returns the copy and how many junk bytes it left out, or `None`
+/// when the walk does not reach an SOS.
+///
+/// Why: libjpeg-turbo reports both as problems while reading the header, and the `turbojpeg`
+/// crate turns its warnings into errors, although the picture is intact. Junk between segments is
+/// a warning libjpeg recovers from by skipping it, which is what this does beforehand; once gone,
+/// the warning cannot hide a later one (libjpeg records only the first warning of a call, and a
+/// truncation is also only a warning). Profile segments that libjpeg refuses ("bad ICC marker":
+/// a zero sequence number, a count that disagrees, a chunk after SOF in some writers' files) are
+/// dropped: a profile that cannot be read is never a reason to refuse the photo.
+pub(crate) fn rewrite_header(bytes: &[u8], drop_icc: bool) -> Option<(Vec<u8>, usize)> {
     let mut out = Vec::with_capacity(bytes.len());
     out.extend_from_slice(bytes.get(..2)?);
-    let mut at = 2usize;
-    while at + 1 < bytes.len() {
-        if bytes[at] != 0xFF {
-            return None;
+    let mut skipped = 0usize;
+    for (junk, step) in walk(bytes) {
+        skipped += junk;
+        match step {
+            Step::Scan { at } => {
+                out.extend_from_slice(&bytes[at..]);
+                return Some((out, skipped));
+            }
+            Step::Standalone { marker, .. } => out.extend_from_slice(&[0xFF, marker]),
+            Step::Segment { marker, at, end } => {
+                let icc = marker == 0xE2 && bytes[at + 4..end].starts_with(ICC_SIG);
+                if !(drop_icc && icc) {
+                    out.extend_from_slice(&bytes[at..end]);
+                }
+            }
         }
-        let marker = bytes[at + 1];
-        if marker == 0xFF {
-            out.push(0xFF);
-            at += 1;
-            continue;
-        }
-        if marker == 0xDA {
-            out.extend_from_slice(&bytes[at..]);
-            return Some(out);
-        }
-        if marker == 0x01 || (0xD0..=0xD9).contains(&marker) {
-            out.extend_from_slice(&bytes[at..at + 2]);
-            at += 2;
-            continue;
-        }
-        let len = bytes.get(at + 2..at + 4).map(|l| u16::from_be_bytes([l[0], l[1]]) as usize)?;
-        let seg = bytes.get(at..at + 2 + len)?;
-        if !(marker == 0xE2 && seg.get(4..).is_some_and(|p| p.starts_with(ICC_SIG))) {
-            out.extend_from_slice(seg);
-        }
-        at += 2 + len;
     }
     None
+}
+
+/// Whether an EOI marker follows the first SOS: entropy-coded data never contains `FF D9`
+/// (a data `FF` is stuffed as `FF 00`), so a file without one after its scan is cut short.
+pub(crate) fn has_eoi_after_scan(bytes: &[u8]) -> bool {
+    let Some(scan) = walk(bytes).find_map(|(_, s)| match s {
+        Step::Scan { at } => Some(at),
+        _ => None,
+    }) else {
+        return false;
+    };
+    bytes[scan..].windows(2).any(|w| w == [0xFF, 0xD9])
 }
 
 /// Chunks must be numbered 1..=count exactly once each with one shared count; otherwise the
@@ -199,5 +250,46 @@ pub(crate) mod tests {
         j.extend_from_slice(b"ICC_PROFILE\0");
         j.extend_from_slice(&[1, 2, 9, 9]); // chunk 1 of 2 only
         assert_eq!(read_jpeg_meta(&j).icc, None);
+    }
+
+    /// `FF D8`, then `segments` with `junk` in front of each, then a scan and EOI.
+    fn jpeg_with_junk(segments: &[&[u8]], junk: &[u8]) -> Vec<u8> {
+        let mut j = vec![0xFF, 0xD8];
+        for s in segments {
+            j.extend_from_slice(junk);
+            j.extend_from_slice(s);
+        }
+        j.extend_from_slice(&[0xFF, 0xDA, 0x00, 0x03, 0x01, 0x12, 0x34, 0xFF, 0x00, 0x56, 0xFF, 0xD9]);
+        j
+    }
+
+    #[test]
+    fn junk_between_segments_is_skipped_as_libjpeg_skips_it() {
+        let mut exif = vec![0xFF, 0xE1, 0x00, 0x00];
+        exif.extend_from_slice(b"Exif\0\0MM\0\x2a\0\0\0\x08\0\x01\x01\x12\0\x03\0\0\0\x01\0\x06\0\0\0\0\0\0");
+        let l = (exif.len() - 2) as u16;
+        exif[2..4].copy_from_slice(&l.to_be_bytes());
+        let dqt: &[u8] = &[0xFF, 0xDB, 0x00, 0x04, 0x00, 0x01];
+        let clean = jpeg_with_junk(&[&exif, dqt], b"");
+        assert_eq!(read_jpeg_meta(&clean).orientation, 6);
+        assert_eq!(rewrite_header(&clean, false), Some((clean.clone(), 0)));
+
+        // Text, an FF 00 pair and fill bytes: the first two are junk, fill is not.
+        for junk in [&b"hello"[..], &[0xFF, 0x00][..], &[0x04, 0x06, 0xFF, 0x00, 0x07][..], &[0xFF, 0xFF][..]] {
+            let dirty = jpeg_with_junk(&[&exif, dqt], junk);
+            assert_eq!(read_jpeg_meta(&dirty).orientation, 6, "junk {junk:02x?}");
+            let (rewritten, skipped) = rewrite_header(&dirty, false).unwrap();
+            assert_eq!(rewritten, clean, "junk {junk:02x?}");
+            let expected = if junk == [0xFF, 0xFF] { 0 } else { 2 * junk.len() };
+            assert_eq!(skipped, expected, "junk {junk:02x?}");
+            assert!(has_eoi_after_scan(&dirty));
+        }
+        // The scan is copied as it is, junk and all: only the header is rewritten.
+        let mut cut = clean.clone();
+        cut.truncate(clean.len() - 2);
+        assert!(!has_eoi_after_scan(&cut));
+        assert_eq!(rewrite_header(&cut, false).unwrap().0, cut);
+        // A segment longer than the data ends the walk: libjpeg refuses that itself.
+        assert_eq!(rewrite_header(&[0xFF, 0xD8, 0xFF, 0xE1, 0x00, 0x40, 1, 2], false), None);
     }
 }

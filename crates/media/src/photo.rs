@@ -33,7 +33,7 @@ use image::{DynamicImage, ImageDecoder, ImageEncoder, ImageError, ImageFormat, I
 use turbojpeg::{Colorspace, Decompressor, PixelFormat, ScalingFactor, Subsamp};
 
 use crate::fingerprint::{composite, gray_to_rgb, hash_decoded, ImageHash};
-use crate::jpeg_meta::{embed_icc, icc_matches, read_jpeg_meta, without_icc};
+use crate::jpeg_meta::{embed_icc, has_eoi_after_scan, icc_matches, read_jpeg_meta, rewrite_header};
 use crate::raster::{orient_pixels, pad_plane, resize_pixels, tiny_rgba, transposes, Pixels, Plane, FILTER};
 use crate::settings::{MediaSettings, PhotoSettings};
 use crate::sniff::{sniff, Format};
@@ -186,14 +186,8 @@ fn finish(decoded: DecodedPhoto, settings: &PhotoSettings, t0: std::time::Instan
 pub fn probe_dimensions(bytes: &[u8], format: Format) -> Result<(u32, u32), MediaError> {
     let dims = match format {
         Format::Jpeg => {
-            let mut d = Decompressor::new().map_err(|e| MediaError::internal(format!("turbojpeg init: {e}")))?;
-            let h = d
-                .read_header(bytes)
-                .map_err(|e| MediaError::corrupt(format!("JPEG header is unreadable: {}", tj_message(&e))))?;
-            (
-                u32::try_from(h.width).map_err(|_| MediaError::corrupt("JPEG width is out of range"))?,
-                u32::try_from(h.height).map_err(|_| MediaError::corrupt("JPEG height is out of range"))?,
-            )
+            let h = jpeg_header(bytes)?;
+            (h.width, h.height)
         }
         Format::Png => {
             if bytes.len() < 24 || &bytes[12..16] != b"IHDR" {
@@ -307,43 +301,35 @@ pub(crate) fn decode(bytes: &[u8], settings: &MediaSettings, want_rgb: bool) -> 
         // libheif reads the declared size from the boxes and checks it before decoding.
         return crate::heif::decode_heif(bytes, format, settings.limits.max_pixels);
     }
-    let (w, h, jpeg) = match (probe_dimensions(bytes, format), format) {
-        (Ok((w, h)), _) => (w, h, None),
-        // libjpeg-turbo refuses some broken profile segments while reading the header; the
-        // picture decodes cleanly without them (see `without_icc`).
-        (Err(MediaError::Corrupt { message }), Format::Jpeg) if message.contains("ICC") => {
-            let stripped = without_icc(bytes).ok_or(MediaError::Corrupt { message: message.clone() })?;
-            tracing::warn!(error = %message, "dropping an unreadable ICC profile from a JPEG");
-            let (w, h) = probe_dimensions(&stripped, format)?;
-            (w, h, Some(stripped))
-        }
-        (Err(e), _) => return Err(e),
-    };
-    check_pixels(w, h, settings.limits.max_pixels)?;
-    match format {
-        Format::Jpeg => match jpeg {
-            Some(stripped) => {
-                let mut d = decode_jpeg(&stripped, w, h, &settings.photo, want_rgb)?;
-                // The original's profile, if ours can read it (libjpeg-turbo could not).
-                d.icc = read_jpeg_meta(bytes).icc;
+    if format == Format::Jpeg {
+        let header = jpeg_header(bytes)?;
+        check_pixels(header.width, header.height, settings.limits.max_pixels)?;
+        return match &header.rewritten {
+            None => decode_jpeg(bytes, bytes.len(), header.width, header.height, &settings.photo, want_rgb),
+            Some(rewritten) => {
+                let mut d =
+                    decode_jpeg(rewritten, bytes.len(), header.width, header.height, &settings.photo, want_rgb)?;
+                if header.icc_dropped {
+                    // The original's profile, if ours can read it (libjpeg-turbo could not).
+                    d.icc = read_jpeg_meta(bytes).icc;
+                }
                 Ok(d)
             }
-            None => decode_jpeg(bytes, w, h, &settings.photo, want_rgb),
-        },
-        _ => {
-            // The pure-Rust decoders are fuzzed but not proven panic-free; a panic on hostile
-            // input must reject the item, not take the worker thread down. Nothing shared is
-            // mutated inside, so unwinding cannot leave broken state behind.
-            let decoded = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                decode_with_image(bytes, format, w, h, settings.limits.max_pixels)
-            }));
-            decoded.unwrap_or_else(|panic| {
-                let what = crate::panic_message(panic.as_ref());
-                tracing::warn!(format = format.name(), panic = %what, "image decoder panicked");
-                Err(MediaError::corrupt(format!("the {} decoder failed on this file ({what})", format.name())))
-            })
-        }
+        };
     }
+    let (w, h) = probe_dimensions(bytes, format)?;
+    check_pixels(w, h, settings.limits.max_pixels)?;
+    // The pure-Rust decoders are fuzzed but not proven panic-free; a panic on hostile input must
+    // reject the item, not take the worker thread down. Nothing shared is mutated inside, so
+    // unwinding cannot leave broken state behind.
+    let decoded = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        decode_with_image(bytes, format, w, h, settings.limits.max_pixels)
+    }));
+    decoded.unwrap_or_else(|panic| {
+        let what = crate::panic_message(panic.as_ref());
+        tracing::warn!(format = format.name(), panic = %what, "image decoder panicked");
+        Err(MediaError::corrupt(format!("the {} decoder failed on this file ({what})", format.name())))
+    })
 }
 
 fn hex_head(bytes: &[u8]) -> String {
@@ -351,6 +337,52 @@ fn hex_head(bytes: &[u8]) -> String {
         return "nothing: it is empty".to_string();
     }
     bytes.iter().take(8).map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(" ")
+}
+
+/// A JPEG's dimensions from its header, and the header rewritten when libjpeg-turbo could only
+/// read it that way (see [`rewrite_header`]).
+struct JpegHeader {
+    width: u32,
+    height: u32,
+    rewritten: Option<Vec<u8>>,
+    icc_dropped: bool,
+}
+
+/// Reads a JPEG's header with libjpeg-turbo. Two kinds of header damage leave the picture intact
+/// and are read past, each at most once, by rewriting the header as libjpeg itself would read it:
+/// junk between segments ("extraneous bytes before marker", what some cameras and editors write)
+/// and profile segments libjpeg refuses ("bad ICC marker"). Anything else is `Corrupt`.
+fn jpeg_header(bytes: &[u8]) -> Result<JpegHeader, MediaError> {
+    let mut d = Decompressor::new().map_err(|e| MediaError::internal(format!("turbojpeg init: {e}")))?;
+    let mut rewritten: Option<Vec<u8>> = None;
+    let mut icc_dropped = false;
+    loop {
+        let src = rewritten.as_deref().unwrap_or(bytes);
+        let message = match d.read_header(src) {
+            Ok(h) => {
+                return Ok(JpegHeader {
+                    width: u32::try_from(h.width).map_err(|_| MediaError::corrupt("JPEG width is out of range"))?,
+                    height: u32::try_from(h.height).map_err(|_| MediaError::corrupt("JPEG height is out of range"))?,
+                    rewritten,
+                    icc_dropped,
+                })
+            }
+            Err(e) => tj_message(&e),
+        };
+        let unreadable = || MediaError::corrupt(format!("JPEG header is unreadable: {message}"));
+        if message.contains("extraneous bytes") && rewritten.is_none() {
+            let (clean, skipped) = rewrite_header(src, false).ok_or_else(unreadable)?;
+            tracing::debug!(warning = %message, skipped, "skipping junk between JPEG header segments");
+            rewritten = Some(clean);
+        } else if message.contains("ICC") && !icc_dropped {
+            let (stripped, _) = rewrite_header(src, true).ok_or_else(unreadable)?;
+            tracing::warn!(error = %message, "dropping an unreadable ICC profile from a JPEG");
+            rewritten = Some(stripped);
+            icc_dropped = true;
+        } else {
+            return Err(unreadable());
+        }
+    }
 }
 
 /// The message inside a turbojpeg error, without the crate's prefix.
@@ -361,8 +393,11 @@ fn tj_message(e: &turbojpeg::Error) -> String {
     }
 }
 
+/// Decodes `bytes` (the file, or its header rewritten; `file_len` is the file's own length, for
+/// messages).
 fn decode_jpeg(
     bytes: &[u8],
+    file_len: usize,
     w: u32,
     h: u32,
     settings: &PhotoSettings,
@@ -422,7 +457,7 @@ fn decode_jpeg(
         let mut buf = vec![0u8; len];
         let image =
             turbojpeg::YuvImage { pixels: &mut buf[..], width: sw, align: 1, height: sh, subsamp: header.subsamp };
-        d.decompress_to_yuv(bytes, image).or_else(|e| jpeg_decode_error(bytes, e))?;
+        d.decompress_to_yuv(bytes, image).or_else(|e| jpeg_decode_error(bytes, file_len, e))?;
         let buf = std::sync::Arc::new(buf);
         let chroma_extent = (sw as f64 / sx as f64, sh as f64 / sy as f64);
         Pixels::Yuv {
@@ -439,7 +474,7 @@ fn decode_jpeg(
         let bpp = format.size();
         let mut buf = vec![0u8; sw * sh * bpp];
         let image = turbojpeg::Image { pixels: &mut buf[..], width: sw, pitch: sw * bpp, height: sh, format };
-        d.decompress(bytes, image).or_else(|e| jpeg_decode_error(bytes, e))?;
+        d.decompress(bytes, image).or_else(|e| jpeg_decode_error(bytes, file_len, e))?;
         match format {
             PixelFormat::GRAY => Pixels::Gray(Plane::tight(buf, sw as u32, sh as u32, 1)),
             PixelFormat::CMYK => Pixels::Rgb(Plane::tight(cmyk_to_rgb(&buf), sw as u32, sh as u32, 3)),
@@ -451,18 +486,26 @@ fn decode_jpeg(
 
 /// Turns a libjpeg-turbo failure into our error. libjpeg-turbo reports a truncated file only as
 /// a *warning* (and fills the missing rows with grey), which turbojpeg surfaces as an error: a
-/// truncated JPEG is `Corrupt`. The one warning tolerated is "extraneous bytes before marker",
-/// which some cameras produce and which leaves every pixel decoded.
-fn jpeg_decode_error(bytes: &[u8], e: turbojpeg::Error) -> Result<(), MediaError> {
+/// truncated JPEG is `Corrupt`. The one warning tolerated is "extraneous bytes before marker"
+/// (junk before the EOI or a restart marker, which some cameras produce, every pixel decoded),
+/// and only when the data reaches an EOI: libjpeg-turbo reports one warning per call, so this
+/// one could hide a truncation.
+fn jpeg_decode_error(bytes: &[u8], file_len: usize, e: turbojpeg::Error) -> Result<(), MediaError> {
     let msg = tj_message(&e);
     let lower = msg.to_ascii_lowercase();
     if lower.contains("premature end") {
         return Err(MediaError::corrupt(format!(
-            "JPEG data ends after {} bytes, before the image is complete",
-            bytes.len()
+            "JPEG data ends after {file_len} bytes, before the image is complete"
         )));
     }
     if lower.contains("extraneous bytes before marker") {
+        // libjpeg-turbo records only the first warning of a call: this one may hide a later
+        // "premature end", so the data must show its end itself.
+        if !has_eoi_after_scan(bytes) {
+            return Err(MediaError::corrupt(format!(
+                "JPEG data ends after {file_len} bytes, before the image is complete"
+            )));
+        }
         tracing::debug!(warning = %msg, "tolerated JPEG warning");
         return Ok(());
     }

@@ -518,6 +518,34 @@ fn progressive_trailing_data_and_tolerated_warning() {
     assert!(process_photo(&extraneous, &settings()).is_ok());
 }
 
+/// Junk between header segments (what pillow's `junk_jpeg_header.jpg` and Photoshop's broken
+/// files carry) is skipped as libjpeg skips it: the photo is the one without the junk, byte for
+/// byte. The skip never hides damage further on: a truncated scan behind a dirty header is
+/// still refused as truncated.
+#[test]
+fn junk_between_header_segments_is_read_past() {
+    let (w, h) = (320, 240);
+    let clean = jpeg_from_rgb(&noisy_rgb(w, h, 12), w, h, 90, Subsamp::Sub2x2);
+    assert_eq!(&clean[2..4], &[0xFF, 0xE0], "turbojpeg writes a JFIF APP0 first");
+    let after_app0 = 4 + u16::from_be_bytes([clean[4], clean[5]]) as usize;
+    let expected = process_photo(&clean, &settings()).unwrap();
+    for junk in [&b"hello"[..], &[0xFF, 0x00, 0x01, 0x02][..]] {
+        let mut dirty = clean[..after_app0].to_vec();
+        dirty.extend_from_slice(junk);
+        dirty.extend_from_slice(&clean[after_app0..]);
+        let refused = turbojpeg::read_header(&dirty).unwrap_err().to_string();
+        assert!(refused.contains("extraneous bytes"), "{refused}");
+        let out = process_photo(&dirty, &settings()).unwrap_or_else(|e| panic!("junk {junk:02x?}: {e}"));
+        assert_eq!(out.full.bytes, expected.full.bytes);
+        assert_eq!(out.thumb.bytes, expected.thumb.bytes);
+        assert_eq!(probe_dimensions(&dirty, Format::Jpeg).unwrap(), (w, h));
+
+        let cut = &dirty[..dirty.len() * 3 / 5];
+        let err = process_photo(cut, &settings()).unwrap_err();
+        assert_eq!(err.to_string(), format!("JPEG data ends after {} bytes, before the image is complete", cut.len()));
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // Shapes found in other projects' test suites (real phones' and editors' files).
 
