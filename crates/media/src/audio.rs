@@ -30,7 +30,6 @@
 use std::io::{Cursor, Seek, SeekFrom, Write};
 use std::sync::{Arc, Mutex};
 
-use ffmpeg::ffi;
 use ffmpeg::{codec, format as ffformat, frame, ChannelLayout, Packet};
 use ffmpeg_next as ffmpeg;
 
@@ -180,11 +179,7 @@ fn decode_mono48(
     let mut ctx =
         codec::context::Context::from_parameters(par).map_err(|e| internal_error("audio decoder context", e))?;
     ctx.set_threading(codec::threading::Config { kind: codec::threading::Type::None, count: 1, ..Default::default() });
-    // SAFETY: `ctx` owns the live, not yet opened AVCodecContext just made from `par`; a plain
-    // field write, done before avcodec_open2 (in `.decoder().audio()`) reads `pkt_timebase`.
-    unsafe {
-        (*ctx.as_mut_ptr()).pkt_timebase = stream.time_base().into();
-    }
+    crate::av::ffi::set_decoder_fields(&mut ctx, stream.time_base(), None, None);
     allow_contract_decoders(&mut ctx)?;
     let mut decoder = ctx.decoder().audio().map_err(|e| match e {
         ffmpeg::Error::DecoderNotFound => {
@@ -357,11 +352,7 @@ fn encode_opus(samples: &[f32], bitrate: u32, deadline: &Deadline) -> Result<Vec
     let sink = MemorySink::default();
     let io = ffformat::context::StreamIo::from_write_seek(sink.clone()).map_err(fail("Ogg output"))?;
     let mut octx = ffformat::output_to_stream(io, None, Some("ogg")).map_err(fail("Ogg muxer"))?;
-    // SAFETY: `octx` owns the live AVFormatContext output_to_stream just allocated; setting a bit
-    // of its `flags` is a plain field write, done before write_header reads it.
-    unsafe {
-        (*octx.as_mut_ptr()).flags |= ffi::AVFMT_FLAG_BITEXACT as std::ffi::c_int;
-    }
+    crate::av::ffi::set_bitexact(&mut octx);
     let global = octx.format().flags().contains(ffformat::flag::Flags::GLOBAL_HEADER);
 
     let mut ctx = codec::context::Context::new_with_codec(codec);

@@ -281,6 +281,7 @@ mod determinism {
     use fast_image_resize::CpuExtensions;
 
     #[test]
+    #[allow(unsafe_code)] // fast_image_resize's switch between CPU extensions is `unsafe`
     fn resize_is_identical_across_cpu_extensions() {
         let mut s = 1u32;
         for (channels, w, h, dw, dh) in

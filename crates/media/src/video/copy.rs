@@ -105,18 +105,9 @@ pub(super) fn st_facts(input: &Input, index: usize, format: Format) -> StreamFac
     };
     let Some(st) = input.stream(index) else { return facts };
     facts.time_base = st.time_base();
-    facts.matrix = crate::av::display_matrix(&st);
+    facts.matrix = crate::av::ffi::display_matrix(&st);
     facts.rotate_tag = st.metadata().get("rotate").is_some_and(|t| t.trim().parse::<f64>() != Ok(0.0));
     facts
-}
-
-/// The codec parameters' extradata (empty when there is none).
-fn extradata(p: &ffi::AVCodecParameters) -> &[u8] {
-    if p.extradata.is_null() || p.extradata_size <= 0 {
-        return &[];
-    }
-    // SAFETY: FFmpeg keeps `extradata_size` bytes at `extradata` while the parameters live.
-    unsafe { std::slice::from_raw_parts(p.extradata, p.extradata_size as usize) }
 }
 
 /// The identity display matrix (16.16 fixed point, last column 2.30).
@@ -150,10 +141,7 @@ pub(super) fn video_fits(
     scanned: &Scanned,
 ) -> Result<(), String> {
     use ffi::{AVColorPrimaries as P, AVColorRange as R, AVColorSpace as S, AVColorTransferCharacteristic as T};
-    // SAFETY: `par` wraps a live, non-null AVCodecParameters (its own or its stream's, whose
-    // context it keeps alive); the shared reference ends with this function, which mutates
-    // nothing and calls nothing that could write the parameters meanwhile.
-    let p = unsafe { &*par.as_ptr() };
+    let p = codec_parameters(par);
     if p.codec_id != ffi::AVCodecID::AV_CODEC_ID_H264 {
         return Err(format!("{} video", par.id().name()));
     }
@@ -232,9 +220,7 @@ pub(super) fn video_fits(
 
 /// The predicate on the audio stream.
 pub(super) fn audio_fits(par: &codec::Parameters, discarded_s: f64) -> Result<(), String> {
-    // SAFETY: as in `video_fits`: a read-only view of the live AVCodecParameters `par` wraps,
-    // not kept past this function.
-    let p = unsafe { &*par.as_ptr() };
+    let p = codec_parameters(par);
     if p.codec_id != ffi::AVCodecID::AV_CODEC_ID_AAC {
         return Err(format!("{} audio", par.id().name()));
     }
@@ -270,9 +256,7 @@ pub(super) struct Verify {
 
 impl Verify {
     pub(super) fn new(par: &codec::Parameters) -> Result<Verify, MediaError> {
-        // SAFETY: as in `video_fits`: a read-only view of the live AVCodecParameters `par` wraps;
-        // the extradata is parsed into owned values, so nothing borrowed outlives this function.
-        let p = unsafe { &*par.as_ptr() };
+        let p = codec_parameters(par);
         let extradata = extradata(p);
         let config = AvcConfig::parse(extradata).map_err(not_verified)?;
         Ok(Verify { packets: 0, frames: 0, width: p.width, height: p.height, config })
@@ -324,9 +308,7 @@ impl Verify {
         if self.frames != self.packets {
             return Err(not_verified(format!("{} packets decoded to {} frames", self.packets, self.frames)));
         }
-        // SAFETY: `dec` owns the live, opened AVCodecContext; a plain field read between decode
-        // calls (frame threads write their own copies, merged into it only inside those calls).
-        let reorder = unsafe { (*dec.as_ptr()).has_b_frames };
+        let reorder = reorder_depth(dec);
         let max = max_dpb_frames(self.width, self.height);
         if reorder.max(0) as u64 > max {
             return Err(not_verified(format!("a reorder depth of {reorder} exceeds level 4.2's {max} at this size")));
@@ -335,10 +317,6 @@ impl Verify {
     }
 }
 
-/// `err_detect` for the verifying decode: `crccheck`, `bitstream`, `buffer` and `explode`.
-pub(super) const STRICT: std::ffi::c_int =
-    (ffi::AV_EF_CRCCHECK | ffi::AV_EF_BITSTREAM | ffi::AV_EF_BUFFER | ffi::AV_EF_EXPLODE) as std::ffi::c_int;
-
 /// A finding of the verifying decode: the stream is re-encoded instead (the error is `Corrupt`
 /// so that every decode error of the pass reads the same way; the caller retries).
 pub(super) fn not_verified(message: impl std::fmt::Display) -> MediaError {
@@ -346,56 +324,20 @@ pub(super) fn not_verified(message: impl std::fmt::Display) -> MediaError {
 }
 
 /// `filter_units=remove_types=6`: SEI NAL units out of H.264 packets and extradata.
-pub(super) struct SeiFilter {
-    ctx: *mut ffi::AVBSFContext,
-}
-
-// SAFETY: the AVBSFContext is owned by this value alone (no Clone; `parameters` hands out only
-// a raw pointer) and is not tied to the thread that made it; `&mut self` serialises its use, and
-// the raw pointer field keeps SeiFilter !Sync.
-unsafe impl Send for SeiFilter {}
+pub(super) struct SeiFilter(BitstreamFilter);
 
 impl SeiFilter {
     pub(super) fn new(par: &codec::Parameters, time_base: Rational) -> Result<SeiFilter, MediaError> {
-        let fail = |what: &str, r: std::ffi::c_int| internal_error(what, ffmpeg::Error::from(r));
-        // SAFETY: av_bsf_get_by_name reads a static C string and returns a static filter or null
-        // (checked); av_bsf_alloc sets `ctx` only on success, after which `this` frees it on any
-        // return. filter_units has a priv_class, so `priv_data` is the AVClass-led struct
-        // av_opt_set needs; `par_in` comes with the context and avcodec_parameters_copy deep-copies
-        // `par` (live for the call) into it; all before av_bsf_init, as FFmpeg requires.
-        unsafe {
-            let filter = ffi::av_bsf_get_by_name(c"filter_units".as_ptr());
-            if filter.is_null() {
-                return Err(MediaError::internal("this FFmpeg build has no filter_units bitstream filter"));
-            }
-            let mut ctx = std::ptr::null_mut();
-            let r = ffi::av_bsf_alloc(filter, &mut ctx);
-            if r < 0 {
-                return Err(fail("allocating filter_units", r));
-            }
-            let this = SeiFilter { ctx };
-            let r = ffi::av_opt_set((*ctx).priv_data, c"remove_types".as_ptr(), c"6".as_ptr(), 0);
-            if r < 0 {
-                return Err(fail("filter_units remove_types", r));
-            }
-            let r = ffi::avcodec_parameters_copy((*ctx).par_in, par.as_ptr());
-            if r < 0 {
-                return Err(fail("filter_units parameters", r));
-            }
-            (*ctx).time_base_in = time_base.into();
-            let r = ffi::av_bsf_init(ctx);
-            if r < 0 {
-                return Err(fail("initialising filter_units", r));
-            }
-            Ok(this)
+        match BitstreamFilter::new(c"filter_units", (c"remove_types", c"6"), par, time_base) {
+            Ok(Some(f)) => Ok(SeiFilter(f)),
+            Ok(None) => Err(MediaError::internal("this FFmpeg build has no filter_units bitstream filter")),
+            Err((what, e)) => Err(internal_error(&format!("filter_units: {what}"), e)),
         }
     }
 
     /// The output's codec parameters (the extradata without SEI).
-    pub(super) fn parameters(&self) -> *const ffi::AVCodecParameters {
-        // SAFETY: `self.ctx` is the live, initialised AVBSFContext this value owns until Drop; a
-        // plain field read (the pointer returned stays valid as long as `self`).
-        unsafe { (*self.ctx).par_out }
+    pub(super) fn parameters(&self) -> &AVCodecParameters {
+        self.0.parameters()
     }
 
     /// Sends a packet (`None`: the end) and hands every filtered packet to `sink`.
@@ -404,45 +346,17 @@ impl SeiFilter {
         packet: Option<&Packet>,
         mut sink: impl FnMut(&mut Packet) -> Result<(), MediaError>,
     ) -> Result<(), MediaError> {
-        // SAFETY: `self.ctx` is the live, initialised AVBSFContext this value owns. Sending takes
-        // the reference of `copy` (our clone of `p`) only on success, else `copy`'s Drop frees it;
-        // null means end of stream. Each receive fills a fresh blank Packet, which then owns it.
-        unsafe {
-            let r = match packet {
-                Some(p) => {
-                    let mut copy = p.clone();
-                    ffi::av_bsf_send_packet(self.ctx, copy.as_mut_ptr())
-                }
-                None => ffi::av_bsf_send_packet(self.ctx, std::ptr::null_mut()),
-            };
-            if r < 0 {
-                return Err(MediaError::corrupt(format!(
-                    "not copied: the H.264 stream cannot be parsed to remove its SEI ({})",
-                    ffmpeg::Error::from(r)
-                )));
-            }
-            loop {
-                let mut out = Packet::empty();
-                let r = ffi::av_bsf_receive_packet(self.ctx, out.as_mut_ptr());
-                match received(if r < 0 { Err(ffmpeg::Error::from(r)) } else { Ok(()) }) {
-                    Ok(true) => sink(&mut out)?,
-                    Ok(false) => return Ok(()),
-                    Err(e) => {
-                        return Err(MediaError::corrupt(format!(
-                            "not copied: the H.264 stream cannot be parsed to remove its SEI ({e})"
-                        )))
-                    }
-                }
+        let unparsable =
+            |e| MediaError::corrupt(format!("not copied: the H.264 stream cannot be parsed to remove its SEI ({e})"));
+        self.0.send(packet).map_err(unparsable)?;
+        loop {
+            let mut out = Packet::empty();
+            match received(self.0.receive(&mut out)) {
+                Ok(true) => sink(&mut out)?,
+                Ok(false) => return Ok(()),
+                Err(e) => return Err(unparsable(e)),
             }
         }
-    }
-}
-
-impl Drop for SeiFilter {
-    fn drop(&mut self) {
-        // SAFETY: `self.ctx` came from a successful av_bsf_alloc and is freed only here, once;
-        // av_bsf_free also nulls the pointer.
-        unsafe { ffi::av_bsf_free(&mut self.ctx) }
     }
 }
 

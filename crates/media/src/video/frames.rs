@@ -129,29 +129,7 @@ pub(super) fn to_rgb(f: &frame::Video, w: u32, h: u32, t_ms: f64, poster: bool) 
         Flags::BICUBIC | Flags::ACCURATE_RND | Flags::FULL_CHR_H_INT,
     )
     .map_err(fail)?;
-    // SAFETY: `sws` owns the live SwsContext Context::get just made (it fails rather than return
-    // null). sws_getCoefficients returns a pointer to a static 4-int table for any colorspace
-    // (unknown values fall back to the default); sws_setColorspaceDetails copies both tables.
-    unsafe {
-        let cs = match f.color_space() {
-            ffmpeg::color::Space::BT709 => ffi::SWS_CS_ITU709,
-            ffmpeg::color::Space::BT2020NCL | ffmpeg::color::Space::BT2020CL => ffi::SWS_CS_BT2020,
-            ffmpeg::color::Space::SMPTE240M => ffi::SWS_CS_SMPTE240M,
-            ffmpeg::color::Space::FCC => ffi::SWS_CS_FCC,
-            _ => ffi::SWS_CS_DEFAULT,
-        } as std::ffi::c_int;
-        let src_full = i32::from(f.color_range() == ffmpeg::color::Range::JPEG);
-        ffi::sws_setColorspaceDetails(
-            sws.as_mut_ptr(),
-            ffi::sws_getCoefficients(cs),
-            src_full,
-            ffi::sws_getCoefficients(ffi::SWS_CS_DEFAULT as std::ffi::c_int),
-            1,
-            0,
-            1 << 16,
-            1 << 16,
-        );
-    }
+    crate::av::ffi::set_scaler_colorspace(&mut sws, f.color_space(), f.color_range() == ffmpeg::color::Range::JPEG);
     let mut out = frame::Video::new(ffformat::Pixel::RGB24, w, h);
     sws.run(f, &mut out).map_err(fail)?;
     let stride = out.stride(0);

@@ -29,7 +29,7 @@
 //! - **Determinism**: fixed encoder thread count, bit-exact flags; same input and settings give
 //!   the same bytes on the same machine.
 //! - **Fast start**: the MP4 muxer's `+faststart` rewrites the file so `moov` precedes `mdat`.
-//!   It re-reads its own output by name; the MP4 is written to memory ([`memfile`]) and that
+//!   It re-reads its own output by name; the MP4 is written to memory ([`crate::av::memfile`]) and that
 //!   re-open is served from the same bytes, so nothing touches disk (a sandbox child can open no
 //!   path).
 //! - **Bounded**: decoder and encoder threads fixed by `threads`, every frame's size checked
@@ -42,10 +42,11 @@
 
 use ffmpeg::ffi;
 use ffmpeg::format::context::{Input, Output};
-use ffmpeg::packet::{Mut as _, Ref as _};
 use ffmpeg::{codec, format as ffformat, frame, ChannelLayout, Packet, Rational};
 use ffmpeg_next as ffmpeg;
 
+use crate::av::ffi::{codec_parameters, extradata, reorder_depth, AVCodecParameters, BitstreamFilter};
+use crate::av::memfile::MemFile;
 use crate::av::{
     allow_contract_decoders, best_video_stream, display_size, init, internal_error, open_input, open_input_with,
     pass_error, received, write_ready, AudioChain, Deadline, FilterGraph, LogCapture, Orientation, SharedBytes,
@@ -59,7 +60,6 @@ use crate::MediaError;
 mod chain;
 mod copy;
 mod frames;
-mod memfile;
 mod mux;
 mod pass;
 mod plan;
@@ -68,7 +68,6 @@ use chain::*;
 pub use copy::VideoPath;
 use copy::*;
 use frames::*;
-use memfile::MemFile;
 use mux::*;
 use pass::*;
 use plan::*;

@@ -28,11 +28,7 @@ impl AudioIn {
             count: 1,
             ..Default::default()
         });
-        // SAFETY: `ctx` owns the live, not yet opened AVCodecContext just made from `par`; a plain
-        // field write, done before avcodec_open2 (in `.decoder().audio()`) reads `pkt_timebase`.
-        unsafe {
-            (*ctx.as_mut_ptr()).pkt_timebase = time_base.into();
-        }
+        crate::av::ffi::set_decoder_fields(&mut ctx, time_base, None, None);
         allow_contract_decoders(&mut ctx)?;
         let dec = ctx.decoder().audio().map_err(|e| {
             MediaError::corrupt(format!("the audio track cannot be decoded ({e}); the file is damaged"))
@@ -124,25 +120,15 @@ impl Copied {
 /// codec tag (the MP4 muxer picks its own), the input's time base.
 fn copied_stream(
     octx: &mut Output,
-    par: *const ffi::AVCodecParameters,
+    par: &crate::av::ffi::AVCodecParameters,
     time_base: Rational,
     what: &str,
 ) -> Result<(), MediaError> {
     let mut ost = octx
         .add_stream(None::<ffmpeg::Codec>)
         .map_err(|e| internal_error(&format!("MP4 stream for the copied {what}"), e))?;
-    // SAFETY: `ost` is the stream avformat_new_stream just added to the live `octx`, and its
-    // `codecpar` was allocated with it (never null). `par` is valid for the call (both callers
-    // pass parameters they keep alive: the SEI filter's output, the plan's audio); the copy is
-    // deep (extradata included), so nothing of `par` is retained. The tag write is a plain field.
-    unsafe {
-        let out = (*ost.as_mut_ptr()).codecpar;
-        let r = ffi::avcodec_parameters_copy(out, par);
-        if r < 0 {
-            return Err(internal_error(&format!("copying the {what} parameters"), ffmpeg::Error::from(r)));
-        }
-        (*out).codec_tag = 0;
-    }
+    crate::av::ffi::copy_parameters_to_stream(&mut ost, par)
+        .map_err(|e| internal_error(&format!("copying the {what} parameters"), e))?;
     ost.set_time_base(time_base);
     Ok(())
 }
@@ -174,11 +160,7 @@ impl Mux {
     pub(super) fn new(plan: &Plan, s: &VideoSettings, audio: Option<&AudioIn>) -> Result<Self, MediaError> {
         let fail = |what: &'static str| move |e: ffmpeg::Error| internal_error(what, e);
         let (mut octx, file) = MemFile::mp4()?;
-        // SAFETY: `octx` owns the live AVFormatContext MemFile::mp4 just allocated; setting a bit
-        // of its `flags` is a plain field write, done before write_header reads it.
-        unsafe {
-            (*octx.as_mut_ptr()).flags |= ffi::AVFMT_FLAG_BITEXACT as std::ffi::c_int;
-        }
+        crate::av::ffi::set_bitexact(&mut octx);
 
         let (venc, sei) = if plan.copy.video() {
             let sei = SeiFilter::new(&plan.video_par, plan.time_base)?;
@@ -193,8 +175,7 @@ impl Mux {
             Some(a) if plan.copy.audio() => {
                 let par =
                     plan.audio_par.as_ref().ok_or_else(|| MediaError::internal("copied audio without parameters"))?;
-                // SAFETY: `par` outlives the call, which only reads it.
-                copied_stream(&mut octx, unsafe { par.as_ptr() }, a.time_base, "AAC")?;
+                copied_stream(&mut octx, crate::av::ffi::codec_parameters(par), a.time_base, "AAC")?;
                 None
             }
             Some(a) => Some(Self::aac(a, s, &mut octx)?),
@@ -266,13 +247,7 @@ impl Mux {
         enc.set_color_range(ffmpeg::color::Range::MPEG);
         // The chain outputs BT.709 SDR (tone-mapped when the source is HDR): say so in the VUI.
         enc.set_colorspace(ffmpeg::color::Space::BT709);
-        // SAFETY: `enc` owns the live, not yet opened libx264 AVCodecContext; plain enum field
-        // writes, done before avcodec_open2 (in `open_as_with`) reads them.
-        unsafe {
-            let c = enc.as_mut_ptr();
-            (*c).color_primaries = ffi::AVColorPrimaries::AVCOL_PRI_BT709;
-            (*c).color_trc = ffi::AVColorTransferCharacteristic::AVCOL_TRC_BT709;
-        }
+        crate::av::ffi::set_bt709_primaries_and_transfer(&mut enc);
         enc.set_flags(codec::flag::Flags::GLOBAL_HEADER | codec::flag::Flags::BITEXACT);
         let mut opts = ffmpeg::Dictionary::new();
         opts.set("preset", s.preset.as_str());

@@ -25,18 +25,10 @@ pub(super) fn run_pass(
 ) -> Result<PassOutput, MediaError> {
     let mut ctx = codec::context::Context::from_parameters(plan.video_par.clone())
         .map_err(|e| internal_error("video decoder context", e))?;
-    // SAFETY: `ctx` owns the live, not yet opened AVCodecContext made from the plan's parameters;
-    // plain field writes, done before avcodec_open2 (in `.decoder().video()`) reads them.
-    unsafe {
-        // Frame and slice threading, as FFmpeg's default (a fixed count keeps output identical).
-        (*ctx.as_mut_ptr()).thread_count = s.threads as std::ffi::c_int;
-        (*ctx.as_mut_ptr()).thread_type = (ffi::FF_THREAD_FRAME | ffi::FF_THREAD_SLICE) as std::ffi::c_int;
-        (*ctx.as_mut_ptr()).pkt_timebase = plan.time_base.into();
-        if encode && plan.copy.video() {
-            // The verifying decode of a stream to be copied: any error FFmpeg can detect fails it.
-            (*ctx.as_mut_ptr()).err_recognition = STRICT;
-        }
-    }
+    // Frame and slice threading, as FFmpeg's default (a fixed count keeps output identical). The
+    // verifying decode of a stream to be copied: any error FFmpeg can detect fails it.
+    let strict = (encode && plan.copy.video()).then_some(crate::av::ffi::STRICT_ERRORS);
+    crate::av::ffi::set_decoder_fields(&mut ctx, plan.time_base, Some(s.threads), strict);
     allow_contract_decoders(&mut ctx)?;
     let vdec = ctx.decoder().video().map_err(|e| {
         MediaError::corrupt(format!("the {} video cannot be decoded ({e}); the file is damaged", plan.codec))

@@ -65,13 +65,15 @@ pub(super) fn prepare(
     // The pixel aspect ratio as players take it (FFmpeg's av_guess_sample_aspect_ratio): the
     // container's (`pasp`, Matroska's display size) when it gives one, else the bitstream's. A
     // Samsung slow-motion MP4 says 1:1 in `pasp` and 27:64 in its H.264 VUI; players show 4:3.
-    // SAFETY: `par` and `st` belong to `input`, which is alive; the stream's own SAR is a plain
-    // field read, done before `par` is borrowed for anything else.
-    let (w, h, sar) = unsafe {
-        let p = par.as_ptr();
-        let container = (*st.as_ptr()).sample_aspect_ratio;
-        let sar = if container.num > 0 && container.den > 0 { container } else { (*p).sample_aspect_ratio };
-        ((*p).width, (*p).height, sar)
+    let (w, h, sar) = {
+        let p = crate::av::ffi::codec_parameters(&par);
+        let container = crate::av::ffi::stream_sample_aspect_ratio(&st);
+        let sar = if container.numerator() > 0 && container.denominator() > 0 {
+            container
+        } else {
+            p.sample_aspect_ratio.into()
+        };
+        (p.width, p.height, sar)
     };
     if w <= 0 || h <= 0 {
         return Err(MediaError::corrupt(format!("the {codec_name} video track declares an empty {w}×{h} picture")));
@@ -81,7 +83,7 @@ pub(super) fn prepare(
         return Err(MediaError::TooManyPixels { what: "video frame".into(), width: w, height: h, limit: max_pixels });
     }
     let orientation = Orientation::of_stream(&st);
-    let (dw, dh) = display_size(w, h, sar.num, sar.den);
+    let (dw, dh) = display_size(w, h, sar.numerator(), sar.denominator());
     let display = if orientation.transposes() { (dh, dw) } else { (dw, dh) };
     let out = fit_even(display.0, display.1, s.long_edge, s.short_edge);
     let scaled = if orientation.transposes() { (out.1, out.0) } else { out };
@@ -246,14 +248,11 @@ pub(super) fn scan(
         if packet.is_corrupt() {
             return Err(damaged(capture, "a packet of the file is damaged or cut short"));
         }
-        // SAFETY: `packet.as_ptr()` points at the AVPacket stored inline in `packet`, which
-        // av_read_frame just filled; a plain field read while `packet` is borrowed.
-        let discard = unsafe { (*packet.as_ptr()).flags } & ffi::AV_PKT_FLAG_DISCARD as std::ffi::c_int != 0;
+        let (flags, pos) = crate::av::ffi::packet_flags_and_pos(&packet);
+        let discard = flags & ffi::AV_PKT_FLAG_DISCARD as std::ffi::c_int != 0;
         if idx == video {
             vp.count += 1;
             vp.bytes += packet.size() as u64;
-            // SAFETY: as for `flags` above: a field read of the AVPacket inside `packet`.
-            let pos = unsafe { (*packet.as_ptr()).pos };
             if discard {
                 vp.discarded += 1;
             }

@@ -78,13 +78,13 @@ struct State {
 }
 
 /// The in-memory output file of one MP4 mux; keep it alive as long as the [`Output`] it made.
-pub(super) struct MemFile {
+pub(crate) struct MemFile {
     state: Box<State>,
 }
 
 impl MemFile {
     /// An MP4 output context writing into memory.
-    pub(super) fn mp4() -> Result<(Output, MemFile), MediaError> {
+    pub(crate) fn mp4() -> Result<(Output, MemFile), MediaError> {
         let state = Box::new(State { bytes: Bytes::default(), readers: Mutex::new(Vec::new()) });
         let io = StreamIo::from_write_seek(Cursor { bytes: state.bytes.clone(), pos: 0 })
             .map_err(|e| MediaError::internal(format!("FFmpeg output I/O: {e}")))?;
@@ -105,7 +105,7 @@ impl MemFile {
     }
 
     /// The bytes written, once the output context is gone.
-    pub(super) fn into_bytes(self) -> Vec<u8> {
+    pub(crate) fn into_bytes(self) -> Vec<u8> {
         self.state.readers.lock().unwrap_or_else(|p| p.into_inner()).clear();
         std::mem::take(&mut *lock(&self.state.bytes))
     }

@@ -12,23 +12,32 @@
 //!   interrupt callback and by our own loops between packets and frames; running out gives
 //!   [`MediaError::TimedOut`].
 //! - **Logs**: FFmpeg's log callback formats each line and forwards it to `tracing` (target
-//!   `ffmpeg`), never to stderr. Lines logged on the calling thread while a pass runs are also
-//!   kept (bounded) so demuxer complaints such as "File ended prematurely" turn into
-//!   [`MediaError::Corrupt`] with FFmpeg's own words.
+//!   `ffmpeg`), never to stderr. Records logged on the calling thread while a pass runs are also
+//!   kept (bounded): an error logged by the demuxer or a decoder (judged by the record's level and
+//!   its context's `AVClass` category, never its words) makes the input [`MediaError::Corrupt`],
+//!   with FFmpeg's own line in the message.
+//! - **`unsafe`**: every FFmpeg call `ffmpeg-next` does not wrap safely is in [`ffi`], behind a
+//!   safe function; the in-memory MP4's I/O callbacks are in [`memfile`].
 
 use std::cell::RefCell;
-use std::ffi::{CStr, CString};
-use std::io::Cursor;
+use std::ffi::CString;
 use std::sync::Once;
 use std::time::{Duration, Instant};
 
-use ffmpeg::ffi;
-use ffmpeg::format::context::{Input, StreamIo};
+use ffmpeg::ffi as sys;
+use ffmpeg::format::context::Input;
 use ffmpeg::media::Type as MediaType;
 use ffmpeg_next as ffmpeg;
 
 use crate::sniff::{ogg_codec, Format, MediaClass, OggCodec};
 use crate::MediaError;
+
+#[allow(unsafe_code)]
+pub(crate) mod ffi;
+#[allow(unsafe_code)]
+pub(crate) mod memfile;
+
+pub(crate) use ffi::{read_packet, OpenInput};
 
 static INIT: Once = Once::new();
 
@@ -42,69 +51,11 @@ pub(crate) fn init() {
         if let Err(e) = ffmpeg::init() {
             tracing::warn!(error = %e, "FFmpeg initialisation reported an error");
         }
-        // SAFETY: process-wide settings made once (`Once`), before any FFmpeg work on another
-        // thread: an integer level, a callback of the right signature, an integer cap.
-        unsafe {
-            ffi::av_log_set_level(ffi::AV_LOG_WARNING);
-            install_log_callback();
-            // No single FFmpeg allocation may exceed this: a few bytes of header (an `stco` box
-            // claiming 130 million entries, found by fuzzing) otherwise make the demuxer ask for
-            // ~1 GB up front. The largest legitimate buffer (an 8K frame) is ~100 MB.
-            ffi::av_max_alloc(MAX_FFMPEG_ALLOC);
-        }
+        // No single FFmpeg allocation may exceed MAX_FFMPEG_ALLOC: a few bytes of header (an
+        // `stco` box claiming 130 million entries, found by fuzzing) otherwise make the demuxer
+        // ask for ~1 GB up front. The largest legitimate buffer (an 8K frame) is ~100 MB.
+        ffi::configure_process(MAX_FFMPEG_ALLOC, record);
     });
-}
-
-/// Routes FFmpeg's log to [`log_callback`].
-///
-/// # Safety
-/// Call once, from `init`, before FFmpeg logs from other threads.
-#[cfg(all(target_arch = "x86_64", target_os = "linux"))]
-unsafe fn install_log_callback() {
-    // SAFETY: `log_callback` has exactly the signature av_log_set_callback takes on this target.
-    unsafe { ffi::av_log_set_callback(Some(log_callback)) };
-}
-
-/// Elsewhere the `va_list` argument has another type in the bindings (a structure on aarch64,
-/// passed by reference by the C ABI as a pointer is). The callback never reads it there: it
-/// records each line's level and context (all that decides damage) and the raw format string.
-///
-/// # Safety
-/// As the x86_64 version.
-#[cfg(not(all(target_arch = "x86_64", target_os = "linux")))]
-unsafe fn install_log_callback() {
-    let f: unsafe extern "C" fn(
-        *mut std::ffi::c_void,
-        std::ffi::c_int,
-        *const std::ffi::c_char,
-        *mut std::ffi::c_void,
-    ) = log_callback_plain;
-    // SAFETY: the callback's fourth argument is a pointer-sized value it never touches; on the
-    // supported targets (x86_64 is handled above, aarch64 passes its 32-byte va_list by
-    // reference) a pointer parameter receives it unchanged, so the two signatures are
-    // call-compatible.
-    unsafe { ffi::av_log_set_callback(Some(std::mem::transmute(f))) };
-}
-
-/// FFmpeg's log callback where the va_list is not read.
-///
-/// # Safety
-/// Called by FFmpeg only: `avcl` is null or a logging context, `fmt` null or a C string.
-#[cfg(not(all(target_arch = "x86_64", target_os = "linux")))]
-unsafe extern "C" fn log_callback_plain(
-    avcl: *mut std::ffi::c_void,
-    level: std::ffi::c_int,
-    fmt: *const std::ffi::c_char,
-    _vl: *mut std::ffi::c_void,
-) {
-    // SAFETY: FFmpeg passes its logging context (or null) and a NUL-terminated static format.
-    let (text, (source, category)) = unsafe {
-        if level > ffi::av_log_get_level() || fmt.is_null() {
-            return;
-        }
-        (CStr::from_ptr(fmt).to_string_lossy().trim().to_string(), log_context(avcl))
-    };
-    record(level, source, category, text);
 }
 
 const CAPTURE_MAX: usize = 64;
@@ -115,7 +66,7 @@ const CAPTURE_MAX: usize = 64;
 pub(crate) struct LogRecord {
     level: i32,
     /// The logging object's `AVClassCategory` (demuxer, decoder, …).
-    category: ffi::AVClassCategory,
+    category: sys::AVClassCategory,
     /// Its `item_name` ("mov,mp4,m4a,3gp,3g2,mj2", "h264", …), for people.
     source: String,
     /// The line (formatted where the platform allows; else FFmpeg's format string), for people.
@@ -145,97 +96,30 @@ fn forget_decoder_records() {
     CAPTURED.with(|c| {
         if let Ok(mut c) = c.try_borrow_mut() {
             if let Some(v) = c.as_mut() {
-                v.retain(|r| r.category != ffi::AVClassCategory::AV_CLASS_CATEGORY_DECODER);
+                v.retain(|r| r.category != sys::AVClassCategory::AV_CLASS_CATEGORY_DECODER);
             }
         }
     });
 }
 
 /// Keeps a record for the capture of this thread (if one is alive) and forwards it to tracing.
-fn record(level: i32, source: String, category: ffi::AVClassCategory, text: String) {
+fn record(level: i32, source: String, category: sys::AVClassCategory, text: String) {
     if text.is_empty() {
         return;
     }
     // Never let a panic cross the FFI boundary.
     let _ = std::panic::catch_unwind(|| {
         keep(LogRecord { level, category, source: source.clone(), text: text.clone() });
-        if level <= ffi::AV_LOG_FATAL {
+        if level <= sys::AV_LOG_FATAL {
             tracing::warn!(target: "ffmpeg", source = %source, "{text}");
-        } else if level <= ffi::AV_LOG_ERROR {
+        } else if level <= sys::AV_LOG_ERROR {
             tracing::info!(target: "ffmpeg", source = %source, "{text}");
-        } else if level <= ffi::AV_LOG_WARNING {
+        } else if level <= sys::AV_LOG_WARNING {
             tracing::debug!(target: "ffmpeg", source = %source, "{text}");
         } else {
             tracing::trace!(target: "ffmpeg", source = %source, "{text}");
         }
     });
-}
-
-/// FFmpeg's log callback.
-///
-/// # Safety
-/// Called by FFmpeg only, with its logging context (or null), a C format string and the
-/// matching va_list.
-#[cfg(all(target_arch = "x86_64", target_os = "linux"))]
-unsafe extern "C" fn log_callback(
-    avcl: *mut std::ffi::c_void,
-    level: std::ffi::c_int,
-    fmt: *const std::ffi::c_char,
-    vl: *mut ffi::__va_list_tag,
-) {
-    // SAFETY: FFmpeg calls this with its logging context (or null), a NUL-terminated format and
-    // the matching va_list, which av_log_format_line2 consumes once into our buffer; the buffer
-    // is NUL-terminated by it whatever the length.
-    let (text, (source, category)) = unsafe {
-        if level > ffi::av_log_get_level() || fmt.is_null() {
-            return;
-        }
-        let mut buf = [0 as std::ffi::c_char; 1024];
-        let mut print_prefix: std::ffi::c_int = 0;
-        let n = ffi::av_log_format_line2(
-            avcl,
-            level,
-            fmt,
-            vl,
-            buf.as_mut_ptr(),
-            buf.len() as std::ffi::c_int,
-            &mut print_prefix,
-        );
-        if n < 0 {
-            return;
-        }
-        (CStr::from_ptr(buf.as_ptr()).to_string_lossy().trim().to_string(), log_context(avcl))
-    };
-    record(level, source, category, text);
-}
-
-/// The logging object's `item_name` ("mov,mp4,m4a,3gp,3g2,mj2", "h264", …) and category.
-///
-/// # Safety
-/// `avcl` is null or points to a struct whose first member is a pointer to an `AVClass`, as
-/// every object FFmpeg logs with is.
-unsafe fn log_context(avcl: *mut std::ffi::c_void) -> (String, ffi::AVClassCategory) {
-    let none = (String::new(), ffi::AVClassCategory::AV_CLASS_CATEGORY_NA);
-    if avcl.is_null() {
-        return none;
-    }
-    // SAFETY: by this function's contract; the class's callbacks take the object they describe.
-    unsafe {
-        let class = *(avcl as *const *const ffi::AVClass);
-        if class.is_null() {
-            return none;
-        }
-        let name = match (*class).item_name {
-            Some(f) => f(avcl),
-            None => (*class).class_name,
-        };
-        let category = match (*class).get_category {
-            Some(f) => f(avcl),
-            None => (*class).category,
-        };
-        let name = if name.is_null() { String::new() } else { CStr::from_ptr(name).to_string_lossy().into_owned() };
-        (name, category)
-    }
 }
 
 /// Keeps the FFmpeg log records of the current thread while alive (nested captures share one
@@ -270,14 +154,13 @@ impl LogCapture {
     /// Notes a decoded frame that its decoder marked as damaged (`decode_error_flags`: invalid
     /// bitstream, missing reference, concealment; or `AV_FRAME_FLAG_CORRUPT`).
     pub(crate) fn check_frame(&self, frame: &ffmpeg::Frame, what: &str) {
-        // SAFETY: `frame` owns a live AVFrame; two plain field reads.
-        let (errors, flags) = unsafe { ((*frame.as_ptr()).decode_error_flags, (*frame.as_ptr()).flags) };
-        if errors != 0 || flags & ffi::AV_FRAME_FLAG_CORRUPT != 0 {
+        let (errors, flags) = ffi::frame_error_flags(frame);
+        if errors != 0 || flags & sys::AV_FRAME_FLAG_CORRUPT != 0 {
             let text =
                 format!("{what}: a frame decoded with errors (decode_error_flags {errors:#x}, flags {flags:#x})");
             keep(LogRecord {
-                level: ffi::AV_LOG_ERROR,
-                category: ffi::AVClassCategory::AV_CLASS_CATEGORY_DECODER,
+                level: sys::AV_LOG_ERROR,
+                category: sys::AVClassCategory::AV_CLASS_CATEGORY_DECODER,
                 source: what.to_string(),
                 text,
             });
@@ -290,13 +173,13 @@ impl LogCapture {
     /// record's level and its context's category, never by its words; warnings (a demuxer's
     /// notes on odd but readable files) are not damage.
     pub(crate) fn damage(&self) -> Option<String> {
-        use ffi::AVClassCategory::{AV_CLASS_CATEGORY_DECODER, AV_CLASS_CATEGORY_DEMUXER};
+        use sys::AVClassCategory::{AV_CLASS_CATEGORY_DECODER, AV_CLASS_CATEGORY_DEMUXER};
         CAPTURED.with(|c| {
             let c = c.borrow();
             c.as_ref()?
                 .iter()
                 .find(|r| {
-                    r.level <= ffi::AV_LOG_ERROR
+                    r.level <= sys::AV_LOG_ERROR
                         && matches!(r.category, AV_CLASS_CATEGORY_DEMUXER | AV_CLASS_CATEGORY_DECODER)
                 })
                 .map(|r| if r.source.is_empty() { r.text.clone() } else { format!("{}: {}", r.source, r.text) })
@@ -378,44 +261,6 @@ impl AsRef<[u8]> for SharedBytes<'_> {
     }
 }
 
-/// The bytes FFmpeg's custom I/O reads, by address: `open_input_with` ties the [`OpenInput`]
-/// that reads them to the [`SharedBytes`] they belong to, so they outlive every read.
-struct RawBytes {
-    ptr: *const u8,
-    len: usize,
-}
-
-// SAFETY: a read-only view of bytes nobody writes while an `OpenInput` reads them.
-unsafe impl Send for RawBytes {}
-
-impl AsRef<[u8]> for RawBytes {
-    fn as_ref(&self) -> &[u8] {
-        // SAFETY: `ptr`/`len` come from a live slice that outlives the `OpenInput` owning this
-        // (its lifetime parameter), and the bytes are never written meanwhile.
-        unsafe { std::slice::from_raw_parts(self.ptr, self.len) }
-    }
-}
-
-/// An open FFmpeg input reading bytes it borrows: it cannot outlive them (`'a`), so the input
-/// is read in place, never copied (a 200 MiB video stays one mapping in the sandbox child).
-pub(crate) struct OpenInput<'a> {
-    input: Input,
-    _bytes: std::marker::PhantomData<&'a [u8]>,
-}
-
-impl std::ops::Deref for OpenInput<'_> {
-    type Target = Input;
-    fn deref(&self) -> &Input {
-        &self.input
-    }
-}
-
-impl std::ops::DerefMut for OpenInput<'_> {
-    fn deref_mut(&mut self) -> &mut Input {
-        &mut self.input
-    }
-}
-
 /// The FFmpeg decoders (implementation names, as `ffmpeg -decoders` lists them) any input may
 /// reach: those of the video codecs the contract takes (H.264, HEVC, VP8, VP9, AV1 through
 /// libdav1d) and the audio codecs of voice notes and video sound. Debian's FFmpeg builds about
@@ -431,15 +276,8 @@ pcm_s32le,pcm_s32be,pcm_u32le,pcm_u32be,pcm_f32le,pcm_f32be,pcm_f64le,pcm_f64be,
 
 /// Holds the decoder context `ctx` to [`DECODERS`]: `avcodec_open2` refuses any other decoder.
 pub(crate) fn allow_contract_decoders(ctx: &mut ffmpeg::codec::context::Context) -> Result<(), MediaError> {
-    let key = c"codec_whitelist";
     let list = CString::new(DECODERS).map_err(|_| MediaError::internal("decoder list"))?;
-    // SAFETY: `ctx` owns a live AVCodecContext, an AVOptions-enabled struct whose
-    // `codec_whitelist` is a string option; av_opt_set copies the value (the context frees it).
-    let r = unsafe { ffi::av_opt_set(ctx.as_mut_ptr().cast(), key.as_ptr(), list.as_ptr(), 0) };
-    if r < 0 {
-        return Err(internal_error("restricting the decoders", ffmpeg::Error::from(r)));
-    }
-    Ok(())
+    ffi::set_codec_option(ctx, c"codec_whitelist", &list).map_err(|e| internal_error("restricting the decoders", e))
 }
 
 /// The FFmpeg demuxer for a sniffed format (`None`: not an audio/video container).
@@ -482,11 +320,6 @@ pub(crate) fn open_input_with<'a>(
     let name = demuxer_for(format).ok_or_else(|| MediaError::UnsupportedCodec {
         message: format!("{} files carry no audio or video this pipeline reads", format.name()),
     })?;
-    let cname = CString::new(name).map_err(|_| MediaError::internal("demuxer name"))?;
-    let view = bytes.as_ref();
-    let raw = RawBytes { ptr: view.as_ptr(), len: view.len() };
-    let io = StreamIo::from_read_seek_with_capacity(Cursor::new(raw), 64 * 1024)
-        .map_err(|e| MediaError::internal(format!("FFmpeg custom I/O: {e}")))?;
     let mut dict = ffmpeg::Dictionary::new();
     for (k, v) in options {
         dict.set(k, v);
@@ -498,43 +331,15 @@ pub(crate) fn open_input_with<'a>(
     dict.set("protocol_whitelist", "none");
     let end = deadline.end;
     let interrupt = ffmpeg::util::interrupt::new(Box::new(move || Instant::now() >= end));
-    let mut io = io;
-    // SAFETY: `cname` is a live C string; the context is allocated here and checked for null;
-    // `pb` is `io`'s AVIOContext, which the returned Input keeps alive (custom-I/O flag set so
-    // FFmpeg never frees it); `opts` is disowned to FFmpeg and taken back after the call;
-    // avformat_open_input frees the context itself on failure, and on a later failure we close
-    // it once, here.
-    unsafe {
-        let demuxer = ffi::av_find_input_format(cname.as_ptr());
-        if demuxer.is_null() {
-            return Err(MediaError::internal(format!("this FFmpeg build has no {name} demuxer")));
-        }
-        let mut ps = ffi::avformat_alloc_context();
-        if ps.is_null() {
-            return Err(MediaError::internal("out of memory allocating a format context"));
-        }
-        (*ps).interrupt_callback = interrupt.interrupt;
-        (*ps).pb = io.as_mut_ptr();
-        (*ps).flags |= ffi::AVFMT_FLAG_CUSTOM_IO as std::ffi::c_int;
-        let mut opts = dict.disown();
-        let r = ffi::avformat_open_input(&mut ps, std::ptr::null(), demuxer, &mut opts);
-        ffmpeg::Dictionary::own(opts);
-        if r < 0 {
-            // FFmpeg freed the context; `io` (not owned by it) is dropped here.
-            return Err(open_error(format, deadline, ffmpeg::Error::from(r)));
-        }
-        let r = if find_stream_info { ffi::avformat_find_stream_info(ps, std::ptr::null_mut()) } else { 0 };
-        if r < 0 {
-            ffi::avformat_close_input(&mut ps);
-            return Err(open_error(format, deadline, ffmpeg::Error::from(r)));
-        }
-        // What decoders said while probing is not the input's damage: a cover picture or a
-        // subtitle whose decoder is not on the list is refused there (and logged as an error),
-        // and the streams we do decode are decoded again, watched, in the pass.
-        forget_decoder_records();
-        let input = Input::wrap_with_custom_io_and_interrupt(ps, io, interrupt.guard);
-        Ok(OpenInput { input, _bytes: std::marker::PhantomData })
-    }
+    let input = ffi::open_input(bytes.as_ref(), name, dict, interrupt, find_stream_info).map_err(|e| match e {
+        ffi::OpenFailure::Setup(message) => MediaError::internal(message),
+        ffi::OpenFailure::Refused(e) => open_error(format, deadline, e),
+    })?;
+    // What decoders said while probing is not the input's damage: a cover picture or a subtitle
+    // whose decoder is not on the list is refused there (and logged as an error), and the streams
+    // we do decode are decoded again, watched, in the pass.
+    forget_decoder_records();
+    Ok(input)
 }
 
 fn open_error(format: Format, deadline: &Deadline, e: ffmpeg::Error) -> MediaError {
@@ -600,20 +405,6 @@ pub(crate) fn received(r: Result<(), ffmpeg::Error>) -> Result<bool, ffmpeg::Err
 
 /// Moves every packet `enc` has ready into `octx` as stream `stream`, its timestamps rescaled
 /// from the encoder's time base to the stream's.
-/// Reads the container's next packet into `packet`, letting go of the one it held first.
-/// `Packet::read` (`av_read_frame`) overwrites a packet without unreferencing it, so reusing one
-/// packet across reads leaked every packet's payload until the process ended: a 60 s 1080p clip
-/// held its whole video twice over (the scan pass and the decode pass) on top of its input.
-pub(crate) fn read_packet(
-    input: &mut ffmpeg::format::context::Input,
-    packet: &mut ffmpeg::Packet,
-) -> Result<(), ffmpeg::Error> {
-    // SAFETY: unreferences the packet's own buffer (a no-op on an empty packet); the packet stays
-    // a valid, blank AVPacket for av_read_frame to fill.
-    unsafe { ffmpeg::ffi::av_packet_unref(ffmpeg::packet::Mut::as_mut_ptr(packet)) };
-    packet.read(input)
-}
-
 pub(crate) fn write_ready(
     enc: &mut ffmpeg::encoder::Encoder,
     stream: usize,
@@ -648,10 +439,7 @@ impl FilterGraph {
     ) -> Result<FilterGraph, MediaError> {
         let fail = |e: ffmpeg::Error| internal_error(&format!("{what} filter graph"), e);
         let mut graph = ffmpeg::filter::Graph::new();
-        // SAFETY: the graph was just allocated and is not shared yet.
-        unsafe {
-            (*graph.as_mut_ptr()).nb_threads = 1;
-        }
+        ffi::set_single_threaded(&mut graph);
         let find = |name: &str| {
             ffmpeg::filter::find(name).ok_or_else(|| MediaError::internal(format!("no {name} filter in this FFmpeg")))
         };
@@ -831,10 +619,8 @@ pub fn probe_av(bytes: &[u8], format: Format) -> Result<AvProbe, MediaError> {
         let par = st.parameters();
         probe.video_codec = Some(par.id().name().to_string());
         let orient = Orientation::of_stream(&st);
-        // SAFETY: `par` is the live stream's codec parameters; plain field reads.
-        let (w, h) = unsafe { ((*par.as_ptr()).width.max(0) as u32, (*par.as_ptr()).height.max(0) as u32) };
-        // SAFETY: as above.
-        let sar = unsafe { (*par.as_ptr()).sample_aspect_ratio };
+        let p = ffi::codec_parameters(&par);
+        let (w, h, sar) = (p.width.max(0) as u32, p.height.max(0) as u32, p.sample_aspect_ratio);
         let (dw, dh) = display_size(w, h, sar.num, sar.den);
         (probe.width, probe.height) = if orient.transposes() { (dh, dw) } else { (dw, dh) };
         probe.rotation = orient.rotation;
@@ -871,23 +657,6 @@ pub(crate) fn display_size(w: u32, h: u32, sar_num: i32, sar_den: i32) -> (u32, 
     }
 }
 
-/// The stream's display matrix side data, when it has one.
-pub(crate) fn display_matrix(st: &ffmpeg::Stream) -> Option<[i32; 9]> {
-    // SAFETY: av_stream_get_side_data returns a pointer into the live stream's own side data
-    // (or null) and its size; nine i32 are read only when the size says they are there.
-    unsafe {
-        let mut size: usize = 0;
-        let p =
-            ffi::av_stream_get_side_data(st.as_ptr(), ffi::AVPacketSideDataType::AV_PKT_DATA_DISPLAYMATRIX, &mut size);
-        if p.is_null() || size < 9 * 4 {
-            return None;
-        }
-        let mut m = [0i32; 9];
-        std::ptr::copy_nonoverlapping(p as *const u8, m.as_mut_ptr() as *mut u8, 36);
-        Some(m)
-    }
-}
-
 /// How a video's pixels must be turned to be displayed upright (FFmpeg CLI's autorotate rules).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub(crate) struct Orientation {
@@ -904,7 +673,7 @@ impl Orientation {
 
     /// From the stream's display matrix side data, else its legacy `rotate` tag.
     pub(crate) fn of_stream(st: &ffmpeg::Stream) -> Orientation {
-        if let Some(m) = display_matrix(st) {
+        if let Some(m) = ffi::display_matrix(st) {
             return Orientation::from_matrix(&m);
         }
         if let Some(tag) = st.metadata().get("rotate") {
@@ -918,8 +687,7 @@ impl Orientation {
     /// FFmpeg 5.1 `ffmpeg_filter.c` `configure_input_video_filter` (autorotate), with angles
     /// that are not a multiple of 90° rounded to the nearest one.
     pub(crate) fn from_matrix(m: &[i32; 9]) -> Orientation {
-        // SAFETY: `m` is a live array of the nine i32 the function reads.
-        let r = unsafe { ffi::av_display_rotation_get(m.as_ptr()) };
+        let r = ffi::display_rotation(m);
         if !r.is_finite() {
             return Orientation::default();
         }
@@ -964,10 +732,7 @@ mod tests {
     use super::*;
 
     fn matrix_for(deg: f64) -> [i32; 9] {
-        let mut m = [0i32; 9];
-        // SAFETY: `m` is a live array of the nine i32 the function writes.
-        unsafe { ffi::av_display_rotation_set(m.as_mut_ptr(), deg) };
-        m
+        ffi::display_matrix_for(deg)
     }
 
     #[test]
