@@ -48,6 +48,7 @@ help:
 	@echo "make ledger-runs    the ledger RUNS=100 times, fresh worker each, S3 +DELAY_MS=40 ms (lost must be 0)"
 	@echo "make bench          benchmarks ($(BENCHES)), pyvips peer in $(BENCH_VENV)"
 	@echo "make compose-check  validate docker-compose.yml (and with the stand-ins' override)"
+	@echo "make k8s-check      the Kubernetes/KEDA manifest against their schemas, offline"
 	@echo "make compose-test   the compose stack built and run under a worker kill, the ledger counting (KEEP=1)"
 	@echo "make fmt | lint     rustfmt check | clippy -D warnings"
 	@echo "make clean-local    stop the local S3 and delete .local/"
@@ -147,12 +148,21 @@ compose-check:
 	docker-compose -f docker-compose.yml -f deploy/compose/standins.yml config -q
 
 # docker-compose.yml run as operators run it, on the image the Dockerfile builds, with stand-ins
-# for the images no registry here can give (deploy/standins/): up with 2 workers, a mixed batch
-# through the ledger, a worker killed mid-batch, down; lost must be 0. Installs and starts the
-# Docker engine when missing. KEEP=1 leaves the stack up.
+# for the images no registry here can give (deploy/standins/): the smoke scenario (2 workers, a
+# mixed batch through the ledger, a worker killed mid-batch); FULL=1 adds the fleet under faults
+# (see scripts/compose-test.sh). Lost must be 0. Installs and starts the Docker engine when
+# missing. SCENARIOS=smoke,fleet picks; KEEP=1 leaves the last stack up.
+# deploy/kubernetes/mediagate.yaml against the Kubernetes schemas (kubernetes-validate) and KEDA's
+# CRD models (cloudcoil.models.keda), both from PyPI, offline; and the worker's securityContext.
+.PHONY: k8s-check
+k8s-check:
+	bash scripts/k8s-check.sh
+
 .PHONY: compose-test
+FULL ?= 0
+SCENARIOS ?=
 compose-test: deps models build
-	bash scripts/compose-test.sh
+	FULL=$(FULL) SCENARIOS=$(SCENARIOS) bash scripts/compose-test.sh
 
 fmt:
 	cargo fmt --all --check

@@ -3,9 +3,8 @@
 //! must outlive the faults it watches (brokers restarted, connections closed), so nothing here
 //! gives up on the first error.
 
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use futures_util::StreamExt;
 use lapin::options::{
@@ -14,7 +13,7 @@ use lapin::options::{
 };
 use lapin::types::{AMQPValue, FieldTable, LongString};
 use lapin::{Channel, Connection, ConnectionProperties, Consumer, ExchangeKind};
-use mediagate_queue::{names, redact_url};
+use mediagate_queue::{connection_order, names, redact_url};
 use tokio::sync::watch;
 use tracing::{debug, info, warn};
 
@@ -36,29 +35,6 @@ pub(crate) const QUEUE_EXPIRES_MS: i64 = 3_600_000;
 /// The next pause of an exponential backoff between [`MIN_BACKOFF`] and [`MAX_BACKOFF`].
 pub(crate) fn next_backoff(d: Duration) -> Duration {
     (d * 2).clamp(MIN_BACKOFF, MAX_BACKOFF)
-}
-
-/// `urls` in a random order, with `last` (the node that just failed) moved to the end, so a
-/// reconnection tries the other nodes first (shared contract §6). A cheap xorshift seeded from
-/// the clock, the process id and a counter: no cryptographic quality is needed.
-pub(crate) fn connection_order(urls: &[String], last: Option<&str>) -> Vec<String> {
-    static CALLS: AtomicU64 = AtomicU64::new(0);
-    let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(0);
-    let mut x =
-        nanos ^ (u64::from(std::process::id()) << 32) ^ CALLS.fetch_add(0x9E37_79B9_7F4A_7C15, Ordering::Relaxed);
-    x |= 1;
-    let mut order = urls.to_vec();
-    for i in (1..order.len()).rev() {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        order.swap(i, (x % (i as u64 + 1)) as usize);
-    }
-    if let Some(pos) = last.and_then(|l| order.iter().position(|u| u == l)) {
-        let failed = order.remove(pos);
-        order.push(failed);
-    }
-    order
 }
 
 /// One pass over the nodes in [`connection_order`]: the first connection that opens, with its

@@ -137,15 +137,21 @@ pub struct DecideArgs {
 /// Connection and bucket settings shared by every command.
 #[derive(Debug, Args)]
 pub struct Common {
-    /// RabbitMQ URL (AMQP 0-9-1).
+    /// RabbitMQ URL (AMQP 0-9-1), or the URLs of a cluster's nodes separated by commas: a random
+    /// one first, the others in a random order when a connection fails or is lost (contract §6).
     #[arg(
         long,
         env = "MEDIAGATE_AMQP_URL",
+        id = "amqp_url",
+        value_name = "AMQP_URL",
         default_value = settings::DEFAULT_AMQP_URL,
         hide_env_values = true,
         global = true
     )]
-    pub amqp_url: String,
+    pub amqp_url_text: String,
+    /// `amqp_url_text` parsed ([`Common::parse_amqp_urls`], which `main` calls first).
+    #[arg(skip)]
+    pub amqp_url: mediagate_queue::AmqpUrls,
     /// S3-compatible endpoint (path-style addressing); unset means AWS S3.
     #[arg(long, env = "MEDIAGATE_S3_ENDPOINT", global = true)]
     pub s3_endpoint: Option<String>,
@@ -476,5 +482,14 @@ mod tests {
         let cli = Cli::try_parse_from(["mediagate", "inspect", "a.jpg"]).unwrap();
         let Command::Inspect(i) = cli.command else { panic!() };
         assert_eq!(i.out, std::path::PathBuf::from("inspect-out"));
+    }
+}
+
+impl Common {
+    /// Parses `MEDIAGATE_AMQP_URL` into [`Common::amqp_url`]. Not a clap value parser: clap's
+    /// error would repeat the value, passwords included; this one names the entry, redacted.
+    pub fn parse_amqp_urls(&mut self) -> Result<(), mediagate_queue::QueueError> {
+        self.amqp_url = mediagate_queue::AmqpUrls::parse(&self.amqp_url_text)?;
+        Ok(())
     }
 }

@@ -78,7 +78,17 @@ pub async fn run(common: &Common, args: DoctorArgs) -> Result<ExitCode> {
             None
         }
     };
-    checks.extend(broker_checks(&common.amqp_url, args.management_url.as_deref()).await);
+    // Every node of the list: a worker may be sent to any of them.
+    let several = common.amqp_url.all().len() > 1;
+    for url in common.amqp_url.all() {
+        let node = mediagate_queue::redact_url(url);
+        for mut check in broker_checks(url, args.management_url.as_deref()).await {
+            if several {
+                check.name = format!("{node}: {}", check.name);
+            }
+            checks.push(check);
+        }
+    }
     let store = match Store::connect(&crate::store_config(common)).await {
         Ok(s) => Some(s),
         Err(e) => {

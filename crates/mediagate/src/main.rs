@@ -18,7 +18,7 @@ use mediagate_contract::Thresholds;
 use mediagate_media::{
     FrameSampling, Limits, MediaSettings, Passthrough, PhotoSettings, Preset, VideoSettings, VoiceSettings,
 };
-use mediagate_queue::{redact_url, Broker};
+use mediagate_queue::Broker;
 use mediagate_store::{RetryPolicy, Store, StoreConfig};
 use mediagate_worker::banks::HashBanks;
 use mediagate_worker::{BankSettings, Engines, InvalidSetting, Readiness, WorkerConfig};
@@ -90,7 +90,14 @@ fn parse_cli() -> Cli {
         cmd = cmd.long_version(&*Box::leak(report.into_boxed_str()));
     }
     let matches = cmd.get_matches();
-    Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit())
+    let mut cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+    // An empty entry or a broken URL in MEDIAGATE_AMQP_URL stops every command before it starts,
+    // as a usage error (contract §6).
+    if let Err(e) = cli.common.parse_amqp_urls() {
+        eprintln!("mediagate: {e}");
+        std::process::exit(2);
+    }
+    cli
 }
 
 /// How logs are written (always to stderr).
@@ -345,16 +352,19 @@ async fn worker(common: &Common, args: WorkerArgs) -> Result<std::process::ExitC
         let _ = stop_tx.send(true);
     });
 
-    let url = common.amqp_url.clone();
+    let urls = common.amqp_url.clone();
+    let name = format!("mediagate worker {}", config.worker_id);
     let mut backoff = Duration::from_millis(500);
+    // The node whose connection was lost or refused last: the next attempt tries the others first.
+    let mut last: Option<String> = None;
     loop {
         if *stop_rx.borrow() {
             break;
         }
-        let broker = match Broker::connect_named(&url, &format!("mediagate worker {}", config.worker_id)).await {
+        let broker = match Broker::connect_any(&urls, last.as_deref(), &name).await {
             Ok(b) => b,
             Err(e) => {
-                warn!(url = %redact_url(&url), error = %e, retry_in_ms = backoff.as_millis() as u64, "cannot reach the broker");
+                warn!(urls = %urls, error = %e, retry_in_ms = backoff.as_millis() as u64, "cannot reach the broker");
                 let mut rx = stop_rx.clone();
                 tokio::select! {
                     _ = tokio::time::sleep(backoff) => {}
@@ -384,7 +394,8 @@ async fn worker(common: &Common, args: WorkerArgs) -> Result<std::process::ExitC
                 break;
             }
             Err(e) => {
-                warn!(error = %e, "broker connection lost; reconnecting");
+                warn!(url = %broker.url(), error = %e, "broker connection lost; reconnecting");
+                last = Some(broker.url().to_owned());
                 broker.close().await;
             }
         }

@@ -237,7 +237,7 @@ async fn decide(
     println!("decision {}: s3://{quarantine}/{key} (original s3://{quarantine}/{})", kind.as_str(), s.original_key);
     if kind == DecisionKind::Released {
         let broker =
-            Broker::connect_named(&common.amqp_url, "mediagate review").await.context("connecting to RabbitMQ")?;
+            Broker::connect_any(&common.amqp_url, None, "mediagate review").await.context("connecting to RabbitMQ")?;
         let publisher = broker.job_publisher().await.context("opening a publisher")?;
         let published = publisher.publish(names::UPLOAD_KEY, job_id, republish).await;
         broker.close().await;

@@ -13,7 +13,7 @@ use crate::cli::Common;
 /// arguments, one line each, and exits: 0 when all are in place, 1 when the broker refused one
 /// (named, with the broker's words). Consumes nothing, publishes nothing.
 pub async fn ensure(common: &Common) -> Result<ExitCode> {
-    let broker = Broker::connect_named(&common.amqp_url, "mediagate ensure-topology")
+    let broker = Broker::connect_any(&common.amqp_url, None, "mediagate ensure-topology")
         .await
         .context("connecting to RabbitMQ (MEDIAGATE_AMQP_URL)")?;
     let done = broker.declare_topology_each().await.context("declaring the topology")?;

@@ -14,6 +14,22 @@ pub enum QueueError {
         #[source]
         source: Box<lapin::Error>,
     },
+    /// An entry of `MEDIAGATE_AMQP_URL` is empty or not an AMQP URL.
+    #[error("MEDIAGATE_AMQP_URL entry {entry} ({url:?}): {why}")]
+    BadUrl {
+        /// Which entry, from 1.
+        entry: usize,
+        /// The entry, password removed.
+        url: String,
+        /// What is wrong with it.
+        why: String,
+    },
+    /// No entry of a list of several URLs could be connected to.
+    #[error("cannot connect to any RabbitMQ node: {tried}")]
+    NoNode {
+        /// What each node said.
+        tried: String,
+    },
     /// Connecting took longer than the connect timeout.
     #[error("cannot connect to RabbitMQ at {url}: no answer within {timeout:?}")]
     ConnectTimeout {

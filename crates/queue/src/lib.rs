@@ -13,7 +13,8 @@
 //! - consumers use manual acknowledgements on their own channel with a prefetch limit, and each
 //!   delivery carries an [`Acker`] that can be moved to another task.
 //!
-//! Reconnection is left to the caller: when [`Broker::closed`] resolves, build a new [`Broker`].
+//! Reconnection is left to the caller: when [`Broker::closed`] resolves, build a new [`Broker`]
+//! with [`Broker::connect_any`], passing the lost one's [`Broker::url`] so another node is tried first.
 
 #![warn(missing_docs)]
 
@@ -37,6 +38,7 @@ mod listener;
 mod management;
 mod publisher;
 mod topology;
+mod urls;
 
 pub use broker::*;
 pub use consumer::*;
@@ -45,6 +47,7 @@ pub use listener::*;
 pub use management::*;
 pub use publisher::*;
 pub use topology::*;
+pub use urls::*;
 
 /// Names fixed by contract §1. Producers and consumers in other languages use the same strings.
 pub mod names {

@@ -53,6 +53,46 @@ fn submit_with_an_under_16_recipient_is_rejected_but_exits_zero() {
     assert_eq!(v["reason"]["code"], "policy.under_16");
 }
 
+/// Contract §6: `MEDIAGATE_AMQP_URL` may list a cluster's nodes, and a command tries them until
+/// one answers. A node that refuses connections (port 1) is passed over, whether it came first
+/// or not (the order is random), and the job goes through the one that answers.
+#[test]
+fn a_list_of_broker_urls_is_tried_until_a_node_answers() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = dir.path().join("a.jpg");
+    std::fs::write(&a, jpeg(320, 240, 7)).unwrap();
+    let live = amqp_url(&harness().vhost);
+    for list in [format!("amqp://guest:guest@127.0.0.1:1/%2f, {live}"), format!("{live} ,amqp://guest:guest@127.0.0.1:1/%2f")] {
+        let out = mediagate()
+            .env("MEDIAGATE_AMQP_URL", &list)
+            .args(["submit", a.to_str().unwrap(), "--wait", "--timeout", "60"])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{list}: {}", String::from_utf8_lossy(&out.stderr));
+        let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(v["status"], "cleared", "{v}");
+    }
+}
+
+/// An empty entry in the list, or one that is not an AMQP URL, stops every command before it
+/// starts (exit 2), naming the entry and never printing a password.
+#[test]
+fn a_broken_broker_url_list_is_a_usage_error() {
+    for (list, needle) in [
+        ("amqp://guest:guest@127.0.0.1:5672/%2f,,amqp://guest:guest@127.0.0.1:5673/%2f", "entry 2"),
+        ("amqp://guest:s3cret@127.0.0.1:5672/%2f,", "entry 2"),
+        ("amqp://guest:s3cret@127.0.0.1:5672/%2f,http://127.0.0.1:5673", "entry 2"),
+    ] {
+        for command in [&["ensure-topology"][..], &["worker"][..]] {
+            let out = mediagate().env("MEDIAGATE_AMQP_URL", list).args(command).output().unwrap();
+            let err = String::from_utf8_lossy(&out.stderr);
+            assert_eq!(out.status.code(), Some(2), "{command:?} {list}: {err}");
+            assert!(err.contains(needle) && err.contains("MEDIAGATE_AMQP_URL"), "{err}");
+            assert!(!err.contains("s3cret"), "{err}");
+        }
+    }
+}
+
 #[test]
 fn bad_usage_exits_2() {
     let out = Command::new(env!("CARGO_BIN_EXE_mediagate")).args(["submit"]).output().unwrap();
