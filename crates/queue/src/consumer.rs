@@ -153,25 +153,48 @@ pub struct Acker {
     pub(crate) _channel: Channel,
 }
 
+/// How long an ack, nack or reject may take to be handed to the connection. Over a connection
+/// that died by a reset (a broker node killed outright) lapin can leave the settlement pending
+/// for ever, and a worker finishing its jobs in hand would then never reconnect; past this the
+/// channel is taken as closed, and the broker redelivers the job.
+pub const SETTLE_TIMEOUT: Duration = Duration::from_secs(10);
+
 impl Acker {
     /// Done: the job's outputs are stored and its verdict confirmed; the broker forgets it.
     pub async fn ack(&self) -> Result<(), QueueError> {
-        let r = self.inner.ack(BasicAckOptions::default()).await;
+        let r = self.bounded("ack", self.inner.ack(BasicAckOptions::default())).await?;
         self.finish("ack", r)
     }
 
     /// Not done. `requeue = true` returns it to the queue (counts towards the delivery limit);
     /// `false` dead-letters it to `mediagate.dead` at once.
     pub async fn nack(&self, requeue: bool) -> Result<(), QueueError> {
-        let r = self.inner.nack(BasicNackOptions { requeue, ..Default::default() }).await;
-        self.finish(if requeue { "nack+requeue" } else { "nack" }, r)
+        let what = if requeue { "nack+requeue" } else { "nack" };
+        let r = self.bounded(what, self.inner.nack(BasicNackOptions { requeue, ..Default::default() })).await?;
+        self.finish(what, r)
     }
 
     /// Same effect as [`Acker::nack`] for a single message (basic.reject), for symmetry with
     /// producers' tooling.
     pub async fn reject(&self, requeue: bool) -> Result<(), QueueError> {
-        let r = self.inner.reject(BasicRejectOptions { requeue }).await;
-        self.finish(if requeue { "reject+requeue" } else { "reject" }, r)
+        let what = if requeue { "reject+requeue" } else { "reject" };
+        let r = self.bounded(what, self.inner.reject(BasicRejectOptions { requeue })).await?;
+        self.finish(what, r)
+    }
+
+    /// `op` within [`SETTLE_TIMEOUT`], else the channel counts as closed.
+    async fn bounded<F: std::future::Future<Output = lapin::Result<bool>>>(
+        &self,
+        what: &'static str,
+        op: F,
+    ) -> Result<lapin::Result<bool>, QueueError> {
+        tokio::time::timeout(SETTLE_TIMEOUT, op).await.map_err(|_| QueueError::Closed {
+            what: "channel",
+            detail: format!(
+                "cannot {what} delivery {}: no answer within {SETTLE_TIMEOUT:?}; the broker will redeliver it",
+                self.delivery_tag
+            ),
+        })
     }
 
     /// The delivery's tag on its channel, for logs.

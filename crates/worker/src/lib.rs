@@ -172,6 +172,10 @@ pub struct Engines {
     pub banks: Arc<banks::HashBanks>,
 }
 
+/// How long jobs in hand may go on after the broker connection was lost (their deliveries are
+/// redelivered whatever they do; see the end of [`run`]).
+const LOST_CONNECTION_GRACE: Duration = Duration::from_secs(30);
+
 /// Consumes and processes jobs until `shutdown` resolves, then stops taking new jobs, lets the
 /// jobs in hand finish (their verdicts published, deliveries acked) and returns `Ok`.
 pub async fn run(
@@ -302,7 +306,25 @@ pub async fn run(
     if in_flight > 0 {
         info!(in_flight, "finishing jobs in hand before stopping");
     }
-    while tasks.join_next().await.is_some() {}
+    if outcome.is_ok() {
+        while tasks.join_next().await.is_some() {}
+    } else {
+        // The connection is gone: these jobs can no longer be acknowledged on it, and the broker
+        // redelivers every one of them. Give them a while to publish their verdicts, then let go
+        // of the rest rather than wait for ever on a settlement the dead connection will never
+        // answer (seen once when a cluster node was killed outright), so the worker reconnects.
+        let drained =
+            tokio::time::timeout(LOST_CONNECTION_GRACE, async { while tasks.join_next().await.is_some() {} }).await;
+        if drained.is_err() {
+            warn!(
+                remaining = tasks.len(),
+                grace_s = LOST_CONNECTION_GRACE.as_secs(),
+                "jobs in hand not finished after the broker connection was lost; abandoning them (the broker redelivers them)"
+            );
+            tasks.abort_all();
+            while tasks.join_next().await.is_some() {}
+        }
+    }
     if outcome.is_ok() {
         // Close the channels before the caller closes the connection (a channel still closing
         // in the background when the connection goes makes lapin log an ERROR on a clean stop).
