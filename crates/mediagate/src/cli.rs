@@ -427,6 +427,15 @@ impl BandArg {
     }
 }
 
+impl Common {
+    /// Parses `MEDIAGATE_AMQP_URL` into [`Common::amqp_url`]. Not a clap value parser: clap's
+    /// error would repeat the value, passwords included; this one names the entry, redacted.
+    pub fn parse_amqp_urls(&mut self) -> Result<(), mediagate_queue::QueueError> {
+        self.amqp_url = mediagate_queue::AmqpUrls::parse(&self.amqp_url_text)?;
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -482,14 +491,5 @@ mod tests {
         let cli = Cli::try_parse_from(["mediagate", "inspect", "a.jpg"]).unwrap();
         let Command::Inspect(i) = cli.command else { panic!() };
         assert_eq!(i.out, std::path::PathBuf::from("inspect-out"));
-    }
-}
-
-impl Common {
-    /// Parses `MEDIAGATE_AMQP_URL` into [`Common::amqp_url`]. Not a clap value parser: clap's
-    /// error would repeat the value, passwords included; this one names the entry, redacted.
-    pub fn parse_amqp_urls(&mut self) -> Result<(), mediagate_queue::QueueError> {
-        self.amqp_url = mediagate_queue::AmqpUrls::parse(&self.amqp_url_text)?;
-        Ok(())
     }
 }

@@ -70,7 +70,11 @@ pub async fn run(common: &Common, args: ReprocessArgs) -> Result<std::process::E
     let broker = if args.dry_run {
         None
     } else {
-        Some(Broker::connect_any(&common.amqp_url, None, "mediagate reprocess").await.context("connecting to RabbitMQ")?)
+        Some(
+            Broker::connect_any(&common.amqp_url, None, "mediagate reprocess")
+                .await
+                .context("connecting to RabbitMQ")?,
+        )
     };
     let publisher = match &broker {
         Some(b) => Some(b.job_publisher().await.context("opening a publisher")?),

@@ -119,7 +119,8 @@ pub async fn run(common: &Common, args: SubmitArgs) -> Result<std::process::Exit
             .with_context(|| format!("uploading {} to s3://{bucket}/{key}", path.display()))?;
     }
 
-    let broker = Broker::connect_any(&common.amqp_url, None, "mediagate submit").await.context("connecting to RabbitMQ")?;
+    let broker =
+        Broker::connect_any(&common.amqp_url, None, "mediagate submit").await.context("connecting to RabbitMQ")?;
     // Bind the private verdict queue before publishing, or a fast verdict could pass unseen.
     let mut listener = if args.wait { Some(broker.verdict_listener("verdict.*").await?) } else { None };
     let publisher = broker.job_publisher().await?;

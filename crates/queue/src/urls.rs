@@ -119,7 +119,8 @@ mod tests {
     fn one_url_or_a_comma_separated_list() {
         let one = AmqpUrls::parse("amqp://guest:guest@127.0.0.1:5672/%2f").unwrap();
         assert_eq!(one.all(), ["amqp://guest:guest@127.0.0.1:5672/%2f"]);
-        let three = AmqpUrls::parse(" amqp://u:p@mq-1:5672/%2f ,amqp://u:p@mq-2:5672/%2f,  amqp://u:p@mq-3/%2f").unwrap();
+        let three =
+            AmqpUrls::parse(" amqp://u:p@mq-1:5672/%2f ,amqp://u:p@mq-2:5672/%2f,  amqp://u:p@mq-3/%2f").unwrap();
         assert_eq!(three.all(), ["amqp://u:p@mq-1:5672/%2f", "amqp://u:p@mq-2:5672/%2f", "amqp://u:p@mq-3/%2f"]);
         assert_eq!(three.to_string(), "amqp://u:***@mq-1:5672/%2f,amqp://u:***@mq-2:5672/%2f,amqp://u:***@mq-3/%2f");
         // A comma inside a URL is written %2C and stays part of that URL.
@@ -131,7 +132,8 @@ mod tests {
 
     #[test]
     fn an_empty_or_broken_entry_is_a_start_up_error() {
-        for (value, entry) in [("", 1), ("amqp://a/%2f,,amqp://b/%2f", 2), ("amqp://a/%2f,", 2), (" , amqp://a/%2f", 1)] {
+        for (value, entry) in [("", 1), ("amqp://a/%2f,,amqp://b/%2f", 2), ("amqp://a/%2f,", 2), (" , amqp://a/%2f", 1)]
+        {
             let e = AmqpUrls::parse(value).unwrap_err();
             assert!(matches!(e, QueueError::BadUrl { entry: n, .. } if n == entry), "{value:?}: {e}");
             assert!(e.to_string().contains("empty"), "{e}");

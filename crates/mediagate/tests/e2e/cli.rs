@@ -62,7 +62,9 @@ fn a_list_of_broker_urls_is_tried_until_a_node_answers() {
     let a = dir.path().join("a.jpg");
     std::fs::write(&a, jpeg(320, 240, 7)).unwrap();
     let live = amqp_url(&harness().vhost);
-    for list in [format!("amqp://guest:guest@127.0.0.1:1/%2f, {live}"), format!("{live} ,amqp://guest:guest@127.0.0.1:1/%2f")] {
+    for list in
+        [format!("amqp://guest:guest@127.0.0.1:1/%2f, {live}"), format!("{live} ,amqp://guest:guest@127.0.0.1:1/%2f")]
+    {
         let out = mediagate()
             .env("MEDIAGATE_AMQP_URL", &list)
             .args(["submit", a.to_str().unwrap(), "--wait", "--timeout", "60"])
