@@ -99,3 +99,19 @@ ensure_standin() {
   DOCKER_BUILDKIT=1 "$DOCKER" build -q --label "mediagate.standin.hash=$hash" --build-arg "BASE=$STANDIN_BASE" \
     -f "$dir/Dockerfile" -t "$image" "$ctx" >/dev/null || ddie "building $image failed"
 }
+
+# sandbox_refused DOCTOR_OUTPUT WHERE: doctor's sandbox line, checked. Its fork server forks a test
+# child that locks down as an item's child does and tries to open /etc/passwd, create a file,
+# connect to 127.0.0.1:5672, run /bin/true and map memory executable; each must have been refused,
+# and the check must pass. Prints the line.
+sandbox_refused() {
+  local line what
+  line="$(grep -E '^(✔|✘) +sandbox:' <<<"$1" || true)"
+  [[ -n "$line" ]] || { echo "$1" >&2; ddie "$2: doctor printed no sandbox line"; }
+  for what in "open /etc/passwd" "create " "connect to 127.0.0.1:5672" "run /bin/true" "map memory executable"; do
+    grep -qE "${what}[^,]*: Operation not permitted" <<<"$line" \
+      || ddie "$2: a locked-down child was not refused: ${what}"
+  done
+  [[ "$line" == ✔* ]] || { echo "$1" >&2; ddie "$2: doctor's sandbox check failed"; }
+  echo "$line"
+}

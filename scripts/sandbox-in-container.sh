@@ -40,16 +40,9 @@ DOCKER_BUILDKIT=1 "$DOCKER" build -q -t mediagate-sandbox-check "$ctx" >/dev/nul
 
 # doctor fails its broker and S3 checks here (nothing listens); its sandbox line is what counts.
 out="$("$DOCKER" run --rm --network none mediagate-sandbox-check doctor 2>&1 || true)"
-line="$(grep -E '^(✔|✘) +sandbox:' <<<"$out" || true)"
-[[ -n "$line" ]] || { echo "$out" >&2; die "doctor printed no sandbox line"; }
-echo "$line"
+sandbox_refused "$out" "inside the container"
 user="$("$DOCKER" run --rm --entrypoint /usr/bin/id mediagate-sandbox-check -u)"
 [[ "$user" == 10001 ]] || die "the container runs as uid $user, not 10001"
-for what in "open /etc/passwd" "create " "connect to 127.0.0.1:5672" "run /bin/true" "map memory executable"; do
-  grep -qE "${what}[^,]*: Operation not permitted" <<<"$line" \
-    || die "inside the container, a locked-down child was not refused: ${what}"
-done
-[[ "$line" == ✔* ]] || die "doctor's sandbox check failed inside the container"
 
 # And the media work itself under that allowlist: a photo, a video with sound and a voice note,
 # the filter on (the classifier's preprocessing runs in the children too).
