@@ -161,7 +161,7 @@ k8s-check:
 .PHONY: compose-test
 FULL ?= 0
 SCENARIOS ?=
-compose-test: deps models build
+compose-test: deps models build examples-venv
 	FULL=$(FULL) SCENARIOS=$(SCENARIOS) bash scripts/compose-test.sh
 
 fmt:

@@ -15,6 +15,14 @@
 #     paused for 20 s and every worker stopped with jobs in hand (each must exit 0 within the
 #     grace period); then three ~100 MB 1080p uploads at once under the 2 GiB limit: no container
 #     OOM-killed, every worker healthy again.
+#   monitoring (FULL=1): 3 workers and the monitoring profile's Prometheus (Grafana cannot be had
+#     here) on a test copy of deploy/prometheus whose only changes are shorter timings (scrape
+#     and evaluation every 2 s, DNS discovery every 5 s, every alert's `for` 10 s and every rule's
+#     range and offset 1 m) and the fleet's expected size (3). Each named alert is made to fire and then to
+#     resolve, read from Prometheus' /api/v1/alerts; every dashboard query must return data; the
+#     rabbitmq_detailed_* series must equal the management API's counts.
+#   cluster (FULL=1): three broker nodes, the node leading mediagate.uploads killed mid-batch;
+#     the quorum-queue and broker-node alerts fire and resolve.
 #
 # Usage: scripts/compose-test.sh   (as root; `make compose-test`, `make compose-test FULL=1`)
 #   FULL=1       every scenario
@@ -51,6 +59,7 @@ ensure_engine
 ensure_base
 ensure_standin rabbitmq 3.10.8-debian
 ensure_standin python 3.11-bookworm
+ensure_standin prometheus 2.42-debian
 
 s3ctx="$(mktemp -d)"
 rustctx="$(mktemp -d)"
@@ -109,10 +118,15 @@ wait_healthy() { # N TIMEOUT
     sleep 2
   done
 }
-up() { # WORKERS
+up() { # WORKERS [prometheus]
   down
-  log "up: rabbitmq, minio (stand-ins), init, worker × $1"
+  log "up: rabbitmq, minio (stand-ins), init, worker × $1${2:+, $2}"
   compose up -d --no-build --scale worker="$1" >>"$OUT/up.log" 2>&1 || { cat "$OUT/up.log" >&2; die "docker-compose up failed"; }
+  # A service of the monitoring profile, named: its profile is enabled for it alone (Grafana,
+  # the profile's other service, has no stand-in), without touching the workers' scale.
+  if [[ -n "${2:-}" ]]; then
+    compose up -d --no-build --no-deps "$2" >>"$OUT/up.log" 2>&1 || { cat "$OUT/up.log" >&2; die "docker-compose up $2 failed"; }
+  fi
   wait_healthy "$1" 180
   log "$1 workers healthy ($(elapsed))"
 }
@@ -302,6 +316,10 @@ kill_node() {
   moved="$(grep -c " $node\$" <<<"$before" || true)"
   log "cluster: docker kill $service ($4; $moved of $(grep -c . <<<"$before") worker connections on it)"
   "$DOCKER" kill "$(compose ps -q "$service")" >/dev/null
+  if ((alerts_checked == 0)); then
+    wait_alert MediagateBrokerNodeDown firing 60
+    wait_alert MediagateQuorumQueueMembersMissing firing 60
+  fi
   wait_verdicts "$OUT/cluster.jsonl" "$3"
   worker_connections "${mport[$survivor]}" >"$OUT/cluster-connections.txt"
   (($(wc -l <"$OUT/cluster-connections.txt") >= 2)) || die "cluster: fewer than 2 workers connected after killing $service"
@@ -312,11 +330,14 @@ kill_node() {
   sleep 10
   log "cluster: bringing $service back"
   compose start "$service" >>"$OUT/up.log" 2>&1 || die "cluster: starting $service again failed"
+  alerts_checked=1
 }
 
 scenario_cluster() {
   COMPOSE_FILES=(-f docker-compose.yml -f deploy/compose/standins.yml -f deploy/compose/cluster.yml -f deploy/compose/cluster-standins.yml)
-  up 2
+  prometheus_for_test deploy/compose/prometheus-cluster.yml 2
+  up 2 prometheus
+  alerts_checked=0
   local moved=0
   local -A mport=([rabbitmq]=$RABBITMQ_MANAGEMENT_HOST_PORT [rabbitmq-2]=$RABBITMQ_2_MANAGEMENT_HOST_PORT [rabbitmq-3]=$RABBITMQ_3_MANAGEMENT_HOST_PORT)
   local nodes members q
@@ -327,6 +348,14 @@ scenario_cluster() {
     ((members == 3)) || die "cluster: quorum queue $q has $members members, not 3"
   done
   log "cluster: 3 nodes running; every §1 quorum queue has a member on each"
+  wait_targets rabbitmq 3
+  wait_targets rabbitmq-queues 3
+  local counted
+  counted="$(prom 'count by (queue) (rabbitmq_detailed_raft_term_total{queue=~"mediagate\\..*"})' '" ".join(s["metric"]["queue"] + "=" + s["value"][1] for s in sorted(d, key=lambda s: s["metric"]["queue"]))')"
+  [[ "$counted" == "mediagate.dead=3 mediagate.escalations=3 mediagate.reprocess=3 mediagate.uploads=3 mediagate.verdicts=3" ]] \
+    || die "cluster: Prometheus counts these Raft members per queue: $counted"
+  wait_alert MediagateQuorumQueueMembersMissing inactive 30
+  log "cluster: Prometheus scrapes all three nodes and counts 3 Raft members of each §1 queue"
 
   LEDGER_AMQP="amqp://guest:guest@127.0.0.1:$RABBITMQ_HOST_PORT/%2f,amqp://guest:guest@127.0.0.1:$RABBITMQ_2_HOST_PORT/%2f,amqp://guest:guest@127.0.0.1:$RABBITMQ_3_HOST_PORT/%2f"
   local leader service survivor c
@@ -356,6 +385,8 @@ scenario_cluster() {
     ((moved > 0)) || die "cluster: no worker was connected to $busy after all"
   fi
   finish_ledger cluster
+  wait_alert MediagateBrokerNodeDown inactive 120
+  wait_alert MediagateQuorumQueueMembersMissing inactive 120
   members="$(api "${mport[$survivor]}" queues/%2f/mediagate.uploads | json 'len(d.get("online") or [])')"
   log "cluster: lost 0; $service back, mediagate.uploads online on $members nodes ($(elapsed))"
   LEDGER_AMQP="amqp://guest:guest@127.0.0.1:$RABBITMQ_HOST_PORT/%2f"
@@ -363,18 +394,219 @@ scenario_cluster() {
   COMPOSE_FILES=(-f docker-compose.yml -f deploy/compose/standins.yml)
 }
 
+# --- monitoring: Prometheus and its alerts ----------------------------------------------------------
+PROM="http://127.0.0.1:$PROMETHEUS_HOST_PORT"
+# A test copy of a Prometheus configuration and deploy/prometheus's rules: only the timings are
+# shorter, and the fleet's expected size is WORKERS. Adds the override mounting them.
+# prometheus_for_test CONFIG WORKERS
+prometheus_for_test() {
+  local dir; dir="$(realpath "$OUT")/prometheus"
+  mkdir -p "$dir"
+  sed -E 's/^(  (scrape|evaluation)_interval:) 15s/\1 2s/; s/refresh_interval: 30s/refresh_interval: 5s/' "$1" >"$dir/prometheus.yml"
+  sed -E 's/^( +for:) [0-9]+[mh]$/\1 10s/; s/\[[0-9]+[mh]\]/[1m]/g; s/offset [0-9]+[mh]/offset 1m/g' deploy/prometheus/alerts.yml >"$dir/alerts.yml"
+  sed -E "s/expr: vector\\(1\\)/expr: vector($2)/" deploy/prometheus/fleet.yml >"$dir/fleet.yml"
+  grep -q "scrape_interval: 2s" "$dir/prometheus.yml" && grep -q "for: 10s" "$dir/alerts.yml" \
+    && grep -q "vector($2)" "$dir/fleet.yml" || die "the test copy of deploy/prometheus did not take its shorter timings"
+  cat >"$OUT/monitoring-override.yml" <<YML
+version: "3.9"
+services:
+  prometheus:
+    volumes:
+      - $dir/prometheus.yml:/etc/prometheus/prometheus.yml:ro
+      - $dir/alerts.yml:/etc/prometheus/alerts.yml:ro
+      - $dir/fleet.yml:/etc/prometheus/fleet.yml:ro
+YML
+  COMPOSE_FILES+=(-f "$OUT/monitoring-override.yml")
+}
+# prom QUERY PYTHON: the instant query's result as `d` (a list of series) to a Python expression.
+prom() { curl -fsS --get --data-urlencode "query=$1" "$PROM/api/v1/query" | python3 -c "import json,sys; d=json.load(sys.stdin)['data']['result']; print($2)"; }
+# alert_state NAME: firing, pending or inactive, from Prometheus' own /api/v1/alerts.
+alert_state() {
+  curl -fsS "$PROM/api/v1/alerts" 2>/dev/null | python3 -c '
+import json, sys
+states = [a["state"] for a in json.load(sys.stdin)["data"]["alerts"] if a["labels"]["alertname"] == sys.argv[1]]
+print("firing" if "firing" in states else "pending" if "pending" in states else "inactive")' "$1" 2>/dev/null || echo unknown
+}
+# wait_alert NAME STATE TIMEOUT: logs how long it took; records it for the summary.
+wait_alert() {
+  local t0=$SECONDS state
+  until [[ "$(alert_state "$1")" == "$2" ]]; do
+    ((SECONDS - t0 < $3)) || { curl -fsS "$PROM/api/v1/alerts" >"$OUT/alerts-at-failure.json" || true; die "alert $1 not $2 within $3 s (see $OUT/alerts-at-failure.json)"; }
+    sleep 1
+  done
+  if [[ "$2" == firing ]]; then
+    state="$(curl -fsS "$PROM/api/v1/alerts" | python3 -c '
+import json, sys
+a = [a for a in json.load(sys.stdin)["data"]["alerts"] if a["labels"]["alertname"] == sys.argv[1] and a["state"] == "firing"][0]
+print(a["annotations"].get("summary", ""))' "$1")"
+    log "alert $1 firing after $((SECONDS - t0)) s: $state"
+  else
+    log "alert $1 $2 after $((SECONDS - t0)) s"
+  fi
+  echo "$1 $2 $((SECONDS - t0))" >>"$OUT/alerts.txt"
+}
+wait_targets() { # JOB N: N targets of JOB up
+  local t0=$SECONDS n
+  until n="$(prom "count(up{job=\"$1\"} == 1)" 'int(d[0]["value"][1]) if d else 0' 2>/dev/null)" && ((n == $2)); do
+    ((SECONDS - t0 < 90)) || die "Prometheus scrapes ${n:-0} $1 targets, not $2"
+    sleep 2
+  done
+}
+mgmt_post() { curl -fsS -u guest:guest -H 'content-type: application/json' -X POST -d "$2" "$LEDGER_MANAGEMENT/api/$1"; }
+queue_field() { curl -fsS -u guest:guest "$LEDGER_MANAGEMENT/api/queues/%2f/$1" | python3 -c "import json,sys; print(json.load(sys.stdin).get('$2', 0))"; }
+
+# Every query of the Grafana dashboard, as the dashboard has it, against the live Prometheus.
+dashboard_queries() {
+  python3 - "$PROM" deploy/grafana/dashboards/mediagate.json >"$OUT/dashboard-queries.txt" <<'PY' || { cat "$OUT/dashboard-queries.txt" >&2; die "a dashboard query returned no data"; }
+import json, sys, urllib.parse, urllib.request
+prom, path = sys.argv[1], sys.argv[2]
+def targets(panels):
+    for p in panels:
+        yield from targets(p.get("panels", []))
+        for t in p.get("targets", []):
+            yield p.get("title"), t["expr"]
+empty = 0
+for title, expr in targets(json.load(open(path))["panels"]):
+    url = prom + "/api/v1/query?" + urllib.parse.urlencode({"query": expr})
+    result = json.load(urllib.request.urlopen(url))["data"]["result"]
+    numbers = [s["value"][1] for s in result if s["value"][1] not in ("NaN", "+Inf", "-Inf")]
+    ok = bool(numbers)
+    empty += not ok
+    print(f"{'ok   ' if ok else 'EMPTY'} {len(result):3} series  {title}: {expr}" + (f"  (e.g. {numbers[0]})" if ok else ""))
+sys.exit(1 if empty else 0)
+PY
+  log "every dashboard query returned data ($(grep -c '^ok' "$OUT/dashboard-queries.txt") queries; $OUT/dashboard-queries.txt)"
+}
+
+# The queue-depth panel's rabbitmq_detailed_* series against the broker's management API.
+detailed_match_broker() {
+  local q t0 p m field
+  for q in mediagate.uploads mediagate.reprocess mediagate.dead mediagate.verdicts mediagate.escalations; do
+    for field in messages_ready messages_unacked; do
+      t0=$SECONDS
+      while :; do
+        p="$(prom "sum(rabbitmq_detailed_queue_${field}{queue=\"$q\"})" 'int(float(d[0]["value"][1])) if d else "none"')"
+        m="$(queue_field "$q" "$field")"
+        [[ "$p" == "$m" ]] && break
+        ((SECONDS - t0 < 30)) || die "rabbitmq_detailed_queue_${field}{queue=\"$q\"} is $p in Prometheus, $m in the management API"
+        sleep 2
+      done
+      echo "$q $field $p" >>"$OUT/detailed.txt"
+    done
+  done
+  log "rabbitmq_detailed_queue_messages_ready/unacked equal the management API's for every §1 queue ($(awk '$2 == "messages_ready" {printf "%s=%s ", $1, $3}' "$OUT/detailed.txt"))"
+}
+
+scenario_monitoring() {
+  local base_files=("${COMPOSE_FILES[@]}")
+  prometheus_for_test deploy/prometheus/prometheus.yml 3
+  # A hash bank with one entry: the sha256 of a photo of the batch, so that its jobs are blocked
+  # and escalated (the escalations alert, the bank panels). Uploaded before the workers start
+  # (a bank that fails to load stops a worker at start-up).
+  down
+  compose up -d --no-build init >>"$OUT/up.log" 2>&1 || die "docker-compose up init failed"
+  local t0=$SECONDS
+  until [[ "$("$DOCKER" inspect -f '{{.State.Status}} {{.State.ExitCode}}' "$(compose ps -q init)")" == "exited 0" ]]; do
+    ((SECONDS - t0 < 120)) || die "init did not finish within 120 s"
+    sleep 1
+  done
+  AWS_ACCESS_KEY_ID="$MINIO_ROOT_USER" AWS_SECRET_ACCESS_KEY="$MINIO_ROOT_PASSWORD" \
+    .local/venv-examples/bin/python - "http://127.0.0.1:$MINIO_HOST_PORT" "sha256 $(sha256sum "$media/photo-640.jpg" | cut -d' ' -f1) compose-test" <<'PY' || die "uploading the test bank failed"
+import sys, boto3
+from botocore.config import Config
+s3 = boto3.client("s3", endpoint_url=sys.argv[1], region_name="us-east-1", config=Config(s3={"addressing_style": "path"}))
+s3.put_object(Bucket="incoming", Key="banks/compose-test.txt", Body=(sys.argv[2] + "\n").encode())
+PY
+  export MEDIAGATE_HASH_BANKS=compose-test=s3://incoming/banks/compose-test.txt
+  # (up's `down` would drop the bank with its volume: start the rest on top instead.)
+  log "up: worker × 3 with bank compose-test, and prometheus (stand-in) on the test copy of deploy/prometheus"
+  compose up -d --no-build --scale worker=3 >>"$OUT/up.log" 2>&1 || die "docker-compose up failed"
+  compose up -d --no-build --no-deps prometheus >>"$OUT/up.log" 2>&1 || die "docker-compose up prometheus failed"
+  wait_healthy 3 180
+  wait_targets mediagate 3
+  wait_targets rabbitmq 1
+  wait_targets rabbitmq-queues 1
+  log "Prometheus scrapes all 3 workers (DNS service discovery) and the broker ($(elapsed))"
+  wait_alert MediagateWorkersMissing inactive 30
+
+  # Traffic: a mixed batch, one photo of which the bank matches.
+  local jobs=${MONITORING_JOBS:-40}
+  log "monitoring: $jobs jobs over $(ls "$media" | wc -l) files (photo-640.jpg is in the bank)"
+  start_ledger monitoring "$jobs" 8 "$media"
+  finish_ledger monitoring
+  grep -q '"reason_code":"hash.matched"\|"code":"hash.matched"' "$OUT/monitoring.jsonl" || die "no item was blocked by the bank"
+  # Nothing reads mediagate.verdicts (the ledger has its own queue) or mediagate.escalations.
+  wait_alert MediagateVerdictsUnread firing 60
+  wait_alert MediagateEscalationsUnread firing 60
+  detailed_match_broker
+  dashboard_queries
+  log "monitoring: reading both queues (purge) as their consumers would"
+  curl -fsS -u guest:guest -X DELETE "$LEDGER_MANAGEMENT/api/queues/%2f/mediagate.verdicts/contents" >/dev/null
+  curl -fsS -u guest:guest -X DELETE "$LEDGER_MANAGEMENT/api/queues/%2f/mediagate.escalations/contents" >/dev/null
+  wait_alert MediagateVerdictsUnread inactive 60
+  wait_alert MediagateEscalationsUnread inactive 60
+
+  # A replica killed: it vanishes from DNS discovery rather than reporting up == 0.
+  local victim; victim="$(workers | head -1)"
+  log "monitoring: docker kill $(name_of "$victim")"
+  "$DOCKER" kill "$victim" >/dev/null
+  wait_alert MediagateWorkersMissing firing 60
+  [[ "$(alert_state MediagateWorkerDown)" != firing ]] || die "MediagateWorkerDown fired for a replica that vanished (it cannot see one)"
+  compose up -d --no-build --scale worker=3 --no-recreate worker >>"$OUT/up.log" 2>&1 || die "bringing the worker back failed"
+  wait_healthy 3 180
+  wait_alert MediagateWorkersMissing inactive 60
+
+  # The delivery-limit recipe: with every worker stopped, a job is taken and handed back (the
+  # management API's "get" with reject, requeue) until the broker dead-letters it after
+  # x-delivery-limit (5) returns; the workers, started again, give it its `failed` verdict.
+  log "monitoring: docker-compose stop worker; a job handed back until its delivery limit"
+  compose stop worker >>"$OUT/up.log" 2>&1 || die "docker-compose stop worker failed"
+  local job_id="ct-dead-$$-$SECONDS" body n
+  body="$(python3 -c 'import json,sys; print(json.dumps({"properties": {"delivery_mode": 2, "content_type": "application/json", "message_id": sys.argv[1]}, "routing_key": "upload", "payload_encoding": "string", "payload": json.dumps({"schema": "mediagate.job.v1", "job_id": sys.argv[1], "kind": "media", "message": {"message_id": sys.argv[1], "conversation_id": "c-ct", "first_contact": False}, "sender": {"account_id": "a-1", "age_band": "adult"}, "recipients": [{"account_id": "a-2", "age_band": "adult"}], "items": [{"item_id": "0", "source": {"bucket": "incoming", "key": "never-read.jpg"}}]})}))' "$job_id")"
+  [[ "$(mgmt_post exchanges/%2f/mediagate.jobs/publish "$body" | json 'd["routed"]')" == True ]] || die "the job was not routed"
+  for n in $(seq 1 10); do
+    [[ "$(mgmt_post queues/%2f/mediagate.uploads/get '{"count":1,"ackmode":"reject_requeue_true","encoding":"auto"}' | json 'len(d)')" == 1 ]] || break
+  done
+  [[ "$(queue_field mediagate.dead messages)" == 1 ]] || sleep 5
+  [[ "$(queue_field mediagate.dead messages)" == 1 ]] || die "the job is not in mediagate.dead after $((n - 1)) returns"
+  log "monitoring: dead-lettered by the broker after $((n - 1)) deliveries; starting the workers"
+  wait_alert MediagateWorkersMissing firing 60
+  compose up -d --no-build --scale worker=3 worker >>"$OUT/up.log" 2>&1 || die "starting the workers again failed"
+  wait_alert MediagateJobsDeadLettered firing 90
+  wait_alert MediagateFailedVerdicts firing 30
+  [[ "$(queue_field mediagate.dead messages)" == 0 ]] || die "mediagate.dead was not emptied by the workers"
+  wait_healthy 3 180
+  wait_alert MediagateWorkersMissing inactive 60
+  wait_alert MediagateJobsDeadLettered inactive 150
+
+  # Storage down: the S3 service stopped, then started.
+  log "monitoring: docker-compose stop minio"
+  compose stop minio >>"$OUT/up.log" 2>&1 || die "stopping minio failed"
+  wait_alert MediagateStorageOutage firing 90
+  compose start minio >>"$OUT/up.log" 2>&1 || die "starting minio failed"
+  wait_alert MediagateStorageOutage inactive 90
+  wait_healthy 3 180
+
+  unset MEDIAGATE_HASH_BANKS
+  COMPOSE_FILES=("${base_files[@]}")
+  log "monitoring: every named alert fired and resolved ($(elapsed))"
+}
+
 # --- run ------------------------------------------------------------------------------------------
 if [[ -n "${SCENARIOS:-}" ]]; then
   IFS=, read -r -a scenarios <<<"$SCENARIOS"
 elif [[ "${FULL:-0}" == 1 ]]; then
-  scenarios=(smoke fleet cluster)
+  scenarios=(smoke fleet monitoring cluster)
 else
   scenarios=(smoke)
 fi
 for sc in "${scenarios[@]}"; do
-  declare -F "scenario_$sc" >/dev/null || die "unknown scenario $sc (smoke, fleet, cluster)"
+  declare -F "scenario_$sc" >/dev/null || die "unknown scenario $sc (smoke, fleet, monitoring, cluster)"
   "scenario_$sc"
 done
 
-log "stand-ins that ran: mediagate-standin/rabbitmq:3.10.8-debian, mediagate-standin/s3s-fs:0.14.1; to build mediagate:latest: mediagate-standin/python:3.11-bookworm, mediagate-standin/rust:1.95-host, $STANDIN_BASE"
+ran="mediagate-standin/rabbitmq:3.10.8-debian, mediagate-standin/s3s-fs:0.14.1"
+[[ " ${scenarios[*]} " == *" monitoring "* || " ${scenarios[*]} " == *" cluster "* ]] && ran+=", mediagate-standin/prometheus:2.42-debian"
+[[ -s "$OUT/alerts.txt" ]] && { echo "== alerts (name, state reached, seconds waited)"; cat "$OUT/alerts.txt"; }
+log "stand-ins that ran: $ran; to build mediagate:latest: mediagate-standin/python:3.11-bookworm, mediagate-standin/rust:1.95-host, $STANDIN_BASE"
 log "ok: ${scenarios[*]} passed in $(elapsed)"

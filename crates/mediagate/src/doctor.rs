@@ -6,7 +6,8 @@
 //! producers' jobs are returned until `ensure-topology` or a worker declares it) and each §1
 //! binding (through the management API, since AMQP cannot list bindings; `?` when it cannot be
 //! reached), each bucket's permissions (§6: listed, and a
-//! probe object written, read back and deleted where the worker writes), the model and the ONNX
+//! probe object written, read back and deleted where the worker writes; where only `review` and
+//! `erase` delete, a worker's credentials without s3:DeleteObject pass), the model and the ONNX
 //! Runtime library (their sha256, by loading them as the worker does), the sandbox (a fork
 //! server started and locked down: seccomp and `no_new_privs` available), and the hash banks
 //! (loaded, with their entry counts). The checks take the worker's flags and variables, so
@@ -63,7 +64,10 @@ impl Check {
 struct Needs {
     read: bool,
     write: bool,
+    /// The worker deletes here (stale outputs).
     delete: bool,
+    /// Only `review` and `erase` delete here: a worker's least-privileged credentials may lack it.
+    others_delete: bool,
 }
 
 pub async fn run(common: &Common, args: DoctorArgs) -> Result<ExitCode> {
@@ -230,13 +234,16 @@ fn buckets(common: &Common) -> BTreeMap<String, Needs> {
     let output = all.entry(common.output_bucket.clone()).or_default();
     (output.write, output.delete) = (true, true);
     let manifests = all.entry(crate::manifest_bucket(common)).or_default();
-    (manifests.read, manifests.write, manifests.delete) = (true, true, true);
+    (manifests.read, manifests.write, manifests.others_delete) = (true, true, true);
     if let Some(q) = Some(common.quarantine_bucket.trim()).filter(|q| !q.is_empty()) {
         let q = all.entry(q.to_string()).or_default();
-        (q.read, q.write, q.delete) = (true, true, true);
+        (q.read, q.write, q.others_delete) = (true, true, true);
     }
     all
 }
+
+/// The probe's key where the worker may not be allowed to delete it.
+const FIXED_PROBE: &str = ".mediagate-doctor/probe";
 
 async fn bucket_check(store: &Store, bucket: &str, needs: Needs) -> Check {
     let name = format!("bucket {bucket}");
@@ -249,8 +256,13 @@ async fn bucket_check(store: &Store, bucket: &str, needs: Needs) -> Check {
     if let Err(e) = store.list_pages(bucket, "").page_size(1).next_page().await {
         return denied(&e, "s3:ListBucket");
     }
-    let probe =
-        format!(".mediagate-doctor/{}-{}", std::process::id(), time::OffsetDateTime::now_utc().unix_timestamp_nanos());
+    // Where the worker may lack s3:DeleteObject, the probe has one fixed key: a probe that cannot
+    // be deleted is overwritten by the next run instead of piling up.
+    let probe = if needs.delete {
+        format!(".mediagate-doctor/{}-{}", std::process::id(), time::OffsetDateTime::now_utc().unix_timestamp_nanos())
+    } else {
+        FIXED_PROBE.to_string()
+    };
     let mut did = vec!["listed"];
     if needs.read && !needs.write {
         // Read-only (a source bucket): a missing key must read as missing, not as denied.
@@ -274,6 +286,11 @@ async fn bucket_check(store: &Store, bucket: &str, needs: Needs) -> Check {
         }
         match store.delete(bucket, &probe).await {
             Ok(()) => did.push("deleted"),
+            Err(StoreError::Denied { .. }) if !needs.delete && needs.others_delete => did.push(
+                "not deleted: s3:DeleteObject is not granted, which the worker does not need here \
+                 (`review` and `erase` do, with their own credentials); the probe stays at \
+                 .mediagate-doctor/probe, overwritten by each run",
+            ),
             Err(e) => {
                 return Check::fail(
                     &name,

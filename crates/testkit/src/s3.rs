@@ -16,6 +16,10 @@ use crate::tether::Tethered;
 pub const ACCESS_KEY: &str = "mediagate-test";
 /// Secret key the test servers accept.
 pub const SECRET_KEY: &str = "mediagate-test-secret";
+/// A second user, limited to what a worker needs (contract §6): `deploy/s3/worker-policy.json`.
+pub const WORKER_ACCESS_KEY: &str = "mediagate-worker";
+/// Its secret key.
+pub const WORKER_SECRET_KEY: &str = "mediagate-worker-secret";
 
 /// The s3s-fs binary: `MEDIAGATE_S3FS_BIN`, `.tools/bin/s3s-fs`, or PATH.
 pub fn s3fs_bin() -> PathBuf {
@@ -105,6 +109,11 @@ pub fn spawn_s3(root: &Path, port: u16, logdir: &Path) -> Tethered {
             ACCESS_KEY,
             "--secret-key",
             SECRET_KEY,
+            "--user",
+            &format!(
+                "{WORKER_ACCESS_KEY}:{WORKER_SECRET_KEY}:{}",
+                crate::workspace_root().join("deploy/s3/worker-policy.json").display()
+            ),
             root.to_str().expect("utf-8 temp path"),
         ],
         &[],

@@ -507,7 +507,10 @@ async fn dead_letter_task(shared: Arc<Shared>, publisher: VerdictPublisher, deli
     };
     let confirmed = if stored { publish(&publisher, &verdict).await.ok() } else { None };
     match confirmed {
-        Some(c) => settle::finish(&delivery, "dead", Ending::DeadLettered(c)).await,
+        Some(c) => {
+            metrics().jobs.with_label_values(&["failed", "dead"]).inc();
+            settle::finish(&delivery, "dead", Ending::DeadLettered(c)).await
+        }
         None => {
             tokio::time::sleep(TRANSIENT_BACKOFF).await;
             settle::finish(&delivery, "dead", Ending::Requeued).await;

@@ -11,7 +11,8 @@ use prometheus::{
 /// All of the worker's metrics, registered once per process.
 pub struct Metrics {
     pub registry: Registry,
-    /// Jobs finished, by status and lane (live/reprocess); `superseded` for a job acked unprocessed
+    /// Jobs finished, by status and lane (live/reprocess; `dead` for the `failed` verdict of a
+    /// job dead-lettered after its delivery limit); `superseded` for a job acked unprocessed
     /// because a newer revision of it was already stored.
     pub jobs: IntCounterVec,
     /// Items finished, by status, reason code (`none` when cleared) and media type.
@@ -256,6 +257,8 @@ impl Metrics {
                 self.jobs.with_label_values(&[status, lane]);
             }
         }
+        // A job dead-lettered after its delivery limit gets a `failed` verdict from the `dead` lane.
+        self.jobs.with_label_values(&["failed", "dead"]);
         for lane in LANES {
             self.job_seconds.with_label_values(&[lane]);
         }

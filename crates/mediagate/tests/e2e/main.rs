@@ -9,6 +9,7 @@ mod cli;
 mod doctor;
 mod erase;
 mod inspect;
+mod least_privilege;
 mod malformed;
 mod monitoring;
 mod nudity;

@@ -135,24 +135,87 @@ fn the_rules_and_the_scrape_configuration_pass_promtool() {
     let out = std::process::Command::new(promtool()).args(["check", "rules"]).arg(&rules).output().unwrap();
     let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     assert!(out.status.success(), "promtool check rules: {text}");
-    assert!(text.contains("SUCCESS: 11 rules found"), "{text}");
+    assert!(text.contains("SUCCESS: 16 rules found"), "{text}");
 
-    // The configuration names the rules where the compose file mounts them; check it with the
-    // real path in their place.
+    // The configurations (one broker, and the three-node cluster of deploy/compose) name the
+    // rules where the compose file mounts them; check them with the real paths in their place.
     let dir = tempfile::tempdir().unwrap();
-    let config =
-        read("deploy/prometheus/prometheus.yml").replace("/etc/prometheus/alerts.yml", rules.to_str().unwrap());
-    let path = dir.path().join("prometheus.yml");
-    std::fs::write(&path, config).unwrap();
-    let out = std::process::Command::new(promtool()).args(["check", "config"]).arg(&path).output().unwrap();
-    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-    assert!(out.status.success(), "promtool check config: {text}");
+    let fleet = repo().join("deploy/prometheus/fleet.yml");
+    for file in ["deploy/prometheus/prometheus.yml", "deploy/compose/prometheus-cluster.yml"] {
+        let config = read(file)
+            .replace("/etc/prometheus/alerts.yml", rules.to_str().unwrap())
+            .replace("/etc/prometheus/fleet.yml", fleet.to_str().unwrap());
+        let path = dir.path().join("prometheus.yml");
+        std::fs::write(&path, config).unwrap();
+        let out = std::process::Command::new(promtool()).args(["check", "config"]).arg(&path).output().unwrap();
+        let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        assert!(out.status.success(), "promtool check config {file}: {text}");
+        assert!(text.contains("SUCCESS: 16 rules found") && text.contains("SUCCESS: 1 rules found"), "{file}: {text}");
+    }
 
     // A broken rule is caught (the check can fail).
     let broken = dir.path().join("broken.yml");
     std::fs::write(&broken, read("deploy/prometheus/alerts.yml").replacen("expr: sum(", "expr: sum((", 1)).unwrap();
     let out = std::process::Command::new(promtool()).args(["check", "rules"]).arg(&broken).output().unwrap();
     assert!(!out.status.success(), "a rule with unbalanced parentheses must not pass");
+}
+
+/// The cluster's configuration is the single broker's with every node listed, nothing else.
+#[test]
+fn the_cluster_scrape_configuration_differs_only_in_its_broker_targets() {
+    let single = read("deploy/prometheus/prometheus.yml");
+    let cluster = read("deploy/compose/prometheus-cluster.yml");
+    let body = |text: &str| text[text.find("global:").expect("global:")..].to_string();
+    let listed = body(&single).replace(
+        r#"targets: ["rabbitmq:15692"]"#,
+        r#"targets: ["rabbitmq:15692", "rabbitmq-2:15692", "rabbitmq-3:15692"]"#,
+    );
+    assert_ne!(listed, body(&single), "the single broker's targets were not found");
+    assert_eq!(
+        body(&cluster),
+        listed,
+        "deploy/compose/prometheus-cluster.yml drifted from deploy/prometheus/prometheus.yml"
+    );
+}
+
+/// The alerts that count across series (workers missing against fleet.yml, unread verdicts and
+/// escalations, quorum-queue members, a broker node down) fire and stay quiet as
+/// `deploy/prometheus/alerts_test.yml` says, by Prometheus' own rule engine.
+#[test]
+fn the_alert_rules_pass_their_unit_tests() {
+    let run = |dir: &Path| {
+        let out = std::process::Command::new(promtool())
+            .args(["test", "rules", "alerts_test.yml"])
+            .current_dir(dir)
+            .output()
+            .unwrap();
+        (
+            out.status.success(),
+            format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)),
+        )
+    };
+    let (ok, text) = run(&repo().join("deploy/prometheus"));
+    assert!(ok && text.contains("SUCCESS"), "promtool test rules: {text}");
+    for alert in [
+        "MediagateWorkersMissing",
+        "MediagateVerdictsUnread",
+        "MediagateEscalationsUnread",
+        "MediagateQuorumQueueMembersMissing",
+        "MediagateBrokerNodeDown",
+    ] {
+        assert!(read("deploy/prometheus/alerts_test.yml").contains(&format!("alertname: {alert}")), "{alert} untested");
+    }
+
+    // The tests can fail: with two workers expected instead of one, they do.
+    let dir = tempfile::tempdir().unwrap();
+    for file in ["alerts.yml", "alerts_test.yml"] {
+        std::fs::copy(repo().join("deploy/prometheus").join(file), dir.path().join(file)).unwrap();
+    }
+    let fleet = read("deploy/prometheus/fleet.yml");
+    assert!(fleet.contains("expr: vector(1)"), "{fleet}");
+    std::fs::write(dir.path().join("fleet.yml"), fleet.replace("expr: vector(1)", "expr: vector(2)")).unwrap();
+    let (ok, text) = run(dir.path());
+    assert!(!ok && text.contains("MediagateWorkersMissing"), "a wrong expected count must fail the tests: {text}");
 }
 
 #[test]
