@@ -62,12 +62,14 @@ bash scripts/build-libheif.sh
 # s3s-fs 0.14.1 with TCP_NODELAY (tools/s3-server). Built once per machine and per change of its
 # sources into a per-user cache keyed by their hash (a fresh clone, e.g. CI's, then only copies it).
 S3S_SRC=tools/s3-server
-S3S_HASH="$(cd "$S3S_SRC" && sha256sum Cargo.toml Cargo.lock src/main.rs | sha256sum | cut -c1-12)"
+S3S_HASH="$(cd "$S3S_SRC" && find Cargo.toml Cargo.lock src -type f -print0 | sort -z | xargs -0 sha256sum | sha256sum | cut -c1-12)"
 S3S_CACHE="${XDG_CACHE_HOME:-$HOME/.cache}/mediagate/s3-server-${S3S_HASH}"
 if [[ ! -x "$S3S_CACHE/bin/s3s-fs" ]]; then
   log "building the local S3 server ($S3S_SRC) into $S3S_CACHE (a few minutes, once per change)"
   cargo install --path "$S3S_SRC" --locked --root "$S3S_CACHE" --target-dir "$S3S_CACHE/build" --quiet
 fi
+# Where its build lives, for `make test` (which runs its unit tests there: no second compile).
+mkdir -p .tools && echo "$S3S_CACHE" >.tools/s3-server-cache
 if ! cmp -s "$S3S_CACHE/bin/s3s-fs" .tools/bin/s3s-fs; then
   if [[ -e .tools/bin/s3s-fs ]]; then
     log "updating .tools/bin/s3s-fs (restart a running local S3: make stop-s3 s3)"
