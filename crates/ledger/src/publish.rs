@@ -81,8 +81,13 @@ impl Inner {
             Ok(Ok(Confirmation::Ack(None))) => Ok(Published::Confirmed),
             Ok(Ok(Confirmation::Ack(Some(_)) | Confirmation::Nack(Some(_)))) => Ok(Published::Returned),
             // A nack without a return: the broker did not take the job (a quorum queue without
-            // its leader for a moment); a producer publishes it again.
-            Ok(Ok(Confirmation::Nack(None))) => Err("the broker nacked the job".into()),
+            // its leader for a moment); a producer publishes it again, on a new connection: a
+            // channel opened while a killed node's queues were electing leaders was seen to be
+            // nacked for minutes on end (RabbitMQ 3.10.8), while new channels published.
+            Ok(Ok(Confirmation::Nack(None))) => {
+                self.drop_link(generation).await;
+                Err("the broker nacked the job".into())
+            }
             Ok(Err(e)) if checks::is_not_found(&e) => {
                 // The exchange does not exist: the broker closed the channel; nothing was queued.
                 self.drop_link(generation).await;
