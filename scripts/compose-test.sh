@@ -465,7 +465,7 @@ wait_targets() { # JOB N: N targets of JOB up
   done
 }
 mgmt_post() { curl -fsS -u guest:guest -H 'content-type: application/json' -X POST -d "$2" "$LEDGER_MANAGEMENT/api/$1"; }
-queue_field() { curl -fsS -u guest:guest "$LEDGER_MANAGEMENT/api/queues/%2f/$1" | python3 -c "import json,sys; print(json.load(sys.stdin).get('$2', 0))"; }
+queue_field() { api "$RABBITMQ_MANAGEMENT_HOST_PORT" "queues/%2f/$1" | json "d.get('$2', 0)"; }
 # wait_queue_field QUEUE FIELD VALUE TIMEOUT: the management API's counts are sampled (every 5 s
 # by default), so a count is waited for, not read once.
 wait_queue_field() {

@@ -64,10 +64,10 @@ impl Check {
 struct Needs {
     read: bool,
     write: bool,
-    /// The worker deletes here (stale outputs).
+    /// The worker deletes here (stale outputs). Where it writes but does not delete (manifests,
+    /// quarantine), only `review` and `erase` do: a worker's least-privileged credentials may
+    /// lack s3:DeleteObject there.
     delete: bool,
-    /// Only `review` and `erase` delete here: a worker's least-privileged credentials may lack it.
-    others_delete: bool,
 }
 
 pub async fn run(common: &Common, args: DoctorArgs) -> Result<ExitCode> {
@@ -234,10 +234,10 @@ fn buckets(common: &Common) -> BTreeMap<String, Needs> {
     let output = all.entry(common.output_bucket.clone()).or_default();
     (output.write, output.delete) = (true, true);
     let manifests = all.entry(crate::manifest_bucket(common)).or_default();
-    (manifests.read, manifests.write, manifests.others_delete) = (true, true, true);
+    (manifests.read, manifests.write) = (true, true);
     if let Some(q) = Some(common.quarantine_bucket.trim()).filter(|q| !q.is_empty()) {
         let q = all.entry(q.to_string()).or_default();
-        (q.read, q.write, q.others_delete) = (true, true, true);
+        (q.read, q.write) = (true, true);
     }
     all
 }
@@ -286,7 +286,7 @@ async fn bucket_check(store: &Store, bucket: &str, needs: Needs) -> Check {
         }
         match store.delete(bucket, &probe).await {
             Ok(()) => did.push("deleted"),
-            Err(StoreError::Denied { .. }) if !needs.delete && needs.others_delete => did.push(
+            Err(StoreError::Denied { .. }) if !needs.delete => did.push(
                 "not deleted: s3:DeleteObject is not granted, which the worker does not need here \
                  (`review` and `erase` do, with their own credentials); the probe stays at \
                  .mediagate-doctor/probe, overwritten by each run",

@@ -113,8 +113,12 @@ impl S3Access for Access {
         let Some(policy) = self.policy_of(cx.credentials())? else {
             return Ok(());
         };
-        let op = cx.s3_op().name().to_string();
-        let Some((action, on_bucket)) = policy::action_of(&op) else {
+        let op = cx.s3_op().name();
+        // DeleteObjects is authorized key by key, in `delete_objects` below.
+        if op == "DeleteObjects" {
+            return Ok(());
+        }
+        let Some((action, on_bucket)) = policy::action_of(op) else {
             eprintln!("access denied by policy: {op} is not mapped to an action");
             return Err(s3_error!(AccessDenied, "{op} is not granted to users by this server"));
         };
@@ -124,10 +128,6 @@ impl S3Access for Access {
             (None, Some(bucket)) => policy::bucket_arn(bucket),
             (None, None) => "arn:aws:s3:::*".to_string(),
         };
-        // DeleteObjects is authorized per key below.
-        if op == "DeleteObjects" {
-            return Ok(());
-        }
         require(policy, action, &resource)
     }
 

@@ -12,8 +12,8 @@
 // Each S3 operation is mapped to the action AWS authorizes it with (HeadBucket and the listings
 // need s3:ListBucket on `arn:aws:s3:::bucket`; HeadObject needs s3:GetObject on
 // `arn:aws:s3:::bucket/key`; the parts of a multipart upload need s3:PutObject; CopyObject needs
-// s3:GetObject on its source too; DeleteObjects needs s3:DeleteObject on every key). An
-// operation not mapped here is denied to every user but root.
+// s3:GetObject on its source too; DeleteObjects needs s3:DeleteObject on every key, checked in
+// main.rs). An operation not mapped here is denied to every user but root.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -155,8 +155,7 @@ pub fn action_of(op: &str) -> Option<(&'static str, bool)> {
         "AbortMultipartUpload" => ("s3:AbortMultipartUpload", false),
         "ListParts" => ("s3:ListMultipartUploadParts", false),
         "DeleteObject" => ("s3:DeleteObject", false),
-        // Authorized per key, in the operation's own check.
-        "DeleteObjects" => ("s3:DeleteObject", true),
+        // DeleteObjects is not here: main.rs authorizes it key by key (s3:DeleteObject on each).
         _ => return None,
     })
 }
