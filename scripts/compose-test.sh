@@ -35,7 +35,23 @@ DLOG_NAME=compose-test
 source scripts/docker-lib.sh
 
 log() { dlog "$*"; }
-die() { ddie "$*"; }
+die() {
+  dump_stacks
+  ddie "$*"
+}
+
+# Every worker's threads, from the host with gdb (symbols, no debug info), so a stuck worker
+# can be read after the run: .local/compose-test/stacks-<container>.txt.
+dump_stacks() {
+  command -v gdb >/dev/null && declare -F compose >/dev/null || return 0
+  local c pid
+  for c in $(compose ps -q worker 2>/dev/null); do
+    pid="$("$DOCKER" top "$c" -eo pid,args 2>/dev/null | awk '$2 ~ /mediagate$/ && $3 == "worker" { print $1; exit }')"
+    [[ -n "$pid" ]] || continue
+    timeout 60 gdb -p "$pid" -batch -ex 'thread apply all bt' >"$OUT/stacks-${c:0:12}.txt" 2>&1 || true
+    dlog "threads of worker ${c:0:12} (host pid $pid): $OUT/stacks-${c:0:12}.txt"
+  done
+}
 
 T0=$SECONDS
 elapsed() { printf '%dm%02ds' $(((SECONDS - T0) / 60)) $(((SECONDS - T0) % 60)); }
@@ -333,9 +349,17 @@ kill_node() {
     wait_alert MediagateQuorumQueueMembersMissing firing 60
   fi
   wait_verdicts "$OUT/cluster.jsonl" "$3"
-  worker_connections "${mport[$survivor]}" >"$OUT/cluster-connections.txt"
-  (($(wc -l <"$OUT/cluster-connections.txt") >= 2)) || die "cluster: fewer than 2 workers connected after killing $service"
-  ! grep -q " $node\$" "$OUT/cluster-connections.txt" || die "cluster: a worker is still connected to the killed $service"
+  # The management API's list of connections is gathered from the nodes' stats every few
+  # seconds: wait for it to show both workers on surviving nodes.
+  local deadline=$((SECONDS + 60))
+  while :; do
+    worker_connections "${mport[$survivor]}" >"$OUT/cluster-connections.txt"
+    if (($(wc -l <"$OUT/cluster-connections.txt") >= 2)) && ! grep -q " $node\$" "$OUT/cluster-connections.txt"; then
+      break
+    fi
+    ((SECONDS < deadline)) || die "cluster: 60 s after killing $service, the workers' connections are: $(tr '\n' ';' <"$OUT/cluster-connections.txt") (2 on surviving nodes expected)"
+    sleep 2
+  done
   consumers="$(api "${mport[$survivor]}" queues/%2f/mediagate.uploads | json 'd["consumers"]')"
   ((consumers >= 2)) || die "cluster: mediagate.uploads has $consumers consumers after killing $service, not 2"
   log "cluster: workers now on $(awk '{print $NF}' "$OUT/cluster-connections.txt" | sort | uniq -c | awk '{printf "%s×%s ", $2, $1}')($consumers consumers of mediagate.uploads)"
@@ -392,7 +416,9 @@ scenario_cluster() {
     wait_nodes "${mport[$survivor]}" 3
     local busy other
     busy="$(awk 'NR == 1 { sub(/^rabbit@/, "", $NF); print $NF }' "$OUT/cluster-connections.txt")"
-    for c in rabbitmq rabbitmq-2 rabbitmq-3; do [[ "$c" != "$busy" ]] && other="$c" && break; done
+    # Read from a node that neither dies now nor just came back (its view of the cluster's
+    # connections is the last to fill in).
+    for c in rabbitmq rabbitmq-2 rabbitmq-3; do [[ "$c" != "$busy" && "$c" != "$service" ]] && other="$c" && break; done
     kill_node "$busy" "$other" 100 "where the workers are connected"
     ((moved > 0)) || die "cluster: no worker was connected to $busy after all"
   fi

@@ -65,7 +65,13 @@ pub struct ClassifierConfig {
 impl ClassifierConfig {
     /// Paths from [`resolve_model_paths`] with the given thread count.
     pub fn resolve(intra_threads: usize) -> Self {
-        let ModelPaths { model_path, ort_lib } = resolve_model_paths();
+        Self::with_paths(resolve_model_paths(), intra_threads)
+    }
+
+    /// `paths` (resolved by the caller: the binary's `--model-path` and `--ort-lib`) with the
+    /// given thread count.
+    pub fn with_paths(paths: ModelPaths, intra_threads: usize) -> Self {
+        let ModelPaths { model_path, ort_lib } = paths;
         ClassifierConfig { model_path, ort_lib, intra_threads }
     }
 }

@@ -234,11 +234,49 @@ pub struct Manifest {
     pub verdict: Verdict,
 }
 
+impl Manifest {
+    /// The stored job published again (`reprocess` and `review release`, contract §7 and §9):
+    /// the job object as it was sent, with `reprocess: true` and the revision after the stored
+    /// verdict's. `None` when the stored job never parsed as a JSON object (nothing to publish).
+    pub fn republished(&self) -> Option<serde_json::Map<String, serde_json::Value>> {
+        let serde_json::Value::Object(mut job) = self.job.clone() else { return None };
+        job.insert("reprocess".into(), serde_json::Value::Bool(true));
+        job.insert("revision".into(), serde_json::Value::from(self.verdict.revision + 1));
+        Some(job)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::reason::ReasonCode;
     use ItemStatus::*;
+
+    #[test]
+    fn a_republished_job_is_the_stored_one_with_the_next_revision_as_a_reprocess() {
+        let verdict = Verdict {
+            schema: "x".into(),
+            job_id: Some("j".into()),
+            message_id: None,
+            conversation_id: None,
+            status: JobStatus::Cleared,
+            reason: None,
+            reprocess: false,
+            revision: 4,
+            items: Vec::new(),
+            processed_at: "2026-01-01T00:00:00Z".into(),
+            worker: WorkerInfo { id: "w".into(), version: "0".into() },
+        };
+        let job = serde_json::json!({"job_id": "j", "kind": "media", "extra": [1, 2], "reprocess": false});
+        let m = Manifest { job: job.clone(), job_bytes: None, verdict: verdict.clone() };
+        let again = m.republished().unwrap();
+        assert_eq!(again["revision"], 5);
+        assert_eq!(again["reprocess"], true);
+        assert_eq!(again["extra"], job["extra"], "the rest of the job as it was sent");
+        assert_eq!(again.len(), 5);
+        let unparsed = Manifest { job: serde_json::Value::String("{not json".into()), job_bytes: None, verdict };
+        assert!(unparsed.republished().is_none());
+    }
 
     #[test]
     fn job_status_is_unanimous_or_partial() {

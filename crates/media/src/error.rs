@@ -77,11 +77,6 @@ pub enum MediaError {
 }
 
 impl MediaError {
-    /// Whether the input is to blame (an explicit `rejected` item) rather than us (`failed`).
-    pub fn is_input_error(&self) -> bool {
-        !matches!(self, MediaError::Internal { .. } | MediaError::TimedOut { .. })
-    }
-
     pub(crate) fn corrupt(message: impl Into<String>) -> Self {
         MediaError::Corrupt { message: message.into() }
     }

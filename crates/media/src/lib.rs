@@ -44,8 +44,8 @@ pub fn prepare() {
 }
 pub use photo::{probe_dimensions, process_photo, process_photo_inspecting, Encoded, OutputKind, PhotoOutput};
 pub use settings::{
-    within, FrameSampling, Limits, MediaSettings, OutOfRange, Passthrough, PhotoSettings, Preset, VideoSettings,
-    VoiceSettings, BUDGET_SECS, VOICE_PADDING_MS,
+    outside, FrameSampling, Limits, MediaSettings, OutOfRange, Passthrough, PhotoSettings, Preset, Setting,
+    VideoSettings, VoiceSettings, BUDGET_SECS, VOICE_PADDING_MS,
 };
 pub use sniff::{ogg_codec, sniff, Format, MediaClass, OggCodec};
 pub use video::{is_video_format, process_video, sample_frames, RgbFrame, VideoOutput, VideoPath};

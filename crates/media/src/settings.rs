@@ -65,32 +65,139 @@ impl Default for MediaSettings {
     }
 }
 
+/// Every field of [`MediaSettings`] that is checked against a range: what an [`OutOfRange`]
+/// names, so a caller maps each to its own name for it (the worker: its environment variable)
+/// with a match the compiler holds to every field.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Setting {
+    /// `limits.max_pixels`
+    MaxPixels,
+    /// `limits.voice_max_ms`
+    VoiceMaxMs,
+    /// `limits.video_max_ms`
+    VideoMaxMs,
+    /// `photo.full_edge`
+    PhotoFullEdge,
+    /// `photo.thumb_edge`
+    PhotoThumbEdge,
+    /// `photo.jpeg_quality`
+    JpegQuality,
+    /// `photo.budget`
+    PhotoBudget,
+    /// `voice.bitrate`
+    VoiceBitrate,
+    /// `voice.budget`
+    VoiceBudget,
+    /// `video.long_edge`
+    VideoLongEdge,
+    /// `video.short_edge`
+    VideoShortEdge,
+    /// `video.crf`
+    VideoCrf,
+    /// `video.threads`
+    VideoThreads,
+    /// `video.budget`
+    VideoBudget,
+    /// `video.poster_quality`
+    PosterQuality,
+    /// `video.audio_bitrate`
+    AudioBitrate,
+    /// `sampling.max_frames`
+    MaxFrames,
+    /// `sampling.min_interval_ms`
+    MinIntervalMs,
+    /// `sampling.max_edge`
+    SamplingMaxEdge,
+}
+
+impl Setting {
+    /// Every field, in declaration order.
+    pub const ALL: [Setting; 19] = [
+        Setting::MaxPixels,
+        Setting::VoiceMaxMs,
+        Setting::VideoMaxMs,
+        Setting::PhotoFullEdge,
+        Setting::PhotoThumbEdge,
+        Setting::JpegQuality,
+        Setting::PhotoBudget,
+        Setting::VoiceBitrate,
+        Setting::VoiceBudget,
+        Setting::VideoLongEdge,
+        Setting::VideoShortEdge,
+        Setting::VideoCrf,
+        Setting::VideoThreads,
+        Setting::VideoBudget,
+        Setting::PosterQuality,
+        Setting::AudioBitrate,
+        Setting::MaxFrames,
+        Setting::MinIntervalMs,
+        Setting::SamplingMaxEdge,
+    ];
+
+    /// The field's path in [`MediaSettings`], e.g. `video.crf`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Setting::MaxPixels => "limits.max_pixels",
+            Setting::VoiceMaxMs => "limits.voice_max_ms",
+            Setting::VideoMaxMs => "limits.video_max_ms",
+            Setting::PhotoFullEdge => "photo.full_edge",
+            Setting::PhotoThumbEdge => "photo.thumb_edge",
+            Setting::JpegQuality => "photo.jpeg_quality",
+            Setting::PhotoBudget => "photo.budget",
+            Setting::VoiceBitrate => "voice.bitrate",
+            Setting::VoiceBudget => "voice.budget",
+            Setting::VideoLongEdge => "video.long_edge",
+            Setting::VideoShortEdge => "video.short_edge",
+            Setting::VideoCrf => "video.crf",
+            Setting::VideoThreads => "video.threads",
+            Setting::VideoBudget => "video.budget",
+            Setting::PosterQuality => "video.poster_quality",
+            Setting::AudioBitrate => "video.audio_bitrate",
+            Setting::MaxFrames => "sampling.max_frames",
+            Setting::MinIntervalMs => "sampling.min_interval_ms",
+            Setting::SamplingMaxEdge => "sampling.max_edge",
+        }
+    }
+}
+
+impl std::fmt::Display for Setting {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// A setting outside the range the pipelines accept.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{field} = {value} is outside the accepted range {accepted}")]
 pub struct OutOfRange {
-    /// The field, e.g. `video.crf`.
-    pub field: &'static str,
+    /// The field.
+    pub field: Setting,
     /// The value given.
     pub value: String,
     /// What is accepted, e.g. `0..=51`.
     pub accepted: String,
 }
 
-/// Checks `value` against `range`, naming the field when it is outside.
-pub fn within<T: PartialOrd + std::fmt::Display>(
-    field: &'static str,
-    value: T,
-    range: &RangeInclusive<T>,
-) -> Result<(), OutOfRange> {
+/// `Err((value, accepted))` when `value` is outside `range`: the value and the range as text
+/// (`0..=51`), for a caller that names the setting its own way.
+pub fn outside<T: PartialOrd + std::fmt::Display>(value: T, range: &RangeInclusive<T>) -> Result<(), (String, String)> {
     if range.contains(&value) {
         Ok(())
     } else {
-        Err(OutOfRange { field, value: value.to_string(), accepted: format!("{}..={}", range.start(), range.end()) })
+        Err((value.to_string(), format!("{}..={}", range.start(), range.end())))
     }
 }
 
-fn within_secs(field: &'static str, d: Duration, range: &RangeInclusive<u64>) -> Result<(), OutOfRange> {
+/// Checks `value` against `range`, naming the field when it is outside.
+fn within<T: PartialOrd + std::fmt::Display>(
+    field: Setting,
+    value: T,
+    range: &RangeInclusive<T>,
+) -> Result<(), OutOfRange> {
+    outside(value, range).map_err(|(value, accepted)| OutOfRange { field, value, accepted })
+}
+
+fn within_secs(field: Setting, d: Duration, range: &RangeInclusive<u64>) -> Result<(), OutOfRange> {
     // Sub-second budgets only come from tests of the budget itself: any that is not zero is taken.
     if d.subsec_nanos() != 0 {
         return Ok(());
@@ -120,9 +227,9 @@ impl Limits {
 
     /// See [`MediaSettings::check`].
     pub fn check(&self) -> Result<(), OutOfRange> {
-        within("limits.max_pixels", self.max_pixels, &Self::MAX_PIXELS)?;
-        within("limits.voice_max_ms", self.voice_max_ms, &Self::MAX_MS)?;
-        within("limits.video_max_ms", self.video_max_ms, &Self::MAX_MS)
+        within(Setting::MaxPixels, self.max_pixels, &Self::MAX_PIXELS)?;
+        within(Setting::VoiceMaxMs, self.voice_max_ms, &Self::MAX_MS)?;
+        within(Setting::VideoMaxMs, self.video_max_ms, &Self::MAX_MS)
     }
 }
 
@@ -159,11 +266,11 @@ impl PhotoSettings {
 
     /// See [`MediaSettings::check`].
     pub fn check(&self) -> Result<(), OutOfRange> {
-        within("photo.full_edge", self.full_edge, &Self::EDGE)?;
+        within(Setting::PhotoFullEdge, self.full_edge, &Self::EDGE)?;
         // A thumb edge above the full edge is allowed: the thumb is made from the full.
-        within("photo.thumb_edge", self.thumb_edge, &Self::EDGE)?;
-        within("photo.jpeg_quality", self.jpeg_quality, &Self::JPEG_QUALITY)?;
-        within_secs("photo.budget", self.budget, &BUDGET_SECS)
+        within(Setting::PhotoThumbEdge, self.thumb_edge, &Self::EDGE)?;
+        within(Setting::JpegQuality, self.jpeg_quality, &Self::JPEG_QUALITY)?;
+        within_secs(Setting::PhotoBudget, self.budget, &BUDGET_SECS)
     }
 }
 
@@ -190,8 +297,8 @@ impl VoiceSettings {
 
     /// See [`MediaSettings::check`].
     pub fn check(&self) -> Result<(), OutOfRange> {
-        within("voice.bitrate", self.bitrate, &Self::BITRATE)?;
-        within_secs("voice.budget", self.budget, &BUDGET_SECS)
+        within(Setting::VoiceBitrate, self.bitrate, &Self::BITRATE)?;
+        within_secs(Setting::VoiceBudget, self.budget, &BUDGET_SECS)
     }
 }
 
@@ -346,13 +453,13 @@ impl VideoSettings {
 
     /// See [`MediaSettings::check`].
     pub fn check(&self) -> Result<(), OutOfRange> {
-        within("video.long_edge", self.long_edge, &(2..=8192))?;
-        within("video.short_edge", self.short_edge, &(2..=self.long_edge.max(2)))?;
-        within("video.crf", self.crf, &Self::CRF)?;
-        within("video.threads", self.threads, &Self::THREADS)?;
-        within_secs("video.budget", self.budget, &BUDGET_SECS)?;
-        within("video.poster_quality", self.poster_quality, &PhotoSettings::JPEG_QUALITY)?;
-        within("video.audio_bitrate", self.audio_bitrate, &Self::AUDIO_BITRATE)
+        within(Setting::VideoLongEdge, self.long_edge, &(2..=8192))?;
+        within(Setting::VideoShortEdge, self.short_edge, &(2..=self.long_edge.max(2)))?;
+        within(Setting::VideoCrf, self.crf, &Self::CRF)?;
+        within(Setting::VideoThreads, self.threads, &Self::THREADS)?;
+        within_secs(Setting::VideoBudget, self.budget, &BUDGET_SECS)?;
+        within(Setting::PosterQuality, self.poster_quality, &PhotoSettings::JPEG_QUALITY)?;
+        within(Setting::AudioBitrate, self.audio_bitrate, &Self::AUDIO_BITRATE)
     }
 }
 
@@ -385,10 +492,10 @@ impl FrameSampling {
 
     /// See [`MediaSettings::check`].
     pub fn check(&self) -> Result<(), OutOfRange> {
-        within("sampling.max_frames", self.max_frames, &Self::MAX_FRAMES)?;
+        within(Setting::MaxFrames, self.max_frames, &Self::MAX_FRAMES)?;
         let ms = u64::try_from(self.min_interval.as_millis()).unwrap_or(u64::MAX);
-        within("sampling.min_interval_ms", ms, &Self::MIN_INTERVAL_MS)?;
-        within("sampling.max_edge", self.max_edge, &(16..=4096))
+        within(Setting::MinIntervalMs, ms, &Self::MIN_INTERVAL_MS)?;
+        within(Setting::SamplingMaxEdge, self.max_edge, &(16..=4096))
     }
 
     /// When to sample, in ms from the first frame, for a video track of `duration_ms`, the
@@ -427,13 +534,13 @@ mod tests {
         let mut s = MediaSettings::DEFAULT;
         s.video.crf = 60;
         let e = s.check().unwrap_err();
-        assert_eq!((e.field, e.value.as_str(), e.accepted.as_str()), ("video.crf", "60", "0..=51"));
+        assert_eq!((e.field.as_str(), e.value.as_str(), e.accepted.as_str()), ("video.crf", "60", "0..=51"));
         let mut s = MediaSettings::DEFAULT;
         s.photo.thumb_edge = 9000;
-        assert_eq!(s.check().unwrap_err().field, "photo.thumb_edge");
+        assert_eq!(s.check().unwrap_err().field.as_str(), "photo.thumb_edge");
         let mut s = MediaSettings::DEFAULT;
         s.voice.budget = Duration::ZERO;
-        assert_eq!(s.check().unwrap_err().field, "voice.budget");
+        assert_eq!(s.check().unwrap_err().field.as_str(), "voice.budget");
     }
 
     #[test]

@@ -378,7 +378,6 @@ fn voice_budget_gives_a_clear_error() {
     };
     let err = process_voice(&bytes, Format::Ogg, &s).unwrap_err();
     assert!(matches!(err, MediaError::TimedOut { .. }), "{err:?}");
-    assert!(!err.is_input_error());
 }
 
 #[test]
@@ -818,7 +817,11 @@ fn damaged_files_never_panic_or_hang() {
             };
             assert!(t.elapsed() < Duration::from_secs(20), "{}: {:?}", f.display(), t.elapsed());
             if let Err(e) = r {
-                assert!(e.is_input_error(), "{} (every {step}th byte): {e:?}", f.display());
+                assert!(
+                    !matches!(e, MediaError::Internal { .. } | MediaError::TimedOut { .. }),
+                    "{} (every {step}th byte): {e:?}",
+                    f.display()
+                );
             }
         }
     }

@@ -173,6 +173,6 @@ fn truncated_and_damaged_heif_are_corrupt() {
     // HEVC conceals some damage, so a decoded picture is a fair outcome; an error must be the
     // input's (a `rejected` item), never ours.
     if let Err(e) = process_photo(&damaged, &settings()) {
-        assert!(e.is_input_error(), "{e:?}");
+        assert!(!matches!(e, MediaError::Internal { .. } | MediaError::TimedOut { .. }), "{e:?}");
     }
 }

@@ -270,6 +270,13 @@ pub struct WorkerArgs {
     /// complete verifying decode; `off` re-encodes every stream.
     #[arg(long, env = "MEDIAGATE_VIDEO_PASSTHROUGH", default_value_t = VideoSettings::DEFAULT.passthrough.as_str().to_string())]
     pub video_passthrough: String,
+    /// The open_nsfw model; default: `models/open-nsfw.onnx` of the working directory, else
+    /// beside the binary (`make models` puts it there, verified by sha256 when loaded).
+    #[arg(long, env = "MEDIAGATE_MODEL_PATH")]
+    pub model_path: Option<std::path::PathBuf>,
+    /// The ONNX Runtime library; default: `models/libonnxruntime.so.1.31.1`, looked up as the model is.
+    #[arg(long, env = "MEDIAGATE_ORT_LIB")]
+    pub ort_lib: Option<std::path::PathBuf>,
     /// ONNX Runtime intra-op threads of the classifier; default: CPUs / concurrency (at least 1).
     #[arg(long, env = "MEDIAGATE_CLASSIFIER_THREADS")]
     pub classifier_threads: Option<usize>,

@@ -109,7 +109,11 @@ pub async fn run(common: &Common, args: DoctorArgs) -> Result<ExitCode> {
             checks.push(bucket_check(store, &bucket, needs).await);
         }
     }
-    checks.push(model_check(config.as_ref().map_or(1, |c| c.classifier_threads)).await);
+    let classifier = match &config {
+        Some(c) => mediagate_classify::ClassifierConfig::with_paths(c.model_paths.clone(), c.classifier_threads),
+        None => mediagate_classify::ClassifierConfig::resolve(1),
+    };
+    checks.push(model_check(classifier).await);
     if let Some(config) = &config {
         checks.push(sandbox_check(common, &args, config).await);
         if let Some(store) = &store {
@@ -303,8 +307,7 @@ async fn bucket_check(store: &Store, bucket: &str, needs: Needs) -> Check {
     Check::pass(&name, did.join(", "))
 }
 
-async fn model_check(threads: usize) -> Check {
-    let cfg = mediagate_classify::ClassifierConfig::resolve(threads);
+async fn model_check(cfg: mediagate_classify::ClassifierConfig) -> Check {
     match tokio::task::spawn_blocking(move || mediagate_classify::Classifier::load(&cfg)).await {
         Ok(Ok(c)) => Check::pass(
             "model",

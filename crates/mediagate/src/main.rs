@@ -33,6 +33,12 @@ pub(crate) const EXIT_USAGE: u8 = 2;
 
 /// Exit status of `mediagate worker` when a setting is not accepted (EX_CONFIG).
 const EXIT_BAD_SETTING: u8 = 78;
+/// `mediagate worker` exits with this (EX_SOFTWARE) when its loop has made no progress for
+/// [`WATCHDOG_LIMIT`]: something blocks it, and a restart is the cure.
+const EXIT_STALLED: i32 = 70;
+/// How long the worker loop may go without a beat before the watchdog ends the process: twice
+/// the time after which `/healthz` reports it stuck.
+const WATCHDOG_LIMIT: Duration = Duration::from_secs(2 * mediagate_worker::health::STALL_LIMIT.as_secs());
 
 fn main() -> std::process::ExitCode {
     // A media sandbox child (started by the worker, never by hand): no CLI, no runtime.
@@ -236,6 +242,7 @@ pub(crate) fn worker_config(common: &Common, args: &WorkerArgs) -> Result<Worker
         memory_mb: args.memory_mb.or_else(container_memory_mb).unwrap_or(mediagate_worker::DEFAULT_MEMORY_MB),
         sandbox_memory_mb: args.sandbox_memory_mb,
         classifier_threads: args.classifier_threads.unwrap_or_else(|| (cpus / concurrency.max(1)).max(1)),
+        model_paths: model_paths(args),
         metrics_addr,
         banks: BankSettings {
             banks: args.hash_banks.clone(),
@@ -357,7 +364,10 @@ async fn worker(common: &Common, args: WorkerArgs) -> Result<std::process::ExitC
     let mut backoff = Duration::from_millis(500);
     // The node whose connection was lost or refused last: the next attempt tries the others first.
     let mut last: Option<String> = None;
+    readiness.beat();
+    spawn_watchdog(readiness.clone());
     loop {
+        readiness.beat();
         if *stop_rx.borrow() {
             break;
         }
@@ -404,11 +414,49 @@ async fn worker(common: &Common, args: WorkerArgs) -> Result<std::process::ExitC
     Ok(std::process::ExitCode::SUCCESS)
 }
 
+/// A thread beside the runtime that ends the process when the worker loop stops beating for
+/// [`WATCHDOG_LIMIT`] (a loop blocked by something no timeout of its own can reach). The jobs it
+/// held go back to their queues when its connection closes, and the container's restart policy
+/// (or Kubernetes) starts it again. It writes to stderr, not through `tracing`: whatever blocks
+/// the loop might hold the log writer too.
+fn spawn_watchdog(readiness: Arc<Readiness>) {
+    let watch = move || loop {
+        std::thread::sleep(Duration::from_secs(5));
+        if let Some(stalled) = readiness.stalled_for().filter(|d| *d > WATCHDOG_LIMIT) {
+            eprintln!(
+                "mediagate worker: the worker loop has made no progress for {} s; exiting with status {EXIT_STALLED} \
+                 so that it is restarted (the broker redelivers the jobs it held)",
+                stalled.as_secs()
+            );
+            std::process::exit(EXIT_STALLED);
+        }
+    };
+    if let Err(e) = std::thread::Builder::new().name("mediagate-watchdog".into()).spawn(watch) {
+        warn!(error = %e, "cannot start the watchdog thread; a stuck worker loop will not end the process");
+    }
+}
+
+/// `--model-path` and `--ort-lib` (clap reads their variables), each else found where `make
+/// models` puts it (`mediagate_classify::resolve_with`).
+fn model_paths(args: &WorkerArgs) -> mediagate_classify::ModelPaths {
+    let flag = |var: &str| {
+        let path = match var {
+            mediagate_classify::ENV_MODEL_PATH => args.model_path.as_ref(),
+            mediagate_classify::ENV_ORT_LIB => args.ort_lib.as_ref(),
+            _ => None,
+        };
+        path.map(|p| p.clone().into_os_string())
+    };
+    let cwd = std::env::current_dir().unwrap_or_else(|_| std::path::PathBuf::from("."));
+    let exe = std::env::current_exe().ok();
+    mediagate_classify::resolve_with(flag, &cwd, exe.as_deref())
+}
+
 /// The nudity classifier with the worker's thread count, loaded off the async threads; its
 /// model and ONNX Runtime are checked against their sha256 (the error names `make models`).
 pub(crate) async fn load_classifier(config: &WorkerConfig) -> Result<Arc<mediagate_classify::Classifier>> {
     let threads = config.classifier_threads;
-    let classifier_config = mediagate_classify::ClassifierConfig::resolve(threads);
+    let classifier_config = mediagate_classify::ClassifierConfig::with_paths(config.model_paths.clone(), threads);
     let classifier = tokio::task::spawn_blocking(move || mediagate_classify::Classifier::load(&classifier_config))
         .await
         .context("loading the classifier")?

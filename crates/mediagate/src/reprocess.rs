@@ -153,14 +153,12 @@ async fn examine(
             Err(_) => return Ok(Outcome::Unusable(format!("processed_at {:?} is not RFC 3339", v.processed_at))),
         }
     }
-    let serde_json::Value::Object(mut job) = manifest.job else {
+    let Some(job) = manifest.republished() else {
         return Ok(Outcome::Unusable("the stored job never parsed as JSON".into()));
     };
     let Some(job_id) = job.get("job_id").and_then(|j| j.as_str()).filter(|j| is_valid_id(j)).map(str::to_owned) else {
         return Ok(Outcome::Unusable("the stored job has no valid job_id".into()));
     };
-    job.insert("reprocess".into(), serde_json::Value::Bool(true));
-    job.insert("revision".into(), serde_json::Value::from(v.revision + 1));
     let body = serde_json::to_vec(&job)?;
     // §2: the limits apply to jobs as they arrive, so one over them is never republished.
     if let Err(reason) = limits.check(&body) {

@@ -192,12 +192,10 @@ async fn decide(
             }
         }
     }
-    let serde_json::Value::Object(mut job) = s.manifest.job.clone() else {
+    let Some(job) = s.manifest.republished() else {
         return refuse(EXIT_ERROR, format!("the stored job {job_id} never parsed: it cannot be republished"));
     };
     let revision = s.manifest.verdict.revision + 1;
-    job.insert("reprocess".into(), serde_json::Value::Bool(true));
-    job.insert("revision".into(), serde_json::Value::from(revision));
     let republish = serde_json::to_vec(&job)?;
     // §2: a release republishes the job; one over the limits would only be rejected, so nothing
     // is decided or written for it.

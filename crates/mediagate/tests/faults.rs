@@ -220,3 +220,94 @@ fn a_job_is_acked_only_after_its_verdict_is_confirmed() {
         metrics.lines().filter(|l| l.contains("deliveries_total")).collect::<Vec<_>>().join("\n")
     );
 }
+
+/// A verdict the broker nacks is not acked, and the worker does not go on publishing on the
+/// channel that was nacked: it returns the job, reconnects, and the job's verdict is published
+/// on the new connection once the broker takes messages again. The nack is the broker's own:
+/// a queue bound to `mediagate.verdicts` that refuses every message (`x-max-length` 0 with
+/// `x-overflow` `reject-publish`) makes RabbitMQ nack each verdict routed to it (the other
+/// queue still gets its copy: a nack says the broker did not take the message everywhere, so
+/// the verdict is published again, and a consumer sees a repeat, which the contract allows).
+#[test]
+fn a_nacked_verdict_is_published_again_on_a_new_connection() {
+    use lapin::options::{QueueBindOptions, QueueDeclareOptions, QueueDeleteOptions};
+    use lapin::types::{AMQPValue, FieldTable};
+
+    let _g = serial();
+    let env = Isolated::start("nack", &[]);
+    let ch = env.rt.block_on(env.conn.create_channel()).expect("channel");
+    let mut args = FieldTable::default();
+    args.insert("x-max-length".into(), AMQPValue::LongInt(0));
+    args.insert("x-overflow".into(), AMQPValue::LongString("reject-publish".into()));
+    env.rt.block_on(async {
+        ch.queue_declare("verdict-refuser".into(), QueueDeclareOptions::default(), args).await.expect("declare");
+        ch.queue_bind(
+            "verdict-refuser".into(),
+            "mediagate.verdicts".into(),
+            "#".into(),
+            QueueBindOptions::default(),
+            FieldTable::default(),
+        )
+        .await
+        .expect("bind");
+    });
+    let ids = batch(&env, "nack", 1, &jpeg(640, 480, 25));
+    let start = std::time::Instant::now();
+    let log = || std::fs::read_to_string(&env.log).unwrap_or_default();
+    while !log().contains("the broker nacked a verdict or escalation; reconnecting") {
+        assert!(start.elapsed() < Duration::from_secs(60), "the worker saw the nack:\n{}", env.log_tail());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    env.rt.block_on(ch.queue_delete("verdict-refuser".into(), QueueDeleteOptions::default())).expect("delete");
+    assert_complete(&env, &ids, Duration::from_secs(120));
+    let text = log();
+    assert!(
+        text.contains("verdict or escalation not confirmed; returning the job to the queue"),
+        "the nacked job was returned:\n{}",
+        env.log_tail()
+    );
+    assert!(text.contains("broker connection lost; reconnecting"), "the worker reconnected:\n{}", env.log_tail());
+    assert_eq!(env.depth("mediagate.uploads"), 0, "jobs left in the queue");
+    assert_eq!(env.depth("mediagate.dead"), 0, "nothing dead-lettered");
+}
+
+/// The broker node a worker is connected to dies with jobs in hand (as `docker kill` of a
+/// cluster node does: its sockets are closed, then nothing listens): the worker lets go of the
+/// jobs it can no longer settle, reconnects once the node is back, and every job gets its
+/// verdict. The worker reaches RabbitMQ through a proxy that closes every connection and then
+/// refuses new ones for a while.
+#[test]
+fn the_broker_connection_cut_with_jobs_in_hand_loses_nothing() {
+    use mediagate_testkit::faults::{FaultProxy, S3Fault};
+
+    let _g = serial();
+    let mut env = Isolated::start("cut", &[]);
+    // The same vhost, through the proxy.
+    let direct = support::amqp_url(&env.vhost);
+    let (head, tail) = direct.rsplit_once(':').expect("host:port in the AMQP URL");
+    let (port, vhost) = tail.split_once('/').expect("port/vhost in the AMQP URL");
+    let proxy = FaultProxy::start(port.parse().expect("the test broker's port"));
+    let url = format!("{head}:{}/{vhost}", proxy.port);
+    env.worker.as_mut().unwrap().terminate(Duration::from_secs(60));
+    env.env.retain(|(k, _)| *k != "MEDIAGATE_AMQP_URL");
+    env.env.push(("MEDIAGATE_AMQP_URL", url));
+    env.worker = Some(env.spawn_worker("worker-behind-proxy"));
+    let log = || std::fs::read_to_string(env.logdir.path().join("worker-behind-proxy.log")).unwrap_or_default();
+    let src = jpeg(4000, 3000, 26);
+    let ids = batch(&env, "cut", 12, &src);
+    env.wait_verdicts(&ids[0], 1, Duration::from_secs(60));
+    proxy.set(S3Fault::Refuse);
+    let done_before = ids.iter().filter(|id| !env.verdicts_for(id).is_empty()).count();
+    assert!(done_before < ids.len(), "the cut happened mid-batch");
+    let start = std::time::Instant::now();
+    while !log().contains("broker connection lost; reconnecting") {
+        assert!(start.elapsed() < Duration::from_secs(60), "the worker saw the cut:\n{}", log());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    std::thread::sleep(Duration::from_secs(5));
+    proxy.set(S3Fault::Delay(Duration::ZERO));
+    assert_complete(&env, &ids, Duration::from_secs(180));
+    assert_eq!(env.depth("mediagate.uploads"), 0, "jobs left in the queue");
+    assert_eq!(env.depth("mediagate.dead"), 0, "nothing dead-lettered");
+    assert!(log().contains("worker consuming"), "the worker consumes again:\n{}", log());
+}

@@ -247,7 +247,7 @@ impl Broker {
 
     /// A publisher of verdicts on a channel of its own with publisher confirms enabled.
     pub async fn verdict_publisher(&self) -> Result<VerdictPublisher, QueueError> {
-        Ok(VerdictPublisher { channel: self.confirm_channel("verdict publisher").await? })
+        Ok(VerdictPublisher::new(self.confirm_channel("verdict publisher").await?))
     }
 
     /// A publisher of jobs (`mediagate submit`, `mediagate reprocess`, tests) with publisher

@@ -1,5 +1,7 @@
 //! Publishers that wait for the broker's confirm.
 
+use std::sync::Arc;
+
 use super::*;
 
 /// The broker's confirm of a verdict, as a value: only [`VerdictPublisher::publish`] makes one,
@@ -17,6 +19,8 @@ pub struct Confirmed {
 #[derive(Clone)]
 pub struct VerdictPublisher {
     pub(crate) channel: Channel,
+    /// The last nack (exchange, routing key) not yet reported by [`VerdictPublisher::nacked`].
+    pub(crate) nacks: Arc<Nacks>,
 }
 
 impl fmt::Debug for VerdictPublisher {
@@ -26,6 +30,25 @@ impl fmt::Debug for VerdictPublisher {
 }
 
 impl VerdictPublisher {
+    pub(crate) fn new(channel: Channel) -> VerdictPublisher {
+        VerdictPublisher { channel, nacks: Arc::default() }
+    }
+
+    /// Resolves once the broker has nacked a publish of this publisher (or of a clone) since
+    /// the last time it resolved. A nack without a return means the broker did not take the
+    /// message, and a channel that is nacked once was seen to be nacked for minutes on end
+    /// (RabbitMQ 3.10.8, a cluster node killed while its quorum queues elected leaders) while
+    /// new connections published: the worker answers a nack by reconnecting.
+    pub async fn nacked(&self) -> QueueError {
+        loop {
+            self.nacks.notify.notified().await;
+            let last = self.nacks.last.lock().map(|mut l| l.take()).unwrap_or_default();
+            if let Some((exchange, routing_key)) = last {
+                return QueueError::Nacked { exchange, routing_key };
+            }
+        }
+    }
+
     /// Closes the publisher's channel and waits for the broker (see [`JobConsumer::close`]);
     /// clones still held elsewhere can no longer publish.
     pub async fn close(&self) {
@@ -36,20 +59,23 @@ impl VerdictPublisher {
 
     /// Publishes a verdict to `mediagate.verdicts` with `routing_key` (the contract's
     /// `verdict.<status>`: the caller's `JobStatus::routing_key`, this crate knows no verdicts),
+    /// the arguments in [`JobPublisher::publish`]'s order,
     /// persistent, `application/json`, `message_id` and `correlation_id` = `job_id` when known.
     /// Returns once the broker has confirmed it, with the [`Confirmed`] receipt the worker needs
     /// to ack the job; a nack or an unroutable return is an error (the job must not be acked then).
     pub async fn publish(
         &self,
-        job_id: Option<&str>,
         routing_key: &str,
+        job_id: Option<&str>,
         body: Vec<u8>,
     ) -> Result<Confirmed, QueueError> {
         let mut props = persistent_json();
         if let Some(id) = job_id {
             props = props.with_message_id(id.into()).with_correlation_id(id.into());
         }
-        publish_confirmed(&self.channel, names::VERDICTS_EXCHANGE, routing_key, &body, props).await?;
+        publish_confirmed(&self.channel, names::VERDICTS_EXCHANGE, routing_key, &body, props)
+            .await
+            .inspect_err(|e| self.note(e))?;
         debug!(job_id, routing_key, bytes = body.len(), "verdict confirmed");
         Ok(Confirmed { _private: () })
     }
@@ -63,16 +89,37 @@ impl VerdictPublisher {
     /// confirmed before its verdict is published.
     pub async fn publish_escalation(
         &self,
+        routing_key: &str,
         job_id: &str,
         message_id: &str,
-        routing_key: &str,
         body: Vec<u8>,
     ) -> Result<(), QueueError> {
         let props = persistent_json().with_message_id(message_id.into()).with_correlation_id(job_id.into());
-        publish_confirmed(&self.channel, names::ESCALATIONS_EXCHANGE, routing_key, &body, props).await?;
+        publish_confirmed(&self.channel, names::ESCALATIONS_EXCHANGE, routing_key, &body, props)
+            .await
+            .inspect_err(|e| self.note(e))?;
         debug!(job_id, message_id, routing_key, bytes = body.len(), "escalation confirmed");
         Ok(())
     }
+}
+
+impl VerdictPublisher {
+    /// Wakes [`VerdictPublisher::nacked`] on a nack (a permit is kept when nobody waits).
+    fn note(&self, e: &QueueError) {
+        if let QueueError::Nacked { exchange, routing_key } = e {
+            if let Ok(mut last) = self.nacks.last.lock() {
+                *last = Some((exchange.clone(), routing_key.clone()));
+            }
+            self.nacks.notify.notify_one();
+        }
+    }
+}
+
+/// Nacks seen by a [`VerdictPublisher`] and its clones.
+#[derive(Default)]
+pub(crate) struct Nacks {
+    notify: tokio::sync::Notify,
+    last: std::sync::Mutex<Option<(String, String)>>,
 }
 
 /// Publishes jobs and waits for the broker's confirm. Cheap to clone.

@@ -186,7 +186,7 @@ async fn verdicts_are_confirmed_and_land_in_the_verdicts_queue() {
     let verdicts = b.verdict_publisher().await.unwrap();
 
     let _confirmed =
-        verdicts.publish(Some("j-1"), "verdict.cleared", br#"{"status":"cleared"}"#.to_vec()).await.unwrap();
+        verdicts.publish("verdict.cleared", Some("j-1"), br#"{"status":"cleared"}"#.to_vec()).await.unwrap();
     let m = get_one(&b, VERDICTS_QUEUE).await.expect("verdict in mediagate.verdicts");
     assert_eq!(m.routing_key.as_str(), "verdict.cleared");
     assert_eq!(m.exchange.as_str(), VERDICTS_EXCHANGE);
@@ -200,7 +200,7 @@ async fn verdicts_are_confirmed_and_land_in_the_verdicts_queue() {
     assert_eq!((v.routing_key.as_str(), v.correlation_id.as_deref()), ("verdict.cleared", Some("j-1")));
 
     // a verdict without a usable job id
-    let _confirmed = verdicts.publish(None, "verdict.rejected", b"{}".to_vec()).await.unwrap();
+    let _confirmed = verdicts.publish("verdict.rejected", None, b"{}".to_vec()).await.unwrap();
     let v = listener.next(Duration::from_secs(5)).await.unwrap().unwrap();
     assert_eq!((v.routing_key.as_str(), v.correlation_id), ("verdict.rejected", None));
 
@@ -208,7 +208,7 @@ async fn verdicts_are_confirmed_and_land_in_the_verdicts_queue() {
     let tasks: Vec<_> = (0..50)
         .map(|i| {
             let p = verdicts.clone();
-            tokio::spawn(async move { p.publish(Some(&format!("j-c{i}")), "verdict.partial", b"{}".to_vec()).await })
+            tokio::spawn(async move { p.publish("verdict.partial", Some(&format!("j-c{i}")), b"{}".to_vec()).await })
         })
         .collect();
     for t in tasks {
@@ -310,7 +310,7 @@ async fn a_lost_connection_is_noticed() {
         }
     });
     end.await.expect("consumer stream ends");
-    assert!(verdicts.publish(Some("j"), "cleared", b"{}".to_vec()).await.is_err());
+    assert!(verdicts.publish("cleared", Some("j"), b"{}".to_vec()).await.is_err());
     // reconnecting is building a new Broker
     let b2 = broker(&vh).await;
     b2.check_topology().await.unwrap();

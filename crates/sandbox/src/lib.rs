@@ -179,8 +179,9 @@ impl Outcome {
     }
 }
 
-/// Why a file was not processed: each is the input's doing, except a [`MediaError`] that is
-/// not (`MediaError::is_input_error`), which the worker treats as its own fault.
+/// Why a file was not processed: each is the input's doing, except a [`MediaError`] that is not
+/// (a budget overrun, an internal error), which the worker treats as its own fault (its
+/// `codes.rs` decides which).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Refusal {
     /// No format the sniffer knows matches the bytes.
@@ -287,12 +288,5 @@ fn crash_message(how: &str, out_of_memory: bool, memory_mb: u64) -> String {
             "the decoder crashed on this file (the isolated decoder process {how}, twice); the file is damaged \
              or crafted: re-export it and send it again"
         )
-    }
-}
-
-impl SandboxError {
-    /// Whether the input is to blame (an explicit `rejected` item) rather than us or the host.
-    pub fn is_input_error(&self) -> bool {
-        matches!(self, SandboxError::Crashed { .. })
     }
 }

@@ -1,7 +1,9 @@
 //! A TCP proxy in front of the local S3 server whose behaviour can be switched while it runs:
 //! S3 as over a network (a delay per request), refusing connections, answering 500 or 503, or
 //! answering slowly. The soak test drives the worker's storage through it; the latency proxy
-//! ([`crate::latency`]) is this proxy held at one delay.
+//! ([`crate::latency`]) is this proxy held at one delay. At zero delay it forwards any TCP
+//! protocol both ways, so a fault test also puts it in front of RabbitMQ: `Refuse` then closes
+//! every AMQP connection and refuses new ones, as a killed broker node does.
 //!
 //! A delay is applied once per request: when bytes arrive from the client and the server has
 //! answered since the client last sent anything (a new request on a kept-alive connection), or

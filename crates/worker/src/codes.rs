@@ -191,6 +191,16 @@ pub fn sandbox_error(err: SandboxError) -> Stop {
     }
 }
 
+/// The reason of a job the broker dead-lettered after its delivery limit (its `failed` verdict).
+pub fn delivery_limit() -> Reason {
+    Reason::new(
+        ReasonCode::InternalDeliveryLimit,
+        "the job could not be processed within its delivery limit (storage or broker faults, \
+         or a worker crash); nothing was wrong with the request as far as mediagate can tell — \
+         publish it again, and check the workers' logs for this job_id",
+    )
+}
+
 /// The reason of an item that matched a hash bank (§8). The message names the bank and how
 /// close the match was, never the entry's label (it may describe the content).
 pub fn hash_matched(media_type: MediaType, m: &mediagate_hash::Match) -> Reason {
@@ -248,6 +258,14 @@ mod tests {
             Stop::Requeue(q) => q,
             Stop::Rejected(r) => panic!("expected a requeue, got a rejection: {r:?}"),
         }
+    }
+
+    #[test]
+    fn a_dead_lettered_job_is_failed_by_its_delivery_limit_and_says_what_to_do() {
+        let r = delivery_limit();
+        assert_eq!(r.code, ReasonCode::InternalDeliveryLimit);
+        assert!(r.message.contains("publish it again"), "{}", r.message);
+        assert!(r.message.contains("job_id"), "{}", r.message);
     }
 
     #[test]

@@ -12,7 +12,7 @@ use std::net::SocketAddr;
 use std::ops::RangeInclusive;
 
 use mediagate_contract::{JobLimits, Thresholds};
-use mediagate_media::{MediaSettings, OutOfRange};
+use mediagate_media::{MediaSettings, OutOfRange, Setting};
 
 /// `MEDIAGATE_MEMORY_MB` when it is not set and no container limit is found, MiB.
 pub const DEFAULT_MEMORY_MB: u64 = 4096;
@@ -110,6 +110,8 @@ pub struct WorkerConfig {
     pub sandbox_memory_mb: Option<u64>,
     /// ONNX Runtime intra-op threads of the classifier.
     pub classifier_threads: usize,
+    /// `MEDIAGATE_MODEL_PATH` and `MEDIAGATE_ORT_LIB` (or where they are found without them).
+    pub model_paths: mediagate_classify::ModelPaths,
     /// Where `/healthz`, `/readyz` and `/metrics` are served; `None` serves none.
     pub metrics_addr: Option<SocketAddr>,
     /// Hash banks and matching.
@@ -151,47 +153,53 @@ pub fn check_range<T: PartialOrd + std::fmt::Display>(
     value: T,
     range: &RangeInclusive<T>,
 ) -> Result<(), InvalidSetting> {
-    mediagate_media::within(var, value, range).map_err(|e| named(var, e))
+    mediagate_media::outside(value, range).map_err(|(value, accepted)| named(var, value, accepted))
 }
 
 /// A value outside its range as a setting: the range said the way a person reads it.
-fn named(var: &'static str, e: OutOfRange) -> InvalidSetting {
-    let accepted = match e.accepted.split_once("..=") {
+fn named(var: &'static str, value: String, accepted: String) -> InvalidSetting {
+    let accepted = match accepted.split_once("..=") {
         Some((lo, hi)) => format!("use a value from {lo} to {hi}"),
-        None => e.accepted,
+        None => accepted,
     };
-    InvalidSetting { var, value: e.value, accepted }
+    InvalidSetting { var, value, accepted }
 }
 
-/// The environment variable of a media settings field.
-fn media_var(field: &str) -> &'static str {
+/// The environment variable (and flag) that sets a media settings field; `None` for a field
+/// with no variable (its value is built in, so only a bug in the defaults puts it out of range).
+fn media_var(field: Setting) -> Option<&'static str> {
     match field {
-        "limits.max_pixels" => "MEDIAGATE_IMAGE_MAX_PIXELS",
-        "limits.voice_max_ms" => "MEDIAGATE_VOICE_MAX_MS",
-        "limits.video_max_ms" => "MEDIAGATE_VIDEO_MAX_MS",
-        "photo.full_edge" => "MEDIAGATE_PHOTO_FULL_EDGE",
-        "photo.thumb_edge" => "MEDIAGATE_PHOTO_THUMB_EDGE",
-        "photo.jpeg_quality" => "MEDIAGATE_JPEG_QUALITY",
-        "photo.budget" => "MEDIAGATE_PHOTO_BUDGET_S",
-        "voice.bitrate" => "MEDIAGATE_VOICE_BITRATE",
-        "voice.budget" => "MEDIAGATE_VOICE_BUDGET_S",
-        "video.crf" => "MEDIAGATE_VIDEO_CRF",
-        "video.threads" => "MEDIAGATE_VIDEO_THREADS",
-        "video.budget" => "MEDIAGATE_VIDEO_BUDGET_S",
-        "sampling.max_frames" => "MEDIAGATE_VIDEO_MAX_FRAMES",
-        "sampling.min_interval_ms" => "MEDIAGATE_VIDEO_FRAME_INTERVAL_MS",
-        // Not settable from outside: only a bug in the defaults gets here.
-        _ => "(built-in media setting)",
+        Setting::MaxPixels => Some("MEDIAGATE_IMAGE_MAX_PIXELS"),
+        Setting::VoiceMaxMs => Some("MEDIAGATE_VOICE_MAX_MS"),
+        Setting::VideoMaxMs => Some("MEDIAGATE_VIDEO_MAX_MS"),
+        Setting::PhotoFullEdge => Some("MEDIAGATE_PHOTO_FULL_EDGE"),
+        Setting::PhotoThumbEdge => Some("MEDIAGATE_PHOTO_THUMB_EDGE"),
+        Setting::JpegQuality => Some("MEDIAGATE_JPEG_QUALITY"),
+        Setting::PhotoBudget => Some("MEDIAGATE_PHOTO_BUDGET_S"),
+        Setting::VoiceBitrate => Some("MEDIAGATE_VOICE_BITRATE"),
+        Setting::VoiceBudget => Some("MEDIAGATE_VOICE_BUDGET_S"),
+        Setting::VideoCrf => Some("MEDIAGATE_VIDEO_CRF"),
+        Setting::VideoThreads => Some("MEDIAGATE_VIDEO_THREADS"),
+        Setting::VideoBudget => Some("MEDIAGATE_VIDEO_BUDGET_S"),
+        Setting::MaxFrames => Some("MEDIAGATE_VIDEO_MAX_FRAMES"),
+        Setting::MinIntervalMs => Some("MEDIAGATE_VIDEO_FRAME_INTERVAL_MS"),
+        Setting::VideoLongEdge
+        | Setting::VideoShortEdge
+        | Setting::PosterQuality
+        | Setting::AudioBitrate
+        | Setting::SamplingMaxEdge => None,
     }
 }
 
 fn from_media(e: OutOfRange) -> InvalidSetting {
-    let (var, field) = (media_var(e.field), e.field);
-    let mut invalid = named(var, e);
-    if var.starts_with('(') {
-        invalid.accepted = format!("{field} ({})", invalid.accepted);
+    match media_var(e.field) {
+        Some(var) => named(var, e.value, e.accepted),
+        None => {
+            let mut invalid = named("(built-in media setting)", e.value, e.accepted);
+            invalid.accepted = format!("{} ({})", e.field, invalid.accepted);
+            invalid
+        }
     }
-    invalid
 }
 
 impl WorkerConfig {
@@ -350,6 +358,7 @@ mod tests {
             memory_mb: 2048,
             sandbox_memory_mb: None,
             classifier_threads: 1,
+            model_paths: mediagate_classify::resolve_model_paths(),
             metrics_addr: None,
             banks: BankSettings::DEFAULT,
             worker_id: "w".into(),
@@ -508,25 +517,18 @@ mod tests {
         assert_eq!(names, ["a", "b", "confirmed"]);
     }
 
+    /// Each media field's variable is one the binary reads (a flag of `cli.rs` with that `env`),
+    /// so a setting out of range is reported under the name an operator can set.
     #[test]
     fn every_settable_media_field_has_its_variable() {
-        for field in [
-            "limits.max_pixels",
-            "limits.voice_max_ms",
-            "limits.video_max_ms",
-            "photo.full_edge",
-            "photo.thumb_edge",
-            "photo.jpeg_quality",
-            "photo.budget",
-            "voice.bitrate",
-            "voice.budget",
-            "video.crf",
-            "video.threads",
-            "video.budget",
-            "sampling.max_frames",
-            "sampling.min_interval_ms",
-        ] {
-            assert!(media_var(field).starts_with("MEDIAGATE_"), "{field}");
+        let cli = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../mediagate/src/cli.rs")).unwrap();
+        let mut settable = 0;
+        for field in Setting::ALL {
+            if let Some(var) = media_var(field) {
+                assert!(cli.contains(&format!("env = \"{var}\"")), "{field}: {var} is no flag of the binary");
+                settable += 1;
+            }
         }
+        assert_eq!(settable, 14);
     }
 }

@@ -24,7 +24,6 @@ use tracing::{debug, info, info_span, warn, Instrument};
 
 use crate::codes::{self, media_type_of, Rejection, Requeue, Stop};
 use crate::metrics::{metrics, StageTimer};
-use crate::storage::Storage;
 use crate::{Lane, Shared, Stage};
 
 /// What an item task needs to know about its job.
@@ -300,7 +299,8 @@ fn pdq_queries(ctx: &ItemCtx, image: Option<&ImageHash>, frames: &[FrameHash]) -
 }
 
 /// Fetches the source within the limit with one GET (no HEAD: the answer's `Content-Length`
-/// is checked against the limit before the body is read), reserving its size from the worker's
+/// is checked against the limit before the body is read; a local file's length likewise),
+/// reserving its size from the worker's
 /// budget of input bytes in hand before reading the body (so prefetched jobs cannot hold more
 /// than that between them). When the budget is spent, the connection is let go while the item
 /// waits for its share, and the GET is made again once it has it. The body goes straight into a
@@ -314,28 +314,9 @@ async fn fetch(ctx: &ItemCtx, item: &Item) -> Result<(Arc<Input>, OwnedSemaphore
     let new_sink = || {
         Input::writer().map(InputSink).map_err(|e| Requeue::internal(format!("cannot make a memfd for the input: {e}")))
     };
-    let store = match &shared.storage {
-        Storage::S3(store) => store,
-        Storage::Local(local) => {
-            // A local file is read whole (off the async threads) before its size is reserved:
-            // `inspect` runs one job.
-            let mut sink = new_sink()?;
-            let (local, source) = (local.clone(), key.clone());
-            let (sink, read) = tokio::task::spawn_blocking(move || {
-                let read = local.read_source(&source, limit, &mut sink);
-                (sink, read)
-            })
-            .await
-            .map_err(|e| Requeue::internal(format!("reading the local file failed: {e}")))?;
-            read.map_err(|e| codes::source_error(e, bucket, key))?;
-            let permit = reserve(ctx, sink.0.len()).await?;
-            let bytes =
-                sink.0.finish().map_err(|e| Requeue::internal(format!("cannot seal the input's memfd: {e}")))?;
-            return Ok((Arc::new(bytes), permit));
-        }
+    let open = || async {
+        shared.storage.open_source(bucket, key, limit).await.map_err(|e| codes::source_error(e, bucket, key))
     };
-    let open =
-        || async { store.open_at_most(bucket, key, limit).await.map_err(|e| codes::source_error(e, bucket, key)) };
     let mut download = open().await?;
     let size = download.size().unwrap_or(limit);
     let permit = match try_reserve(ctx, size) {
@@ -640,15 +621,19 @@ async fn block(
     };
     let hash_match = matched.map(hash_match);
     let blocked = ItemVerdict { status: ItemStatus::Blocked, reason, hash_match, outputs: Vec::new(), ..measured };
-    // A local run (`inspect`) has no quarantine: nothing of a blocked item is written.
-    let (Some(q), Some(store)) = (&ctx.shared.config.quarantine_bucket, ctx.shared.storage.s3()) else {
+    let Some(q) = &ctx.shared.config.quarantine_bucket else {
         return Ok(ItemDone { verdict: blocked, quarantine: None });
     };
+    let storage = &ctx.shared.storage;
     let original = quarantine_original_key(&ctx.job_id, &item.item_id, ext);
-    store
-        .put(q, &original, bytes::Bytes::from_owner(HeldInput(bytes.clone())), "application/octet-stream")
+    let kept = storage
+        .put_record(q, &original, bytes::Bytes::from_owner(HeldInput(bytes.clone())), "application/octet-stream")
         .await
         .map_err(|e| Requeue::storage(format!("writing the original to s3://{q}/{original}: {e}")))?;
+    // A local run (`inspect`) keeps no quarantine: nothing of a blocked item is written.
+    if !kept {
+        return Ok(ItemDone { verdict: blocked, quarantine: None });
+    }
     let entry = QuarantinedEntry {
         job_id: &ctx.job_id,
         revision: ctx.revision,
@@ -658,8 +643,8 @@ async fn block(
     let entry = serde_json::to_vec_pretty(&entry)
         .map_err(|e| Requeue::internal(format!("serialising the item verdict: {e}")))?;
     let key = quarantine_verdict_key(&ctx.job_id, &item.item_id);
-    store
-        .put(q, &key, entry, "application/json")
+    storage
+        .put_record(q, &key, entry.into(), "application/json")
         .await
         .map_err(|e| Requeue::storage(format!("writing s3://{q}/{key}: {e}")))?;
     Ok(ItemDone { verdict: blocked, quarantine: Some(QuarantineRef { bucket: q.clone(), key: original }) })
@@ -682,14 +667,16 @@ fn hash_match(m: mediagate_hash::Match) -> HashMatch {
 /// decision, a confirm, another job under the same id, another file — is `None`: the item is
 /// processed as any item is.
 async fn find_release(ctx: &ItemCtx, item: &Item, job_sha256: &str) -> Result<Option<Release>, Requeue> {
-    let (Some(q), Some(store)) = (&ctx.shared.config.quarantine_bucket, ctx.shared.storage.s3()) else {
-        return Ok(None);
-    };
+    let Some(q) = &ctx.shared.config.quarantine_bucket else { return Ok(None) };
+    let store = &ctx.shared.storage;
     let storage = |what: &str, e: mediagate_store::StoreError| Requeue::storage(format!("{what} in s3://{q}: {e}"));
     let prefix = quarantine_item_prefix(&ctx.job_id, &item.item_id);
-    let keys = store.list_keys(q, &prefix).await.map_err(|e| storage("listing the item's quarantine", e))?;
+    let keys = store.list_records(q, &prefix).await.map_err(|e| storage("listing the item's quarantine", e))?;
     let Some(latest) = latest_decision_key(keys.iter().map(String::as_str)) else { return Ok(None) };
-    let body = store.get(q, latest).await.map_err(|e| storage("reading a decision", e))?;
+    // A decision is a small file of ours; one that vanished since the listing is none.
+    let Some(body) = store.get_record(q, latest, 1 << 20).await.map_err(|e| storage("reading a decision", e))? else {
+        return Ok(None);
+    };
     let decision: Decision = match serde_json::from_slice(&body) {
         Ok(d) => d,
         Err(e) => {
@@ -706,11 +693,9 @@ async fn find_release(ctx: &ItemCtx, item: &Item, job_sha256: &str) -> Result<Op
     }
     let original = format!("{prefix}original.");
     let Some(key) = keys.iter().find(|k| k.starts_with(&original)) else { return Ok(None) };
-    let bytes = match store.get_at_most(q, key, ctx.shared.config.max_input_bytes).await {
-        Ok(b) => b,
-        Err(mediagate_store::StoreError::NotFound { .. } | mediagate_store::StoreError::TooLarge { .. }) => {
-            return Ok(None)
-        }
+    let bytes = match store.get_record(q, key, ctx.shared.config.max_input_bytes).await {
+        Ok(Some(b)) => b,
+        Ok(None) | Err(mediagate_store::StoreError::TooLarge { .. }) => return Ok(None),
         Err(e) => return Err(storage("reading the quarantined original", e)),
     };
     let bytes = Arc::new(

@@ -16,13 +16,25 @@ use crate::{Lane, Shared};
 
 /// What the run loop does with a delivery once its job has been handled.
 #[derive(Debug)]
-pub(crate) enum Handled {
+pub enum Handled {
     /// Publish these escalations (each confirmed), then this verdict, then ack.
-    Verdict { verdict: Box<Verdict>, escalations: Vec<Escalation> },
+    Verdict {
+        /// The job's verdict.
+        verdict: Box<Verdict>,
+        /// Its escalations (§8), published first.
+        escalations: Vec<Escalation>,
+    },
     /// A newer revision of this job is already stored (a stale reprocess job, or a redelivery
     /// that a later reprocess overtook): ack without touching outputs, manifest or verdicts, so
     /// an old revision never overwrites a newer one.
-    Superseded { job_id: String, revision: u64, stored_revision: u64 },
+    Superseded {
+        /// The job.
+        job_id: String,
+        /// This delivery's revision.
+        revision: u64,
+        /// The newer revision stored.
+        stored_revision: u64,
+    },
 }
 
 /// Runs one delivery to its verdict, storing outputs and the manifest on the way.
@@ -142,11 +154,13 @@ pub(crate) async fn handle_delivery(
 
 /// An escalation to publish before the verdict (§8), de-duplicated by its `message_id`.
 #[derive(Debug)]
-pub(crate) struct Escalation {
+pub struct Escalation {
     /// `{job_id}/{item_id}/{sha256}`: the same for every delivery and revision of that file in
     /// that job.
     pub message_id: String,
+    /// The job it came from (its `correlation_id`).
     pub job_id: String,
+    /// `mediagate.escalation.v1` JSON.
     pub body: Vec<u8>,
 }
 
@@ -206,21 +220,20 @@ fn escalation(shared: &Shared, job: &Job, at: &str, done: &ItemDone) -> Result<O
 /// The job's stored manifest; `None` when there is none, or when it cannot be read as a manifest
 /// (then the job is processed and its manifest rewritten).
 async fn stored_manifest(shared: &Shared, job_id: &str) -> Result<Option<Manifest>, Requeue> {
-    let Some(store) = shared.storage.s3() else { return Ok(None) };
     let bucket = &shared.config.manifest_bucket;
     let key = manifest_key(job_id);
-    // Manifests are small; a huge object under that key is not one of ours.
-    match store.get_at_most(bucket, &key, 64 * 1024 * 1024).await {
-        Ok(bytes) => match serde_json::from_slice::<Manifest>(&bytes) {
+    // Manifests are small; a huge object under that key is not one of ours. A local run
+    // (`inspect`) keeps none, so it finds none.
+    match shared.storage.get_record(bucket, &key, 64 * 1024 * 1024).await {
+        Ok(None) => Ok(None),
+        Ok(Some(bytes)) => match serde_json::from_slice::<Manifest>(&bytes) {
             Ok(m) => Ok(Some(m)),
             Err(e) => {
                 warn!(%bucket, %key, error = %e, "stored manifest does not parse; processing the job");
                 Ok(None)
             }
         },
-        Err(mediagate_store::StoreError::NotFound { .. }) | Err(mediagate_store::StoreError::TooLarge { .. }) => {
-            Ok(None)
-        }
+        Err(mediagate_store::StoreError::TooLarge { .. }) => Ok(None),
         Err(e) => Err(Requeue::storage(format!("reading s3://{bucket}/{key}: {e}"))),
     }
 }
@@ -261,15 +274,14 @@ pub(crate) async fn write_manifest(
     job_bytes: Option<u64>,
     verdict: &Verdict,
 ) -> Result<(), Requeue> {
-    // A local run (`inspect`) keeps no manifest: its verdict is printed.
-    let Some(store) = shared.storage.s3() else { return Ok(()) };
     let manifest = Manifest { job, job_bytes, verdict: verdict.clone() };
     let body =
         serde_json::to_vec(&manifest).map_err(|e| Requeue::internal(format!("serialising the manifest: {e}")))?;
     let bucket = &shared.config.manifest_bucket;
     let key = manifest_key(job_id);
     let _timer = crate::metrics::StageTimer::start("manifest", "job");
-    store.put(bucket, &key, body, "application/json").await.map_err(|e| {
+    // A local run (`inspect`) keeps no manifest (its verdict is printed): nothing is written.
+    shared.storage.put_record(bucket, &key, body.into(), "application/json").await.map_err(|e| {
         warn!(%bucket, %key, error = %e, "manifest write failed");
         Requeue::storage(format!("writing s3://{bucket}/{key}: {e}"))
     })?;
@@ -305,9 +317,6 @@ mod tests {
         assert!(!superseded(2, 1));
     }
 
-    #[test]
-    fn a_live_first_delivery_never_reads_the_manifest_first() {
-        assert!(!may_be_superseded(false, false));
-        assert!(may_be_superseded(true, false) && may_be_superseded(false, true));
-    }
+    // Whether a live first delivery reads the manifest is tested on the job path itself:
+    // tests/job_path.rs, `a_live_first_delivery_never_reads_the_manifest_first`.
 }

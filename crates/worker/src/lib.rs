@@ -20,7 +20,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use mediagate_contract::{Job, JobStatus, ParseOutcome, Reason, ReasonCode, Verdict};
+use mediagate_contract::{Job, JobStatus, ParseOutcome, Verdict};
 use mediagate_queue::{names, Broker, Confirmed, Delivery, QueueError, VerdictPublisher};
 use mediagate_store::Store;
 use tokio::sync::Semaphore;
@@ -33,6 +33,7 @@ pub use config::{
     DEFAULT_MEMORY_MB, DEFAULT_METRICS_ADDR, DEFAULT_PDQ_MAX_DISTANCE, DEFAULT_PDQ_MIN_QUALITY,
 };
 pub use health::Readiness;
+pub use job::{Escalation, Handled};
 pub use storage::{LocalFiles, LOCAL_BUCKET};
 
 use crate::metrics::metrics;
@@ -97,8 +98,10 @@ impl Shared {
 /// Where a job came from: live traffic (`mediagate.uploads`) or a reprocess
 /// (`mediagate.reprocess`, the contract's word for a batch run).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Lane {
+pub enum Lane {
+    /// `mediagate.uploads`.
     Live,
+    /// `mediagate.reprocess`.
     Reprocess,
 }
 
@@ -108,6 +111,14 @@ impl Lane {
         match self {
             Lane::Live => "live",
             Lane::Reprocess => "reprocess",
+        }
+    }
+
+    /// The §1 queue the lane consumes.
+    pub(crate) fn queue(self) -> &'static str {
+        match self {
+            Lane::Live => names::UPLOADS_QUEUE,
+            Lane::Reprocess => names::REPROCESS_QUEUE,
         }
     }
 }
@@ -176,6 +187,26 @@ pub struct Engines {
 /// redelivered whatever they do; see the end of [`run`]).
 const LOST_CONNECTION_GRACE: Duration = Duration::from_secs(30);
 
+/// How often the worker loop tells [`Readiness::beat`] it is making progress.
+const BEAT: Duration = Duration::from_secs(5);
+
+/// How long a consumer's cancel may take once the loop stops (on a lost connection, lapin
+/// answers at once; this only bounds a broker that no longer answers).
+const CANCEL_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// `fut`, with a beat every [`BEAT`] while it runs: a wait that is the loop's work (jobs in hand
+/// finishing), not a stall.
+async fn beating<F: Future>(readiness: &Readiness, fut: F) -> F::Output {
+    tokio::pin!(fut);
+    let mut beat = tokio::time::interval(BEAT);
+    loop {
+        tokio::select! {
+            out = &mut fut => return out,
+            _ = beat.tick() => readiness.beat(),
+        }
+    }
+}
+
 /// Consumes and processes jobs until `shutdown` resolves, then stops taking new jobs, lets the
 /// jobs in hand finish (their verdicts published, deliveries acked) and returns `Ok`.
 pub async fn run(
@@ -192,7 +223,7 @@ pub async fn run(
     // overlap with the media work in the slots; then as many as keep the slots busy (`window`).
     let mut window = (config.concurrency.max(1) * 2).min(window::MAX_WINDOW);
     let tag = format!("mediagate-{}", config.worker_id);
-    let mut uploads = broker.consumer(names::UPLOADS_QUEUE, window as u16, &tag).await?;
+    let mut uploads = broker.consumer(Lane::Live.queue(), window as u16, &tag).await?;
     let mut retiring: Option<mediagate_queue::JobConsumer> = None;
     let mut resubscribed = 0u32;
     metrics().window.set(window as i64);
@@ -212,30 +243,32 @@ pub async fn run(
     // holds no more batch jobs than the slots they may use.
     let mut reprocess = if reprocess_slots > 0 {
         let prefetch = u16::try_from(reprocess_slots).unwrap_or(u16::MAX);
-        Some(broker.consumer(names::REPROCESS_QUEUE, prefetch, &format!("{tag}-reprocess")).await?)
+        Some(broker.consumer(Lane::Reprocess.queue(), prefetch, &format!("{tag}-reprocess")).await?)
     } else {
         warn!("MEDIAGATE_CONCURRENCY is 1: this worker keeps its one slot for live traffic and does not take reprocess jobs");
         None
     };
-    let shared = Arc::new(Shared::new(config, &memory, engines, storage::Storage::S3(store), None));
+    let shared = Arc::new(Shared::new(config, &memory, engines, storage::Storage::s3(store), None));
     metrics().slots.set(i64::try_from(concurrency).unwrap_or(i64::MAX));
     info!(concurrency, reprocess_slots, worker_id = %shared.config.worker_id, "worker consuming");
     readiness.broker.store(true, std::sync::atomic::Ordering::Relaxed);
 
     let mut tasks = JoinSet::new();
+    let mut beat = tokio::time::interval(BEAT);
     let mut tick = tokio::time::interval(Duration::from_secs(2));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     tokio::pin!(shutdown);
     let outcome = loop {
         tokio::select! {
             _ = &mut shutdown => break Ok(()),
+            _ = beat.tick() => readiness.beat(),
             _ = tick.tick(), if retiring.is_none() => {
                 if let Some(next) = shared.window.proposal(concurrency, window) {
                     // A new consumer with the new prefetch, then the old one cancelled and
                     // drained (see `window`).
                     resubscribed += 1;
                     let new_tag = format!("{tag}-w{resubscribed}");
-                    match broker.consumer(names::UPLOADS_QUEUE, next as u16, &new_tag).await {
+                    match broker.consumer(Lane::Live.queue(), next as u16, &new_tag).await {
                         Ok(new) => {
                             info!(from = window, to = next, "window of live jobs in hand changed");
                             let old = std::mem::replace(&mut uploads, new);
@@ -288,33 +321,43 @@ pub async fn run(
                     detail: "the dead-letter consumer was cancelled by the broker".into(),
                 })),
             },
+            // A nacked verdict: the broker did not take it, and this connection's channel may go
+            // on being nacked (seen for minutes after a cluster node was killed); the jobs in hand
+            // finish on it, then the caller reconnects, to another node first.
+            e = publisher.nacked() => {
+                warn!(error = %e, "the broker nacked a verdict or escalation; reconnecting after the jobs in hand");
+                break Err(WorkerError::Broker(e));
+            },
             // Reap finished tasks so the set does not grow with the worker's lifetime.
             Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
         }
     };
     readiness.broker.store(false, std::sync::atomic::Ordering::Relaxed);
     // Stop taking jobs; the ones in hand finish with their verdicts.
-    let _ = uploads.cancel().await;
+    let _ = tokio::time::timeout(CANCEL_TIMEOUT, uploads.cancel()).await;
     if let Some(r) = &retiring {
-        let _ = r.cancel().await;
+        let _ = tokio::time::timeout(CANCEL_TIMEOUT, r.cancel()).await;
     }
-    let _ = dead.cancel().await;
+    let _ = tokio::time::timeout(CANCEL_TIMEOUT, dead.cancel()).await;
     if let Some(r) = &reprocess {
-        let _ = r.cancel().await;
+        let _ = tokio::time::timeout(CANCEL_TIMEOUT, r.cancel()).await;
     }
     let in_flight = tasks.len();
     if in_flight > 0 {
         info!(in_flight, "finishing jobs in hand before stopping");
     }
     if outcome.is_ok() {
-        while tasks.join_next().await.is_some() {}
+        beating(&readiness, async { while tasks.join_next().await.is_some() {} }).await;
     } else {
         // The connection is gone: these jobs can no longer be acknowledged on it, and the broker
         // redelivers every one of them. Give them a while to publish their verdicts, then let go
         // of the rest rather than wait for ever on a settlement the dead connection will never
         // answer (seen once when a cluster node was killed outright), so the worker reconnects.
-        let drained =
-            tokio::time::timeout(LOST_CONNECTION_GRACE, async { while tasks.join_next().await.is_some() {} }).await;
+        let drained = beating(
+            &readiness,
+            tokio::time::timeout(LOST_CONNECTION_GRACE, async { while tasks.join_next().await.is_some() {} }),
+        )
+        .await;
         if drained.is_err() {
             warn!(
                 remaining = tasks.len(),
@@ -356,11 +399,40 @@ pub async fn run_local(
     progress: Option<Progress>,
 ) -> Result<Verdict, Requeue> {
     let memory = config.memory().map_err(|e| Requeue::internal(e.to_string()))?;
-    let shared = Arc::new(Shared::new(config, &memory, engines, storage::Storage::Local(local), progress));
+    let shared = Arc::new(Shared::new(config, &memory, engines, storage::Storage::local(local), progress));
     let body = serde_json::to_vec(job).map_err(|e| Requeue::internal(format!("serialising the job: {e}")))?;
     match job::handle_delivery(shared, &body, None, Lane::Live, false).await? {
         job::Handled::Verdict { verdict, .. } => Ok(*verdict),
         job::Handled::Superseded { .. } => Err(Requeue::internal("a local job cannot be superseded")),
+    }
+}
+
+/// One worker's job path without a broker: what [`run`] does with each delivery's body up to
+/// its verdict — the rules, the fetch, the sandbox, the banks, the classifier, outputs,
+/// quarantine and manifest — on files of this machine ([`LocalFiles`]). Publishing the verdict
+/// and settling the delivery stay [`run`]'s. The worker's own tests drive it on
+/// [`LocalFiles::buckets`], where every record is kept as S3 would keep it.
+pub struct JobPath {
+    shared: Arc<Shared>,
+}
+
+impl JobPath {
+    /// The job path of a worker with `config` and `engines`, its objects in `files`.
+    pub fn local(config: WorkerConfig, engines: Engines, files: LocalFiles) -> Result<JobPath, InvalidSetting> {
+        let memory = config.memory()?;
+        Ok(JobPath { shared: Arc::new(Shared::new(config, &memory, engines, storage::Storage::local(files), None)) })
+    }
+
+    /// Handles one delivery's `body` (with its AMQP `message_id`, on `lane`, redelivered or
+    /// not) as [`run`] would: `Err` sends the delivery back to its queue.
+    pub async fn handle(
+        &self,
+        body: &[u8],
+        message_id: Option<&str>,
+        lane: Lane,
+        redelivered: bool,
+    ) -> Result<Handled, Requeue> {
+        job::handle_delivery(self.shared.clone(), body, message_id, lane, redelivered).await
     }
 }
 
@@ -487,16 +559,7 @@ async fn dead_letter_task(shared: Arc<Shared>, publisher: VerdictPublisher, deli
         conversation_id,
         reprocess,
         revision,
-        ..job::job_verdict(
-            &shared,
-            JobStatus::Failed,
-            Some(Reason::new(
-                ReasonCode::InternalDeliveryLimit,
-                "the job could not be processed within its delivery limit (storage or broker faults, \
-                 or a worker crash); nothing was wrong with the request as far as mediagate can tell — \
-                 publish it again, and check the workers' logs for this job_id",
-            )),
-        )
+        ..job::job_verdict(&shared, JobStatus::Failed, Some(codes::delivery_limit()))
     };
     error!(job_id = job_id.as_deref().unwrap_or(""), "job dead-lettered; publishing a failed verdict");
     metrics().dead_lettered.inc();
@@ -535,7 +598,7 @@ async fn publish_all(
 ) -> Result<Confirmed, String> {
     for e in escalations {
         publisher
-            .publish_escalation(&e.job_id, &e.message_id, names::ESCALATION_HASH_MATCHED_KEY, e.body.clone())
+            .publish_escalation(names::ESCALATION_HASH_MATCHED_KEY, &e.job_id, &e.message_id, e.body.clone())
             .await
             .map_err(|err| {
                 metrics().escalation_failures.inc();
@@ -549,7 +612,7 @@ async fn publish_all(
 /// Publishes a verdict and waits for the broker's confirm.
 async fn publish(publisher: &VerdictPublisher, verdict: &Verdict) -> Result<Confirmed, String> {
     let body = serde_json::to_vec(verdict).map_err(|e| format!("serialising the verdict: {e}"))?;
-    publisher.publish(verdict.job_id.as_deref(), &verdict.status.routing_key(), body).await.map_err(|e| e.to_string())
+    publisher.publish(&verdict.status.routing_key(), verdict.job_id.as_deref(), body).await.map_err(|e| e.to_string())
 }
 
 #[cfg(test)]
@@ -566,9 +629,15 @@ mod tests {
         assert!(!retry_in_place(&Requeue::internal("bug"), Duration::ZERO));
     }
 
+    /// Each lane consumes the queue contract §1 names for it, and its label is one of the
+    /// label values registered at start-up (an unregistered one would be a silent new series).
     #[test]
-    fn lanes_are_named_as_the_contract_names_the_queues() {
-        assert_eq!(Lane::Live.as_str(), "live");
-        assert_eq!(Lane::Reprocess.as_str(), "reprocess");
+    fn each_lane_consumes_the_contracts_queue_under_a_registered_label() {
+        assert_eq!(Lane::Live.queue(), "mediagate.uploads");
+        assert_eq!(Lane::Reprocess.queue(), "mediagate.reprocess");
+        for lane in [Lane::Live, Lane::Reprocess] {
+            assert!(settle::LANES.contains(&lane.as_str()), "{lane:?} is not a registered lane label");
+        }
+        assert_ne!(Lane::Live.as_str(), Lane::Reprocess.as_str());
     }
 }

@@ -1,0 +1,303 @@
+//! The worker's job path without a broker or S3: `JobPath` on a folder per bucket
+//! (`LocalFiles::buckets`), media work in process, the real classifier and banks. Each case is
+//! one delivery's body handled as `run` would handle it, and judged by what it returned and
+//! what it left in the buckets. The cases that need a broker (publishing, settling, the delivery
+//! limit's dead letter) stay in the e2e suite.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use mediagate_classify::{Classifier, ClassifierConfig, ModelPaths, MODEL_FILE, ORT_LIB_FILE};
+use mediagate_contract::settings::Thresholds;
+use mediagate_contract::JobLimits;
+use mediagate_contract::{ItemStatus, JobStatus, ReasonCode, Verdict};
+use mediagate_media::MediaSettings;
+use mediagate_sandbox::{Mode, Sandbox, SandboxConfig};
+use mediagate_testkit::media::jpeg;
+use mediagate_worker::banks::HashBanks;
+use mediagate_worker::{BankSettings, Cause, Engines, Handled, JobPath, Lane, LocalFiles, WorkerConfig};
+use serde_json::{json, Value};
+
+/// The repository's `models/`, where `make models` puts the model and ONNX Runtime.
+fn model_paths() -> ModelPaths {
+    let models = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../models");
+    ModelPaths { model_path: models.join(MODEL_FILE), ort_lib: models.join(ORT_LIB_FILE) }
+}
+
+fn config() -> WorkerConfig {
+    WorkerConfig {
+        source_buckets: vec!["incoming".into()],
+        output_bucket: "media".into(),
+        quarantine_bucket: Some("quarantine".into()),
+        manifest_bucket: "manifests".into(),
+        concurrency: 2,
+        max_input_bytes: 64 << 20,
+        job_limits: JobLimits::DEFAULT,
+        thresholds: Thresholds::DEFAULT,
+        media: MediaSettings::DEFAULT,
+        memory_mb: 2048,
+        sandbox_memory_mb: None,
+        classifier_threads: 1,
+        model_paths: model_paths(),
+        metrics_addr: None,
+        banks: BankSettings::DEFAULT,
+        worker_id: "job-path-test".into(),
+        version: "0".into(),
+    }
+}
+
+/// The engines of a worker, loaded once per test binary: the real model (`make models` puts it
+/// in `models/`), media work on the worker's own threads.
+fn engines() -> Engines {
+    static CLASSIFIER: std::sync::OnceLock<Arc<Classifier>> = std::sync::OnceLock::new();
+    let classifier = CLASSIFIER
+        .get_or_init(|| {
+            let cfg = ClassifierConfig::with_paths(model_paths(), 1);
+            Arc::new(Classifier::load(&cfg).unwrap_or_else(|e| panic!("{e}: run `make models`")))
+        })
+        .clone();
+    let sandbox = Sandbox::new(SandboxConfig {
+        mode: Mode::InProcess,
+        program: PathBuf::new(),
+        env: Vec::new(),
+        servers: 0,
+        max_report_bytes: 1 << 30,
+    })
+    .expect("an in-process sandbox");
+    Engines { classifier, sandbox, banks: Arc::new(HashBanks::none()) }
+}
+
+/// A worker's job path on a fresh folder of buckets.
+struct Bench {
+    dir: tempfile::TempDir,
+    path: JobPath,
+}
+
+impl Bench {
+    fn new(config: WorkerConfig) -> Bench {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = JobPath::local(config, engines(), LocalFiles::buckets(dir.path())).expect("a valid config");
+        Bench { dir, path }
+    }
+
+    fn put(&self, bucket: &str, key: &str, bytes: &[u8]) {
+        let path = self.dir.path().join(bucket).join(key);
+        std::fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
+        std::fs::write(path, bytes).expect("write");
+    }
+
+    fn file(&self, bucket: &str, key: &str) -> Option<Vec<u8>> {
+        std::fs::read(self.dir.path().join(bucket).join(key)).ok()
+    }
+
+    fn keys(&self, bucket: &str) -> Vec<String> {
+        let base = self.dir.path().join(bucket);
+        let mut out = Vec::new();
+        let mut stack = vec![base.clone()];
+        while let Some(d) = stack.pop() {
+            for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+                let p = e.path();
+                if p.is_dir() {
+                    stack.push(p);
+                } else {
+                    out.push(p.strip_prefix(&base).unwrap().to_string_lossy().into_owned());
+                }
+            }
+        }
+        out.sort();
+        out
+    }
+
+    async fn handle(&self, job: &Value, lane: Lane, redelivered: bool) -> Result<Handled, mediagate_worker::Requeue> {
+        self.path.handle(&serde_json::to_vec(job).unwrap(), None, lane, redelivered).await
+    }
+
+    async fn verdict(&self, job: &Value) -> Verdict {
+        match self.handle(job, Lane::Live, false).await {
+            Ok(Handled::Verdict { verdict, .. }) => *verdict,
+            other => panic!("expected a verdict, got {other:?}"),
+        }
+    }
+}
+
+fn job(id: &str, keys: &[&str]) -> Value {
+    let items: Vec<Value> = keys
+        .iter()
+        .enumerate()
+        .map(|(i, k)| json!({ "item_id": i.to_string(), "source": { "bucket": "incoming", "key": k } }))
+        .collect();
+    json!({
+        "schema": "mediagate.job.v1",
+        "job_id": id,
+        "kind": "media",
+        "message": { "message_id": format!("m-{id}"), "conversation_id": "c", "first_contact": false },
+        "sender": { "account_id": "s", "age_band": "adult" },
+        "recipients": [ { "account_id": "r", "age_band": "adult" } ],
+        "items": items,
+    })
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::Digest as _;
+    hex::encode(sha2::Sha256::digest(bytes))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_photo_is_cleared_with_its_outputs_and_manifest_stored() {
+    let b = Bench::new(config());
+    b.put("incoming", "j1/0.jpg", &jpeg(640, 480, 1));
+    let v = b.verdict(&job("j1", &["j1/0.jpg"])).await;
+    assert_eq!(v.status, JobStatus::Cleared, "{v:?}");
+    let item = &v.items[0];
+    assert_eq!(item.status, ItemStatus::Cleared);
+    assert!(!item.outputs.is_empty());
+    for out in &item.outputs {
+        assert_eq!(out.bucket, "media");
+        let stored = b.file("media", &out.key).unwrap_or_else(|| panic!("{} stored", out.key));
+        assert_eq!(sha256_hex(&stored), out.sha256, "{} intact", out.key);
+    }
+    let manifest: Value = serde_json::from_slice(&b.file("manifests", "manifests/j1.json").expect("manifest")).unwrap();
+    assert_eq!(manifest["verdict"]["status"], "cleared");
+    assert_eq!(manifest["job"]["job_id"], "j1");
+    assert!(b.keys("quarantine").is_empty(), "nothing quarantined");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_file_that_is_no_media_is_rejected_with_its_reason() {
+    let b = Bench::new(config());
+    b.put("incoming", "j2/0.jpg", b"this is not a picture at all");
+    let v = b.verdict(&job("j2", &["j2/0.jpg"])).await;
+    assert_eq!(v.status, JobStatus::Rejected);
+    let reason = v.items[0].reason.as_ref().expect("a reason");
+    assert_eq!(reason.code, ReasonCode::InputUnsupportedFormat, "{reason:?}");
+    assert!(b.keys("media").is_empty(), "no output of a rejected item");
+    assert!(b.file("manifests", "manifests/j2.json").is_some(), "a rejected job has its manifest too");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_missing_source_is_rejected_and_a_bad_job_gets_a_job_level_reason() {
+    let b = Bench::new(config());
+    let v = b.verdict(&job("j3", &["j3/none.jpg"])).await;
+    assert_eq!(v.items[0].reason.as_ref().map(|r| r.code), Some(ReasonCode::InputMissing));
+    let mut bad = job("j4", &["j4/0.jpg"]);
+    bad["sender"]["age_band"] = json!("under_16");
+    let v = b.verdict(&bad).await;
+    assert_eq!(v.status, JobStatus::Rejected);
+    assert_eq!(v.reason.as_ref().map(|r| r.code), Some(ReasonCode::PolicyUnder16), "{v:?}");
+    assert!(v.items.is_empty() || v.items.iter().all(|i| i.outputs.is_empty()));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flagged_photo_is_blocked_and_its_original_quarantined() {
+    // Generated pictures score low: a threshold of 0 flags any score, as the e2e test does.
+    let b = Bench::new(WorkerConfig { thresholds: Thresholds { minor: 0.0, adult: 0.0 }, ..config() });
+    let src = jpeg(640, 480, 2);
+    b.put("incoming", "j5/0.jpg", &src);
+    let mut j = job("j5", &["j5/0.jpg"]);
+    j["recipients"] = json!([{ "account_id": "r", "age_band": "16_17" }]);
+    let v = b.verdict(&j).await;
+    assert_eq!(v.status, JobStatus::Blocked, "{v:?}");
+    assert_eq!(v.items[0].reason.as_ref().map(|r| r.code), Some(ReasonCode::NudityFlagged));
+    assert!(b.keys("media").is_empty(), "nothing of a blocked item is cleared");
+    let quarantined = b.keys("quarantine");
+    assert!(quarantined.iter().any(|k| k == "j5/0/verdict.json"), "{quarantined:?}");
+    let original = quarantined.iter().find(|k| k.starts_with("j5/0/original.")).expect("the original");
+    assert_eq!(b.file("quarantine", original).unwrap(), src, "the very bytes fetched");
+}
+
+/// A bank (§8) from a file, as `MEDIAGATE_HASH_BANKS` names it, listing the photo's sha256.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_photo_in_a_hash_bank_is_blocked_and_escalated() {
+    let src = jpeg(640, 480, 6);
+    let bank_dir = tempfile::tempdir().expect("tempdir");
+    let bank = bank_dir.path().join("ours.txt");
+    std::fs::write(&bank, format!("# test bank\nsha256 {} known test photo\n", sha256_hex(&src))).unwrap();
+    let config = WorkerConfig {
+        banks: BankSettings { banks: format!("ours={}", bank.display()), ..BankSettings::DEFAULT },
+        ..config()
+    };
+    let files: Vec<_> = config
+        .bank_specs()
+        .expect("bank specs")
+        .into_iter()
+        .filter(|s| matches!(s.source, mediagate_worker::banks::BankSource::File(_)))
+        .collect();
+    assert_eq!(files.len(), 1, "the file bank (the `confirmed` bank lives in the quarantine bucket)");
+    let banks = HashBanks::load_files(files).await.expect("the bank loads");
+    let engines = Engines { banks: Arc::new(banks), ..engines() };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let b = Bench { path: JobPath::local(config, engines, LocalFiles::buckets(dir.path())).unwrap(), dir };
+    b.put("incoming", "j8/0.jpg", &src);
+    let (v, escalations) = match b.handle(&job("j8", &["j8/0.jpg"]), Lane::Live, false).await {
+        Ok(Handled::Verdict { verdict, escalations }) => (*verdict, escalations),
+        other => panic!("expected a verdict, got {other:?}"),
+    };
+    assert_eq!(v.status, JobStatus::Blocked, "{v:?}");
+    let item = &v.items[0];
+    assert_eq!(item.reason.as_ref().map(|r| r.code), Some(ReasonCode::HashMatched));
+    let m = item.hash_match.as_ref().expect("the match");
+    assert_eq!((m.bank.as_str(), m.kind.as_str()), ("ours", "sha256"));
+    assert_eq!(escalations.len(), 1, "one escalation for the matched item");
+    let e: Value = serde_json::from_slice(&escalations[0].body).unwrap();
+    assert_eq!(e["job_id"], "j8");
+    assert!(b.keys("media").is_empty());
+    assert!(b.keys("quarantine").iter().any(|k| k.starts_with("j8/0/original.")));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_live_first_delivery_never_reads_the_manifest_first() {
+    // Behaviour, not the predicate: a stored newer revision is met only by a redelivery or a
+    // reprocess; a live first delivery never reads the manifest, so it is processed.
+    let b = Bench::new(config());
+    b.put("incoming", "j6/0.jpg", &jpeg(320, 240, 3));
+    // A newer revision is stored (a later reprocess overtook this job).
+    let newer = b.verdict(&job("j6", &["j6/0.jpg"])).await;
+    let mut manifest: Value = serde_json::from_slice(&b.file("manifests", "manifests/j6.json").unwrap()).unwrap();
+    manifest["verdict"]["revision"] = json!(5);
+    b.put("manifests", "manifests/j6.json", &serde_json::to_vec(&manifest).unwrap());
+    assert_eq!(newer.revision, 0);
+    // A live job's first delivery does not read it: processed, and its manifest rewritten.
+    let first = b.handle(&job("j6", &["j6/0.jpg"]), Lane::Live, false).await;
+    assert!(matches!(first, Ok(Handled::Verdict { .. })), "{first:?}");
+    let rewritten: Value = serde_json::from_slice(&b.file("manifests", "manifests/j6.json").unwrap()).unwrap();
+    assert_eq!(rewritten["verdict"]["revision"], 0, "the first delivery did not look");
+    // A redelivery and a reprocess of an older revision do, and are superseded.
+    b.put("manifests", "manifests/j6.json", &serde_json::to_vec(&manifest).unwrap());
+    for (lane, redelivered) in [(Lane::Live, true), (Lane::Reprocess, false)] {
+        let mut j = job("j6", &["j6/0.jpg"]);
+        if lane == Lane::Reprocess {
+            j["reprocess"] = json!(true);
+            j["revision"] = json!(1);
+        }
+        match b.handle(&j, lane, redelivered).await {
+            Ok(Handled::Superseded { stored_revision: 5, .. }) => {}
+            other => panic!("{lane:?} redelivered={redelivered}: expected superseded, got {other:?}"),
+        }
+    }
+    let kept: Value = serde_json::from_slice(&b.file("manifests", "manifests/j6.json").unwrap()).unwrap();
+    assert_eq!(kept["verdict"]["revision"], 5, "a superseded job writes nothing");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_store_that_cannot_be_written_sends_the_job_back_as_a_storage_fault() {
+    let b = Bench::new(config());
+    b.put("incoming", "j7/0.jpg", &jpeg(320, 240, 4));
+    // The output bucket's folder is a file: every write under it fails, as a store that refuses.
+    std::fs::write(b.dir.path().join("media"), b"not a folder").unwrap();
+    match b.handle(&job("j7", &["j7/0.jpg"]), Lane::Live, false).await {
+        Err(fault) => assert_eq!(fault.cause, Cause::Storage, "{fault}"),
+        Ok(other) => panic!("expected a requeue, got {other:?}"),
+    }
+    assert!(b.file("manifests", "manifests/j7.json").is_none(), "no manifest for a job sent back");
+}
+
+#[test]
+fn the_tests_above_need_the_model() {
+    let paths = model_paths();
+    assert!(
+        Path::new(&paths.model_path).is_file() && Path::new(&paths.ort_lib).is_file(),
+        "the classifier's files are missing ({} and {}): run `make models`",
+        paths.model_path.display(),
+        paths.ort_lib.display()
+    );
+}
