@@ -34,11 +34,16 @@ WORKDIR /src
 COPY . .
 # The very cargo command of `make build` (and so of `make test`): another feature set would
 # compile half the tree again. The target folder, cargo's registry and the libheif build live in
-# cache mounts, so a rebuild after a change compiles only what changed.
+# cache mounts, so dependencies are compiled once. Cargo tells a fresh crate of ours by comparing
+# its sources' modification times with the cached build's, and those of copied files cannot be
+# trusted against a cache that outlives them (a crate changed while an earlier build ran was
+# taken as fresh, and a stale library linked): every source of ours is touched first, so our
+# crates are always compiled from what was copied.
 RUN --mount=type=cache,id=mediagate-target,target=/src/target \
     --mount=type=cache,id=mediagate-cargo-registry,target=/usr/local/cargo/registry \
     --mount=type=cache,id=mediagate-native,target=/root/.cache/mediagate \
     bash scripts/build-libheif.sh \
+ && find crates -type f -exec touch {} + \
  && cargo test --release --locked --workspace --lib --bins --tests --no-run \
  && install -D -m 0755 target/release/mediagate /out/mediagate
 
