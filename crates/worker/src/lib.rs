@@ -207,8 +207,171 @@ async fn beating<F: Future>(readiness: &Readiness, fut: F) -> F::Output {
     }
 }
 
+/// The consumers of one connection: live uploads (and, while the window of jobs in hand changes,
+/// the consumer it replaces, draining), dead letters, and reprocess jobs when a slot can be
+/// spared.
+struct Lanes {
+    tag: String,
+    uploads: mediagate_queue::JobConsumer,
+    retiring: Option<mediagate_queue::JobConsumer>,
+    dead: mediagate_queue::JobConsumer,
+    reprocess: Option<mediagate_queue::JobConsumer>,
+    /// The uploads consumer's prefetch: the most live jobs in hand.
+    window: usize,
+    resubscribed: u32,
+}
+
+/// What the next event of a lane asks of the loop.
+enum Next {
+    /// A job to process on this lane.
+    Job(Delivery, Lane),
+    /// A job the broker dead-lettered: it gets its `failed` verdict.
+    DeadLetter(Delivery),
+    /// The retiring uploads consumer has drained.
+    Retired,
+    /// A consumer failed or was cancelled by the broker: the connection is done.
+    Stop(QueueError),
+}
+
+impl Lanes {
+    /// Opens every lane's consumer. Twice the slots of live jobs to start with: the next jobs'
+    /// downloads (and the last ones' uploads) overlap with the media work in the slots; then as
+    /// many as keep the slots busy (`window`). Reprocess jobs only ever get spare capacity:
+    /// never the last slot, and a prefetch that holds no more batch jobs than the slots they
+    /// may use.
+    async fn open(broker: &Broker, config: &WorkerConfig) -> Result<Lanes, QueueError> {
+        let window = (config.concurrency.max(1) * 2).min(window::MAX_WINDOW);
+        let tag = format!("mediagate-{}", config.worker_id);
+        let uploads = broker.consumer(Lane::Live.queue(), window as u16, &tag).await?;
+        metrics().window.set(window as i64);
+        let dead = broker.consumer(names::DEAD_QUEUE, 1, &format!("{tag}-dead")).await?;
+        let reprocess_slots = config.concurrency.max(1) - 1;
+        let reprocess = if reprocess_slots > 0 {
+            let prefetch = u16::try_from(reprocess_slots).unwrap_or(u16::MAX);
+            Some(broker.consumer(Lane::Reprocess.queue(), prefetch, &format!("{tag}-reprocess")).await?)
+        } else {
+            warn!("MEDIAGATE_CONCURRENCY is 1: this worker keeps its one slot for live traffic and does not take reprocess jobs");
+            None
+        };
+        Ok(Lanes { tag, uploads, retiring: None, dead, reprocess, window, resubscribed: 0 })
+    }
+
+    /// The next event of any lane.
+    async fn next(&mut self) -> Next {
+        let cancelled = |which: &str| {
+            Next::Stop(QueueError::Closed {
+                what: "consumer",
+                detail: format!("the {which} consumer was cancelled by the broker"),
+            })
+        };
+        tokio::select! {
+            next = next_or_pending(self.retiring.as_mut()) => match next {
+                Some(Ok(delivery)) => Next::Job(delivery, Lane::Live),
+                Some(Err(e)) => Next::Stop(e),
+                // Drained: its channel closes once the last of its deliveries is settled.
+                None => {
+                    self.retiring = None;
+                    Next::Retired
+                }
+            },
+            next = self.uploads.next() => match next {
+                Some(Ok(delivery)) => Next::Job(delivery, Lane::Live),
+                Some(Err(e)) => Next::Stop(e),
+                None => cancelled("uploads"),
+            },
+            next = next_or_pending(self.reprocess.as_mut()) => match next {
+                Some(Ok(delivery)) => Next::Job(delivery, Lane::Reprocess),
+                Some(Err(e)) => Next::Stop(e),
+                None => cancelled("reprocess"),
+            },
+            next = self.dead.next() => match next {
+                Some(Ok(delivery)) => Next::DeadLetter(delivery),
+                Some(Err(e)) => Next::Stop(e),
+                None => cancelled("dead-letter"),
+            },
+        }
+    }
+
+    /// Changes the window of live jobs in hand to `next`: a new uploads consumer with that
+    /// prefetch, then the old one cancelled, left to drain (see `window`).
+    async fn resize(&mut self, broker: &Broker, next: usize) -> Result<(), QueueError> {
+        self.resubscribed += 1;
+        let tag = format!("{}-w{}", self.tag, self.resubscribed);
+        let new = broker.consumer(Lane::Live.queue(), next as u16, &tag).await?;
+        info!(from = self.window, to = next, "window of live jobs in hand changed");
+        let old = std::mem::replace(&mut self.uploads, new);
+        old.cancel().await?;
+        self.retiring = Some(old);
+        self.window = next;
+        metrics().window.set(next as i64);
+        Ok(())
+    }
+
+    /// Stops taking jobs: every consumer cancelled (each within [`CANCEL_TIMEOUT`]).
+    async fn cancel(&self) {
+        let consumers = [Some(&self.uploads), self.retiring.as_ref(), Some(&self.dead), self.reprocess.as_ref()];
+        for c in consumers.into_iter().flatten() {
+            let _ = tokio::time::timeout(CANCEL_TIMEOUT, c.cancel()).await;
+        }
+    }
+
+    /// Closes the channels before the caller closes the connection (a channel still closing in
+    /// the background when the connection goes makes lapin log an ERROR on a clean stop).
+    async fn close(self) {
+        let Lanes { uploads, retiring, dead, reprocess, .. } = self;
+        for c in [Some(uploads), retiring, Some(dead), reprocess].into_iter().flatten() {
+            c.close().await;
+        }
+    }
+}
+
+/// Lets the jobs in hand finish. After a requested stop (`clean`) every one of them does, its
+/// verdict published and its delivery settled. After a lost connection they can no longer be
+/// acknowledged on it, and the broker redelivers every one: they get a while to publish their
+/// verdicts, then the rest are let go rather than waited for on a settlement the dead
+/// connection will never answer, so the worker reconnects.
+async fn finish_in_hand(tasks: &mut JoinSet<()>, readiness: &Readiness, clean: bool) {
+    let in_flight = tasks.len();
+    if in_flight > 0 {
+        info!(in_flight, "finishing jobs in hand before stopping");
+    }
+    if clean {
+        beating(readiness, async { while tasks.join_next().await.is_some() {} }).await;
+        return;
+    }
+    let grace = tokio::time::timeout(LOST_CONNECTION_GRACE, async { while tasks.join_next().await.is_some() {} });
+    if beating(readiness, grace).await.is_err() {
+        warn!(
+            remaining = tasks.len(),
+            grace_s = LOST_CONNECTION_GRACE.as_secs(),
+            "jobs in hand not finished after the broker connection was lost; abandoning them (the broker redelivers them)"
+        );
+        tasks.abort_all();
+        while tasks.join_next().await.is_some() {}
+    }
+}
+
+/// The worker's state for one connection: the memory budget logged, the slots counted.
+fn start(config: WorkerConfig, store: Store, engines: Engines) -> Result<Arc<Shared>, WorkerError> {
+    let memory = config.memory()?;
+    info!(
+        total_mb = memory.total_mb,
+        worker_mb = memory.worker_mb,
+        inputs_mb = memory.inputs_bytes >> 20,
+        child_mb = memory.child_mb,
+        children = memory.children,
+        "memory budget"
+    );
+    let concurrency = config.concurrency.max(1);
+    metrics().slots.set(i64::try_from(concurrency).unwrap_or(i64::MAX));
+    let shared = Arc::new(Shared::new(config, &memory, engines, storage::Storage::s3(store), None));
+    info!(concurrency, reprocess_slots = concurrency - 1, worker_id = %shared.config.worker_id, "worker consuming");
+    Ok(shared)
+}
+
 /// Consumes and processes jobs until `shutdown` resolves, then stops taking new jobs, lets the
-/// jobs in hand finish (their verdicts published, deliveries acked) and returns `Ok`.
+/// jobs in hand finish (their verdicts published, deliveries acked) and returns `Ok`. `Err`
+/// when the connection is lost (or a verdict was nacked): the caller reconnects.
 pub async fn run(
     config: WorkerConfig,
     store: Store,
@@ -219,38 +382,9 @@ pub async fn run(
 ) -> Result<(), WorkerError> {
     broker.declare_topology().await?;
     let publisher = broker.verdict_publisher().await?;
-    // Twice the slots to start with: the next jobs' downloads (and the last ones' uploads)
-    // overlap with the media work in the slots; then as many as keep the slots busy (`window`).
-    let mut window = (config.concurrency.max(1) * 2).min(window::MAX_WINDOW);
-    let tag = format!("mediagate-{}", config.worker_id);
-    let mut uploads = broker.consumer(Lane::Live.queue(), window as u16, &tag).await?;
-    let mut retiring: Option<mediagate_queue::JobConsumer> = None;
-    let mut resubscribed = 0u32;
-    metrics().window.set(window as i64);
-    let mut dead = broker.consumer(names::DEAD_QUEUE, 1, &format!("{tag}-dead")).await?;
-    let concurrency = config.concurrency.max(1);
-    let reprocess_slots = concurrency - 1;
-    let memory = config.memory()?;
-    info!(
-        total_mb = memory.total_mb,
-        worker_mb = memory.worker_mb,
-        inputs_mb = memory.inputs_bytes >> 20,
-        child_mb = memory.child_mb,
-        children = memory.children,
-        "memory budget"
-    );
-    // Reprocess jobs only ever get spare capacity: never the last slot, and a prefetch that
-    // holds no more batch jobs than the slots they may use.
-    let mut reprocess = if reprocess_slots > 0 {
-        let prefetch = u16::try_from(reprocess_slots).unwrap_or(u16::MAX);
-        Some(broker.consumer(Lane::Reprocess.queue(), prefetch, &format!("{tag}-reprocess")).await?)
-    } else {
-        warn!("MEDIAGATE_CONCURRENCY is 1: this worker keeps its one slot for live traffic and does not take reprocess jobs");
-        None
-    };
-    let shared = Arc::new(Shared::new(config, &memory, engines, storage::Storage::s3(store), None));
-    metrics().slots.set(i64::try_from(concurrency).unwrap_or(i64::MAX));
-    info!(concurrency, reprocess_slots, worker_id = %shared.config.worker_id, "worker consuming");
+    let mut lanes = Lanes::open(broker, &config).await?;
+    let shared = start(config, store, engines)?;
+    let concurrency = shared.config.concurrency.max(1);
     readiness.broker.store(true, std::sync::atomic::Ordering::Relaxed);
 
     let mut tasks = JoinSet::new();
@@ -262,64 +396,22 @@ pub async fn run(
         tokio::select! {
             _ = &mut shutdown => break Ok(()),
             _ = beat.tick() => readiness.beat(),
-            _ = tick.tick(), if retiring.is_none() => {
-                if let Some(next) = shared.window.proposal(concurrency, window) {
-                    // A new consumer with the new prefetch, then the old one cancelled and
-                    // drained (see `window`).
-                    resubscribed += 1;
-                    let new_tag = format!("{tag}-w{resubscribed}");
-                    match broker.consumer(Lane::Live.queue(), next as u16, &new_tag).await {
-                        Ok(new) => {
-                            info!(from = window, to = next, "window of live jobs in hand changed");
-                            let old = std::mem::replace(&mut uploads, new);
-                            if let Err(e) = old.cancel().await {
-                                break Err(WorkerError::Broker(e));
-                            }
-                            retiring = Some(old);
-                            window = next;
-                            metrics().window.set(window as i64);
-                        }
-                        Err(e) => break Err(WorkerError::Broker(e)),
+            _ = tick.tick(), if lanes.retiring.is_none() => {
+                if let Some(next) = shared.window.proposal(concurrency, lanes.window) {
+                    if let Err(e) = lanes.resize(broker, next).await {
+                        break Err(WorkerError::Broker(e));
                     }
                 }
             },
-            next = next_or_pending(retiring.as_mut()) => match next {
-                Some(Ok(delivery)) => {
-                    tasks.spawn(job_task(shared.clone(), publisher.clone(), delivery, Lane::Live));
+            next = lanes.next() => match next {
+                Next::Job(delivery, lane) => {
+                    tasks.spawn(job_task(shared.clone(), publisher.clone(), delivery, lane));
                 }
-                Some(Err(e)) => break Err(WorkerError::Broker(e)),
-                // Drained: its channel closes once the last of its deliveries is settled.
-                None => retiring = None,
-            },
-            next = uploads.next() => match next {
-                Some(Ok(delivery)) => {
-                    tasks.spawn(job_task(shared.clone(), publisher.clone(), delivery, Lane::Live));
-                }
-                Some(Err(e)) => break Err(WorkerError::Broker(e)),
-                None => break Err(WorkerError::Broker(QueueError::Closed {
-                    what: "consumer",
-                    detail: "the uploads consumer was cancelled by the broker".into(),
-                })),
-            },
-            next = next_or_pending(reprocess.as_mut()) => match next {
-                Some(Ok(delivery)) => {
-                    tasks.spawn(job_task(shared.clone(), publisher.clone(), delivery, Lane::Reprocess));
-                }
-                Some(Err(e)) => break Err(WorkerError::Broker(e)),
-                None => break Err(WorkerError::Broker(QueueError::Closed {
-                    what: "consumer",
-                    detail: "the reprocess consumer was cancelled by the broker".into(),
-                })),
-            },
-            next = dead.next() => match next {
-                Some(Ok(delivery)) => {
+                Next::DeadLetter(delivery) => {
                     tasks.spawn(dead_letter_task(shared.clone(), publisher.clone(), delivery));
                 }
-                Some(Err(e)) => break Err(WorkerError::Broker(e)),
-                None => break Err(WorkerError::Broker(QueueError::Closed {
-                    what: "consumer",
-                    detail: "the dead-letter consumer was cancelled by the broker".into(),
-                })),
+                Next::Retired => {}
+                Next::Stop(e) => break Err(WorkerError::Broker(e)),
             },
             // A nacked verdict: the broker did not take it, and this connection's channel may go
             // on being nacked (seen for minutes after a cluster node was killed); the jobs in hand
@@ -333,52 +425,10 @@ pub async fn run(
         }
     };
     readiness.broker.store(false, std::sync::atomic::Ordering::Relaxed);
-    // Stop taking jobs; the ones in hand finish with their verdicts.
-    let _ = tokio::time::timeout(CANCEL_TIMEOUT, uploads.cancel()).await;
-    if let Some(r) = &retiring {
-        let _ = tokio::time::timeout(CANCEL_TIMEOUT, r.cancel()).await;
-    }
-    let _ = tokio::time::timeout(CANCEL_TIMEOUT, dead.cancel()).await;
-    if let Some(r) = &reprocess {
-        let _ = tokio::time::timeout(CANCEL_TIMEOUT, r.cancel()).await;
-    }
-    let in_flight = tasks.len();
-    if in_flight > 0 {
-        info!(in_flight, "finishing jobs in hand before stopping");
-    }
+    lanes.cancel().await;
+    finish_in_hand(&mut tasks, &readiness, outcome.is_ok()).await;
     if outcome.is_ok() {
-        beating(&readiness, async { while tasks.join_next().await.is_some() {} }).await;
-    } else {
-        // The connection is gone: these jobs can no longer be acknowledged on it, and the broker
-        // redelivers every one of them. Give them a while to publish their verdicts, then let go
-        // of the rest rather than wait for ever on a settlement the dead connection will never
-        // answer (seen once when a cluster node was killed outright), so the worker reconnects.
-        let drained = beating(
-            &readiness,
-            tokio::time::timeout(LOST_CONNECTION_GRACE, async { while tasks.join_next().await.is_some() {} }),
-        )
-        .await;
-        if drained.is_err() {
-            warn!(
-                remaining = tasks.len(),
-                grace_s = LOST_CONNECTION_GRACE.as_secs(),
-                "jobs in hand not finished after the broker connection was lost; abandoning them (the broker redelivers them)"
-            );
-            tasks.abort_all();
-            while tasks.join_next().await.is_some() {}
-        }
-    }
-    if outcome.is_ok() {
-        // Close the channels before the caller closes the connection (a channel still closing
-        // in the background when the connection goes makes lapin log an ERROR on a clean stop).
-        uploads.close().await;
-        if let Some(r) = retiring {
-            r.close().await;
-        }
-        dead.close().await;
-        if let Some(r) = reprocess {
-            r.close().await;
-        }
+        lanes.close().await;
         publisher.close().await;
     }
     outcome
