@@ -33,7 +33,10 @@ use sha2::{Digest, Sha256};
 
 pub use decode::{decode_like_pillow, Rgb8};
 pub use error::ClassifyError;
-pub use paths::{resolve_model_paths, resolve_with, ModelPaths, ENV_MODEL_PATH, ENV_ORT_LIB, MODEL_FILE, ORT_LIB_FILE};
+pub use paths::{
+    resolve_model_paths, resolve_overriding, resolve_with, ModelPaths, ENV_MODEL_PATH, ENV_ORT_LIB, MODEL_FILE,
+    ORT_LIB_FILE,
+};
 pub use preprocess::{preprocess, preprocess_rgb8, CROP, MEAN_BGR, RESIZE};
 pub use resample::resize_bilinear_rgb;
 

@@ -29,9 +29,15 @@ pub struct ModelPaths {
 
 /// Resolves both paths from the process environment, working directory and executable.
 pub fn resolve_model_paths() -> ModelPaths {
+    resolve_overriding(|k| std::env::var_os(k))
+}
+
+/// [`resolve_model_paths`] with `lookup` in place of the environment (the binary passes its
+/// `--model-path` and `--ort-lib` flags, which clap fills from the same variables).
+pub fn resolve_overriding(lookup: impl Fn(&str) -> Option<OsString>) -> ModelPaths {
     let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."));
     let exe = std::env::current_exe().ok();
-    resolve_with(|k| std::env::var_os(k), &cwd, exe.as_deref())
+    resolve_with(lookup, &cwd, exe.as_deref())
 }
 
 /// [`resolve_model_paths`] with its inputs injected (for tests).

@@ -437,7 +437,7 @@ fn spawn_watchdog(readiness: Arc<Readiness>) {
 }
 
 /// `--model-path` and `--ort-lib` (clap reads their variables), each else found where `make
-/// models` puts it (`mediagate_classify::resolve_with`).
+/// models` puts it (`mediagate_classify::resolve_overriding`).
 fn model_paths(args: &WorkerArgs) -> mediagate_classify::ModelPaths {
     let flag = |var: &str| {
         let path = match var {
@@ -447,9 +447,7 @@ fn model_paths(args: &WorkerArgs) -> mediagate_classify::ModelPaths {
         };
         path.map(|p| p.clone().into_os_string())
     };
-    let cwd = std::env::current_dir().unwrap_or_else(|_| std::path::PathBuf::from("."));
-    let exe = std::env::current_exe().ok();
-    mediagate_classify::resolve_with(flag, &cwd, exe.as_deref())
+    mediagate_classify::resolve_overriding(flag)
 }
 
 /// The nudity classifier with the worker's thread count, loaded off the async threads; its

@@ -9,6 +9,7 @@
 //! - [`media`]: test media made here (the `image` crate) or by the real tools (ffmpeg, sox,
 //!   espeak-ng), never downloaded;
 //! - [`heif`]: HEIC/HEIF/AVIF photos written by the real encoders (pillow-heif, Pillow);
+//! - [`jobs`]: jobs as producers send them;
 //! - [`timing`]: medians, timed runs and the load average for benches;
 //! - [`latency`]: a TCP proxy that adds a delay to every request (S3 as over a network);
 //! - [`faults`]: the same proxy switchable while it runs: delays, refused connections, 500/503
@@ -19,6 +20,7 @@
 
 pub mod faults;
 pub mod heif;
+pub mod jobs;
 pub mod latency;
 pub mod media;
 pub mod ports;

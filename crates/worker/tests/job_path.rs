@@ -13,6 +13,7 @@ use mediagate_contract::JobLimits;
 use mediagate_contract::{ItemStatus, JobStatus, ReasonCode, Verdict};
 use mediagate_media::MediaSettings;
 use mediagate_sandbox::{Mode, Sandbox, SandboxConfig};
+use mediagate_testkit::jobs::media_job;
 use mediagate_testkit::media::jpeg;
 use mediagate_worker::banks::HashBanks;
 use mediagate_worker::{BankSettings, Cause, Engines, Handled, JobPath, Lane, LocalFiles, WorkerConfig};
@@ -120,23 +121,6 @@ impl Bench {
     }
 }
 
-fn job(id: &str, keys: &[&str]) -> Value {
-    let items: Vec<Value> = keys
-        .iter()
-        .enumerate()
-        .map(|(i, k)| json!({ "item_id": i.to_string(), "source": { "bucket": "incoming", "key": k } }))
-        .collect();
-    json!({
-        "schema": "mediagate.job.v1",
-        "job_id": id,
-        "kind": "media",
-        "message": { "message_id": format!("m-{id}"), "conversation_id": "c", "first_contact": false },
-        "sender": { "account_id": "s", "age_band": "adult" },
-        "recipients": [ { "account_id": "r", "age_band": "adult" } ],
-        "items": items,
-    })
-}
-
 fn sha256_hex(bytes: &[u8]) -> String {
     use sha2::Digest as _;
     hex::encode(sha2::Sha256::digest(bytes))
@@ -146,7 +130,7 @@ fn sha256_hex(bytes: &[u8]) -> String {
 async fn a_photo_is_cleared_with_its_outputs_and_manifest_stored() {
     let b = Bench::new(config());
     b.put("incoming", "j1/0.jpg", &jpeg(640, 480, 1));
-    let v = b.verdict(&job("j1", &["j1/0.jpg"])).await;
+    let v = b.verdict(&media_job("j1", &["j1/0.jpg"])).await;
     assert_eq!(v.status, JobStatus::Cleared, "{v:?}");
     let item = &v.items[0];
     assert_eq!(item.status, ItemStatus::Cleared);
@@ -166,7 +150,7 @@ async fn a_photo_is_cleared_with_its_outputs_and_manifest_stored() {
 async fn a_file_that_is_no_media_is_rejected_with_its_reason() {
     let b = Bench::new(config());
     b.put("incoming", "j2/0.jpg", b"this is not a picture at all");
-    let v = b.verdict(&job("j2", &["j2/0.jpg"])).await;
+    let v = b.verdict(&media_job("j2", &["j2/0.jpg"])).await;
     assert_eq!(v.status, JobStatus::Rejected);
     let reason = v.items[0].reason.as_ref().expect("a reason");
     assert_eq!(reason.code, ReasonCode::InputUnsupportedFormat, "{reason:?}");
@@ -177,9 +161,9 @@ async fn a_file_that_is_no_media_is_rejected_with_its_reason() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_missing_source_is_rejected_and_a_bad_job_gets_a_job_level_reason() {
     let b = Bench::new(config());
-    let v = b.verdict(&job("j3", &["j3/none.jpg"])).await;
+    let v = b.verdict(&media_job("j3", &["j3/none.jpg"])).await;
     assert_eq!(v.items[0].reason.as_ref().map(|r| r.code), Some(ReasonCode::InputMissing));
-    let mut bad = job("j4", &["j4/0.jpg"]);
+    let mut bad = media_job("j4", &["j4/0.jpg"]);
     bad["sender"]["age_band"] = json!("under_16");
     let v = b.verdict(&bad).await;
     assert_eq!(v.status, JobStatus::Rejected);
@@ -193,7 +177,7 @@ async fn a_flagged_photo_is_blocked_and_its_original_quarantined() {
     let b = Bench::new(WorkerConfig { thresholds: Thresholds { minor: 0.0, adult: 0.0 }, ..config() });
     let src = jpeg(640, 480, 2);
     b.put("incoming", "j5/0.jpg", &src);
-    let mut j = job("j5", &["j5/0.jpg"]);
+    let mut j = media_job("j5", &["j5/0.jpg"]);
     j["recipients"] = json!([{ "account_id": "r", "age_band": "16_17" }]);
     let v = b.verdict(&j).await;
     assert_eq!(v.status, JobStatus::Blocked, "{v:?}");
@@ -228,7 +212,7 @@ async fn a_photo_in_a_hash_bank_is_blocked_and_escalated() {
     let dir = tempfile::tempdir().expect("tempdir");
     let b = Bench { path: JobPath::local(config, engines, LocalFiles::buckets(dir.path())).unwrap(), dir };
     b.put("incoming", "j8/0.jpg", &src);
-    let (v, escalations) = match b.handle(&job("j8", &["j8/0.jpg"]), Lane::Live, false).await {
+    let (v, escalations) = match b.handle(&media_job("j8", &["j8/0.jpg"]), Lane::Live, false).await {
         Ok(Handled::Verdict { verdict, escalations }) => (*verdict, escalations),
         other => panic!("expected a verdict, got {other:?}"),
     };
@@ -251,20 +235,20 @@ async fn a_live_first_delivery_never_reads_the_manifest_first() {
     let b = Bench::new(config());
     b.put("incoming", "j6/0.jpg", &jpeg(320, 240, 3));
     // A newer revision is stored (a later reprocess overtook this job).
-    let newer = b.verdict(&job("j6", &["j6/0.jpg"])).await;
+    let newer = b.verdict(&media_job("j6", &["j6/0.jpg"])).await;
     let mut manifest: Value = serde_json::from_slice(&b.file("manifests", "manifests/j6.json").unwrap()).unwrap();
     manifest["verdict"]["revision"] = json!(5);
     b.put("manifests", "manifests/j6.json", &serde_json::to_vec(&manifest).unwrap());
     assert_eq!(newer.revision, 0);
     // A live job's first delivery does not read it: processed, and its manifest rewritten.
-    let first = b.handle(&job("j6", &["j6/0.jpg"]), Lane::Live, false).await;
+    let first = b.handle(&media_job("j6", &["j6/0.jpg"]), Lane::Live, false).await;
     assert!(matches!(first, Ok(Handled::Verdict { .. })), "{first:?}");
     let rewritten: Value = serde_json::from_slice(&b.file("manifests", "manifests/j6.json").unwrap()).unwrap();
     assert_eq!(rewritten["verdict"]["revision"], 0, "the first delivery did not look");
     // A redelivery and a reprocess of an older revision do, and are superseded.
     b.put("manifests", "manifests/j6.json", &serde_json::to_vec(&manifest).unwrap());
     for (lane, redelivered) in [(Lane::Live, true), (Lane::Reprocess, false)] {
-        let mut j = job("j6", &["j6/0.jpg"]);
+        let mut j = media_job("j6", &["j6/0.jpg"]);
         if lane == Lane::Reprocess {
             j["reprocess"] = json!(true);
             j["revision"] = json!(1);
@@ -284,7 +268,7 @@ async fn a_store_that_cannot_be_written_sends_the_job_back_as_a_storage_fault() 
     b.put("incoming", "j7/0.jpg", &jpeg(320, 240, 4));
     // The output bucket's folder is a file: every write under it fails, as a store that refuses.
     std::fs::write(b.dir.path().join("media"), b"not a folder").unwrap();
-    match b.handle(&job("j7", &["j7/0.jpg"]), Lane::Live, false).await {
+    match b.handle(&media_job("j7", &["j7/0.jpg"]), Lane::Live, false).await {
         Err(fault) => assert_eq!(fault.cause, Cause::Storage, "{fault}"),
         Ok(other) => panic!("expected a requeue, got {other:?}"),
     }

@@ -5,6 +5,7 @@
 //! its own job ids. Every missing piece is a test failure with a message, never a skip.
 #![allow(dead_code)]
 
+pub use mediagate_testkit::jobs::media_job;
 pub use mediagate_testkit::media;
 pub use mediagate_testkit::ports::free_port;
 pub use mediagate_testkit::rabbit::{amqp_url, create_vhost};
@@ -388,24 +389,6 @@ pub fn job_id(name: &str) -> String {
     static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
     let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     format!("t-{name}-{}-{n}", std::process::id())
-}
-
-/// A valid `media` job over the given source keys in `incoming`.
-pub fn media_job(job_id: &str, keys: &[&str]) -> Value {
-    let items: Vec<Value> = keys
-        .iter()
-        .enumerate()
-        .map(|(i, k)| json!({ "item_id": i.to_string(), "source": { "bucket": "incoming", "key": k } }))
-        .collect();
-    json!({
-        "schema": "mediagate.job.v1",
-        "job_id": job_id,
-        "kind": "media",
-        "message": { "message_id": format!("m-{job_id}"), "conversation_id": "c-test", "first_contact": false },
-        "sender": { "account_id": "a-sender", "age_band": "adult" },
-        "recipients": [ { "account_id": "a-rcpt", "age_band": "adult" } ],
-        "items": items,
-    })
 }
 
 /// The one item of a verdict with this id.
