@@ -180,11 +180,14 @@ fn forward(mut from: TcpStream, mut to: TcpStream, state: Option<Arc<State>>, an
             }
             seen = Some(answered.load(Ordering::SeqCst));
         }
-        if to.write_all(&buf[..n]).is_err() {
-            break;
-        }
+        // An answer is counted before it is passed on: once the client has it, its next bytes
+        // must already see that the server answered (counted after, a quick client's next
+        // request could slip through undelayed).
         if state.is_none() {
             answered.fetch_add(n as u64, Ordering::SeqCst);
+        }
+        if to.write_all(&buf[..n]).is_err() {
+            break;
         }
     }
     let _ = to.shutdown(Shutdown::Write);
