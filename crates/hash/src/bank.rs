@@ -40,6 +40,9 @@ pub enum Kind {
 }
 
 impl Kind {
+    /// Every kind.
+    pub const ALL: [Kind; 3] = [Kind::Sha256, Kind::Md5, Kind::Pdq];
+
     /// The name banks and verdicts use: `sha256`, `md5` or `pdq`.
     pub fn as_str(self) -> &'static str {
         match self {

@@ -140,7 +140,7 @@ pub struct Common {
     /// RabbitMQ URL (AMQP 0-9-1), or the URLs of a cluster's nodes separated by commas: a random
     /// one first, the others in a random order when a connection fails or is lost (contract §6).
     #[arg(
-        long,
+        long = "amqp-url",
         env = "MEDIAGATE_AMQP_URL",
         id = "amqp_url",
         value_name = "AMQP_URL",
@@ -447,6 +447,81 @@ impl Common {
 mod tests {
     use super::*;
     use clap::CommandFactory;
+
+    /// docs/settings.md's table is generated from the flags above, the one source of every
+    /// setting, its variable, default and description; `MEDIAGATE_WRITE_DOCS=1` rewrites it.
+    #[test]
+    fn docs_settings_lists_every_setting_as_the_flags_define_it() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/settings.md");
+        let doc = std::fs::read_to_string(&path).unwrap_or_default();
+        let table = settings_table();
+        let (begin, end) = ("<!-- generated: settings -->\n", "<!-- end generated -->");
+        let written = doc.split_once(begin).and_then(|(_, rest)| rest.split_once(end)).map(|(t, _)| t);
+        if written == Some(table.as_str()) {
+            return;
+        }
+        if std::env::var_os("MEDIAGATE_WRITE_DOCS").is_some() {
+            let (head, tail) = match doc.split_once(begin) {
+                Some((head, rest)) => (head.to_string(), rest.split_once(end).map_or("\n", |(_, t)| t).to_string()),
+                None => ("# Settings\n\n".to_string(), "\n".to_string()),
+            };
+            std::fs::write(&path, format!("{head}{begin}{table}{end}{tail}")).expect("write docs/settings.md");
+            return;
+        }
+        panic!("docs/settings.md is not the table the flags make; run MEDIAGATE_WRITE_DOCS=1 cargo test -p mediagate --bin mediagate docs_settings\n{table}");
+    }
+
+    /// Every setting with a variable, the shared ones first, then the worker's (which `inspect`
+    /// and `doctor` take too), then any other command's not already listed.
+    fn settings_table() -> String {
+        let cli = Cli::command();
+        let mut seen = std::collections::BTreeSet::new();
+        let mut out = String::from("| variable | flag | default | what it sets |\n|---|---|---|---|\n");
+        let commands = std::iter::once(&cli)
+            .chain(cli.get_subcommands())
+            .chain(cli.get_subcommands().flat_map(|c| c.get_subcommands()));
+        for cmd in commands {
+            for arg in cmd.get_arguments() {
+                let Some(env) = arg.get_env().and_then(|e| e.to_str()) else { continue };
+                if !seen.insert(env.to_string()) {
+                    continue;
+                }
+                let flag = arg.get_long().map(|l| format!("`--{l}`")).unwrap_or_default();
+                let defaults: Vec<String> =
+                    arg.get_default_values().iter().map(|v| v.to_string_lossy().into_owned()).collect();
+                let default = match defaults.join(",") {
+                    _ if defaults.is_empty() => "—".to_string(),
+                    d if d.is_empty() => "empty".to_string(),
+                    d => format!("`{d}`"),
+                };
+                let help = arg.get_long_help().or(arg.get_help()).map(|h| h.to_string()).unwrap_or_default();
+                let help = help.split_whitespace().collect::<Vec<_>>().join(" ").replace('|', "\\|");
+                out.push_str(&format!("| `{env}` | {flag} | {default} | {help} |\n"));
+            }
+        }
+        out
+    }
+
+    /// Each variable's flag is its name without `MEDIAGATE_`, in lower case with dashes
+    /// (`MEDIAGATE_VIDEO_CRF` is `--video-crf`), as the README promises.
+    #[test]
+    fn every_variable_has_the_flag_of_its_name() {
+        let cli = Cli::command();
+        let mut wrong = Vec::new();
+        for cmd in std::iter::once(&cli)
+            .chain(cli.get_subcommands())
+            .chain(cli.get_subcommands().flat_map(|c| c.get_subcommands()))
+        {
+            for arg in cmd.get_arguments() {
+                let Some(env) = arg.get_env().and_then(|e| e.to_str()) else { continue };
+                let expected = env.strip_prefix("MEDIAGATE_").unwrap_or(env).to_lowercase().replace('_', "-");
+                if arg.get_long() != Some(expected.as_str()) {
+                    wrong.push(format!("{env}: --{}", arg.get_long().unwrap_or("(none)")));
+                }
+            }
+        }
+        assert!(wrong.is_empty(), "flags not named after their variables: {wrong:?}");
+    }
 
     #[test]
     fn the_cli_is_well_formed() {

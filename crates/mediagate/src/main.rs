@@ -287,47 +287,18 @@ fn container_memory_mb() -> Option<u64> {
 }
 
 /// `mediagate worker`: runs until SIGTERM/SIGINT; reconnects to the broker with backoff when
-/// the connection is lost.
+/// the connection is lost. Start-up in order: settings → S3 → engines (model, sandbox, banks) →
+/// health endpoint and storage probe → consume.
 async fn worker(common: &Common, args: WorkerArgs) -> Result<std::process::ExitCode> {
     let config = match worker_config(common, &args) {
         Ok(c) => c,
-        Err(e) => {
-            error!(error = %e, "invalid setting; not starting");
-            eprintln!("mediagate worker: {e}");
-            return Ok(std::process::ExitCode::from(EXIT_BAD_SETTING));
-        }
+        Err(e) => return Ok(bad_setting(&e)),
     };
     let store = Store::connect(&store_config(common)).await.context("configuring S3")?;
     let readiness = Arc::new(Readiness::default());
-    // The classifier is loaded once, before any job is taken: a missing or altered model stops
-    // the worker here with the make target that fixes it.
-    let classifier = load_classifier(&config).await?;
-    let sandbox = media_sandbox(common, &args, &config)?;
-    sandbox.warm_up().await.context("starting the media sandbox")?;
-    if let Some(layers) = sandbox.layers() {
-        info!(
-            namespaces = layers.namespaces.join("+"),
-            landlock_abi = layers.landlock.unwrap_or(0),
-            layers_off = layers.missing.join("; "),
-            "media sandbox: {layers}"
-        );
-    }
-    // Every bank is loaded before the first job (§8): a bank that cannot be read stops the
-    // worker here, naming the bank and its source.
-    let specs = config.bank_specs()?;
-    let banks = if specs.is_empty() {
-        Arc::new(HashBanks::none())
-    } else {
-        let banks = match HashBanks::load(specs, &store).await {
-            Ok(b) => Arc::new(b),
-            Err(e) => {
-                error!(error = %e, "cannot load a hash bank; not starting");
-                eprintln!("mediagate worker: {e}");
-                return Ok(std::process::ExitCode::from(EXIT_BAD_SETTING));
-            }
-        };
-        banks.spawn_refresh(store.clone(), Duration::from_secs(config.banks.refresh_s));
-        banks
+    let engines = match engines(common, &args, &config, &store).await? {
+        Ok(engines) => engines,
+        Err(exit) => return Ok(exit),
     };
     readiness.model.store(true, Ordering::Relaxed);
     if let Some(addr) = config.metrics_addr {
@@ -337,81 +308,125 @@ async fn worker(common: &Common, args: WorkerArgs) -> Result<std::process::ExitC
         info!(addr = %listener.local_addr().map(|a| a.to_string()).unwrap_or_default(), "serving /healthz /readyz /metrics");
         tokio::spawn(mediagate_worker::health::serve(listener, readiness.clone()));
     }
-    // Storage readiness: a cheap HeadBucket on the output bucket every few seconds.
-    {
-        let store = store.clone();
-        let readiness = readiness.clone();
-        let bucket = config.output_bucket.clone();
-        tokio::spawn(async move {
-            loop {
-                let ok = store.check(&bucket).await.is_ok();
-                readiness.storage.store(ok, Ordering::Relaxed);
-                mediagate_worker::metrics::metrics().storage_up.set(i64::from(ok));
-                tokio::time::sleep(Duration::from_secs(if ok { 10 } else { 2 })).await;
-            }
-        });
+    tokio::spawn(probe_storage(store.clone(), readiness.clone(), config.output_bucket.clone()));
+    let stop = stop_on_signal();
+    readiness.beat();
+    spawn_watchdog(readiness.clone());
+    consume(common, config, store, engines, readiness, stop).await;
+    info!("worker stopped");
+    Ok(std::process::ExitCode::SUCCESS)
+}
+
+/// A setting that stops the worker before it starts: logged, printed, and `EXIT_BAD_SETTING`.
+fn bad_setting(e: &dyn std::fmt::Display) -> std::process::ExitCode {
+    error!(error = %e, "invalid setting; not starting");
+    eprintln!("mediagate worker: {e}");
+    std::process::ExitCode::from(EXIT_BAD_SETTING)
+}
+
+/// The classifier, the warmed-up media sandbox and every hash bank, loaded before any job is
+/// taken. A missing or altered model stops the worker with the make target that fixes it (`Err`);
+/// a bank that cannot be read stops it with `EXIT_BAD_SETTING`, naming the bank and its source (§8).
+async fn engines(
+    common: &Common,
+    args: &WorkerArgs,
+    config: &WorkerConfig,
+    store: &Store,
+) -> Result<Result<Engines, std::process::ExitCode>> {
+    let classifier = load_classifier(config).await?;
+    let sandbox = media_sandbox(common, args, config)?;
+    sandbox.warm_up().await.context("starting the media sandbox")?;
+    if let Some(layers) = sandbox.layers() {
+        info!(
+            namespaces = layers.namespaces.join("+"),
+            landlock_abi = layers.landlock.unwrap_or(0),
+            layers_off = layers.missing.join("; "),
+            "media sandbox: {layers}"
+        );
     }
-    let engines = Engines { classifier, sandbox, banks };
+    let specs = config.bank_specs()?;
+    if specs.is_empty() {
+        return Ok(Ok(Engines { classifier, sandbox, banks: Arc::new(HashBanks::none()) }));
+    }
+    let banks = match HashBanks::load(specs, store).await {
+        Ok(b) => Arc::new(b),
+        Err(e) => return Ok(Err(bad_setting(&e))),
+    };
+    banks.spawn_refresh(store.clone(), Duration::from_secs(config.banks.refresh_s));
+    Ok(Ok(Engines { classifier, sandbox, banks }))
+}
+
+/// Storage readiness: a cheap HeadBucket on the output bucket every few seconds.
+async fn probe_storage(store: Store, readiness: Arc<Readiness>, bucket: String) {
+    loop {
+        let ok = store.check(&bucket).await.is_ok();
+        readiness.storage.store(ok, Ordering::Relaxed);
+        mediagate_worker::metrics::metrics().storage_up.set(i64::from(ok));
+        tokio::time::sleep(Duration::from_secs(if ok { 10 } else { 2 })).await;
+    }
+}
+
+/// Turns `true` on the first SIGTERM or SIGINT.
+fn stop_on_signal() -> watch::Receiver<bool> {
     let (stop_tx, stop_rx) = watch::channel(false);
     tokio::spawn(async move {
         wait_for_signal().await;
         info!("shutdown requested: no new jobs; finishing the jobs in hand");
         let _ = stop_tx.send(true);
     });
+    stop_rx
+}
 
-    let urls = common.amqp_url.clone();
+/// Consumes until `stop`: connects to one of the broker's nodes (the one lost last is tried
+/// last), runs the worker on it, and reconnects with backoff (0.5 s doubling to 30 s) when the
+/// connection is lost or refused.
+async fn consume(
+    common: &Common,
+    config: WorkerConfig,
+    store: Store,
+    engines: Engines,
+    readiness: Arc<Readiness>,
+    stop: watch::Receiver<bool>,
+) {
     let name = format!("mediagate worker {}", config.worker_id);
     let mut backoff = Duration::from_millis(500);
-    // The node whose connection was lost or refused last: the next attempt tries the others first.
     let mut last: Option<String> = None;
-    readiness.beat();
-    spawn_watchdog(readiness.clone());
     loop {
         readiness.beat();
-        if *stop_rx.borrow() {
-            break;
+        if *stop.borrow() {
+            return;
         }
-        let broker = match Broker::connect_any(&urls, last.as_deref(), &name).await {
+        let broker = match Broker::connect_any(&common.amqp_url, last.as_deref(), &name).await {
             Ok(b) => b,
             Err(e) => {
-                warn!(urls = %urls, error = %e, retry_in_ms = backoff.as_millis() as u64, "cannot reach the broker");
-                let mut rx = stop_rx.clone();
+                let retry_in_ms = backoff.as_millis() as u64;
+                warn!(urls = %common.amqp_url, error = %e, retry_in_ms, "cannot reach the broker");
+                let mut rx = stop.clone();
                 tokio::select! {
                     _ = tokio::time::sleep(backoff) => {}
-                    _ = rx.wait_for(|s| *s) => break,
+                    _ = rx.wait_for(|s| *s) => return,
                 }
                 backoff = (backoff * 2).min(Duration::from_secs(30));
                 continue;
             }
         };
         backoff = Duration::from_millis(500);
-        let mut rx = stop_rx.clone();
+        let mut rx = stop.clone();
         let shutdown = async move {
             let _ = rx.wait_for(|s| *s).await;
         };
-        match mediagate_worker::run(
-            config.clone(),
-            store.clone(),
-            engines.clone(),
-            &broker,
-            readiness.clone(),
-            shutdown,
-        )
-        .await
-        {
-            Ok(()) => {
-                broker.close().await;
-                break;
-            }
+        let ran =
+            mediagate_worker::run(config.clone(), store.clone(), engines.clone(), &broker, readiness.clone(), shutdown)
+                .await;
+        broker.close().await;
+        match ran {
+            Ok(()) => return,
             Err(e) => {
                 warn!(url = %broker.url(), error = %e, "broker connection lost; reconnecting");
                 last = Some(broker.url().to_owned());
-                broker.close().await;
             }
         }
     }
-    info!("worker stopped");
-    Ok(std::process::ExitCode::SUCCESS)
 }
 
 /// A thread beside the runtime that ends the process when the worker loop stops beating for

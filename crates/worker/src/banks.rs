@@ -14,7 +14,7 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, SystemTime};
 
 use mediagate_contract::is_valid_id;
-use mediagate_hash::{parse_bank, Banks, Entry, Parsed, MAX_BANK_BYTES};
+use mediagate_hash::{parse_bank, Banks, Entry, Kind, Parsed, MAX_BANK_BYTES};
 use mediagate_store::{Store, StoreError};
 use tracing::{info, warn};
 
@@ -195,13 +195,13 @@ impl HashBanks {
             .await;
             match result {
                 Ok(reloaded) => {
-                    m.bank_checked.with_label_values(&[&spec.name]).set(unix_now());
+                    m.bank_checked(&spec.name, unix_now());
                     if reloaded {
                         changed += 1;
                     }
                 }
                 Err(e) => {
-                    m.bank_reload_failures.with_label_values(&[&spec.name]).inc();
+                    m.bank_reload_failed(&spec.name);
                     warn!(bank = %spec.name, error = %e, "hash bank reload failed; keeping its previous contents");
                 }
             }
@@ -248,10 +248,10 @@ impl HashBanks {
         let index = Arc::new(Banks::build(parts));
         let m = metrics();
         for s in index.stats() {
-            for (kind, n) in [("sha256", s.sha256), ("md5", s.md5), ("pdq", s.pdq)] {
-                m.bank_entries.with_label_values(&[&s.name, kind]).set(i64::try_from(n).unwrap_or(i64::MAX));
+            for (kind, n) in [(Kind::Sha256, s.sha256), (Kind::Md5, s.md5), (Kind::Pdq, s.pdq)] {
+                m.bank_entries(&s.name, kind, n);
             }
-            m.bank_checked.with_label_values(&[&s.name]).set(unix_now());
+            m.bank_checked(&s.name, unix_now());
             info!(bank = %s.name, sha256 = s.sha256, md5 = s.md5, pdq = s.pdq, "hash bank in force");
         }
         info!(ms = started.elapsed().as_millis() as u64, "hash bank index built");
@@ -356,7 +356,7 @@ async fn read(spec: &BankSpec, fingerprint: &Fingerprint, store: Option<&Store>)
     for bad in &parsed.bad_lines {
         warn!(bank = %spec.name, line = bad.line, reason = %bad.reason, "skipping a malformed hash bank line");
     }
-    metrics().bank_bad_lines.with_label_values(&[&spec.name]).set(i64::try_from(parsed.bad_count).unwrap_or(i64::MAX));
+    metrics().bank_bad_lines(&spec.name, parsed.bad_count);
     if parsed.entries.is_empty() && !spec.may_be_empty {
         return Err(source_error(
             spec,

@@ -37,6 +37,15 @@ pub enum Cause {
 }
 
 impl Cause {
+    /// The metric label of a job handed back for this cause.
+    pub fn label(self) -> crate::metrics::label::Retry {
+        match self {
+            Cause::Storage => crate::metrics::label::Retry::Storage,
+            Cause::Media => crate::metrics::label::Retry::Media,
+            Cause::Internal => crate::metrics::label::Retry::Internal,
+        }
+    }
+
     /// Label for metrics and logs.
     pub fn as_str(self) -> &'static str {
         match self {

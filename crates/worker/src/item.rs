@@ -16,13 +16,14 @@ use mediagate_contract::{
     ReviewNote,
 };
 use mediagate_hash::Query;
-use mediagate_media::{Encoded, Format, FrameHash, ImageHash};
+use mediagate_media::{Encoded, Format, FrameHash, ImageHash, PhotoOutput, VideoOutput, VoiceOutput};
 use mediagate_sandbox::{Admit, ChildLimits, Done, Input, InputWriter, Outcome, Request, Stats, Task, Tensor};
 use mediagate_store::BodySink;
 use tokio::sync::OwnedSemaphorePermit;
 use tracing::{debug, info, info_span, warn, Instrument};
 
 use crate::codes::{self, media_type_of, Rejection, Requeue, Stop};
+use crate::metrics::label::{ItemStage, Media, SandboxRun, Timed};
 use crate::metrics::{metrics, StageTimer};
 use crate::{Lane, Shared, Stage};
 
@@ -81,14 +82,7 @@ pub(crate) async fn process_item(ctx: ItemCtx, item: Item) -> Result<ItemDone, R
     async move {
         let done = process(&ctx, &item).await?;
         let verdict = &done.verdict;
-        let media_type = media_label(verdict.media_type);
-        let reason = verdict.reason.as_ref().map(|r| r.code.as_str()).unwrap_or("none");
-        let status = match verdict.status {
-            ItemStatus::Cleared => "cleared",
-            ItemStatus::Blocked => "blocked",
-            ItemStatus::Rejected => "rejected",
-        };
-        metrics().items.with_label_values(&[status, reason, media_type]).inc();
+        metrics().item_done(verdict);
         // A blocked item must leave no cleared output behind, whatever an earlier delivery wrote.
         if ctx.tidy || verdict.status == ItemStatus::Blocked {
             remove_stale_outputs(&ctx, &item.item_id, verdict).await?;
@@ -99,153 +93,234 @@ pub(crate) async fn process_item(ctx: ItemCtx, item: Item) -> Result<ItemDone, R
     .await
 }
 
-/// The item's work: fetch, exact bank lookup, one sandbox call, PDQ lookup, score, then store
-/// or block.
+/// The item's work, step by step: obtain the bytes (a release's quarantined original, or the
+/// source) → the banks' exact entries → one sandbox call → measure (score, hashes, outputs) →
+/// the banks' PDQ entries → decide → commit (store the outputs, or block).
 async fn process(ctx: &ItemCtx, item: &Item) -> Result<ItemDone, Requeue> {
+    let obtained = match obtain(ctx, item).await? {
+        Ok(obtained) => obtained,
+        Err(rejected) => return Ok(rejected),
+    };
+    let hashes = Hashes::bytes_only(hex::encode(obtained.digests.sha256));
+    let banks = ctx.shared.banks.current();
+    // Exact entries are checked before anything looks inside the file (contract §3): a known
+    // file is blocked even when it would be refused for its format or length.
+    let exact = lookup(&banks, |b| b.exact(&obtained.digests.sha256, &obtained.digests.md5));
+    let (done, stats) = match sandboxed(ctx, item, obtained.bytes.clone()).await? {
+        Ran::Done(done, stats) => (*done, stats),
+        Ran::Refused { rejection, format } => {
+            let ext = format.map_or("bin", |f| f.ext());
+            return match refused(item, rejection, hashes, exact, obtained.review.clone()) {
+                Decided::Block(measured, matched) => block(ctx, item, ext, &obtained.bytes, measured, matched).await,
+                Decided::Final(done) => Ok(done),
+            };
+        }
+    };
+    let measured = measure(ctx, item, done.outcome, hashes, stats.classify_prep).await?;
+    let matched = exact.or_else(|| {
+        let max = ctx.shared.config.banks.pdq_max_distance;
+        lookup(&banks, |b| b.pdq(&measured.queries, max))
+    });
+    match decide(obtained.review.clone(), matched, measured.verdict) {
+        Decided::Block(verdict, matched) => {
+            block(ctx, item, done.format.ext(), &obtained.bytes, verdict, matched).await
+        }
+        Decided::Final(done) => commit(ctx, item, done.verdict, measured.uploads).await,
+    }
+}
+
+/// The bytes an item is processed from, with what they hold in hand.
+struct Obtained {
+    bytes: Arc<Input>,
+    digests: Digests,
+    /// A moderator's release that holds for this item (§9): its bytes are the quarantined original.
+    review: Option<ReviewNote>,
+    /// Keeps the bytes counted against the worker's input budget until the item is done.
+    _permit: OwnedSemaphorePermit,
+}
+
+/// The first step: a released item's quarantined original (the source may be gone), or the
+/// source fetched within the limits and hashed. `Ok(Err(..))` is the item's final entry: a
+/// source that cannot be had (missing, too large, not allowed).
+async fn obtain(ctx: &ItemCtx, item: &Item) -> Result<Result<Obtained, ItemDone>, Requeue> {
     let release = match &ctx.release_check {
         Some(job_sha256) => find_release(ctx, item, job_sha256).await?,
         None => None,
     };
-    // The permit keeps the bytes counted against the worker's input budget until the item is done.
-    let (bytes, _input_permit, review, digests) = match release {
-        // A released item is processed from its quarantined original: the source may be gone.
-        Some(r) => {
-            let permit = reserve(ctx, r.bytes.len() as u64).await?;
-            (r.bytes, permit, Some(r.note), r.digests)
+    if let Some(r) = release {
+        let _permit = reserve(ctx, r.bytes.len() as u64).await?;
+        return Ok(Ok(Obtained { bytes: r.bytes, digests: r.digests, review: Some(r.note), _permit }));
+    }
+    match fetch(ctx, item).await {
+        Ok((bytes, _permit)) => {
+            debug!(bytes = bytes.len(), "fetched source");
+            let digests = digest(bytes.clone()).await?;
+            Ok(Ok(Obtained { bytes, digests, review: None, _permit }))
         }
-        None => match fetch(ctx, item).await {
-            Ok((bytes, permit)) => {
-                debug!(bytes = bytes.len(), "fetched source");
-                let digests = digest(bytes.clone()).await?;
-                (bytes, permit, None, digests)
-            }
-            Err(Stop::Rejected(r)) => return Ok(rejected(item, r, None)),
-            Err(Stop::Requeue(q)) => return Err(q),
-        },
-    };
-    let hashes = Hashes::bytes_only(hex::encode(digests.sha256));
-    let banks = ctx.shared.banks.current();
-    // Exact entries are checked before anything looks inside the file (contract §3): a known
-    // file is blocked even when it would be refused for its format or length.
-    let exact = lookup(&banks, |b| b.exact(&digests.sha256, &digests.md5));
-    let (done, stats) = match sandboxed(ctx, item, bytes.clone()).await? {
-        Ran::Done(done, stats) => (*done, stats),
-        Ran::Refused { rejection, format } => {
-            return match exact {
-                // Released by a moderator, it still cannot be processed: rejected, as measured.
-                Some(m) if review.is_some() => {
-                    let mut done = rejected(item, rejection, Some(hashes));
-                    done.verdict.hash_match = Some(hash_match(m));
-                    done.verdict.review = review;
-                    Ok(done)
-                }
-                Some(m) => {
-                    let measured = ItemVerdict {
-                        media_type: rejection.media_type,
-                        hashes: Some(hashes),
-                        ..ItemVerdict::rejected(&item.item_id, None, rejection.reason)
-                    };
-                    block(ctx, item, format.map_or("bin", |f| f.ext()), &bytes, measured, Some(m)).await
-                }
-                None => {
-                    let mut done = rejected(item, rejection, Some(hashes));
-                    done.verdict.review = review;
-                    Ok(done)
-                }
-            };
-        }
-    };
-    let format = done.format;
-    let media_type = media_type_of(done.outcome.class());
-    let label = media_label(Some(media_type));
-    // The filter scores exactly what the outputs are made from: the tensors came from the same
-    // decode (a photo) or the same decode pass (a video's sampled frames, the poster among them).
-    let (measured, uploads, queries) = match done.outcome {
-        Outcome::Photo { out, tensors } => {
-            let queries = pdq_queries(ctx, Some(&out.hash), &[]);
-            let nudity = score(ctx, &item.item_id, label, tensors, stats.classify_prep).await?;
+        Err(Stop::Rejected(r)) => Ok(Err(rejected(item, r, None))),
+        Err(Stop::Requeue(q)) => Err(q),
+    }
+}
+
+/// What decides an item's fate once it is measured.
+enum Decided {
+    /// Block it: the measured entry, and the bank entry that matched (else the filter flagged it).
+    Block(ItemVerdict, Option<mediagate_hash::Match>),
+    /// Its entry stands as it is (outputs still to be stored, for a cleared one).
+    Final(ItemDone),
+}
+
+/// A file the sandbox refused: rejected as measured, unless an exact bank entry matched it,
+/// which blocks it even so — but not when a moderator released it, which keeps the match as
+/// measured.
+fn refused(
+    item: &Item,
+    rejection: Rejection,
+    hashes: Hashes,
+    exact: Option<mediagate_hash::Match>,
+    review: Option<ReviewNote>,
+) -> Decided {
+    match exact {
+        Some(m) if review.is_none() => {
             let measured = ItemVerdict {
-                width: Some(out.width),
-                height: Some(out.height),
-                blurhash: Some(out.blurhash),
-                nudity,
-                hashes: Some(Hashes {
-                    pdq: Some(out.hash.pdq.to_hex()),
-                    pdq_quality: Some(out.hash.quality),
-                    ..hashes
-                }),
-                ..cleared(&item.item_id, media_type)
-            };
-            (measured, vec![Upload::image("full", out.full), Upload::image("thumb", out.thumb)], queries)
-        }
-        Outcome::Video { out, tensors } => {
-            crate::metrics::metrics().video_paths.with_label_values(&[out.path.as_str()]).inc();
-            tracing::debug!(
-                item_id = %item.item_id,
-                path = out.path.as_str(),
-                reencoded_because = ?out.reencoded_because,
-                "video streams copied or re-encoded"
-            );
-            let queries = pdq_queries(ctx, Some(&out.hash), &out.frame_hashes);
-            let nudity = score(ctx, &item.item_id, label, tensors, stats.classify_prep).await?;
-            let frames = out
-                .frame_hashes
-                .iter()
-                .map(|f| FramePdq { ms: f.ms, pdq: f.pdq.to_hex(), quality: f.quality })
-                .collect();
-            let measured = ItemVerdict {
-                width: Some(out.width),
-                height: Some(out.height),
-                duration_ms: Some(out.duration_ms),
-                blurhash: Some(out.blurhash),
-                nudity,
-                hashes: Some(Hashes {
-                    pdq: Some(out.hash.pdq.to_hex()),
-                    pdq_quality: Some(out.hash.quality),
-                    pdq_frames: Some(frames),
-                    ..hashes
-                }),
-                ..cleared(&item.item_id, media_type)
-            };
-            let mp4 = Upload {
-                variant: "video",
-                ext: "mp4",
-                content_type: "video/mp4",
-                bytes: out.mp4,
-                dims: Some((out.mp4_width, out.mp4_height)),
-            };
-            (measured, vec![mp4, Upload::image("poster", out.poster)], queries)
-        }
-        Outcome::Voice(out) => {
-            let measured = ItemVerdict {
-                duration_ms: Some(out.duration_ms),
-                waveform: Some(out.waveform),
+                media_type: rejection.media_type,
                 hashes: Some(hashes),
-                ..cleared(&item.item_id, media_type)
+                ..ItemVerdict::rejected(&item.item_id, None, rejection.reason)
             };
-            let ogg = Upload { variant: "voice", ext: "ogg", content_type: "audio/ogg", bytes: out.ogg, dims: None };
-            (measured, vec![ogg], Vec::new())
+            Decided::Block(measured, Some(m))
         }
-    };
-    let matched = exact.or_else(|| {
-        let max = ctx.shared.config.banks.pdq_max_distance;
-        lookup(&banks, |b| b.pdq(&queries, max))
-    });
-    let measured = match review {
-        // Neither the classifier nor a bank can block a released item; it keeps both as measured.
+        exact => {
+            let mut done = rejected(item, rejection, Some(hashes));
+            done.verdict.hash_match = exact.map(hash_match);
+            done.verdict.review = review;
+            Decided::Final(done)
+        }
+    }
+}
+
+/// A processed item's fate: a bank match (exact, or PDQ) or the filter's flag blocks it;
+/// neither can block an item a moderator released, which keeps both as measured.
+fn decide(review: Option<ReviewNote>, matched: Option<mediagate_hash::Match>, measured: ItemVerdict) -> Decided {
+    match review {
         Some(note) => {
             debug!(by = %note.by, "released by a moderator: clearing from the quarantined original");
-            ItemVerdict { hash_match: matched.map(hash_match), review: Some(note), ..measured }
+            let verdict = ItemVerdict { hash_match: matched.map(hash_match), review: Some(note), ..measured };
+            Decided::Final(ItemDone { verdict, quarantine: None })
         }
         None if matched.is_some() || measured.nudity.as_ref().is_some_and(|n| n.flagged) => {
-            return block(ctx, item, format.ext(), &bytes, measured, matched).await;
+            Decided::Block(measured, matched)
         }
-        None => measured,
-    };
+        None => Decided::Final(ItemDone { verdict: measured, quarantine: None }),
+    }
+}
+
+/// The last step of a cleared item: its outputs stored, and listed in its entry.
+async fn commit(ctx: &ItemCtx, item: &Item, measured: ItemVerdict, uploads: Vec<Upload>) -> Result<ItemDone, Requeue> {
     ctx.stage(&item.item_id, Stage::Store);
-    let _store_timer = StageTimer::start("store", label);
+    let media = Media::of(measured.media_type);
+    let _store_timer = StageTimer::start(Timed::Item(ItemStage::Store, media));
     let outputs = futures_util::future::try_join_all(uploads.into_iter().map(|u| store(ctx, &item.item_id, u))).await?;
     Ok(ItemDone { verdict: ItemVerdict { outputs, ..measured }, quarantine: None })
+}
+
+/// What the media work measured: the cleared entry it would make, the outputs to store, and
+/// the PDQ hashes to look up in the banks.
+struct Measured {
+    verdict: ItemVerdict,
+    uploads: Vec<Upload>,
+    queries: Vec<Query>,
+}
+
+/// Scores the item where the filter applies and builds its measured entry. The filter scores
+/// exactly what the outputs are made from: the tensors came from the same decode (a photo) or
+/// the same decode pass (a video's sampled frames, the poster among them).
+async fn measure(
+    ctx: &ItemCtx,
+    item: &Item,
+    outcome: Outcome,
+    hashes: Hashes,
+    classify_prep: Duration,
+) -> Result<Measured, Requeue> {
+    let media_type = media_type_of(outcome.class());
+    let base = cleared(&item.item_id, media_type);
+    let min_quality = ctx.shared.config.banks.pdq_min_quality;
+    Ok(match outcome {
+        Outcome::Photo { out, tensors } => {
+            let nudity = score(ctx, &item.item_id, Media::Image, tensors, classify_prep).await?;
+            measured_photo(base, out, nudity, hashes, min_quality)
+        }
+        Outcome::Video { out, tensors } => {
+            metrics().video_path(out.path);
+            debug!(path = out.path.as_str(), reencoded_because = ?out.reencoded_because, "video streams copied or re-encoded");
+            let nudity = score(ctx, &item.item_id, Media::Video, tensors, classify_prep).await?;
+            measured_video(base, out, nudity, hashes, min_quality)
+        }
+        Outcome::Voice(out) => measured_voice(base, out, hashes),
+    })
+}
+
+/// A photo's entry, outputs (`full`, `thumb`) and PDQ queries.
+fn measured_photo(
+    base: ItemVerdict,
+    out: PhotoOutput,
+    nudity: Option<NudityResult>,
+    hashes: Hashes,
+    min_quality: u8,
+) -> Measured {
+    let queries = pdq_queries(min_quality, Some(&out.hash), &[]);
+    let verdict = ItemVerdict {
+        width: Some(out.width),
+        height: Some(out.height),
+        blurhash: Some(out.blurhash),
+        nudity,
+        hashes: Some(Hashes { pdq: Some(out.hash.pdq.to_hex()), pdq_quality: Some(out.hash.quality), ..hashes }),
+        ..base
+    };
+    Measured { verdict, uploads: vec![Upload::image("full", out.full), Upload::image("thumb", out.thumb)], queries }
+}
+
+/// A video's entry (its sampled frames' PDQ among the hashes), outputs (`video`, `poster`) and
+/// PDQ queries.
+fn measured_video(
+    base: ItemVerdict,
+    out: VideoOutput,
+    nudity: Option<NudityResult>,
+    hashes: Hashes,
+    min_quality: u8,
+) -> Measured {
+    let queries = pdq_queries(min_quality, Some(&out.hash), &out.frame_hashes);
+    let frames =
+        out.frame_hashes.iter().map(|f| FramePdq { ms: f.ms, pdq: f.pdq.to_hex(), quality: f.quality }).collect();
+    let verdict = ItemVerdict {
+        width: Some(out.width),
+        height: Some(out.height),
+        duration_ms: Some(out.duration_ms),
+        blurhash: Some(out.blurhash),
+        nudity,
+        hashes: Some(Hashes {
+            pdq: Some(out.hash.pdq.to_hex()),
+            pdq_quality: Some(out.hash.quality),
+            pdq_frames: Some(frames),
+            ..hashes
+        }),
+        ..base
+    };
+    let mp4 = Upload {
+        variant: "video",
+        ext: "mp4",
+        content_type: "video/mp4",
+        bytes: out.mp4,
+        dims: Some((out.mp4_width, out.mp4_height)),
+    };
+    Measured { verdict, uploads: vec![mp4, Upload::image("poster", out.poster)], queries }
+}
+
+/// A voice note's entry and its one output (`voice`); no PDQ.
+fn measured_voice(base: ItemVerdict, out: VoiceOutput, hashes: Hashes) -> Measured {
+    let verdict =
+        ItemVerdict { duration_ms: Some(out.duration_ms), waveform: Some(out.waveform), hashes: Some(hashes), ..base };
+    let ogg = Upload { variant: "voice", ext: "ogg", content_type: "audio/ogg", bytes: out.ogg, dims: None };
+    Measured { verdict, uploads: vec![ogg], queries: Vec::new() }
 }
 
 /// A rejected entry, with the hashes of the bytes when they were fetched.
@@ -288,8 +363,7 @@ fn lookup(
 /// The PDQ hashes an item is matched by (§8): the image's (or poster's) 8 rotations and
 /// mirrors and every sampled frame, each only when its quality reaches the minimum (a flat or
 /// tiny picture's hash says nothing and would match other flat pictures).
-fn pdq_queries(ctx: &ItemCtx, image: Option<&ImageHash>, frames: &[FrameHash]) -> Vec<Query> {
-    let min = ctx.shared.config.banks.pdq_min_quality;
+fn pdq_queries(min: u8, image: Option<&ImageHash>, frames: &[FrameHash]) -> Vec<Query> {
     let mut queries = Vec::new();
     if let Some(h) = image.filter(|h| h.quality >= min) {
         queries.extend(h.variants.iter().map(|&hash| Query { hash, frame_ms: None }));
@@ -309,7 +383,7 @@ async fn fetch(ctx: &ItemCtx, item: &Item) -> Result<(Arc<Input>, OwnedSemaphore
     let shared = &ctx.shared;
     let (bucket, key) = (&item.source.bucket, &item.source.key);
     let limit = shared.config.max_input_bytes;
-    let _timer = StageTimer::start("fetch", "any");
+    let _timer = StageTimer::start(Timed::Fetch);
     ctx.stage(&item.item_id, Stage::Fetch);
     let new_sink = || {
         Input::writer().map(InputSink).map_err(|e| Requeue::internal(format!("cannot make a memfd for the input: {e}")))
@@ -458,8 +532,7 @@ async fn sandboxed(ctx: &ItemCtx, item: &Item, bytes: Arc<Input>) -> Result<Ran,
             file_bytes: SANDBOX_FILE_BYTES,
         },
     };
-    let m = metrics();
-    let waiting = StageTimer::start("slot_wait", "any");
+    let waiting = StageTimer::start(Timed::SlotWait);
     let slot = cpu_slot(ctx).await?;
     drop(waiting);
     ctx.stage(&item.item_id, Stage::MediaWork);
@@ -468,33 +541,9 @@ async fn sandboxed(ctx: &ItemCtx, item: &Item, bytes: Arc<Input>) -> Result<Ran,
     drop(slot);
     let report = match ran {
         Ok(report) => report,
-        Err(e) => {
-            let outcome = match &e {
-                mediagate_sandbox::SandboxError::Crashed { .. } => "crashed",
-                mediagate_sandbox::SandboxError::TimedOut { .. } => "timed_out",
-                mediagate_sandbox::SandboxError::Spawn { .. } => "spawn_failed",
-            };
-            m.sandbox_runs.with_label_values(&[outcome]).inc();
-            if outcome == "crashed" {
-                warn!(error = %e, "the media sandbox crashed twice on this file; rejecting it");
-            }
-            return match codes::sandbox_error(e) {
-                Stop::Rejected(rejection) => Ok(Ran::Refused { rejection, format: None }),
-                Stop::Requeue(q) => Err(q),
-            };
-        }
+        Err(e) => return sandbox_failed(e),
     };
-    let label = match &report.result {
-        Ok(done) => media_label(Some(media_type_of(done.outcome.class()))),
-        Err(_) => "unknown",
-    };
-    m.stage_seconds.with_label_values(&["process", label]).observe(started.elapsed().as_secs_f64());
-    m.sandbox_runs.with_label_values(&[if report.stats.crashes > 0 { "crashed_once" } else { "ok" }]).inc();
-    m.stage_seconds.with_label_values(&["media_work", label]).observe(report.stats.work.as_secs_f64());
-    m.sandbox_cpu.inc_by(report.stats.cpu.as_secs_f64());
-    if report.stats.peak_rss_bytes > 0 {
-        m.sandbox_peak_rss.with_label_values(&[label]).observe(report.stats.peak_rss_bytes as f64);
-    }
+    count_run(&report, started.elapsed());
     match report.result {
         Ok(done) => Ok(Ran::Done(Box::new(done), report.stats)),
         Err(refusal) => {
@@ -507,6 +556,41 @@ async fn sandboxed(ctx: &ItemCtx, item: &Item, bytes: Arc<Input>) -> Result<Ran,
     }
 }
 
+/// A sandbox run that gave no answer: counted, and rejected (it crashed twice on the file) or
+/// requeued (it overran its clock, or no child could be started), as `codes` decides.
+fn sandbox_failed(e: mediagate_sandbox::SandboxError) -> Result<Ran, Requeue> {
+    let outcome = match &e {
+        mediagate_sandbox::SandboxError::Crashed { .. } => SandboxRun::Crashed,
+        mediagate_sandbox::SandboxError::TimedOut { .. } => SandboxRun::TimedOut,
+        mediagate_sandbox::SandboxError::Spawn { .. } => SandboxRun::SpawnFailed,
+    };
+    metrics().sandbox_run(outcome);
+    if outcome == SandboxRun::Crashed {
+        warn!(error = %e, "the media sandbox crashed twice on this file; rejecting it");
+    }
+    match codes::sandbox_error(e) {
+        Stop::Rejected(rejection) => Ok(Ran::Refused { rejection, format: None }),
+        Stop::Requeue(q) => Err(q),
+    }
+}
+
+/// Counts an answered sandbox run: its time as the worker waited (`waited`) and as the child
+/// timed it, its CPU and its peak memory.
+fn count_run(report: &mediagate_sandbox::Report, waited: Duration) {
+    let m = metrics();
+    let media = match &report.result {
+        Ok(done) => Media::of(Some(media_type_of(done.outcome.class()))),
+        Err(_) => Media::Unknown,
+    };
+    m.stage(Timed::Item(ItemStage::Process, media), waited.as_secs_f64());
+    m.sandbox_run(if report.stats.crashes > 0 { SandboxRun::CrashedOnce } else { SandboxRun::Ok });
+    m.stage(Timed::Item(ItemStage::MediaWork, media), report.stats.work.as_secs_f64());
+    m.sandbox_cpu.inc_by(report.stats.cpu.as_secs_f64());
+    if report.stats.peak_rss_bytes > 0 {
+        m.sandbox_peak_rss(media, report.stats.peak_rss_bytes);
+    }
+}
+
 /// Largest file a sandbox child may write (the video muxer's temporary MP4).
 const SANDBOX_FILE_BYTES: u64 = 4 << 30;
 
@@ -516,7 +600,7 @@ const SANDBOX_FILE_BYTES: u64 = 4 << 30;
 async fn score(
     ctx: &ItemCtx,
     item_id: &str,
-    media_type: &'static str,
+    media: Media,
     tensors: Vec<Tensor>,
     prep: Duration,
 ) -> Result<Option<NudityResult>, Requeue> {
@@ -524,10 +608,11 @@ async fn score(
     // A transparent image gives two renderings (on black, on white): one frame as reported.
     if tensors.is_empty() {
         return Err(Requeue::internal(format!(
-            "the nudity filter applies but the sandbox returned no {media_type} frame"
+            "the nudity filter applies but the sandbox returned no {} frame",
+            media.as_str()
         )));
     }
-    let frames = if media_type == "image" { 1 } else { u32::try_from(tensors.len()).unwrap_or(u32::MAX) };
+    let frames = if media == Media::Image { 1 } else { u32::try_from(tensors.len()).unwrap_or(u32::MAX) };
     let classifier = ctx.shared.classifier.clone();
     let _slot = cpu_slot(ctx).await?;
     ctx.stage(item_id, Stage::Classify);
@@ -538,10 +623,7 @@ async fn score(
     .await
     .map_err(|e| Requeue::internal(format!("the classifier thread failed: {e}")))?
     .map_err(|e| Requeue::internal(format!("running the classifier: {e}")))?;
-    metrics()
-        .stage_seconds
-        .with_label_values(&["classify", media_type])
-        .observe((started.elapsed() + prep).as_secs_f64());
+    metrics().stage(Timed::Item(ItemStage::Classify, media), (started.elapsed() + prep).as_secs_f64());
     Ok(Some(nudity_result(&ctx.shared.classifier, policy, max, frames)))
 }
 
@@ -589,16 +671,6 @@ fn cleared(item_id: &str, media_type: MediaType) -> ItemVerdict {
     }
 }
 
-/// Metric label of a media type.
-fn media_label(t: Option<MediaType>) -> &'static str {
-    match t {
-        Some(MediaType::Image) => "image",
-        Some(MediaType::Video) => "video",
-        Some(MediaType::Audio) => "audio",
-        None => "unknown",
-    }
-}
-
 /// Turns a measured item into a `blocked` one — for a bank match (`hash.matched`, which comes
 /// first: the rules put the banks before the filter) or the filter's flag: no cleared output;
 /// the very bytes that were fetched and hashed PUT to quarantine, with the item's entry beside
@@ -614,7 +686,7 @@ async fn block(
     let media_type = measured.media_type.unwrap_or(MediaType::Image);
     let reason = match &matched {
         Some(m) => {
-            metrics().bank_matches.with_label_values(&[m.bank.as_str(), m.kind.as_str()]).inc();
+            metrics().bank_match(&m.bank, m.kind);
             Some(codes::hash_matched(media_type, m))
         }
         None => measured.nudity.as_ref().map(|n| codes::flagged(media_type, n)),

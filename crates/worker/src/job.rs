@@ -37,7 +37,8 @@ pub enum Handled {
     },
 }
 
-/// Runs one delivery to its verdict, storing outputs and the manifest on the way.
+/// Runs one delivery to its verdict, storing outputs and the manifest on the way:
+/// parse (rule 1) → supersession → rules 2–5 → items → escalations, status and manifest.
 /// `Err(Requeue)` means nothing final was decided: the delivery goes back to the queue.
 pub(crate) async fn handle_delivery(
     shared: Arc<Shared>,
@@ -48,71 +49,145 @@ pub(crate) async fn handle_delivery(
 ) -> Result<Handled, Requeue> {
     let job = match Job::parse(body, amqp_message_id, shared.config.job_limits) {
         ParseOutcome::Valid(job) => job,
-        ParseOutcome::Invalid { job_id, message_id, conversation_id, reprocess, revision, reason, job_bytes } => {
-            let verdict = Verdict {
-                job_id: job_id.clone(),
-                message_id,
-                conversation_id,
-                reprocess,
-                revision,
-                ..job_verdict(&shared, JobStatus::Rejected, Some(reason))
-            };
-            if let Some(job_id) = &job_id {
-                write_manifest(&shared, job_id, manifest_job(body, job_bytes), job_bytes, &verdict).await?;
-            }
-            return Ok(Handled::Verdict { verdict: Box::new(verdict), escalations: Vec::new() });
-        }
+        invalid => return unparsable(&shared, body, invalid).await,
     };
     let job_value = serde_json::from_slice::<serde_json::Value>(body)
         .map_err(|e| Requeue::internal(format!("re-reading a body that parsed once: {e}")))?;
     // Only a reprocess job or a redelivery can meet a newer stored revision; a live job's first
     // delivery skips the extra read.
-    let mut stored = None;
-    if may_be_superseded(job.reprocess, redelivered) {
-        stored = stored_manifest(&shared, &job.job_id).await?;
-        if let Some(stored_revision) =
-            stored.as_ref().map(|m| m.verdict.revision).filter(|&stored| superseded(job.revision, stored))
-        {
-            return Ok(Handled::Superseded { job_id: job.job_id.clone(), revision: job.revision, stored_revision });
-        }
+    let stored = match may_be_superseded(job.reprocess, redelivered) {
+        true => stored_manifest(&shared, &job.job_id).await?,
+        false => None,
+    };
+    if let Some(stored_revision) =
+        stored.as_ref().map(|m| m.verdict.revision).filter(|&stored| superseded(job.revision, stored))
+    {
+        return Ok(Handled::Superseded { job_id: job.job_id.clone(), revision: job.revision, stored_revision });
     }
-    // A reprocess job (`review release` publishes one) checks the moderators' decisions of the
-    // items its stored verdict blocked; every other item, and every other job, skips that read.
-    let blocked_before: Vec<String> = match (&stored, job.reprocess) {
-        (Some(m), true) => m
-            .verdict
-            .items
-            .iter()
-            // A released item stays released in later reprocesses (a batch run with a new model
-            // must not block it again), so its decision is read again too.
-            .filter(|i| i.status == ItemStatus::Blocked || i.review.is_some())
-            .map(|i| i.item_id.clone())
-            .collect(),
-        _ => Vec::new(),
-    };
-    let job_fingerprint = mediagate_contract::review::job_sha256(&job_value);
-
-    let mut verdict = Verdict {
-        job_id: Some(job.job_id.clone()),
-        message_id: Some(job.message.message_id.clone()),
-        conversation_id: Some(job.message.conversation_id.clone()),
-        reprocess: job.reprocess,
-        revision: job.revision,
-        ..job_verdict(&shared, JobStatus::Rejected, None)
-    };
+    let mut verdict = Head::of_job(&job).verdict(&shared, JobStatus::Rejected, None);
     if let Err(reason) = check_job_rules(&job, &shared.config.source_buckets) {
         info!(job_id = %job.job_id, code = %reason.code, "job rejected by a job-level rule");
         verdict.reason = Some(reason);
         write_manifest(&shared, &job.job_id, job_value, None, &verdict).await?;
         return Ok(Handled::Verdict { verdict: Box::new(verdict), escalations: Vec::new() });
     }
+    let released = release_candidates(stored.as_ref(), job.reprocess);
+    let fingerprint = mediagate_contract::review::job_sha256(&job_value);
+    let done = run_items(&shared, &job, lane, redelivered, &verdict.processed_at, &released, &fingerprint).await?;
+    let escalations = done
+        .iter()
+        .filter_map(|d| escalation(&shared, &job, &verdict.processed_at, d).transpose())
+        .collect::<Result<Vec<_>, _>>()?;
+    verdict.items = done.into_iter().map(|d| d.verdict).collect();
+    let statuses: Vec<ItemStatus> = verdict.items.iter().map(|i| i.status).collect();
+    verdict.status = job_status(&statuses);
+    write_manifest(&shared, &job.job_id, job_value, None, &verdict).await?;
+    Ok(Handled::Verdict { verdict: Box::new(verdict), escalations })
+}
 
-    // Items of one job run concurrently; the worker-wide slots bound the CPU and memory.
+/// A body that is not a valid job (rule 1): rejected, with a manifest when it names a job id.
+async fn unparsable(shared: &Shared, body: &[u8], invalid: ParseOutcome) -> Result<Handled, Requeue> {
+    let (reason, job_bytes) = match &invalid {
+        ParseOutcome::Invalid { reason, job_bytes, .. } => (reason.clone(), *job_bytes),
+        ParseOutcome::Valid(_) => return Err(Requeue::internal("a valid job was handled as an invalid one")),
+    };
+    let verdict = Head::of(&invalid).verdict(shared, JobStatus::Rejected, Some(reason));
+    if let Some(job_id) = &verdict.job_id {
+        write_manifest(shared, job_id, manifest_job(body, job_bytes), job_bytes, &verdict).await?;
+    }
+    Ok(Handled::Verdict { verdict: Box::new(verdict), escalations: Vec::new() })
+}
+
+/// What a verdict says of its job, whether or not the body parsed as one.
+pub(crate) struct Head {
+    job_id: Option<String>,
+    message_id: Option<String>,
+    conversation_id: Option<String>,
+    reprocess: bool,
+    revision: u64,
+}
+
+impl Head {
+    /// The head of a parsed body; of an invalid one, what could be read of it.
+    pub(crate) fn of(parsed: &ParseOutcome) -> Head {
+        match parsed {
+            ParseOutcome::Valid(job) => Head::of_job(job),
+            ParseOutcome::Invalid { job_id, message_id, conversation_id, reprocess, revision, .. } => Head {
+                job_id: job_id.clone(),
+                message_id: message_id.clone(),
+                conversation_id: conversation_id.clone(),
+                reprocess: *reprocess,
+                revision: *revision,
+            },
+        }
+    }
+
+    /// The head of a valid job.
+    pub(crate) fn of_job(job: &Job) -> Head {
+        Head {
+            job_id: Some(job.job_id.clone()),
+            message_id: Some(job.message.message_id.clone()),
+            conversation_id: Some(job.message.conversation_id.clone()),
+            reprocess: job.reprocess,
+            revision: job.revision,
+        }
+    }
+
+    /// A verdict of this job, signed by this worker now.
+    pub(crate) fn verdict(self, shared: &Shared, status: JobStatus, reason: Option<Reason>) -> Verdict {
+        let Head { job_id, message_id, conversation_id, reprocess, revision } = self;
+        Verdict { job_id, message_id, conversation_id, reprocess, revision, ..job_verdict(shared, status, reason) }
+    }
+}
+
+/// The `failed` verdict of a job the broker dead-lettered after its delivery limit, with its
+/// manifest written when the body names a job id (contract §5).
+pub(crate) async fn dead_lettered(shared: &Shared, body: &[u8], message_id: Option<&str>) -> Result<Verdict, Requeue> {
+    let parsed = Job::parse(body, message_id, shared.config.job_limits);
+    let job_bytes = match &parsed {
+        ParseOutcome::Invalid { job_bytes, .. } => *job_bytes,
+        ParseOutcome::Valid(_) => None,
+    };
+    let verdict = Head::of(&parsed).verdict(shared, JobStatus::Failed, Some(crate::codes::delivery_limit()));
+    if let Some(id) = &verdict.job_id {
+        write_manifest(shared, id, manifest_job(body, job_bytes), job_bytes, &verdict).await?;
+    }
+    Ok(verdict)
+}
+
+/// The items whose moderators' decisions a job checks (§9): for a reprocess job (`review
+/// release` publishes one), those its stored verdict blocked, and those released before — a
+/// released item stays released in later reprocesses (a batch run with a new model must not
+/// block it again). Every other job, and every other item, skips that read.
+fn release_candidates(stored: Option<&Manifest>, reprocess: bool) -> Vec<String> {
+    match (stored, reprocess) {
+        (Some(m), true) => m
+            .verdict
+            .items
+            .iter()
+            .filter(|i| i.status == ItemStatus::Blocked || i.review.is_some())
+            .map(|i| i.item_id.clone())
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// Runs the job's items concurrently (the worker-wide slots bound the CPU and memory) and
+/// returns their entries in the job's order; the first fault requeues the whole job.
+async fn run_items(
+    shared: &Arc<Shared>,
+    job: &Job,
+    lane: Lane,
+    redelivered: bool,
+    processed_at: &str,
+    release_candidates: &[String],
+    fingerprint: &str,
+) -> Result<Vec<ItemDone>, Requeue> {
     // Objects from an earlier delivery or revision may exist under the item's prefix: a
     // redelivery or a reprocess removes the ones its new verdict does not list.
     let tidy = redelivered || job.reprocess;
     // The filter decision is the contract crate's; the classifier only runs when it applies.
-    let nudity = nudity_policy(&job, shared.config.thresholds);
+    let nudity = nudity_policy(job, shared.config.thresholds);
     let mut tasks = tokio::task::JoinSet::new();
     for (index, item) in job.items.iter().cloned().enumerate() {
         let ctx = ItemCtx {
@@ -123,8 +198,8 @@ pub(crate) async fn handle_delivery(
             tidy,
             nudity,
             revision: job.revision,
-            processed_at: verdict.processed_at.clone(),
-            release_check: blocked_before.contains(&item.item_id).then(|| job_fingerprint.clone()),
+            processed_at: processed_at.to_string(),
+            release_check: release_candidates.contains(&item.item_id).then(|| fingerprint.to_string()),
         };
         tasks.spawn(async move { (index, process_item(ctx, item).await) });
     }
@@ -137,19 +212,10 @@ pub(crate) async fn handle_delivery(
             Err(e) => requeue = Some(Requeue::internal(format!("an item task failed: {e}"))),
         }
     }
-    if let Some(t) = requeue {
-        return Err(t);
+    match requeue {
+        Some(t) => Err(t),
+        None => Ok(items.into_iter().flatten().collect()),
     }
-    let done: Vec<ItemDone> = items.into_iter().flatten().collect();
-    let escalations = done
-        .iter()
-        .filter_map(|d| escalation(&shared, &job, &verdict.processed_at, d).transpose())
-        .collect::<Result<Vec<_>, _>>()?;
-    verdict.items = done.into_iter().map(|d| d.verdict).collect();
-    let statuses: Vec<ItemStatus> = verdict.items.iter().map(|i| i.status).collect();
-    verdict.status = job_status(&statuses);
-    write_manifest(&shared, &job.job_id, job_value, None, &verdict).await?;
-    Ok(Handled::Verdict { verdict: Box::new(verdict), escalations })
 }
 
 /// An escalation to publish before the verdict (§8), de-duplicated by its `message_id`.
@@ -279,7 +345,7 @@ pub(crate) async fn write_manifest(
         serde_json::to_vec(&manifest).map_err(|e| Requeue::internal(format!("serialising the manifest: {e}")))?;
     let bucket = &shared.config.manifest_bucket;
     let key = manifest_key(job_id);
-    let _timer = crate::metrics::StageTimer::start("manifest", "job");
+    let _timer = crate::metrics::StageTimer::start(crate::metrics::label::Timed::Manifest);
     // A local run (`inspect`) keeps no manifest (its verdict is printed): nothing is written.
     shared.storage.put_record(bucket, &key, body.into(), "application/json").await.map_err(|e| {
         warn!(%bucket, %key, error = %e, "manifest write failed");
@@ -309,6 +375,54 @@ fn superseded(revision: u64, stored: u64) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn manifest(items: &[(&str, ItemStatus, bool)]) -> Manifest {
+        let worker = WorkerInfo { id: "w".into(), version: "v".into() };
+        let items = items
+            .iter()
+            .map(|&(id, status, released)| mediagate_contract::ItemVerdict {
+                status,
+                review: released.then(|| mediagate_contract::ReviewNote {
+                    decision: "released".into(),
+                    by: "m".into(),
+                    at: "2026-01-01T00:00:00Z".into(),
+                    note: None,
+                }),
+                ..mediagate_contract::ItemVerdict::rejected(
+                    id,
+                    None,
+                    Reason::new(mediagate_contract::ReasonCode::InputCorrupt, "x"),
+                )
+            })
+            .collect();
+        let verdict = Verdict {
+            schema: VERDICT_SCHEMA.into(),
+            job_id: Some("j".into()),
+            message_id: None,
+            conversation_id: None,
+            status: JobStatus::Partial,
+            reason: None,
+            reprocess: false,
+            revision: 0,
+            items,
+            processed_at: "2026-01-01T00:00:00Z".into(),
+            worker,
+        };
+        Manifest { job: serde_json::Value::Null, job_bytes: None, verdict }
+    }
+
+    #[test]
+    fn a_reprocess_job_checks_the_decisions_of_its_blocked_and_released_items_only() {
+        let m = manifest(&[
+            ("0", ItemStatus::Cleared, false),
+            ("1", ItemStatus::Blocked, false),
+            ("2", ItemStatus::Cleared, true),
+            ("3", ItemStatus::Rejected, false),
+        ]);
+        assert_eq!(release_candidates(Some(&m), true), vec!["1", "2"]);
+        assert!(release_candidates(Some(&m), false).is_empty(), "a live job checks no decision");
+        assert!(release_candidates(None, true).is_empty());
+    }
 
     #[test]
     fn only_a_newer_stored_revision_supersedes_a_job() {

@@ -20,7 +20,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use mediagate_contract::{Job, JobStatus, ParseOutcome, Verdict};
+use mediagate_contract::{Job, JobStatus, Verdict};
 use mediagate_queue::{names, Broker, Confirmed, Delivery, QueueError, VerdictPublisher};
 use mediagate_store::Store;
 use tokio::sync::Semaphore;
@@ -36,6 +36,7 @@ pub use health::Readiness;
 pub use job::{Escalation, Handled};
 pub use storage::{LocalFiles, LOCAL_BUCKET};
 
+use crate::metrics::label::{self, JobEnd, Timed};
 use crate::metrics::metrics;
 use crate::settle::Ending;
 
@@ -106,15 +107,14 @@ pub enum Lane {
 }
 
 impl Lane {
-    /// Metric label.
-    pub(crate) fn as_str(self) -> &'static str {
+    /// The lane's metric label.
+    pub(crate) fn label(self) -> metrics::label::Lane {
         match self {
-            Lane::Live => "live",
-            Lane::Reprocess => "reprocess",
+            Lane::Live => metrics::label::Lane::Live,
+            Lane::Reprocess => metrics::label::Lane::Reprocess,
         }
     }
 
-    /// The §1 queue the lane consumes.
     pub(crate) fn queue(self) -> &'static str {
         match self {
             Lane::Live => names::UPLOADS_QUEUE,
@@ -484,6 +484,12 @@ impl JobPath {
     ) -> Result<Handled, Requeue> {
         job::handle_delivery(self.shared.clone(), body, message_id, lane, redelivered).await
     }
+
+    /// The `failed` verdict of a job dead-lettered after its delivery limit (`body` as it
+    /// arrives on `mediagate.dead`), its manifest written, as [`run`] makes it before publishing.
+    pub async fn dead_lettered(&self, body: &[u8], message_id: Option<&str>) -> Result<Verdict, Requeue> {
+        job::dead_lettered(&self.shared, body, message_id).await
+    }
 }
 
 /// Processes one delivery and settles it: ack after the verdict is confirmed, requeue on a
@@ -528,7 +534,7 @@ async fn handle_patiently(
         let message_id = delivery.message_id.as_deref();
         match job::handle_delivery(shared.clone(), &delivery.body, message_id, lane, delivery.redelivered).await {
             Err(fault) if retry_in_place(&fault, started.elapsed()) => {
-                metrics().retries.with_label_values(&["storage_in_place"]).inc();
+                metrics().retry(label::Retry::StorageInPlace);
                 let retry_in_ms = backoff.as_millis() as u64;
                 warn!(error = %fault, retry_in_ms, "storage unavailable; retrying the job in place");
                 tokio::time::sleep(backoff).await;
@@ -548,20 +554,20 @@ async fn settle(
     started: std::time::Instant,
     outcome: Result<job::Handled, Requeue>,
 ) {
-    let lane_label = lane.as_str();
+    let lane_label = lane.label();
     match outcome {
         Ok(job::Handled::Superseded { job_id, revision, stored_revision }) => {
-            metrics().jobs.with_label_values(&["superseded", lane_label]).inc();
+            metrics().job_done(JobEnd::Superseded, lane_label);
             info!(%job_id, revision, stored_revision, "a newer revision of this job is stored; acked without processing");
             settle::finish(delivery, lane_label, Ending::Superseded).await;
         }
         Ok(job::Handled::Verdict { verdict: v, escalations }) => {
-            let publish_timer = metrics::StageTimer::start("publish", "job");
+            let publish_timer = metrics::StageTimer::start(Timed::Publish);
             match publish_all(publisher, &escalations, &v).await {
                 Ok(confirmed) => {
                     drop(publish_timer);
-                    metrics().jobs.with_label_values(&[v.status.as_str(), lane_label]).inc();
-                    metrics().job_seconds.with_label_values(&[lane_label]).observe(started.elapsed().as_secs_f64());
+                    metrics().job_done(JobEnd::Verdict(v.status), lane_label);
+                    metrics().job_seconds(lane_label, started.elapsed().as_secs_f64());
                     info!(
                         job_id = v.job_id.as_deref().unwrap_or(""),
                         status = v.status.as_str(),
@@ -572,14 +578,14 @@ async fn settle(
                     settle::finish(delivery, lane_label, Ending::Verdict(confirmed)).await;
                 }
                 Err(e) => {
-                    metrics().retries.with_label_values(&["publish"]).inc();
+                    metrics().retry(label::Retry::Publish);
                     warn!(error = %e, "verdict or escalation not confirmed; returning the job to the queue");
                     settle::finish(delivery, lane_label, Ending::Requeued).await;
                 }
             }
         }
         Err(fault) => {
-            metrics().retries.with_label_values(&[fault.cause.as_str()]).inc();
+            metrics().retry(fault.cause.label());
             warn!(error = %fault, cause = fault.cause.as_str(), "transient fault; returning the job to the queue");
             tokio::time::sleep(TRANSIENT_BACKOFF).await;
             settle::finish(delivery, lane_label, Ending::Requeued).await;
@@ -589,44 +595,25 @@ async fn settle(
 
 /// A job dead-lettered after its delivery limit still gets its (`failed`) verdict.
 async fn dead_letter_task(shared: Arc<Shared>, publisher: VerdictPublisher, delivery: Delivery) {
-    let (job_id, message_id, conversation_id, reprocess, revision, job_bytes) =
-        match Job::parse(&delivery.body, delivery.message_id.as_deref(), shared.config.job_limits) {
-            ParseOutcome::Valid(j) => (
-                Some(j.job_id.clone()),
-                Some(j.message.message_id.clone()),
-                Some(j.message.conversation_id.clone()),
-                j.reprocess,
-                j.revision,
-                None,
-            ),
-            ParseOutcome::Invalid { job_id, message_id, conversation_id, reprocess, revision, job_bytes, .. } => {
-                (job_id, message_id, conversation_id, reprocess, revision, job_bytes)
-            }
-        };
-    let verdict = Verdict {
-        job_id: job_id.clone(),
-        message_id,
-        conversation_id,
-        reprocess,
-        revision,
-        ..job::job_verdict(&shared, JobStatus::Failed, Some(codes::delivery_limit()))
-    };
-    error!(job_id = job_id.as_deref().unwrap_or(""), "job dead-lettered; publishing a failed verdict");
     metrics().dead_lettered.inc();
-    let job_value = job::manifest_job(&delivery.body, job_bytes);
-    let stored = match &job_id {
-        Some(id) => job::write_manifest(&shared, id, job_value, job_bytes, &verdict).await.is_ok(),
-        None => true,
+    let confirmed = match job::dead_lettered(&shared, &delivery.body, delivery.message_id.as_deref()).await {
+        Ok(verdict) => {
+            error!(job_id = verdict.job_id.as_deref().unwrap_or(""), "job dead-lettered; publishing a failed verdict");
+            publish(&publisher, &verdict).await.ok()
+        }
+        Err(e) => {
+            warn!(error = %e, "cannot write a dead-lettered job's manifest; returning it to mediagate.dead");
+            None
+        }
     };
-    let confirmed = if stored { publish(&publisher, &verdict).await.ok() } else { None };
     match confirmed {
         Some(c) => {
-            metrics().jobs.with_label_values(&["failed", "dead"]).inc();
-            settle::finish(&delivery, "dead", Ending::DeadLettered(c)).await
+            metrics().job_done(JobEnd::Verdict(JobStatus::Failed), label::Lane::Dead);
+            settle::finish(&delivery, label::Lane::Dead, Ending::DeadLettered(c)).await
         }
         None => {
             tokio::time::sleep(TRANSIENT_BACKOFF).await;
-            settle::finish(&delivery, "dead", Ending::Requeued).await;
+            settle::finish(&delivery, label::Lane::Dead, Ending::Requeued).await;
         }
     }
 }
@@ -654,7 +641,7 @@ async fn publish_all(
                 metrics().escalation_failures.inc();
                 format!("escalation {} not confirmed: {err}", e.message_id)
             })?;
-        metrics().escalations.with_label_values(&["hash_matched"]).inc();
+        metrics().escalation(label::Escalation::HashMatched);
     }
     publish(publisher, verdict).await
 }
@@ -685,9 +672,10 @@ mod tests {
     fn each_lane_consumes_the_contracts_queue_under_a_registered_label() {
         assert_eq!(Lane::Live.queue(), "mediagate.uploads");
         assert_eq!(Lane::Reprocess.queue(), "mediagate.reprocess");
-        for lane in [Lane::Live, Lane::Reprocess] {
-            assert!(settle::LANES.contains(&lane.as_str()), "{lane:?} is not a registered lane label");
-        }
-        assert_ne!(Lane::Live.as_str(), Lane::Reprocess.as_str());
+        // Dashboards and alerts select the lanes by these label values.
+        assert_eq!(Lane::Live.label().as_str(), "live");
+        assert_eq!(Lane::Reprocess.label().as_str(), "reprocess");
+        assert!(metrics::label::Lane::ALL.contains(&Lane::Live.label()));
+        assert!(metrics::label::Lane::ALL.contains(&Lane::Reprocess.label()));
     }
 }

@@ -16,13 +16,7 @@
 use mediagate_queue::{Confirmed, Delivery, QueueError};
 use tracing::{error, info, warn};
 
-use crate::metrics::metrics;
-
-/// The lanes a delivery arrives on, as labelled.
-pub(crate) const LANES: [&str; 3] = ["live", "reprocess", "dead"];
-
-/// Every ending, as labelled.
-pub(crate) const ENDINGS: [&str; 5] = ["verdict", "superseded", "requeued", "dead_lettered", "channel_closed"];
+use crate::metrics::{label, metrics};
 
 /// How the worker means a delivery to end.
 #[derive(Debug)]
@@ -38,36 +32,36 @@ pub(crate) enum Ending {
 }
 
 impl Ending {
-    pub(crate) fn as_str(&self) -> &'static str {
+    pub(crate) fn label(&self) -> label::Ending {
         match self {
-            Ending::Verdict(_) => "verdict",
-            Ending::Superseded => "superseded",
-            Ending::Requeued => "requeued",
-            Ending::DeadLettered(_) => "dead_lettered",
+            Ending::Verdict(_) => label::Ending::Verdict,
+            Ending::Superseded => label::Ending::Superseded,
+            Ending::Requeued => label::Ending::Requeued,
+            Ending::DeadLettered(_) => label::Ending::DeadLettered,
         }
     }
 }
 
 /// Settles `delivery` as `ending` says, then counts and logs how it really ended.
-pub(crate) async fn finish(delivery: &Delivery, lane: &'static str, ending: Ending) {
+pub(crate) async fn finish(delivery: &Delivery, lane: label::Lane, ending: Ending) {
     let result = match &ending {
         Ending::Verdict(_) | Ending::Superseded | Ending::DeadLettered(_) => delivery.acker.ack().await,
         Ending::Requeued => delivery.acker.nack(true).await,
     };
-    let intended = ending.as_str();
+    let intended = ending.label();
     let message_id = delivery.message_id.as_deref().unwrap_or("");
     let delivery_tag = delivery.acker.delivery_tag();
     match result {
         Ok(()) => {
-            metrics().deliveries.with_label_values(&[lane, intended]).inc();
-            info!(lane, ending = intended, message_id, delivery_tag, "delivery settled");
+            metrics().delivery(lane, intended);
+            info!(lane = lane.as_str(), ending = intended.as_str(), message_id, delivery_tag, "delivery settled");
         }
         Err(e @ (QueueError::Closed { .. } | QueueError::Ack { .. })) => {
-            metrics().deliveries.with_label_values(&[lane, "channel_closed"]).inc();
+            metrics().delivery(lane, label::Ending::ChannelClosed);
             warn!(
-                lane,
-                ending = "channel_closed",
-                intended,
+                lane = lane.as_str(),
+                ending = label::Ending::ChannelClosed.as_str(),
+                intended = intended.as_str(),
                 message_id,
                 delivery_tag,
                 error = %e,
@@ -76,7 +70,7 @@ pub(crate) async fn finish(delivery: &Delivery, lane: &'static str, ending: Endi
         }
         Err(e) => {
             // Settling twice is a bug of ours, not an ending: loud, and not counted.
-            error!(lane, intended, message_id, delivery_tag, error = %e, "delivery settled twice");
+            error!(lane = lane.as_str(), intended = intended.as_str(), message_id, delivery_tag, error = %e, "delivery settled twice");
         }
     }
 }

@@ -1,13 +1,14 @@
 //! The worker's job path without a broker or S3: `JobPath` on a folder per bucket
 //! (`LocalFiles::buckets`), media work in process, the real classifier and banks. Each case is
 //! one delivery's body handled as `run` would handle it, and judged by what it returned and
-//! what it left in the buckets. The cases that need a broker (publishing, settling, the delivery
-//! limit's dead letter) stay in the e2e suite.
+//! what it left in the buckets. What needs a broker (publishing the verdict, settling the
+//! delivery) stays in the e2e suite; the delivery limit's dead letter is here up to its publish.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use mediagate_classify::{Classifier, ClassifierConfig, ModelPaths, MODEL_FILE, ORT_LIB_FILE};
+use mediagate_contract::review::{decision_key, job_sha256, Decision, DecisionKind};
 use mediagate_contract::settings::Thresholds;
 use mediagate_contract::JobLimits;
 use mediagate_contract::{ItemStatus, JobStatus, ReasonCode, Verdict};
@@ -273,6 +274,80 @@ async fn a_store_that_cannot_be_written_sends_the_job_back_as_a_storage_fault() 
         Ok(other) => panic!("expected a requeue, got {other:?}"),
     }
     assert!(b.file("manifests", "manifests/j7.json").is_none(), "no manifest for a job sent back");
+}
+
+/// §9: a moderator's release of a blocked item, then the reprocess job `review release`
+/// publishes: the item is processed from its quarantined original (the source is gone by then)
+/// and cleared, the filter's score kept as measured and the release noted in its entry.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_released_item_is_cleared_from_its_quarantined_original() {
+    let b = Bench::new(WorkerConfig { thresholds: Thresholds { minor: 0.0, adult: 0.0 }, ..config() });
+    let src = jpeg(640, 480, 7);
+    b.put("incoming", "j9/0.jpg", &src);
+    let mut j = media_job("j9", &["j9/0.jpg"]);
+    j["recipients"] = json!([{ "account_id": "r", "age_band": "16_17" }]);
+    assert_eq!(b.verdict(&j).await.status, JobStatus::Blocked);
+    std::fs::remove_file(b.dir.path().join("incoming/j9/0.jpg")).unwrap();
+    let decision = Decision {
+        decision: DecisionKind::Released,
+        by: "moderator-1".into(),
+        at: "2026-12-07T10:00:00.000Z".into(),
+        note: Some("a beach photo".into()),
+        sha256: sha256_hex(&src),
+        job_sha256: job_sha256(&j),
+    };
+    let key = decision_key("j9", "0", &decision.at);
+    b.put("quarantine", &key, &serde_json::to_vec(&decision).unwrap());
+    let mut reprocess = j.clone();
+    reprocess["reprocess"] = json!(true);
+    reprocess["revision"] = json!(1);
+    let v = match b.handle(&reprocess, Lane::Reprocess, false).await {
+        Ok(Handled::Verdict { verdict, .. }) => *verdict,
+        other => panic!("expected a verdict, got {other:?}"),
+    };
+    assert_eq!(v.status, JobStatus::Cleared, "{v:?}");
+    let item = &v.items[0];
+    let review = item.review.as_ref().expect("the release noted");
+    assert_eq!((review.decision.as_str(), review.by.as_str()), ("released", "moderator-1"));
+    assert!(item.nudity.as_ref().is_some_and(|n| n.flagged), "the score kept as measured: {item:?}");
+    assert_eq!(item.hashes.as_ref().map(|h| h.sha256.clone()), Some(sha256_hex(&src)));
+    for out in &item.outputs {
+        assert!(b.file("media", &out.key).is_some(), "{} stored", out.key);
+    }
+    assert!(!item.outputs.is_empty());
+    // A release made on another job under the same id does not hold: blocked again.
+    let other = Decision { job_sha256: "0".repeat(64), at: "2026-12-07T11:00:00.000Z".into(), ..decision };
+    b.put("quarantine", &decision_key("j9", "0", &other.at), &serde_json::to_vec(&other).unwrap());
+    reprocess["revision"] = json!(2);
+    match b.handle(&reprocess, Lane::Reprocess, false).await {
+        // Its source is gone and the release does not hold: rejected as missing, not cleared.
+        Ok(Handled::Verdict { verdict, .. }) => {
+            assert_ne!(verdict.status, JobStatus::Cleared, "{verdict:?}");
+            assert!(verdict.items[0].review.is_none());
+        }
+        other => panic!("expected a verdict, got {other:?}"),
+    }
+}
+
+/// The delivery limit (contract §5): a job the broker dead-lettered gets a `failed` verdict with
+/// `internal.delivery_limit`, and its manifest; a body that names no job gets the verdict only.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dead_lettered_job_gets_a_failed_verdict_and_its_manifest() {
+    let b = Bench::new(config());
+    let j = media_job("j10", &["j10/0.jpg"]);
+    let v = b.path.dead_lettered(&serde_json::to_vec(&j).unwrap(), None).await.expect("a verdict");
+    assert_eq!(v.status, JobStatus::Failed);
+    assert_eq!(v.reason.as_ref().map(|r| r.code), Some(ReasonCode::InternalDeliveryLimit), "{v:?}");
+    assert_eq!(v.job_id.as_deref(), Some("j10"));
+    assert_eq!(v.message_id.as_deref(), j["message"]["message_id"].as_str());
+    let manifest: Value =
+        serde_json::from_slice(&b.file("manifests", "manifests/j10.json").expect("manifest")).unwrap();
+    assert_eq!(manifest["verdict"]["status"], "failed");
+    assert_eq!(manifest["job"], j, "the job as it was published");
+    let v = b.path.dead_lettered(b"{not json", None).await.expect("a verdict");
+    assert_eq!((v.status, v.job_id.clone()), (JobStatus::Failed, None), "{v:?}");
+    assert_eq!(b.keys("manifests"), vec!["manifests/j10.json"], "no manifest without a job id");
+    assert!(b.keys("media").is_empty(), "nothing processed");
 }
 
 #[test]
