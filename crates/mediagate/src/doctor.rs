@@ -356,7 +356,12 @@ async fn bank_checks(config: &WorkerConfig, store: &Store) -> Vec<Check> {
     if specs.is_empty() {
         return vec![Check::pass("banks", "none configured")];
     }
-    match HashBanks::load(specs, store).await {
+    // Counted on a registry of its own: doctor serves no metrics.
+    let metrics = match mediagate_worker::metrics::Metrics::new() {
+        Ok(m) => std::sync::Arc::new(m),
+        Err(e) => return vec![Check::fail("banks", format!("registering the metrics: {e}"), "report this bug")],
+    };
+    match HashBanks::load(specs, store, metrics).await {
         Ok(banks) => banks
             .current()
             .stats()

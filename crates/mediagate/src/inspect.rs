@@ -59,15 +59,17 @@ pub async fn run(common: &Common, args: InspectArgs) -> Result<std::process::Exi
             warn!(bank = %spec.name, source = %spec.source, "a hash bank in S3 is skipped: inspect reads no S3");
         }
     }
+    // A local run's own counts, served nowhere.
+    let metrics = Arc::new(mediagate_worker::metrics::Metrics::new().context("registering the metrics")?);
     let banks = if local.is_empty() {
         Arc::new(HashBanks::none())
     } else {
-        Arc::new(HashBanks::load_files(local).await.context("loading the hash banks")?)
+        Arc::new(HashBanks::load_files(local, metrics.clone()).await.context("loading the hash banks")?)
     };
     let classifier = crate::load_classifier(&config).await?;
     let sandbox = crate::media_sandbox(common, &args.worker, &config)?;
     sandbox.warm_up().await.context("starting the media sandbox")?;
-    let engines = Engines { classifier, sandbox, banks };
+    let engines = Engines { classifier, sandbox, banks, metrics };
 
     let spinner = spinner(&names);
     let progress: Option<Progress> = spinner.clone().map(|bar| {

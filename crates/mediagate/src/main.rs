@@ -21,6 +21,7 @@ use mediagate_media::{
 use mediagate_queue::Broker;
 use mediagate_store::{RetryPolicy, Store, StoreConfig};
 use mediagate_worker::banks::HashBanks;
+use mediagate_worker::metrics::Metrics;
 use mediagate_worker::{BankSettings, Engines, InvalidSetting, Readiness, WorkerConfig};
 use tokio::sync::watch;
 use tracing::{error, info, warn};
@@ -296,7 +297,8 @@ async fn worker(common: &Common, args: WorkerArgs) -> Result<std::process::ExitC
     };
     let store = Store::connect(&store_config(common)).await.context("configuring S3")?;
     let readiness = Arc::new(Readiness::default());
-    let engines = match engines(common, &args, &config, &store).await? {
+    let metrics = Arc::new(Metrics::new().context("registering the metrics")?);
+    let engines = match engines(common, &args, &config, &store, metrics.clone()).await? {
         Ok(engines) => engines,
         Err(exit) => return Ok(exit),
     };
@@ -306,9 +308,9 @@ async fn worker(common: &Common, args: WorkerArgs) -> Result<std::process::ExitC
             .await
             .with_context(|| format!("binding the health/metrics endpoint {addr} (MEDIAGATE_METRICS_ADDR)"))?;
         info!(addr = %listener.local_addr().map(|a| a.to_string()).unwrap_or_default(), "serving /healthz /readyz /metrics");
-        tokio::spawn(mediagate_worker::health::serve(listener, readiness.clone()));
+        tokio::spawn(mediagate_worker::health::serve(listener, readiness.clone(), metrics.clone()));
     }
-    tokio::spawn(probe_storage(store.clone(), readiness.clone(), config.output_bucket.clone()));
+    tokio::spawn(probe_storage(store.clone(), readiness.clone(), metrics, config.output_bucket.clone()));
     let stop = stop_on_signal();
     readiness.beat();
     spawn_watchdog(readiness.clone());
@@ -332,6 +334,7 @@ async fn engines(
     args: &WorkerArgs,
     config: &WorkerConfig,
     store: &Store,
+    metrics: Arc<Metrics>,
 ) -> Result<Result<Engines, std::process::ExitCode>> {
     let classifier = load_classifier(config).await?;
     let sandbox = media_sandbox(common, args, config)?;
@@ -346,22 +349,22 @@ async fn engines(
     }
     let specs = config.bank_specs()?;
     if specs.is_empty() {
-        return Ok(Ok(Engines { classifier, sandbox, banks: Arc::new(HashBanks::none()) }));
+        return Ok(Ok(Engines { classifier, sandbox, banks: Arc::new(HashBanks::none()), metrics }));
     }
-    let banks = match HashBanks::load(specs, store).await {
+    let banks = match HashBanks::load(specs, store, metrics.clone()).await {
         Ok(b) => Arc::new(b),
         Err(e) => return Ok(Err(bad_setting(&e))),
     };
     banks.spawn_refresh(store.clone(), Duration::from_secs(config.banks.refresh_s));
-    Ok(Ok(Engines { classifier, sandbox, banks }))
+    Ok(Ok(Engines { classifier, sandbox, banks, metrics }))
 }
 
 /// Storage readiness: a cheap HeadBucket on the output bucket every few seconds.
-async fn probe_storage(store: Store, readiness: Arc<Readiness>, bucket: String) {
+async fn probe_storage(store: Store, readiness: Arc<Readiness>, metrics: Arc<Metrics>, bucket: String) {
     loop {
         let ok = store.check(&bucket).await.is_ok();
         readiness.storage.store(ok, Ordering::Relaxed);
-        mediagate_worker::metrics::metrics().storage_up.set(i64::from(ok));
+        metrics.storage_up.set(i64::from(ok));
         tokio::time::sleep(Duration::from_secs(if ok { 10 } else { 2 })).await;
     }
 }

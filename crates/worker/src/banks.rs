@@ -18,7 +18,7 @@ use mediagate_hash::{parse_bank, Banks, Entry, Kind, Parsed, MAX_BANK_BYTES};
 use mediagate_store::{Store, StoreError};
 use tracing::{info, warn};
 
-use crate::metrics::metrics;
+use crate::metrics::Metrics;
 
 /// The bank `review confirm` writes (§9), always loaded from the quarantine bucket when one is
 /// configured; no bank in `MEDIAGATE_HASH_BANKS` may take its name.
@@ -135,35 +135,51 @@ pub struct HashBanks {
     specs: Vec<BankSpec>,
     loaded: Mutex<Vec<Option<Loaded>>>,
     current: RwLock<Arc<Banks>>,
+    /// Where loads, reloads and entries are counted; `None` only for [`HashBanks::none`].
+    metrics: Option<Arc<Metrics>>,
 }
 
 impl HashBanks {
     /// No banks at all (nothing configured, no quarantine bucket).
     pub fn none() -> HashBanks {
-        HashBanks { specs: Vec::new(), loaded: Mutex::new(Vec::new()), current: RwLock::new(Arc::new(Banks::empty())) }
+        HashBanks {
+            specs: Vec::new(),
+            loaded: Mutex::new(Vec::new()),
+            current: RwLock::new(Arc::new(Banks::empty())),
+            metrics: None,
+        }
     }
 
     /// Loads every bank; the first that fails is the error (the worker must not start with a
     /// bank missing: it would let through what the bank is there to stop).
-    pub async fn load(specs: Vec<BankSpec>, store: &Store) -> Result<HashBanks, BankLoadError> {
-        HashBanks::load_from(specs, Some(store)).await
+    pub async fn load(specs: Vec<BankSpec>, store: &Store, metrics: Arc<Metrics>) -> Result<HashBanks, BankLoadError> {
+        HashBanks::load_from(specs, Some(store), metrics).await
     }
 
     /// Loads banks that are local files, with no S3 at hand (`mediagate inspect`); a bank in S3
     /// is an error here: the caller leaves those out, and says so.
-    pub async fn load_files(specs: Vec<BankSpec>) -> Result<HashBanks, BankLoadError> {
-        HashBanks::load_from(specs, None).await
+    pub async fn load_files(specs: Vec<BankSpec>, metrics: Arc<Metrics>) -> Result<HashBanks, BankLoadError> {
+        HashBanks::load_from(specs, None, metrics).await
     }
 
-    async fn load_from(specs: Vec<BankSpec>, store: Option<&Store>) -> Result<HashBanks, BankLoadError> {
+    async fn load_from(
+        specs: Vec<BankSpec>,
+        store: Option<&Store>,
+        metrics: Arc<Metrics>,
+    ) -> Result<HashBanks, BankLoadError> {
         let mut loaded = Vec::with_capacity(specs.len());
         for spec in &specs {
-            metrics().register_bank(&spec.name);
+            metrics.register_bank(&spec.name);
             let fingerprint = fingerprint(spec, store).await?;
-            let entries = read(spec, &fingerprint, store).await?;
+            let entries = read(spec, &fingerprint, store, &metrics).await?;
             loaded.push(Some(Loaded { fingerprint, entries: Arc::new(entries) }));
         }
-        let banks = HashBanks { specs, loaded: Mutex::new(loaded), current: RwLock::new(Arc::new(Banks::empty())) };
+        let banks = HashBanks {
+            specs,
+            loaded: Mutex::new(loaded),
+            current: RwLock::new(Arc::new(Banks::empty())),
+            metrics: Some(metrics),
+        };
         banks.rebuild();
         Ok(banks)
     }
@@ -179,16 +195,17 @@ impl HashBanks {
     /// Checks every source and reloads those that changed; a failure keeps that bank as it was
     /// (logged and counted). Returns how many banks were reloaded.
     pub async fn refresh(&self, store: &Store) -> usize {
+        // No metrics only for `none()`, which has no bank to refresh.
+        let Some(m) = self.metrics.as_deref() else { return 0 };
         let mut changed = 0;
         for (i, spec) in self.specs.iter().enumerate() {
-            let m = metrics();
             let result = async {
                 let fp = fingerprint(spec, Some(store)).await?;
                 let same = self.with_loaded(|l| l[i].as_ref().is_some_and(|l| l.fingerprint == fp));
                 if same {
                     return Ok(false);
                 }
-                let entries = read(spec, &fp, Some(store)).await?;
+                let entries = read(spec, &fp, Some(store), m).await?;
                 self.with_loaded(|l| l[i] = Some(Loaded { fingerprint: fp, entries: Arc::new(entries) }));
                 Ok::<_, BankLoadError>(true)
             }
@@ -246,12 +263,13 @@ impl HashBanks {
                 .collect()
         });
         let index = Arc::new(Banks::build(parts));
-        let m = metrics();
         for s in index.stats() {
-            for (kind, n) in [(Kind::Sha256, s.sha256), (Kind::Md5, s.md5), (Kind::Pdq, s.pdq)] {
-                m.bank_entries(&s.name, kind, n);
+            if let Some(m) = self.metrics.as_deref() {
+                for (kind, n) in [(Kind::Sha256, s.sha256), (Kind::Md5, s.md5), (Kind::Pdq, s.pdq)] {
+                    m.bank_entries(&s.name, kind, n);
+                }
+                m.bank_checked(&s.name, unix_now());
             }
-            m.bank_checked(&s.name, unix_now());
             info!(bank = %s.name, sha256 = s.sha256, md5 = s.md5, pdq = s.pdq, "hash bank in force");
         }
         info!(ms = started.elapsed().as_millis() as u64, "hash bank index built");
@@ -307,7 +325,12 @@ async fn fingerprint(spec: &BankSpec, store: Option<&Store>) -> Result<Fingerpri
 
 /// Reads and parses a source as `fingerprint` describes it (for a prefix, every object it
 /// listed, 256 MiB at most in all).
-async fn read(spec: &BankSpec, fingerprint: &Fingerprint, store: Option<&Store>) -> Result<Vec<Entry>, BankLoadError> {
+async fn read(
+    spec: &BankSpec,
+    fingerprint: &Fingerprint,
+    store: Option<&Store>,
+    metrics: &Metrics,
+) -> Result<Vec<Entry>, BankLoadError> {
     let mut parsed: Option<Parsed> = None;
     let mut merge = |p: Parsed| match &mut parsed {
         Some(all) => all.extend(p),
@@ -356,7 +379,7 @@ async fn read(spec: &BankSpec, fingerprint: &Fingerprint, store: Option<&Store>)
     for bad in &parsed.bad_lines {
         warn!(bank = %spec.name, line = bad.line, reason = %bad.reason, "skipping a malformed hash bank line");
     }
-    metrics().bank_bad_lines(&spec.name, parsed.bad_count);
+    metrics.bank_bad_lines(&spec.name, parsed.bad_count);
     if parsed.entries.is_empty() && !spec.may_be_empty {
         return Err(source_error(
             spec,

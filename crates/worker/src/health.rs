@@ -9,7 +9,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 use tracing::{debug, warn};
 
-use crate::metrics::metrics;
+use crate::metrics::Metrics;
 
 /// What readiness depends on; the worker loop and the binary flip these.
 #[derive(Debug, Default)]
@@ -91,8 +91,8 @@ fn ok(b: bool) -> &'static str {
     }
 }
 
-/// Serves the endpoints on `listener` until the task is dropped.
-pub async fn serve(listener: TcpListener, readiness: Arc<Readiness>) {
+/// Serves the endpoints on `listener` until the task is dropped; `/metrics` renders `metrics`.
+pub async fn serve(listener: TcpListener, readiness: Arc<Readiness>, metrics: Arc<Metrics>) {
     loop {
         let (mut sock, peer) = match listener.accept().await {
             Ok(c) => c,
@@ -103,6 +103,7 @@ pub async fn serve(listener: TcpListener, readiness: Arc<Readiness>) {
             }
         };
         let readiness = readiness.clone();
+        let metrics = metrics.clone();
         tokio::spawn(async move {
             let mut buf = vec![0u8; 2048];
             let mut n = 0;
@@ -139,7 +140,7 @@ pub async fn serve(listener: TcpListener, readiness: Arc<Readiness>) {
                         ("503 Service Unavailable", "text/plain", text)
                     }
                 }
-                "/metrics" => ("200 OK", "text/plain; version=0.0.4", metrics().render()),
+                "/metrics" => ("200 OK", "text/plain; version=0.0.4", metrics.render()),
                 _ => ("404 Not Found", "text/plain", "not found\n".to_string()),
             };
             let response = format!(

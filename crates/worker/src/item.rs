@@ -24,7 +24,7 @@ use tracing::{debug, info, info_span, warn, Instrument};
 
 use crate::codes::{self, media_type_of, Rejection, Requeue, Stop};
 use crate::metrics::label::{ItemStage, Media, SandboxRun, Timed};
-use crate::metrics::{metrics, StageTimer};
+use crate::metrics::{Metrics, StageTimer};
 use crate::{Lane, Shared, Stage};
 
 /// What an item task needs to know about its job.
@@ -82,7 +82,7 @@ pub(crate) async fn process_item(ctx: ItemCtx, item: Item) -> Result<ItemDone, R
     async move {
         let done = process(&ctx, &item).await?;
         let verdict = &done.verdict;
-        metrics().item_done(verdict);
+        ctx.shared.metrics.item_done(verdict);
         // A blocked item must leave no cleared output behind, whatever an earlier delivery wrote.
         if ctx.tidy || verdict.status == ItemStatus::Blocked {
             remove_stale_outputs(&ctx, &item.item_id, verdict).await?;
@@ -105,7 +105,7 @@ async fn process(ctx: &ItemCtx, item: &Item) -> Result<ItemDone, Requeue> {
     let banks = ctx.shared.banks.current();
     // Exact entries are checked before anything looks inside the file (contract §3): a known
     // file is blocked even when it would be refused for its format or length.
-    let exact = lookup(&banks, |b| b.exact(&obtained.digests.sha256, &obtained.digests.md5));
+    let exact = lookup(&ctx.shared.metrics, &banks, |b| b.exact(&obtained.digests.sha256, &obtained.digests.md5));
     let (done, stats) = match sandboxed(ctx, item, obtained.bytes.clone()).await? {
         Ran::Done(done, stats) => (*done, stats),
         Ran::Refused { rejection, format } => {
@@ -119,7 +119,7 @@ async fn process(ctx: &ItemCtx, item: &Item) -> Result<ItemDone, Requeue> {
     let measured = measure(ctx, item, done.outcome, hashes, stats.classify_prep).await?;
     let matched = exact.or_else(|| {
         let max = ctx.shared.config.banks.pdq_max_distance;
-        lookup(&banks, |b| b.pdq(&measured.queries, max))
+        lookup(&ctx.shared.metrics, &banks, |b| b.pdq(&measured.queries, max))
     });
     match decide(obtained.review.clone(), matched, measured.verdict) {
         Decided::Block(verdict, matched) => {
@@ -218,7 +218,7 @@ fn decide(review: Option<ReviewNote>, matched: Option<mediagate_hash::Match>, me
 async fn commit(ctx: &ItemCtx, item: &Item, measured: ItemVerdict, uploads: Vec<Upload>) -> Result<ItemDone, Requeue> {
     ctx.stage(&item.item_id, Stage::Store);
     let media = Media::of(measured.media_type);
-    let _store_timer = StageTimer::start(Timed::Item(ItemStage::Store, media));
+    let _store_timer = StageTimer::start(&ctx.shared.metrics, Timed::Item(ItemStage::Store, media));
     let outputs = futures_util::future::try_join_all(uploads.into_iter().map(|u| store(ctx, &item.item_id, u))).await?;
     Ok(ItemDone { verdict: ItemVerdict { outputs, ..measured }, quarantine: None })
 }
@@ -250,7 +250,7 @@ async fn measure(
             measured_photo(base, out, nudity, hashes, min_quality)
         }
         Outcome::Video { out, tensors } => {
-            metrics().video_path(out.path);
+            ctx.shared.metrics.video_path(out.path);
             debug!(path = out.path.as_str(), reencoded_because = ?out.reencoded_because, "video streams copied or re-encoded");
             let nudity = score(ctx, &item.item_id, Media::Video, tensors, classify_prep).await?;
             measured_video(base, out, nudity, hashes, min_quality)
@@ -348,6 +348,7 @@ async fn digest(bytes: Arc<Input>) -> Result<Digests, Requeue> {
 
 /// One bank lookup, timed and counted.
 fn lookup(
+    metrics: &Metrics,
     banks: &mediagate_hash::Banks,
     find: impl FnOnce(&mediagate_hash::Banks) -> Option<mediagate_hash::Match>,
 ) -> Option<mediagate_hash::Match> {
@@ -356,7 +357,7 @@ fn lookup(
     }
     let started = std::time::Instant::now();
     let found = find(banks);
-    metrics().bank_lookup_seconds.observe(started.elapsed().as_secs_f64());
+    metrics.bank_lookup_seconds.observe(started.elapsed().as_secs_f64());
     found
 }
 
@@ -383,7 +384,7 @@ async fn fetch(ctx: &ItemCtx, item: &Item) -> Result<(Arc<Input>, OwnedSemaphore
     let shared = &ctx.shared;
     let (bucket, key) = (&item.source.bucket, &item.source.key);
     let limit = shared.config.max_input_bytes;
-    let _timer = StageTimer::start(Timed::Fetch);
+    let _timer = StageTimer::start(&ctx.shared.metrics, Timed::Fetch);
     ctx.stage(&item.item_id, Stage::Fetch);
     let new_sink = || {
         Input::writer().map(InputSink).map_err(|e| Requeue::internal(format!("cannot make a memfd for the input: {e}")))
@@ -475,7 +476,7 @@ async fn cpu_slot(ctx: &ItemCtx) -> Result<Slot<'_>, Requeue> {
         Lane::Live => None,
     };
     let slot = ctx.shared.slots.clone().acquire_owned().await.map_err(closed)?;
-    metrics().slots_busy.inc();
+    ctx.shared.metrics.slots_busy.inc();
     Ok(Slot { _gate: gate, _slot: slot, since: std::time::Instant::now(), ctx })
 }
 
@@ -489,7 +490,7 @@ struct Slot<'a> {
 
 impl Drop for Slot<'_> {
     fn drop(&mut self) {
-        metrics().slots_busy.dec();
+        self.ctx.shared.metrics.slots_busy.dec();
         if self.ctx.lane == Lane::Live {
             self.ctx.shared.window.slot(self.since.elapsed());
         }
@@ -532,7 +533,7 @@ async fn sandboxed(ctx: &ItemCtx, item: &Item, bytes: Arc<Input>) -> Result<Ran,
             file_bytes: SANDBOX_FILE_BYTES,
         },
     };
-    let waiting = StageTimer::start(Timed::SlotWait);
+    let waiting = StageTimer::start(&ctx.shared.metrics, Timed::SlotWait);
     let slot = cpu_slot(ctx).await?;
     drop(waiting);
     ctx.stage(&item.item_id, Stage::MediaWork);
@@ -541,9 +542,9 @@ async fn sandboxed(ctx: &ItemCtx, item: &Item, bytes: Arc<Input>) -> Result<Ran,
     drop(slot);
     let report = match ran {
         Ok(report) => report,
-        Err(e) => return sandbox_failed(e),
+        Err(e) => return sandbox_failed(&shared.metrics, e),
     };
-    count_run(&report, started.elapsed());
+    count_run(&shared.metrics, &report, started.elapsed());
     match report.result {
         Ok(done) => Ok(Ran::Done(Box::new(done), report.stats)),
         Err(refusal) => {
@@ -558,13 +559,13 @@ async fn sandboxed(ctx: &ItemCtx, item: &Item, bytes: Arc<Input>) -> Result<Ran,
 
 /// A sandbox run that gave no answer: counted, and rejected (it crashed twice on the file) or
 /// requeued (it overran its clock, or no child could be started), as `codes` decides.
-fn sandbox_failed(e: mediagate_sandbox::SandboxError) -> Result<Ran, Requeue> {
+fn sandbox_failed(metrics: &Metrics, e: mediagate_sandbox::SandboxError) -> Result<Ran, Requeue> {
     let outcome = match &e {
         mediagate_sandbox::SandboxError::Crashed { .. } => SandboxRun::Crashed,
         mediagate_sandbox::SandboxError::TimedOut { .. } => SandboxRun::TimedOut,
         mediagate_sandbox::SandboxError::Spawn { .. } => SandboxRun::SpawnFailed,
     };
-    metrics().sandbox_run(outcome);
+    metrics.sandbox_run(outcome);
     if outcome == SandboxRun::Crashed {
         warn!(error = %e, "the media sandbox crashed twice on this file; rejecting it");
     }
@@ -576,8 +577,7 @@ fn sandbox_failed(e: mediagate_sandbox::SandboxError) -> Result<Ran, Requeue> {
 
 /// Counts an answered sandbox run: its time as the worker waited (`waited`) and as the child
 /// timed it, its CPU and its peak memory.
-fn count_run(report: &mediagate_sandbox::Report, waited: Duration) {
-    let m = metrics();
+fn count_run(m: &Metrics, report: &mediagate_sandbox::Report, waited: Duration) {
     let media = match &report.result {
         Ok(done) => Media::of(Some(media_type_of(done.outcome.class()))),
         Err(_) => Media::Unknown,
@@ -623,7 +623,7 @@ async fn score(
     .await
     .map_err(|e| Requeue::internal(format!("the classifier thread failed: {e}")))?
     .map_err(|e| Requeue::internal(format!("running the classifier: {e}")))?;
-    metrics().stage(Timed::Item(ItemStage::Classify, media), (started.elapsed() + prep).as_secs_f64());
+    ctx.shared.metrics.stage(Timed::Item(ItemStage::Classify, media), (started.elapsed() + prep).as_secs_f64());
     Ok(Some(nudity_result(&ctx.shared.classifier, policy, max, frames)))
 }
 
@@ -686,7 +686,7 @@ async fn block(
     let media_type = measured.media_type.unwrap_or(MediaType::Image);
     let reason = match &matched {
         Some(m) => {
-            metrics().bank_match(&m.bank, m.kind);
+            ctx.shared.metrics.bank_match(&m.bank, m.kind);
             Some(codes::hash_matched(media_type, m))
         }
         None => measured.nudity.as_ref().map(|n| codes::flagged(media_type, n)),

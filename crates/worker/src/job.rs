@@ -345,7 +345,7 @@ pub(crate) async fn write_manifest(
         serde_json::to_vec(&manifest).map_err(|e| Requeue::internal(format!("serialising the manifest: {e}")))?;
     let bucket = &shared.config.manifest_bucket;
     let key = manifest_key(job_id);
-    let _timer = crate::metrics::StageTimer::start(crate::metrics::label::Timed::Manifest);
+    let _timer = crate::metrics::StageTimer::start(&shared.metrics, crate::metrics::label::Timed::Manifest);
     // A local run (`inspect`) keeps no manifest (its verdict is printed): nothing is written.
     shared.storage.put_record(bucket, &key, body.into(), "application/json").await.map_err(|e| {
         warn!(%bucket, %key, error = %e, "manifest write failed");

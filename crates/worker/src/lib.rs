@@ -37,7 +37,7 @@ pub use job::{Escalation, Handled};
 pub use storage::{LocalFiles, LOCAL_BUCKET};
 
 use crate::metrics::label::{self, JobEnd, Timed};
-use crate::metrics::metrics;
+use crate::metrics::Metrics;
 use crate::settle::Ending;
 
 /// State every job task shares.
@@ -62,6 +62,8 @@ pub(crate) struct Shared {
     pub sandbox: mediagate_sandbox::Sandbox,
     /// The hash banks in force (§8), refreshed in the background.
     pub banks: Arc<banks::HashBanks>,
+    /// What the worker counts and times.
+    pub metrics: Arc<Metrics>,
     /// Slot and wall time of live jobs, for the window of jobs in hand.
     pub window: window::WindowStats,
 }
@@ -88,6 +90,7 @@ impl Shared {
             classifier: engines.classifier,
             sandbox: engines.sandbox,
             banks: engines.banks,
+            metrics: engines.metrics,
             window: window::WindowStats::default(),
             config,
             storage,
@@ -181,6 +184,8 @@ pub struct Engines {
     pub sandbox: mediagate_sandbox::Sandbox,
     /// The hash banks in force, refreshed in the background.
     pub banks: Arc<banks::HashBanks>,
+    /// Where the worker counts and times what it does (`/metrics` serves the same).
+    pub metrics: Arc<Metrics>,
 }
 
 /// How long jobs in hand may go on after the broker connection was lost (their deliveries are
@@ -219,6 +224,8 @@ struct Lanes {
     /// The uploads consumer's prefetch: the most live jobs in hand.
     window: usize,
     resubscribed: u32,
+    /// Where the window is shown (`mediagate_jobs_window`).
+    metrics: Arc<Metrics>,
 }
 
 /// What the next event of a lane asks of the loop.
@@ -239,11 +246,11 @@ impl Lanes {
     /// many as keep the slots busy (`window`). Reprocess jobs only ever get spare capacity:
     /// never the last slot, and a prefetch that holds no more batch jobs than the slots they
     /// may use.
-    async fn open(broker: &Broker, config: &WorkerConfig) -> Result<Lanes, QueueError> {
+    async fn open(broker: &Broker, config: &WorkerConfig, metrics: Arc<Metrics>) -> Result<Lanes, QueueError> {
         let window = (config.concurrency.max(1) * 2).min(window::MAX_WINDOW);
         let tag = format!("mediagate-{}", config.worker_id);
         let uploads = broker.consumer(Lane::Live.queue(), window as u16, &tag).await?;
-        metrics().window.set(window as i64);
+        metrics.window.set(window as i64);
         let dead = broker.consumer(names::DEAD_QUEUE, 1, &format!("{tag}-dead")).await?;
         let reprocess_slots = config.concurrency.max(1) - 1;
         let reprocess = if reprocess_slots > 0 {
@@ -253,7 +260,7 @@ impl Lanes {
             warn!("MEDIAGATE_CONCURRENCY is 1: this worker keeps its one slot for live traffic and does not take reprocess jobs");
             None
         };
-        Ok(Lanes { tag, uploads, retiring: None, dead, reprocess, window, resubscribed: 0 })
+        Ok(Lanes { tag, uploads, retiring: None, dead, reprocess, window, resubscribed: 0, metrics })
     }
 
     /// The next event of any lane.
@@ -303,7 +310,7 @@ impl Lanes {
         old.cancel().await?;
         self.retiring = Some(old);
         self.window = next;
-        metrics().window.set(next as i64);
+        self.metrics.window.set(next as i64);
         Ok(())
     }
 
@@ -363,7 +370,7 @@ fn start(config: WorkerConfig, store: Store, engines: Engines) -> Result<Arc<Sha
         "memory budget"
     );
     let concurrency = config.concurrency.max(1);
-    metrics().slots.set(i64::try_from(concurrency).unwrap_or(i64::MAX));
+    engines.metrics.slots.set(i64::try_from(concurrency).unwrap_or(i64::MAX));
     let shared = Arc::new(Shared::new(config, &memory, engines, storage::Storage::s3(store), None));
     info!(concurrency, reprocess_slots = concurrency - 1, worker_id = %shared.config.worker_id, "worker consuming");
     Ok(shared)
@@ -382,7 +389,7 @@ pub async fn run(
 ) -> Result<(), WorkerError> {
     broker.declare_topology().await?;
     let publisher = broker.verdict_publisher().await?;
-    let mut lanes = Lanes::open(broker, &config).await?;
+    let mut lanes = Lanes::open(broker, &config, engines.metrics.clone()).await?;
     let shared = start(config, store, engines)?;
     let concurrency = shared.config.concurrency.max(1);
     readiness.broker.store(true, std::sync::atomic::Ordering::Relaxed);
@@ -504,13 +511,13 @@ async fn job_task(shared: Arc<Shared>, publisher: VerdictPublisher, delivery: De
     );
     async move {
         let started = std::time::Instant::now();
-        metrics().in_flight.inc();
+        shared.metrics.in_flight.inc();
         let outcome = handle_patiently(&shared, &delivery, lane, started).await;
-        settle(&publisher, &delivery, lane, started, outcome).await;
+        settle(&shared.metrics, &publisher, &delivery, lane, started, outcome).await;
         if lane == Lane::Live {
             shared.window.job(started.elapsed());
         }
-        metrics().in_flight.dec();
+        shared.metrics.in_flight.dec();
     }
     .instrument(span)
     .await
@@ -534,7 +541,7 @@ async fn handle_patiently(
         let message_id = delivery.message_id.as_deref();
         match job::handle_delivery(shared.clone(), &delivery.body, message_id, lane, delivery.redelivered).await {
             Err(fault) if retry_in_place(&fault, started.elapsed()) => {
-                metrics().retry(label::Retry::StorageInPlace);
+                shared.metrics.retry(label::Retry::StorageInPlace);
                 let retry_in_ms = backoff.as_millis() as u64;
                 warn!(error = %fault, retry_in_ms, "storage unavailable; retrying the job in place");
                 tokio::time::sleep(backoff).await;
@@ -548,6 +555,7 @@ async fn handle_patiently(
 /// Publishes the verdict of a handled delivery and settles it (`settle::finish`): acked once the
 /// verdict is confirmed, acked as superseded, or requeued.
 async fn settle(
+    metrics: &Metrics,
     publisher: &VerdictPublisher,
     delivery: &Delivery,
     lane: Lane,
@@ -557,17 +565,17 @@ async fn settle(
     let lane_label = lane.label();
     match outcome {
         Ok(job::Handled::Superseded { job_id, revision, stored_revision }) => {
-            metrics().job_done(JobEnd::Superseded, lane_label);
+            metrics.job_done(JobEnd::Superseded, lane_label);
             info!(%job_id, revision, stored_revision, "a newer revision of this job is stored; acked without processing");
-            settle::finish(delivery, lane_label, Ending::Superseded).await;
+            settle::finish(metrics, delivery, lane_label, Ending::Superseded).await;
         }
         Ok(job::Handled::Verdict { verdict: v, escalations }) => {
-            let publish_timer = metrics::StageTimer::start(Timed::Publish);
-            match publish_all(publisher, &escalations, &v).await {
+            let publish_timer = metrics::StageTimer::start(metrics, Timed::Publish);
+            match publish_all(metrics, publisher, &escalations, &v).await {
                 Ok(confirmed) => {
                     drop(publish_timer);
-                    metrics().job_done(JobEnd::Verdict(v.status), lane_label);
-                    metrics().job_seconds(lane_label, started.elapsed().as_secs_f64());
+                    metrics.job_done(JobEnd::Verdict(v.status), lane_label);
+                    metrics.job_seconds(lane_label, started.elapsed().as_secs_f64());
                     info!(
                         job_id = v.job_id.as_deref().unwrap_or(""),
                         status = v.status.as_str(),
@@ -575,27 +583,28 @@ async fn settle(
                         ms = started.elapsed().as_millis() as u64,
                         "verdict published"
                     );
-                    settle::finish(delivery, lane_label, Ending::Verdict(confirmed)).await;
+                    settle::finish(metrics, delivery, lane_label, Ending::Verdict(confirmed)).await;
                 }
                 Err(e) => {
-                    metrics().retry(label::Retry::Publish);
+                    metrics.retry(label::Retry::Publish);
                     warn!(error = %e, "verdict or escalation not confirmed; returning the job to the queue");
-                    settle::finish(delivery, lane_label, Ending::Requeued).await;
+                    settle::finish(metrics, delivery, lane_label, Ending::Requeued).await;
                 }
             }
         }
         Err(fault) => {
-            metrics().retry(fault.cause.label());
+            metrics.retry(fault.cause.label());
             warn!(error = %fault, cause = fault.cause.as_str(), "transient fault; returning the job to the queue");
             tokio::time::sleep(TRANSIENT_BACKOFF).await;
-            settle::finish(delivery, lane_label, Ending::Requeued).await;
+            settle::finish(metrics, delivery, lane_label, Ending::Requeued).await;
         }
     }
 }
 
 /// A job dead-lettered after its delivery limit still gets its (`failed`) verdict.
 async fn dead_letter_task(shared: Arc<Shared>, publisher: VerdictPublisher, delivery: Delivery) {
-    metrics().dead_lettered.inc();
+    let metrics = &shared.metrics;
+    metrics.dead_lettered.inc();
     let confirmed = match job::dead_lettered(&shared, &delivery.body, delivery.message_id.as_deref()).await {
         Ok(verdict) => {
             error!(job_id = verdict.job_id.as_deref().unwrap_or(""), "job dead-lettered; publishing a failed verdict");
@@ -608,12 +617,12 @@ async fn dead_letter_task(shared: Arc<Shared>, publisher: VerdictPublisher, deli
     };
     match confirmed {
         Some(c) => {
-            metrics().job_done(JobEnd::Verdict(JobStatus::Failed), label::Lane::Dead);
-            settle::finish(&delivery, label::Lane::Dead, Ending::DeadLettered(c)).await
+            metrics.job_done(JobEnd::Verdict(JobStatus::Failed), label::Lane::Dead);
+            settle::finish(metrics, &delivery, label::Lane::Dead, Ending::DeadLettered(c)).await
         }
         None => {
             tokio::time::sleep(TRANSIENT_BACKOFF).await;
-            settle::finish(&delivery, label::Lane::Dead, Ending::Requeued).await;
+            settle::finish(metrics, &delivery, label::Lane::Dead, Ending::Requeued).await;
         }
     }
 }
@@ -629,6 +638,7 @@ async fn next_or_pending(c: Option<&mut mediagate_queue::JobConsumer>) -> Option
 /// Publishes a job's escalations, each confirmed, then its verdict (§8: the job is acked only
 /// after both are confirmed).
 async fn publish_all(
+    metrics: &Metrics,
     publisher: &VerdictPublisher,
     escalations: &[job::Escalation],
     verdict: &Verdict,
@@ -638,10 +648,10 @@ async fn publish_all(
             .publish_escalation(names::ESCALATION_HASH_MATCHED_KEY, &e.job_id, &e.message_id, e.body.clone())
             .await
             .map_err(|err| {
-                metrics().escalation_failures.inc();
+                metrics.escalation_failures.inc();
                 format!("escalation {} not confirmed: {err}", e.message_id)
             })?;
-        metrics().escalation(label::Escalation::HashMatched);
+        metrics.escalation(label::Escalation::HashMatched);
     }
     publish(publisher, verdict).await
 }

@@ -1,7 +1,5 @@
 //! Prometheus metrics of one worker: what ops watch to size the fleet and spot trouble.
 
-use std::sync::OnceLock;
-
 use mediagate_contract::{ItemStatus, ItemVerdict, ReasonCode};
 use mediagate_hash::Kind;
 use prometheus::{
@@ -202,7 +200,7 @@ pub mod label {
 
 use label::{JobEnd, Media, Timed};
 
-/// All of the worker's metrics, registered once per process. The labelled families are
+/// All of the worker's metrics. The labelled families are
 /// private: they are counted through the methods below, which take [`label`] values.
 pub struct Metrics {
     pub registry: Registry,
@@ -269,12 +267,6 @@ pub struct Metrics {
     video_paths: IntCounterVec,
 }
 
-/// The process-wide metrics.
-pub fn metrics() -> &'static Metrics {
-    static M: OnceLock<Metrics> = OnceLock::new();
-    M.get_or_init(|| Metrics::new().unwrap_or_else(|e| panic!("metric registration is static and cannot fail: {e}")))
-}
-
 /// The reason codes an item can be rejected with (contract §3): the `input.*` codes but rule 5's,
 /// which rejects a whole job.
 fn item_rejections() -> impl Iterator<Item = &'static str> {
@@ -298,7 +290,10 @@ const STAGE_BUCKETS: &[f64] =
     &[0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0];
 
 impl Metrics {
-    fn new() -> prometheus::Result<Metrics> {
+    /// A worker's metrics on a registry of their own, every label set registered at zero. The
+    /// binary makes one and passes it to the worker ([`crate::Engines`]) and to the `/metrics`
+    /// responder; a test makes its own and reads what its jobs counted.
+    pub fn new() -> prometheus::Result<Metrics> {
         let registry = Registry::new_custom(Some("mediagate".into()), None)?;
         #[cfg(target_os = "linux")]
         registry.register(Box::new(prometheus::process_collector::ProcessCollector::for_self()))?;
@@ -593,20 +588,21 @@ impl Metrics {
 }
 
 /// Records a stage's duration when dropped.
-pub struct StageTimer {
+pub struct StageTimer<'a> {
+    metrics: &'a Metrics,
     timed: Timed,
     start: std::time::Instant,
 }
 
-impl StageTimer {
-    pub fn start(timed: Timed) -> StageTimer {
-        StageTimer { timed, start: std::time::Instant::now() }
+impl StageTimer<'_> {
+    pub fn start(metrics: &Metrics, timed: Timed) -> StageTimer<'_> {
+        StageTimer { metrics, timed, start: std::time::Instant::now() }
     }
 }
 
-impl Drop for StageTimer {
+impl Drop for StageTimer<'_> {
     fn drop(&mut self) {
-        metrics().stage(self.timed, self.start.elapsed().as_secs_f64());
+        self.metrics.stage(self.timed, self.start.elapsed().as_secs_f64());
     }
 }
 

@@ -16,7 +16,7 @@
 use mediagate_queue::{Confirmed, Delivery, QueueError};
 use tracing::{error, info, warn};
 
-use crate::metrics::{label, metrics};
+use crate::metrics::{label, Metrics};
 
 /// How the worker means a delivery to end.
 #[derive(Debug)]
@@ -43,7 +43,7 @@ impl Ending {
 }
 
 /// Settles `delivery` as `ending` says, then counts and logs how it really ended.
-pub(crate) async fn finish(delivery: &Delivery, lane: label::Lane, ending: Ending) {
+pub(crate) async fn finish(metrics: &Metrics, delivery: &Delivery, lane: label::Lane, ending: Ending) {
     let result = match &ending {
         Ending::Verdict(_) | Ending::Superseded | Ending::DeadLettered(_) => delivery.acker.ack().await,
         Ending::Requeued => delivery.acker.nack(true).await,
@@ -53,11 +53,11 @@ pub(crate) async fn finish(delivery: &Delivery, lane: label::Lane, ending: Endin
     let delivery_tag = delivery.acker.delivery_tag();
     match result {
         Ok(()) => {
-            metrics().delivery(lane, intended);
+            metrics.delivery(lane, intended);
             info!(lane = lane.as_str(), ending = intended.as_str(), message_id, delivery_tag, "delivery settled");
         }
         Err(e @ (QueueError::Closed { .. } | QueueError::Ack { .. })) => {
-            metrics().delivery(lane, label::Ending::ChannelClosed);
+            metrics.delivery(lane, label::Ending::ChannelClosed);
             warn!(
                 lane = lane.as_str(),
                 ending = label::Ending::ChannelClosed.as_str(),

@@ -17,6 +17,7 @@ use mediagate_sandbox::{Mode, Sandbox, SandboxConfig};
 use mediagate_testkit::jobs::media_job;
 use mediagate_testkit::media::jpeg;
 use mediagate_worker::banks::HashBanks;
+use mediagate_worker::metrics::Metrics;
 use mediagate_worker::{BankSettings, Cause, Engines, Handled, JobPath, Lane, LocalFiles, WorkerConfig};
 use serde_json::{json, Value};
 
@@ -66,20 +67,41 @@ fn engines() -> Engines {
         max_report_bytes: 1 << 30,
     })
     .expect("an in-process sandbox");
-    Engines { classifier, sandbox, banks: Arc::new(HashBanks::none()) }
+    let metrics = Arc::new(Metrics::new().expect("metrics"));
+    Engines { classifier, sandbox, banks: Arc::new(HashBanks::none()), metrics }
 }
 
 /// A worker's job path on a fresh folder of buckets.
 struct Bench {
     dir: tempfile::TempDir,
     path: JobPath,
+    /// What this bench's worker counted (its own registry, not a global one).
+    metrics: Arc<Metrics>,
 }
 
 impl Bench {
     fn new(config: WorkerConfig) -> Bench {
+        Bench::with_engines(config, engines())
+    }
+
+    fn with_engines(config: WorkerConfig, engines: Engines) -> Bench {
         let dir = tempfile::tempdir().expect("tempdir");
-        let path = JobPath::local(config, engines(), LocalFiles::buckets(dir.path())).expect("a valid config");
-        Bench { dir, path }
+        let metrics = engines.metrics.clone();
+        let path = JobPath::local(config, engines, LocalFiles::buckets(dir.path())).expect("a valid config");
+        Bench { dir, path, metrics }
+    }
+
+    /// The value of the counter `family` summed over its series with these labels.
+    fn counted(&self, family: &str, labels: &[(&str, &str)]) -> f64 {
+        self.metrics
+            .registry
+            .gather()
+            .iter()
+            .filter(|f| f.name() == family)
+            .flat_map(|f| f.get_metric())
+            .filter(|m| labels.iter().all(|(n, v)| m.get_label().iter().any(|p| p.name() == *n && p.value() == *v)))
+            .map(|m| m.get_counter().get_value())
+            .sum()
     }
 
     fn put(&self, bucket: &str, key: &str, bytes: &[u8]) {
@@ -145,6 +167,8 @@ async fn a_photo_is_cleared_with_its_outputs_and_manifest_stored() {
     assert_eq!(manifest["verdict"]["status"], "cleared");
     assert_eq!(manifest["job"]["job_id"], "j1");
     assert!(b.keys("quarantine").is_empty(), "nothing quarantined");
+    let cleared = [("status", "cleared"), ("reason", "none"), ("media_type", "image")];
+    assert_eq!(b.counted("mediagate_items_total", &cleared), 1.0, "the item counted on the worker's own metrics");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -208,10 +232,10 @@ async fn a_photo_in_a_hash_bank_is_blocked_and_escalated() {
         .filter(|s| matches!(s.source, mediagate_worker::banks::BankSource::File(_)))
         .collect();
     assert_eq!(files.len(), 1, "the file bank (the `confirmed` bank lives in the quarantine bucket)");
-    let banks = HashBanks::load_files(files).await.expect("the bank loads");
-    let engines = Engines { banks: Arc::new(banks), ..engines() };
-    let dir = tempfile::tempdir().expect("tempdir");
-    let b = Bench { path: JobPath::local(config, engines, LocalFiles::buckets(dir.path())).unwrap(), dir };
+    let engines = engines();
+    let banks = HashBanks::load_files(files, engines.metrics.clone()).await.expect("the bank loads");
+    let engines = Engines { banks: Arc::new(banks), ..engines };
+    let b = Bench::with_engines(config, engines);
     b.put("incoming", "j8/0.jpg", &src);
     let (v, escalations) = match b.handle(&media_job("j8", &["j8/0.jpg"]), Lane::Live, false).await {
         Ok(Handled::Verdict { verdict, escalations }) => (*verdict, escalations),
@@ -227,6 +251,7 @@ async fn a_photo_in_a_hash_bank_is_blocked_and_escalated() {
     assert_eq!(e["job_id"], "j8");
     assert!(b.keys("media").is_empty());
     assert!(b.keys("quarantine").iter().any(|k| k.starts_with("j8/0/original.")));
+    assert_eq!(b.counted("mediagate_hash_matches_total", &[("bank", "ours"), ("kind", "sha256")]), 1.0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
