@@ -203,6 +203,34 @@ fn from_media(e: OutOfRange) -> InvalidSetting {
 }
 
 impl WorkerConfig {
+    /// A worker's settings with every default the flags have — the contract's buckets (the
+    /// manifests in the output bucket), limits, thresholds, media settings and banks — with
+    /// `concurrency` slots, `memory_mb` of memory, one classifier thread and the model at
+    /// `model_paths`; no `/metrics` endpoint. The starting point of the worker's tests, which
+    /// change what they test.
+    pub fn defaults(model_paths: mediagate_classify::ModelPaths, concurrency: usize, memory_mb: u64) -> WorkerConfig {
+        use mediagate_contract::settings;
+        WorkerConfig {
+            source_buckets: vec![settings::DEFAULT_SOURCE_BUCKET.to_string()],
+            output_bucket: settings::DEFAULT_OUTPUT_BUCKET.to_string(),
+            quarantine_bucket: Some(settings::DEFAULT_QUARANTINE_BUCKET.to_string()),
+            manifest_bucket: settings::DEFAULT_OUTPUT_BUCKET.to_string(),
+            concurrency,
+            max_input_bytes: settings::DEFAULT_MAX_INPUT_BYTES,
+            job_limits: JobLimits::DEFAULT,
+            thresholds: Thresholds::DEFAULT,
+            media: MediaSettings::DEFAULT,
+            memory_mb,
+            sandbox_memory_mb: None,
+            classifier_threads: 1,
+            model_paths,
+            metrics_addr: None,
+            banks: BankSettings::DEFAULT,
+            worker_id: "mediagate".to_string(),
+            version: env!("CARGO_PKG_VERSION").to_string(),
+        }
+    }
+
     /// `MEDIAGATE_MAX_JOB_BYTES` and `MEDIAGATE_MAX_RECIPIENTS` within their accepted ranges
     /// (commands that publish jobs check only these).
     pub fn job_limits_valid(&self) -> Result<(), InvalidSetting> {
@@ -345,25 +373,7 @@ mod tests {
     use super::*;
 
     fn config() -> WorkerConfig {
-        WorkerConfig {
-            source_buckets: vec!["incoming".into()],
-            output_bucket: "media".into(),
-            quarantine_bucket: Some("quarantine".into()),
-            manifest_bucket: "media".into(),
-            concurrency: 2,
-            max_input_bytes: mediagate_contract::settings::DEFAULT_MAX_INPUT_BYTES,
-            job_limits: JobLimits::DEFAULT,
-            thresholds: Thresholds::DEFAULT,
-            media: MediaSettings::DEFAULT,
-            memory_mb: 2048,
-            sandbox_memory_mb: None,
-            classifier_threads: 1,
-            model_paths: mediagate_classify::resolve_model_paths(),
-            metrics_addr: None,
-            banks: BankSettings::DEFAULT,
-            worker_id: "w".into(),
-            version: "0".into(),
-        }
+        WorkerConfig::defaults(mediagate_classify::resolve_model_paths(), 2, 2048)
     }
 
     fn refused(c: WorkerConfig) -> InvalidSetting {

@@ -10,9 +10,7 @@ use std::sync::Arc;
 use mediagate_classify::{Classifier, ClassifierConfig, ModelPaths, MODEL_FILE, ORT_LIB_FILE};
 use mediagate_contract::review::{decision_key, job_sha256, Decision, DecisionKind};
 use mediagate_contract::settings::Thresholds;
-use mediagate_contract::JobLimits;
 use mediagate_contract::{ItemStatus, JobStatus, ReasonCode, Verdict};
-use mediagate_media::MediaSettings;
 use mediagate_sandbox::{Mode, Sandbox, SandboxConfig};
 use mediagate_testkit::jobs::media_job;
 use mediagate_testkit::media::jpeg;
@@ -27,25 +25,14 @@ fn model_paths() -> ModelPaths {
     ModelPaths { model_path: models.join(MODEL_FILE), ort_lib: models.join(ORT_LIB_FILE) }
 }
 
+/// The defaults, with the manifests in a bucket of their own (so a test sees what is a
+/// manifest) and inputs up to 64 MiB.
 fn config() -> WorkerConfig {
     WorkerConfig {
-        source_buckets: vec!["incoming".into()],
-        output_bucket: "media".into(),
-        quarantine_bucket: Some("quarantine".into()),
         manifest_bucket: "manifests".into(),
-        concurrency: 2,
         max_input_bytes: 64 << 20,
-        job_limits: JobLimits::DEFAULT,
-        thresholds: Thresholds::DEFAULT,
-        media: MediaSettings::DEFAULT,
-        memory_mb: 2048,
-        sandbox_memory_mb: None,
-        classifier_threads: 1,
-        model_paths: model_paths(),
-        metrics_addr: None,
-        banks: BankSettings::DEFAULT,
         worker_id: "job-path-test".into(),
-        version: "0".into(),
+        ..WorkerConfig::defaults(model_paths(), 2, 2048)
     }
 }
 
