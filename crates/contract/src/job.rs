@@ -8,7 +8,7 @@ use std::collections::HashSet;
 
 use serde::{Deserialize, Serialize};
 
-use crate::ids::is_valid_id;
+use crate::ids::{is_valid_id, ItemId, JobId};
 use crate::reason::{Reason, ReasonCode};
 use crate::settings::{DEFAULT_MAX_JOB_BYTES, DEFAULT_MAX_RECIPIENTS, MAX_CAPTION_CHARS};
 
@@ -238,7 +238,7 @@ pub struct Source {
 /// One uploaded file.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Item {
-    pub item_id: String,
+    pub item_id: ItemId,
     pub source: Source,
     /// A hint only; the real type is sniffed from the bytes.
     #[serde(default)]
@@ -249,7 +249,7 @@ pub struct Item {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Job {
     pub schema: String,
-    pub job_id: String,
+    pub job_id: JobId,
     pub kind: JobKind,
     pub message: MessageRef,
     pub sender: Party,
@@ -269,7 +269,7 @@ pub enum ParseOutcome {
     Valid(Box<Job>),
     Invalid {
         /// The id the verdict (and manifest) may carry; `None` means `null` and no manifest.
-        job_id: Option<String>,
+        job_id: Option<JobId>,
         /// Best-effort ids for the verdict, only when they are valid identifiers.
         message_id: Option<String>,
         conversation_id: Option<String>,
@@ -289,7 +289,7 @@ impl Job {
     pub fn parse(body: &[u8], amqp_message_id: Option<&str>, limits: JobLimits) -> ParseOutcome {
         if let Err(reason) = limits.check(body) {
             return ParseOutcome::Invalid {
-                job_id: amqp_message_id.filter(|id| is_valid_id(id)).map(str::to_owned),
+                job_id: amqp_message_id.and_then(|id| JobId::parse(id).ok()),
                 message_id: None,
                 conversation_id: None,
                 reprocess: false,
@@ -301,7 +301,7 @@ impl Job {
         let value: serde_json::Value = match serde_json::from_slice(body) {
             Ok(v) => v,
             Err(e) => {
-                let fallback = amqp_message_id.filter(|id| is_valid_id(id)).map(str::to_owned);
+                let fallback = amqp_message_id.and_then(|id| JobId::parse(id).ok());
                 return ParseOutcome::Invalid {
                     job_id: fallback,
                     message_id: None,
@@ -413,8 +413,8 @@ fn invalid_from_value(value: &serde_json::Value, amqp_message_id: Option<&str>, 
     // The body "gives" a job_id when the field is present at all; an invalid one becomes null
     // rather than falling back, so a bad id can never be swapped for another key prefix.
     let job_id = match value.get("job_id") {
-        Some(v) => valid_str(Some(v)),
-        None => amqp_message_id.filter(|id| is_valid_id(id)).map(str::to_owned),
+        Some(v) => valid_str(Some(v)).map(JobId::from),
+        None => amqp_message_id.and_then(|id| JobId::parse(id).ok()),
     };
     let message = value.get("message");
     ParseOutcome::Invalid {
@@ -460,7 +460,7 @@ pub(crate) mod tests {
         match parse_value(&v) {
             ParseOutcome::Invalid { job_id, reason, .. } => {
                 assert_eq!(reason.code, ReasonCode::JobInvalid);
-                (job_id, reason.message)
+                (job_id.map(String::from), reason.message)
             }
             ParseOutcome::Valid(job) => panic!("expected invalid, parsed {job:?}"),
         }

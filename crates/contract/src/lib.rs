@@ -18,7 +18,7 @@ pub mod review;
 pub mod settings;
 pub mod verdict;
 
-pub use ids::is_valid_id;
+pub use ids::{is_valid_id, InvalidId, ItemId, JobId};
 pub use job::{AgeBand, Item, Job, JobKind, JobLimits, MessageRef, ParseOutcome, Party, Recipient, Source, JOB_SCHEMA};
 pub use policy::{check_job_rules, nudity_policy, NudityPolicy};
 pub use reason::{Reason, ReasonCode};

@@ -10,7 +10,7 @@
 use serde::{Deserialize, Serialize};
 use sha2::Digest as _;
 
-use crate::ids::is_valid_id;
+use crate::ids::{is_valid_id, ItemId, JobId};
 
 /// What a moderator decided.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -47,18 +47,18 @@ pub struct Decision {
 }
 
 /// The prefix of an item's decisions.
-pub fn decisions_prefix(job_id: &str, item_id: &str) -> String {
+pub fn decisions_prefix(job_id: &JobId, item_id: &ItemId) -> String {
     debug_assert!(is_valid_id(job_id) && is_valid_id(item_id));
     format!("{job_id}/{item_id}/review/")
 }
 
 /// The key of a decision made at `at`.
-pub fn decision_key(job_id: &str, item_id: &str, at: &str) -> String {
+pub fn decision_key(job_id: &JobId, item_id: &ItemId, at: &str) -> String {
     format!("{}{at}.json", decisions_prefix(job_id, item_id))
 }
 
 /// The prefix of an item's quarantined files (`original.{ext}`, `verdict.json`, `review/`).
-pub fn quarantine_item_prefix(job_id: &str, item_id: &str) -> String {
+pub fn quarantine_item_prefix(job_id: &JobId, item_id: &ItemId) -> String {
     debug_assert!(is_valid_id(job_id) && is_valid_id(item_id));
     format!("{job_id}/{item_id}/")
 }
@@ -142,7 +142,10 @@ mod tests {
 
     #[test]
     fn decisions_sort_by_time_and_live_beside_the_original() {
-        assert_eq!(decision_key("j", "0", "2026-12-01T10:00:00.000Z"), "j/0/review/2026-12-01T10:00:00.000Z.json");
+        assert_eq!(
+            decision_key(&"j".into(), &"0".into(), "2026-12-01T10:00:00.000Z"),
+            "j/0/review/2026-12-01T10:00:00.000Z.json"
+        );
         let keys = [
             "j/0/original.jpg",
             "j/0/review/2026-12-01T10:00:00.000Z.json",

@@ -5,6 +5,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::ids::{ItemId, JobId};
 use crate::reason::Reason;
 
 /// The schema tag every verdict carries.
@@ -158,7 +159,7 @@ pub struct ReviewNote {
 /// One item's outcome.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ItemVerdict {
-    pub item_id: String,
+    pub item_id: ItemId,
     pub status: ItemStatus,
     pub media_type: Option<MediaType>,
     pub reason: Option<Reason>,
@@ -178,9 +179,9 @@ pub struct ItemVerdict {
 impl ItemVerdict {
     /// A rejected item: nothing measured, nothing stored (hashes added by the caller when the
     /// bytes were fetched).
-    pub fn rejected(item_id: &str, media_type: Option<MediaType>, reason: Reason) -> ItemVerdict {
+    pub fn rejected(item_id: &ItemId, media_type: Option<MediaType>, reason: Reason) -> ItemVerdict {
         ItemVerdict {
-            item_id: item_id.to_owned(),
+            item_id: item_id.clone(),
             status: ItemStatus::Rejected,
             media_type,
             reason: Some(reason),
@@ -209,7 +210,7 @@ pub struct WorkerInfo {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Verdict {
     pub schema: String,
-    pub job_id: Option<String>,
+    pub job_id: Option<JobId>,
     pub message_id: Option<String>,
     pub conversation_id: Option<String>,
     pub status: JobStatus,
@@ -294,7 +295,7 @@ mod tests {
 
     #[test]
     fn every_item_key_is_present_even_when_null() {
-        let item = ItemVerdict::rejected("1", None, Reason::new(ReasonCode::InputCorrupt, "x"));
+        let item = ItemVerdict::rejected(&"1".into(), None, Reason::new(ReasonCode::InputCorrupt, "x"));
         let v = serde_json::to_value(&item).unwrap();
         for key in [
             "item_id",

@@ -24,7 +24,7 @@ use anyhow::{Context, Result};
 use futures_util::future::join_all;
 use indicatif::{ProgressBar, ProgressStyle};
 use mediagate_contract::keys::manifest_key;
-use mediagate_contract::{is_valid_id, ItemVerdict, ReasonCode};
+use mediagate_contract::{ItemVerdict, JobId, ReasonCode};
 use mediagate_store::Store;
 use serde::Deserialize;
 
@@ -104,7 +104,7 @@ pub async fn run(common: &Common, args: EraseArgs) -> Result<ExitCode> {
 
 /// The job ids named on the command line and in `--from-file` (one a line; blank lines and
 /// `#` comments skipped), each checked against the identifier rule, in order, without repeats.
-fn job_ids(args: &EraseArgs) -> Result<Vec<String>, String> {
+fn job_ids(args: &EraseArgs) -> Result<Vec<JobId>, String> {
     let mut named: Vec<(String, String)> = args.job_ids.iter().map(|id| (id.clone(), format!("{id:?}"))).collect();
     if let Some(path) = &args.from_file {
         let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
@@ -121,11 +121,11 @@ fn job_ids(args: &EraseArgs) -> Result<Vec<String>, String> {
     let mut seen = BTreeSet::new();
     let mut ids = Vec::new();
     for (id, whence) in named {
-        if !is_valid_id(&id) {
+        let Ok(id) = JobId::parse(&id) else {
             return Err(format!(
                 "{whence} is not a job id (1–128 characters from A–Z a–z 0–9 . _ -, not starting with a dot)"
             ));
-        }
+        };
         if seen.insert(id.clone()) {
             ids.push(id);
         }
@@ -144,7 +144,7 @@ struct Plan<'a> {
 
 impl Plan<'_> {
     /// Erases one job: manifest, outputs, quarantine (evidence kept unless told otherwise).
-    async fn erase(&self, job_id: &str, bar: &ProgressBar, tally: &mut Tally) -> Result<()> {
+    async fn erase(&self, job_id: &JobId, bar: &ProgressBar, tally: &mut Tally) -> Result<()> {
         let manifest = manifest_key(job_id);
         let present = self.listed(&self.manifests, &manifest).await?.into_iter().filter(|k| *k == manifest).collect();
         self.delete_all(&self.manifests, present, bar, tally).await?;

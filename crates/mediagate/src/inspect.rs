@@ -40,7 +40,7 @@ pub async fn run(common: &Common, args: InspectArgs) -> Result<std::process::Exi
         .iter()
         .enumerate()
         .map(|(i, (_, bytes))| Item {
-            item_id: i.to_string(),
+            item_id: i.to_string().into(),
             source: Source { bucket: LOCAL_BUCKET.to_string(), key: i.to_string() },
             declared_type: sniff(bytes).map(|f| f.mime().to_string()),
         })

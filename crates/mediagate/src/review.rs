@@ -18,7 +18,7 @@ use mediagate_contract::keys::{manifest_key, quarantine_verdict_key};
 use mediagate_contract::review::{
     confirmed_bank_key, decision_key, job_sha256, latest_decision_key, quarantine_item_prefix, Decision, DecisionKind,
 };
-use mediagate_contract::{is_valid_id, ItemStatus, ItemVerdict, Manifest};
+use mediagate_contract::{is_valid_id, ItemId, ItemStatus, ItemVerdict, JobId, Manifest};
 use mediagate_queue::{names, Broker};
 use mediagate_store::{Store, StoreError};
 use serde::Deserialize;
@@ -85,8 +85,8 @@ async fn subject(
     common: &Common,
     store: &Store,
     quarantine: &str,
-    job_id: &str,
-    item_id: &str,
+    job_id: &JobId,
+    item_id: &ItemId,
 ) -> Result<std::result::Result<Subject, u8>> {
     let manifest_bucket = crate::manifest_bucket(common);
     let Some(bytes) = get_opt(store, &manifest_bucket, &manifest_key(job_id)).await? else {
@@ -157,12 +157,13 @@ async fn decide(
             );
         }
     }
-    let (job_id, item_id) = (args.job_id.as_str(), args.item_id.as_str());
+    // Both checked just above.
+    let (job_id, item_id) = (&JobId::from(args.job_id.as_str()), &ItemId::from(args.item_id.as_str()));
     let s = match subject(common, store, quarantine, job_id, item_id).await? {
         Ok(s) => s,
         Err(code) => return Ok(ExitCode::from(code)),
     };
-    let in_manifest = s.manifest.verdict.items.iter().find(|i| i.item_id == item_id);
+    let in_manifest = s.manifest.verdict.items.iter().find(|i| i.item_id == *item_id);
     let latest = s.latest.as_ref().map(|d| d.decision);
     match kind {
         DecisionKind::Released => {
@@ -344,7 +345,7 @@ async fn list(store: &Store, quarantine: &str, args: ReviewListArgs) -> Result<E
         };
         let row = Listed {
             job_id: q.job_id,
-            item_id: q.item.item_id.clone(),
+            item_id: q.item.item_id.to_string(),
             revision: q.revision,
             processed_at: q.processed_at,
             reason,

@@ -57,7 +57,7 @@ pub(crate) fn job_of(args: &JobArgs, job_id: &str, kind: JobKind, items: Vec<Ite
         .collect();
     Job {
         schema: JOB_SCHEMA.to_string(),
-        job_id: job_id.to_string(),
+        job_id: job_id.into(),
         kind,
         message: MessageRef {
             message_id: format!("m-{job_id}"),
@@ -94,7 +94,7 @@ pub async fn run(common: &Common, args: SubmitArgs) -> Result<std::process::Exit
         let key = format!("submit/{job_id}/{i}.{ext}");
         let content_type = format.map(|f| f.mime()).unwrap_or("application/octet-stream");
         items.push(Item {
-            item_id: i.to_string(),
+            item_id: i.to_string().into(),
             source: Source { bucket: bucket.clone(), key: key.clone() },
             declared_type: format.map(|f| f.mime().to_string()),
         });

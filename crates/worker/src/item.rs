@@ -15,6 +15,7 @@ use mediagate_contract::{
     FramePdq, HashMatch, Hashes, Item, ItemStatus, ItemVerdict, JobKind, MediaType, NudityPolicy, NudityResult, Output,
     ReviewNote,
 };
+use mediagate_contract::{ItemId, JobId};
 use mediagate_hash::Query;
 use mediagate_media::{Encoded, Format, FrameHash, ImageHash, PhotoOutput, VideoOutput, VoiceOutput};
 use mediagate_sandbox::{Admit, ChildLimits, Done, Input, InputWriter, Outcome, Request, Stats, Task, Tensor};
@@ -30,7 +31,7 @@ use crate::{Lane, Shared, Stage};
 /// What an item task needs to know about its job.
 pub(crate) struct ItemCtx {
     pub shared: Arc<Shared>,
-    pub job_id: String,
+    pub job_id: JobId,
     pub kind: JobKind,
     pub lane: Lane,
     /// Remove objects under the item's prefix that the new verdict does not list.
@@ -47,7 +48,7 @@ pub(crate) struct ItemCtx {
 
 impl ItemCtx {
     /// Tells whoever watches (`inspect`'s spinner) which stage the item is in.
-    fn stage(&self, item_id: &str, stage: Stage) {
+    fn stage(&self, item_id: &ItemId, stage: Stage) {
         if let Some(progress) = &self.shared.progress {
             progress(item_id, stage);
         }
@@ -523,8 +524,8 @@ async fn sandboxed(ctx: &ItemCtx, item: &Item, bytes: Arc<Input>) -> Result<Ran,
     // tightens its own clock and CPU limit to its class's.
     let budget = admit.budget(&settings);
     let request = Request {
-        job_id: ctx.job_id.clone(),
-        item_id: item.item_id.clone(),
+        job_id: ctx.job_id.to_string(),
+        item_id: item.item_id.to_string(),
         task: Task { admit, settings, classify: ctx.nudity.is_some() },
         limits: ChildLimits {
             memory_bytes: shared.config.sandbox_memory_bytes(),
@@ -599,7 +600,7 @@ const SANDBOX_FILE_BYTES: u64 = 4 << 30;
 /// never cleared without a score: no tensor then is a bug, and the job goes back to the queue.
 async fn score(
     ctx: &ItemCtx,
-    item_id: &str,
+    item_id: &ItemId,
     media: Media,
     tensors: Vec<Tensor>,
     prep: Duration,
@@ -652,9 +653,9 @@ pub(crate) fn round6(score: f32) -> f64 {
 }
 
 /// A cleared item of this type without measurements or outputs; the caller fills in what applies.
-fn cleared(item_id: &str, media_type: MediaType) -> ItemVerdict {
+fn cleared(item_id: &ItemId, media_type: MediaType) -> ItemVerdict {
     ItemVerdict {
-        item_id: item_id.to_string(),
+        item_id: item_id.clone(),
         status: ItemStatus::Cleared,
         media_type: Some(media_type),
         reason: None,
@@ -815,7 +816,7 @@ impl Upload {
 }
 
 /// Writes one variant under its contract key and describes it for the verdict.
-async fn store(ctx: &ItemCtx, item_id: &str, up: Upload) -> Result<Output, Requeue> {
+async fn store(ctx: &ItemCtx, item_id: &ItemId, up: Upload) -> Result<Output, Requeue> {
     let storage = &ctx.shared.storage;
     let key = storage.output_key(&ctx.job_id, item_id, up.variant, up.ext);
     let (bucket, receipt) =
@@ -834,7 +835,7 @@ async fn store(ctx: &ItemCtx, item_id: &str, up: Upload) -> Result<Output, Reque
 
 /// Deletes objects under `media/{job}/{item}/` that this verdict does not list (a variant whose
 /// extension changed, or outputs of an item that is now rejected or blocked).
-async fn remove_stale_outputs(ctx: &ItemCtx, item_id: &str, verdict: &ItemVerdict) -> Result<(), Requeue> {
+async fn remove_stale_outputs(ctx: &ItemCtx, item_id: &ItemId, verdict: &ItemVerdict) -> Result<(), Requeue> {
     let bucket = &ctx.shared.config.output_bucket;
     let storage = &ctx.shared.storage;
     let prefix = storage.output_item_prefix(&ctx.job_id, item_id);
@@ -877,11 +878,11 @@ mod tests {
             ["media/j/0/full.png", "media/j/0/full.jpg", "media/j/0/thumb.jpg"].map(String::from).to_vec();
         let v = ItemVerdict {
             outputs: vec![output("media/j/0/full.jpg"), output("media/j/0/thumb.jpg")],
-            ..cleared("0", MediaType::Image)
+            ..cleared(&"0".into(), MediaType::Image)
         };
         assert_eq!(stale(&stored, &v).collect::<Vec<_>>(), vec!["media/j/0/full.png"]);
         // A rejected or blocked item lists nothing: everything stored goes.
-        let r = ItemVerdict::rejected("0", None, Reason::new(ReasonCode::InputCorrupt, "x"));
+        let r = ItemVerdict::rejected(&"0".into(), None, Reason::new(ReasonCode::InputCorrupt, "x"));
         assert_eq!(stale(&stored, &r).count(), 3);
     }
 

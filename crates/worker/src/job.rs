@@ -8,6 +8,7 @@ use mediagate_contract::{
     check_job_rules, job_status, nudity_policy, ItemStatus, Job, JobStatus, Manifest, ParseOutcome, Reason, Verdict,
     WorkerInfo,
 };
+use mediagate_contract::{ItemId, JobId};
 use tracing::{info, warn};
 
 use crate::codes::Requeue;
@@ -29,7 +30,7 @@ pub enum Handled {
     /// an old revision never overwrites a newer one.
     Superseded {
         /// The job.
-        job_id: String,
+        job_id: JobId,
         /// This delivery's revision.
         revision: u64,
         /// The newer revision stored.
@@ -100,7 +101,7 @@ async fn unparsable(shared: &Shared, body: &[u8], invalid: ParseOutcome) -> Resu
 
 /// What a verdict says of its job, whether or not the body parsed as one.
 pub(crate) struct Head {
-    job_id: Option<String>,
+    job_id: Option<JobId>,
     message_id: Option<String>,
     conversation_id: Option<String>,
     reprocess: bool,
@@ -159,7 +160,7 @@ pub(crate) async fn dead_lettered(shared: &Shared, body: &[u8], message_id: Opti
 /// release` publishes one), those its stored verdict blocked, and those released before — a
 /// released item stays released in later reprocesses (a batch run with a new model must not
 /// block it again). Every other job, and every other item, skips that read.
-fn release_candidates(stored: Option<&Manifest>, reprocess: bool) -> Vec<String> {
+fn release_candidates(stored: Option<&Manifest>, reprocess: bool) -> Vec<ItemId> {
     match (stored, reprocess) {
         (Some(m), true) => m
             .verdict
@@ -180,7 +181,7 @@ async fn run_items(
     lane: Lane,
     redelivered: bool,
     processed_at: &str,
-    release_candidates: &[String],
+    release_candidates: &[ItemId],
     fingerprint: &str,
 ) -> Result<Vec<ItemDone>, Requeue> {
     // Objects from an earlier delivery or revision may exist under the item's prefix: a
@@ -225,7 +226,7 @@ pub struct Escalation {
     /// that job.
     pub message_id: String,
     /// The job it came from (its `correlation_id`).
-    pub job_id: String,
+    pub job_id: JobId,
     /// `mediagate.escalation.v1` JSON.
     pub body: Vec<u8>,
 }
@@ -285,7 +286,7 @@ fn escalation(shared: &Shared, job: &Job, at: &str, done: &ItemDone) -> Result<O
 
 /// The job's stored manifest; `None` when there is none, or when it cannot be read as a manifest
 /// (then the job is processed and its manifest rewritten).
-async fn stored_manifest(shared: &Shared, job_id: &str) -> Result<Option<Manifest>, Requeue> {
+async fn stored_manifest(shared: &Shared, job_id: &JobId) -> Result<Option<Manifest>, Requeue> {
     let bucket = &shared.config.manifest_bucket;
     let key = manifest_key(job_id);
     // Manifests are small; a huge object under that key is not one of ours. A local run
@@ -335,7 +336,7 @@ pub(crate) fn manifest_job(body: &[u8], job_bytes: Option<u64>) -> serde_json::V
 /// sees a verdict can always find its manifest.
 pub(crate) async fn write_manifest(
     shared: &Shared,
-    job_id: &str,
+    job_id: &JobId,
     job: serde_json::Value,
     job_bytes: Option<u64>,
     verdict: &Verdict,
@@ -389,7 +390,7 @@ mod tests {
                     note: None,
                 }),
                 ..mediagate_contract::ItemVerdict::rejected(
-                    id,
+                    &id.into(),
                     None,
                     Reason::new(mediagate_contract::ReasonCode::InputCorrupt, "x"),
                 )

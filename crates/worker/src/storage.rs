@@ -15,6 +15,7 @@ use std::io::Read as _;
 use std::path::{Path, PathBuf};
 
 use mediagate_contract::keys::{output_item_prefix, output_key};
+use mediagate_contract::{ItemId, JobId};
 use mediagate_store::{BodySink, Download, PutReceipt, Store, StoreError};
 use sha2::Digest as _;
 
@@ -103,7 +104,7 @@ impl Storage {
 
     /// The key of an output variant: the contract's layout (§4), or `{item_id}/{variant}.{ext}`
     /// under `inspect`'s directory (§7).
-    pub(crate) fn output_key(&self, job_id: &str, item_id: &str, variant: &str, ext: &str) -> String {
+    pub(crate) fn output_key(&self, job_id: &JobId, item_id: &ItemId, variant: &str, ext: &str) -> String {
         match &self.0 {
             Backend::Local(LocalFiles { layout: Layout::Named { .. } }) => format!("{item_id}/{variant}.{ext}"),
             _ => output_key(job_id, item_id, variant, ext),
@@ -111,7 +112,7 @@ impl Storage {
     }
 
     /// The prefix every output of an item is under.
-    pub(crate) fn output_item_prefix(&self, job_id: &str, item_id: &str) -> String {
+    pub(crate) fn output_item_prefix(&self, job_id: &JobId, item_id: &ItemId) -> String {
         match &self.0 {
             Backend::Local(LocalFiles { layout: Layout::Named { .. } }) => format!("{item_id}/"),
             _ => output_item_prefix(job_id, item_id),
@@ -454,7 +455,7 @@ mod tests {
         assert!(matches!(read(&local, "incoming", "../incoming/j/0.jpg", 10).await, Err(StoreError::NotFound { .. })));
         let (bucket, _) = local.put_output("media", "media/j/0/full.jpg", b"o".to_vec(), "image/jpeg").await.unwrap();
         assert_eq!(bucket, "media");
-        assert_eq!(local.output_key("j", "0", "full", "jpg"), "media/j/0/full.jpg");
+        assert_eq!(local.output_key(&"j".into(), &"0".into(), "full", "jpg"), "media/j/0/full.jpg");
         assert!(local.put_record("q", "j/0/original.jpg", b"orig".to_vec().into(), "x").await.unwrap());
         assert!(local.put_record("q", "j/0/review/2026.json", b"{}".to_vec().into(), "x").await.unwrap());
         assert_eq!(std::fs::read(dir.join("q/j/0/original.jpg")).unwrap(), b"orig");
@@ -469,11 +470,14 @@ mod tests {
     #[test]
     fn named_keys_are_item_relative_and_bucket_keys_the_contracts() {
         let named = Storage::local(LocalFiles::new(Vec::new(), PathBuf::from("/tmp")));
-        assert_eq!(named.output_key("j", "0", "full", "jpg"), "0/full.jpg");
-        assert_eq!(named.output_item_prefix("j", "0"), "0/");
+        assert_eq!(named.output_key(&"j".into(), &"0".into(), "full", "jpg"), "0/full.jpg");
+        assert_eq!(named.output_item_prefix(&"j".into(), &"0".into()), "0/");
         let buckets = Storage::local(LocalFiles::buckets("/tmp"));
-        assert_eq!(buckets.output_key("j", "0", "full", "jpg"), output_key("j", "0", "full", "jpg"));
-        assert_eq!(buckets.output_item_prefix("j", "0"), output_item_prefix("j", "0"));
+        assert_eq!(
+            buckets.output_key(&"j".into(), &"0".into(), "full", "jpg"),
+            output_key(&"j".into(), &"0".into(), "full", "jpg")
+        );
+        assert_eq!(buckets.output_item_prefix(&"j".into(), &"0".into()), output_item_prefix(&"j".into(), &"0".into()));
     }
 
     #[test]

@@ -308,7 +308,7 @@ async fn a_released_item_is_cleared_from_its_quarantined_original() {
         sha256: sha256_hex(&src),
         job_sha256: job_sha256(&j),
     };
-    let key = decision_key("j9", "0", &decision.at);
+    let key = decision_key(&"j9".into(), &"0".into(), &decision.at);
     b.put("quarantine", &key, &serde_json::to_vec(&decision).unwrap());
     let mut reprocess = j.clone();
     reprocess["reprocess"] = json!(true);
@@ -329,7 +329,7 @@ async fn a_released_item_is_cleared_from_its_quarantined_original() {
     assert!(!item.outputs.is_empty());
     // A release made on another job under the same id does not hold: blocked again.
     let other = Decision { job_sha256: "0".repeat(64), at: "2026-12-07T11:00:00.000Z".into(), ..decision };
-    b.put("quarantine", &decision_key("j9", "0", &other.at), &serde_json::to_vec(&other).unwrap());
+    b.put("quarantine", &decision_key(&"j9".into(), &"0".into(), &other.at), &serde_json::to_vec(&other).unwrap());
     reprocess["revision"] = json!(2);
     match b.handle(&reprocess, Lane::Reprocess, false).await {
         // Its source is gone and the release does not hold: rejected as missing, not cleared.
