@@ -252,10 +252,13 @@ fn main() {
         "medians of {} runs ({ROUNDS} rounds of {RUNS}, ours and peer alternating); peer/ours > 1 means we are faster",
         RUNS * ROUNDS
     );
+    let libs = mediagate_media::libraries();
     println!("decode-alone: libjpeg-turbo full-size decode to RGB (the floor of an RGB pipeline) and to Y'CbCr planes (what we do)");
     println!(
-        "12MP HEIC ({:.1} MB, 512 px grid): decode alone, ours (libheif 1.23.1 + libde265, to RGB) {:.1} ms, peer (libvips heifload, libheif 1.15.1 + libde265) {}",
+        "12MP HEIC ({:.1} MB, 512 px grid): decode alone, ours (libheif {} + libde265 {}, to RGB) {:.1} ms, peer (libvips heifload, Debian's libheif 1.15.1 + libde265) {}",
         heic_bytes.len() as f64 / 1e6,
+        libs.libheif,
+        libs.libde265,
         median(&decode_heic),
         if peer_heic_decode.is_empty() { "-".to_string() } else { format!("{:.1} ms", median(&peer_heic_decode)) }
     );

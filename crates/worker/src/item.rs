@@ -901,6 +901,86 @@ mod tests {
         assert_eq!(admit(JobKind::VoiceNote).budget(&s), s.voice.budget);
     }
 
+    fn a_match() -> mediagate_hash::Match {
+        mediagate_hash::Match {
+            bank: "ours".into(),
+            kind: mediagate_hash::Kind::Sha256,
+            hash: "ab".into(),
+            distance: 0,
+            label: None,
+            frame_ms: None,
+        }
+    }
+
+    fn note() -> ReviewNote {
+        ReviewNote { decision: "released".into(), by: "m".into(), at: "2026-12-07T10:00:00.000Z".into(), note: None }
+    }
+
+    fn flagged(flagged: bool) -> ItemVerdict {
+        let nudity = NudityResult {
+            model: "open_nsfw".into(),
+            model_sha256: "00".into(),
+            score: 0.9,
+            threshold: 0.5,
+            flagged,
+            frames: 1,
+        };
+        ItemVerdict { nudity: Some(nudity), ..cleared(&"0".into(), MediaType::Image) }
+    }
+
+    #[test]
+    fn a_match_or_the_filters_flag_blocks_and_a_release_overrides_both() {
+        assert!(matches!(decide(None, Some(a_match()), flagged(false)), Decided::Block(_, Some(_))));
+        assert!(matches!(decide(None, None, flagged(true)), Decided::Block(_, None)));
+        match decide(None, None, flagged(false)) {
+            Decided::Final(done) => assert_eq!(done.verdict.status, ItemStatus::Cleared),
+            Decided::Block(..) => panic!("nothing blocks it"),
+        }
+        match decide(Some(note()), Some(a_match()), flagged(true)) {
+            Decided::Final(done) => {
+                let v = done.verdict;
+                assert_eq!(v.status, ItemStatus::Cleared);
+                assert_eq!(v.review, Some(note()));
+                assert_eq!(v.hash_match.map(|m| m.bank), Some("ours".to_string()), "the match kept as measured");
+                assert!(v.nudity.is_some_and(|n| n.flagged), "the score kept as measured");
+            }
+            Decided::Block(..) => panic!("a released item is never blocked"),
+        }
+    }
+
+    #[test]
+    fn a_refused_file_is_rejected_unless_an_exact_entry_matched_it() {
+        let item = Item {
+            item_id: "0".into(),
+            source: mediagate_contract::Source { bucket: "incoming".into(), key: "j/0".into() },
+            declared_type: None,
+        };
+        let rejection =
+            || Rejection { media_type: None, reason: Reason::new(ReasonCode::InputUnsupportedFormat, "not media") };
+        let hashes = || Hashes::bytes_only("ab".into());
+        match refused(&item, rejection(), hashes(), None, None) {
+            Decided::Final(done) => {
+                assert_eq!(done.verdict.status, ItemStatus::Rejected);
+                assert!(done.verdict.hashes.is_some(), "the bytes' hashes reported");
+            }
+            Decided::Block(..) => panic!("nothing matched"),
+        }
+        match refused(&item, rejection(), hashes(), Some(a_match()), None) {
+            Decided::Block(measured, Some(m)) => {
+                assert_eq!(m.bank, "ours");
+                assert_eq!(measured.reason.map(|r| r.code), Some(ReasonCode::InputUnsupportedFormat));
+            }
+            _ => panic!("an exact entry blocks even a file that cannot be processed"),
+        }
+        match refused(&item, rejection(), hashes(), Some(a_match()), Some(note())) {
+            Decided::Final(done) => {
+                assert_eq!(done.verdict.status, ItemStatus::Rejected, "released, it still cannot be processed");
+                assert!(done.verdict.hash_match.is_some() && done.verdict.review.is_some());
+            }
+            Decided::Block(..) => panic!("a released item is never blocked"),
+        }
+    }
+
     #[test]
     fn scores_are_rounded_to_six_decimals() {
         assert_eq!(round6(0.123_456_79), 0.123457);
