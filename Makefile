@@ -173,6 +173,19 @@ lint:
 clean-local: stop-s3
 	rm -rf .local
 
+# Instruction counts of one 12 MP photo through process_photo under callgrind (counts, unlike
+# wall time, do not move with the machine's load): the photo bench's JPEG (made by `make bench`
+# or by the photo bench alone), its profile in .local/profile/, the costliest functions printed.
+PROFILE_INPUT ?= target/bench-media/photo-12mp.jpg
+.PHONY: profile-photo
+profile-photo: deps
+	@command -v valgrind >/dev/null || { echo "profile-photo: valgrind is missing: apt-get install valgrind (Debian)"; exit 1; }
+	@test -f "$(PROFILE_INPUT)" || { echo "profile-photo: $(PROFILE_INPUT) is missing: run \`cargo bench -p mediagate-media --bench photo\` once (it makes it), or set PROFILE_INPUT"; exit 1; }
+	cargo build --release --locked -p mediagate-media --example photo_once
+	mkdir -p .local/profile
+	valgrind --tool=callgrind --callgrind-out-file=.local/profile/photo.callgrind target/release/examples/photo_once "$(PROFILE_INPUT)" 1
+	callgrind_annotate --inclusive=yes .local/profile/photo.callgrind | head -60
+
 # cargo-fuzz (libFuzzer) targets in fuzz/, each for FUZZ_SECONDS (default 60); FUZZ_TARGETS picks
 # some of job_parse sniff photo heif probe_av. Installs cargo-fuzz if missing, builds with
 # RUSTC_BOOTSTRAP=1 into fuzz/target, exits non-zero on a crash and prints the crashing input.
