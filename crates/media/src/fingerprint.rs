@@ -129,6 +129,33 @@ fn hash_decoded_with(px: &Pixels, o: u8, fast: bool) -> Result<ImageHash, MediaE
         .map_err(pdq_error)?;
         return Ok(ImageHash::from_hashed(&hashed));
     }
+    // The same for a rotated or mirrored one (a phone's portrait JPEG): the blocks are summed in
+    // stored order over the stored rectangle the shown blocks cover, then read in shown order.
+    if fast && yuv && k > 1 {
+        let (ax, ay) = source(0, 0);
+        let (bx, by) = source(hw * k - 1, hh * k - 1);
+        let (ox, oy) = (ax.min(bx), ay.min(by));
+        let (gw, gh) = ((ax.max(bx) - ox + 1) / k, (ay.max(by) - oy + 1) / k);
+        let mut grid = vec![0u32; gw * gh];
+        for sy in 0..gh * k {
+            let start = (oy + sy) * stride + ox;
+            let line = &data[start..start + gw * k];
+            let sums = &mut grid[(sy / k) * gw..(sy / k + 1) * gw];
+            for (sum, block) in sums.iter_mut().zip(line.chunks_exact(k)) {
+                *sum += block.iter().map(|&v| u32::from(v)).sum::<u32>();
+            }
+        }
+        let hashed = pdq_rows(hw as u32, hh as u32, |r, row| {
+            for (x, out) in row.iter_mut().enumerate() {
+                let (x0, y0) = source(x * k, r * k);
+                let (x1, y1) = source(x * k + k - 1, r * k + k - 1);
+                let (gx, gy) = ((x0.min(x1) - ox) / k, (y0.min(y1) - oy) / k);
+                *out = grid[gy * gw + gx] as f32 * scale;
+            }
+        })
+        .map_err(pdq_error)?;
+        return Ok(ImageHash::from_hashed(&hashed));
+    }
     let mut acc = vec![0f32; if k > 1 { hw } else { 0 }];
     let hashed = pdq_rows(hw as u32, hh as u32, |r, row| {
         if k == 1 {
@@ -237,8 +264,9 @@ mod tests {
         }
     }
 
-    /// The block-sum fast path of a large luma plane gives the general path's hash bit for bit,
-    /// on a plane wider than its picture (a decoder's padding) and edges that k does not divide.
+    /// The block-sum fast paths of a large luma plane give the general path's hash bit for bit,
+    /// in every orientation, on a plane wider than its picture (a decoder's padding) and edges
+    /// that k does not divide.
     #[test]
     fn the_luma_fast_path_hashes_exactly_as_the_general_path() {
         for (w, h, stride) in [(2101u32, 2213u32, 2112u32), (4000, 3000, 4000), (3077, 6151, 3088)] {
@@ -252,9 +280,12 @@ mod tests {
             y.extent = (f64::from(w), f64::from(h));
             let chroma = crate::raster::Plane::tight(vec![128; 4], 2, 2, 1);
             let px = Pixels::Yuv { y, cb: chroma.clone(), cr: chroma };
-            let fast = hash_decoded_with(&px, 1, true).unwrap();
-            assert_eq!(fast, hash_decoded_with(&px, 1, false).unwrap(), "{w}×{h} in rows of {stride}");
-            assert!(fast.quality > 0);
+            for o in 1..=8u8 {
+                let fast = hash_decoded_with(&px, o, true).unwrap();
+                let general = hash_decoded_with(&px, o, false).unwrap();
+                assert_eq!(fast, general, "{w}×{h} in rows of {stride}, orientation {o}");
+                assert!(fast.quality > 0);
+            }
         }
     }
 }
