@@ -452,23 +452,13 @@ mod tests {
     /// setting, its variable, default and description; `MEDIAGATE_WRITE_DOCS=1` rewrites it.
     #[test]
     fn docs_settings_lists_every_setting_as_the_flags_define_it() {
-        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/settings.md");
-        let doc = std::fs::read_to_string(&path).unwrap_or_default();
-        let table = settings_table();
-        let (begin, end) = ("<!-- generated: settings -->\n", "<!-- end generated -->");
-        let written = doc.split_once(begin).and_then(|(_, rest)| rest.split_once(end)).map(|(t, _)| t);
-        if written == Some(table.as_str()) {
-            return;
-        }
-        if std::env::var_os("MEDIAGATE_WRITE_DOCS").is_some() {
-            let (head, tail) = match doc.split_once(begin) {
-                Some((head, rest)) => (head.to_string(), rest.split_once(end).map_or("\n", |(_, t)| t).to_string()),
-                None => ("# Settings\n\n".to_string(), "\n".to_string()),
-            };
-            std::fs::write(&path, format!("{head}{begin}{table}{end}{tail}")).expect("write docs/settings.md");
-            return;
-        }
-        panic!("docs/settings.md is not the table the flags make; run MEDIAGATE_WRITE_DOCS=1 cargo test -p mediagate --bin mediagate docs_settings\n{table}");
+        mediagate_testkit::docs::check_generated(
+            &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/settings.md"),
+            "settings",
+            "Settings",
+            &settings_table(),
+            "cargo test -p mediagate --bin mediagate docs_settings",
+        );
     }
 
     /// Every setting with a variable, the shared ones first, then the worker's (which `inspect`

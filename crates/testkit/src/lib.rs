@@ -18,6 +18,7 @@
 //! A missing server or tool FAILS the test with what to run (`make test` provides them all);
 //! nothing here skips silently. Dev-only: no crate depends on it outside `[dev-dependencies]`.
 
+pub mod docs;
 pub mod faults;
 pub mod heif;
 pub mod jobs;

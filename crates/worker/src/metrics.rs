@@ -614,23 +614,13 @@ mod tests {
     /// help, and the label values registered at start-up; `MEDIAGATE_WRITE_DOCS=1` rewrites it.
     #[test]
     fn docs_metrics_lists_every_registered_family() {
-        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/metrics.md");
-        let doc = std::fs::read_to_string(&path).unwrap_or_default();
-        let table = metrics_table();
-        let (begin, end) = ("<!-- generated: metrics -->\n", "<!-- end generated -->");
-        let written = doc.split_once(begin).and_then(|(_, rest)| rest.split_once(end)).map(|(t, _)| t);
-        if written == Some(table.as_str()) {
-            return;
-        }
-        if std::env::var_os("MEDIAGATE_WRITE_DOCS").is_some() {
-            let (head, tail) = match doc.split_once(begin) {
-                Some((head, rest)) => (head.to_string(), rest.split_once(end).map_or("\n", |(_, t)| t).to_string()),
-                None => ("# Metrics\n\n".to_string(), "\n".to_string()),
-            };
-            std::fs::write(&path, format!("{head}{begin}{table}{end}{tail}")).expect("write docs/metrics.md");
-            return;
-        }
-        panic!("docs/metrics.md is not the table the registry makes; run MEDIAGATE_WRITE_DOCS=1 cargo test -p mediagate-worker --lib docs_metrics\n{table}");
+        mediagate_testkit::docs::check_generated(
+            &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/metrics.md"),
+            "metrics",
+            "Metrics",
+            &metrics_table(),
+            "cargo test -p mediagate-worker --lib docs_metrics",
+        );
     }
 
     fn metrics_table() -> String {
