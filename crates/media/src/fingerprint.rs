@@ -117,10 +117,7 @@ fn hash_decoded_with(px: &Pixels, o: u8, fast: bool) -> Result<ImageHash, MediaE
         let hashed = pdq_rows(hw as u32, hh as u32, |r, row| {
             sums.iter_mut().for_each(|s| *s = 0);
             for y in r * k..r * k + k {
-                let line = &data[y * stride..y * stride + hw * k];
-                for (sum, block) in sums.iter_mut().zip(line.chunks_exact(k)) {
-                    *sum += block.iter().map(|&v| u32::from(v)).sum::<u32>();
-                }
+                add_block_sums(&mut sums, &data[y * stride..y * stride + hw * k], k);
             }
             for (out, &sum) in row.iter_mut().zip(&sums) {
                 *out = sum as f32 * scale;
@@ -139,11 +136,7 @@ fn hash_decoded_with(px: &Pixels, o: u8, fast: bool) -> Result<ImageHash, MediaE
         let mut grid = vec![0u32; gw * gh];
         for sy in 0..gh * k {
             let start = (oy + sy) * stride + ox;
-            let line = &data[start..start + gw * k];
-            let sums = &mut grid[(sy / k) * gw..(sy / k + 1) * gw];
-            for (sum, block) in sums.iter_mut().zip(line.chunks_exact(k)) {
-                *sum += block.iter().map(|&v| u32::from(v)).sum::<u32>();
-            }
+            add_block_sums(&mut grid[(sy / k) * gw..(sy / k + 1) * gw], &data[start..start + gw * k], k);
         }
         let hashed = pdq_rows(hw as u32, hh as u32, |r, row| {
             for (x, out) in row.iter_mut().enumerate() {
@@ -178,6 +171,13 @@ fn hash_decoded_with(px: &Pixels, o: u8, fast: bool) -> Result<ImageHash, MediaE
     })
     .map_err(pdq_error)?;
     Ok(ImageHash::from_hashed(&hashed))
+}
+
+/// Adds each run of `k` samples of `line` to its block's sum.
+fn add_block_sums(sums: &mut [u32], line: &[u8], k: usize) {
+    for (sum, block) in sums.iter_mut().zip(line.chunks_exact(k)) {
+        *sum += block.iter().map(|&v| u32::from(v)).sum::<u32>();
+    }
 }
 
 /// Pictures whose short edge is at least twice this are block-averaged before PDQ (see

@@ -48,9 +48,14 @@ pub(crate) async fn handle_delivery(
     lane: Lane,
     redelivered: bool,
 ) -> Result<Handled, Requeue> {
-    let job = match Job::parse(body, amqp_message_id, shared.config.job_limits) {
+    let parsed = Job::parse(body, amqp_message_id, shared.config.job_limits);
+    let job = match parsed {
         ParseOutcome::Valid(job) => job,
-        invalid => return unparsable(&shared, body, invalid).await,
+        // Rule 1: a body that is not a valid job is rejected.
+        ParseOutcome::Invalid { ref reason, .. } => {
+            let verdict = unprocessed(&shared, body, &parsed, JobStatus::Rejected, reason.clone()).await?;
+            return Ok(Handled::Verdict { verdict: Box::new(verdict), escalations: Vec::new() });
+        }
     };
     let job_value = serde_json::from_slice::<serde_json::Value>(body)
         .map_err(|e| Requeue::internal(format!("re-reading a body that parsed once: {e}")))?;
@@ -86,17 +91,24 @@ pub(crate) async fn handle_delivery(
     Ok(Handled::Verdict { verdict: Box::new(verdict), escalations })
 }
 
-/// A body that is not a valid job (rule 1): rejected, with a manifest when it names a job id.
-async fn unparsable(shared: &Shared, body: &[u8], invalid: ParseOutcome) -> Result<Handled, Requeue> {
-    let (reason, job_bytes) = match &invalid {
-        ParseOutcome::Invalid { reason, job_bytes, .. } => (reason.clone(), *job_bytes),
-        ParseOutcome::Valid(_) => return Err(Requeue::internal("a valid job was handled as an invalid one")),
+/// The verdict of a body that is not processed — rule 1's rejection of an invalid job, or the
+/// delivery limit's failure — with its manifest written when the body names a job id.
+async fn unprocessed(
+    shared: &Shared,
+    body: &[u8],
+    parsed: &ParseOutcome,
+    status: JobStatus,
+    reason: Reason,
+) -> Result<Verdict, Requeue> {
+    let job_bytes = match parsed {
+        ParseOutcome::Invalid { job_bytes, .. } => *job_bytes,
+        ParseOutcome::Valid(_) => None,
     };
-    let verdict = Head::of(&invalid).verdict(shared, JobStatus::Rejected, Some(reason));
+    let verdict = Head::of(parsed).verdict(shared, status, Some(reason));
     if let Some(job_id) = &verdict.job_id {
         write_manifest(shared, job_id, manifest_job(body, job_bytes), job_bytes, &verdict).await?;
     }
-    Ok(Handled::Verdict { verdict: Box::new(verdict), escalations: Vec::new() })
+    Ok(verdict)
 }
 
 /// What a verdict says of its job, whether or not the body parsed as one.
@@ -145,15 +157,7 @@ impl Head {
 /// manifest written when the body names a job id (contract §5).
 pub(crate) async fn dead_lettered(shared: &Shared, body: &[u8], message_id: Option<&str>) -> Result<Verdict, Requeue> {
     let parsed = Job::parse(body, message_id, shared.config.job_limits);
-    let job_bytes = match &parsed {
-        ParseOutcome::Invalid { job_bytes, .. } => *job_bytes,
-        ParseOutcome::Valid(_) => None,
-    };
-    let verdict = Head::of(&parsed).verdict(shared, JobStatus::Failed, Some(crate::codes::delivery_limit()));
-    if let Some(id) = &verdict.job_id {
-        write_manifest(shared, id, manifest_job(body, job_bytes), job_bytes, &verdict).await?;
-    }
-    Ok(verdict)
+    unprocessed(shared, body, &parsed, JobStatus::Failed, crate::codes::delivery_limit()).await
 }
 
 /// The items whose moderators' decisions a job checks (§9): for a reprocess job (`review
