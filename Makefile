@@ -47,6 +47,7 @@ help:
 	@echo "make soak           every fault phase with the ledger: DURATION=1800 JOBS=2400 (PHASES=a,b to pick)"
 	@echo "make ledger-runs    the ledger RUNS=100 times, fresh worker each, S3 +DELAY_MS=40 ms (lost must be 0)"
 	@echo "make bench          benchmarks ($(BENCHES)), pyvips peer in $(BENCH_VENV)"
+	@echo "make reprocess-scale  reprocess --since over HISTORY=999000 manifests: time and S3 requests of the selection"
 	@echo "make compose-check  validate docker-compose.yml (and with the stand-ins' override)"
 	@echo "make k8s-check      the Kubernetes/KEDA manifest against their schemas, offline"
 	@echo "make compose-test   the compose stack built and run under a worker kill, the ledger counting (KEEP=1)"
@@ -130,6 +131,13 @@ ledger-runs: deps rabbitmq models
 	MEDIAGATE_SOAK_MODE=runs MEDIAGATE_SOAK_RUNS=$(RUNS) MEDIAGATE_SOAK_DELAY_MS=$(DELAY_MS) \
 	  MEDIAGATE_SOAK_BASELINE_RUNS=$(BASELINE_RUNS) MEDIAGATE_SOAK_JOBS=$(LEDGER_JOBS) \
 	  cargo test --release --locked -p mediagate --test soak
+
+# `reprocess --since` over HISTORY manifests (default 999,000 laid down directly, with their
+# index) plus SELECTED jobs through a real worker: the selection's time and its S3 requests,
+# counted by a proxy (issue 25). Not part of `make test` (minutes, ~3 GB of small files).
+.PHONY: reprocess-scale
+reprocess-scale: deps rabbitmq models build examples-venv
+	.local/venv-examples/bin/python scripts/reprocess-scale.py
 
 bench: export MEDIAGATE_BENCH_PYTHON := $(CURDIR)/$(BENCH_VENV)/bin/python
 bench: deps rabbitmq models reference-venv

@@ -10,6 +10,7 @@
 //! decoding. Every other mediagate crate may depend on it; it depends on none of them.
 
 pub mod ids;
+pub mod index;
 pub mod job;
 pub mod keys;
 pub mod policy;

@@ -23,6 +23,10 @@ pub enum JobStatus {
 }
 
 impl JobStatus {
+    /// Every status, in the contract's order.
+    pub const ALL: [JobStatus; 5] =
+        [JobStatus::Cleared, JobStatus::Blocked, JobStatus::Rejected, JobStatus::Partial, JobStatus::Failed];
+
     /// The wire name.
     pub fn as_str(self) -> &'static str {
         match self {

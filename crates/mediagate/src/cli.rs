@@ -395,16 +395,29 @@ pub struct ReprocessArgs {
     /// Only jobs whose verdict's `processed_at` is at or after this RFC 3339 time.
     #[arg(long)]
     pub since: Option<String>,
+    /// Only jobs whose verdict's `processed_at` is before this RFC 3339 time (so runs over
+    /// `--since A --until B` and `--since B` never select a job twice).
+    #[arg(long)]
+    pub until: Option<String>,
     /// Only jobs whose verdict has this status; repeat for several (default: all).
     #[arg(long, value_parser = ["cleared", "blocked", "rejected", "partial", "failed"])]
     pub status: Vec<String>,
+    /// Publish at most N jobs a second (default: as fast as the broker confirms), so a batch
+    /// cannot flood the reprocess lane.
+    #[arg(long, value_name = "N")]
+    pub max_rate: Option<f64>,
     /// Only count and list the matching jobs; publish nothing.
     #[arg(long)]
     pub dry_run: bool,
-    /// Progress file: the last manifest handled is saved here after each chunk, and a run
-    /// started with an existing file resumes after it.
+    /// Progress file: the last manifest (or index entry) handled is saved here after each
+    /// chunk, and a run started with an existing file resumes after it.
     #[arg(long)]
     pub state: Option<std::path::PathBuf>,
+    /// Write the §4 index (`manifests-index/`) for every manifest that exists, then
+    /// `manifests-index/complete-since`; publishes nothing. Run it once every worker writes the
+    /// index (after a rollout). Takes no filter.
+    #[arg(long, conflicts_with_all = ["since", "until", "status", "max_rate", "dry_run", "state"])]
+    pub backfill_index: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -1,7 +1,8 @@
 //! `mediagate erase`: deletes what mediagate stored for jobs, for a privacy request (contract §7).
 //!
 //! For each job, in this order: its manifest (`manifests/{job_id}.json`: from then on
-//! `reprocess` never republishes the job, even if the rest fails), its outputs
+//! `reprocess` never republishes the job, even if the rest fails), its index objects under
+//! `manifests-index/` (every revision's, found from `manifests-index/j/{job_id}/`), its outputs
 //! (`media/{job_id}/` in the output bucket), and `{job_id}/` in the quarantine bucket — except,
 //! for an item blocked with `hash.matched`, what lies under `{job_id}/{item_id}/`: the
 //! quarantined original, the entry that says what it matched and the moderators' decisions on
@@ -23,6 +24,7 @@ use std::process::ExitCode;
 use anyhow::{Context, Result};
 use futures_util::future::join_all;
 use indicatif::{ProgressBar, ProgressStyle};
+use mediagate_contract::index::{entry_prefix, parse_pointer, pointers_prefix};
 use mediagate_contract::keys::manifest_key;
 use mediagate_contract::{ItemVerdict, JobId, ReasonCode};
 use mediagate_store::Store;
@@ -148,6 +150,7 @@ impl Plan<'_> {
         let manifest = manifest_key(job_id);
         let present = self.listed(&self.manifests, &manifest).await?.into_iter().filter(|k| *k == manifest).collect();
         self.delete_all(&self.manifests, present, bar, tally).await?;
+        self.delete_index(job_id, bar, tally).await?;
         let outputs = format!("media/{job_id}/");
         let mut pages = self.store.list_pages(&self.output, &outputs);
         while let Some(page) =
@@ -168,6 +171,31 @@ impl Plan<'_> {
             tally.kept += 1;
         }
         self.delete_all(q, gone, bar, tally).await
+    }
+
+    /// The job's index objects (§4), every revision: each pointer's entries, then the pointer
+    /// (so a run stopped half-way still finds the rest from the pointers left).
+    async fn delete_index(&self, job_id: &JobId, bar: &ProgressBar, tally: &mut Tally) -> Result<()> {
+        let bucket = &self.manifests;
+        for pointer in self.listed_flat(bucket, &pointers_prefix(job_id)).await? {
+            if let Some((stamp, revision)) = parse_pointer(job_id, &pointer) {
+                let entries = self.listed_flat(bucket, &entry_prefix(job_id, stamp, revision)).await?;
+                self.delete_all(bucket, entries, bar, tally).await?;
+            }
+            self.delete_all(bucket, vec![pointer], bar, tally).await?;
+        }
+        Ok(())
+    }
+
+    /// The keys directly under `prefix` (a listing with the delimiter `/`: on stores that keep
+    /// keys as files, it walks that folder only).
+    async fn listed_flat(&self, bucket: &str, prefix: &str) -> Result<Vec<String>> {
+        let mut pages = self.store.list_pages(bucket, prefix).delimiter("/");
+        let mut keys = Vec::new();
+        while let Some(page) = pages.next_page().await.with_context(|| format!("listing s3://{bucket}/{prefix}"))? {
+            keys.extend(page);
+        }
+        Ok(keys)
     }
 
     /// Every key under `prefix`, page by page.

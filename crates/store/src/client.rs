@@ -324,6 +324,8 @@ impl Store {
             bucket: bucket.to_owned(),
             prefix: prefix.to_owned(),
             page_size: None,
+            delimiter: None,
+            start_after: None,
             token: None,
             done: false,
         }

@@ -2,6 +2,7 @@
 
 use std::sync::Arc;
 
+use mediagate_contract::index::{Entry, Stamp};
 use mediagate_contract::keys::manifest_key;
 use mediagate_contract::verdict::VERDICT_SCHEMA;
 use mediagate_contract::{
@@ -74,12 +75,20 @@ pub(crate) async fn handle_delivery(
     if let Err(reason) = check_job_rules(&job, &shared.config.source_buckets) {
         info!(job_id = %job.job_id, code = %reason.code, "job rejected by a job-level rule");
         verdict.reason = Some(reason);
+        write_index_pointer(&shared, &job.job_id, &verdict).await?;
         write_manifest(&shared, &job.job_id, job_value, None, &verdict).await?;
         return Ok(Handled::Verdict { verdict: Box::new(verdict), escalations: Vec::new() });
     }
     let released = release_candidates(stored.as_ref(), job.reprocess);
     let fingerprint = mediagate_contract::review::job_sha256(&job_value);
-    let done = run_items(&shared, &job, lane, redelivered, &verdict.processed_at, &released, &fingerprint).await?;
+    // The index pointer depends only on the job and this delivery's time: it is written while
+    // the items run, so it costs no round trip of its own (§4; the entry follows it).
+    let (pointer, done) = tokio::join!(
+        write_index_pointer(&shared, &job.job_id, &verdict),
+        run_items(&shared, &job, lane, redelivered, &verdict.processed_at, &released, &fingerprint)
+    );
+    pointer?;
+    let done = done?;
     let escalations = done
         .iter()
         .filter_map(|d| escalation(&shared, &job, &verdict.processed_at, d).transpose())
@@ -106,6 +115,7 @@ async fn unprocessed(
     };
     let verdict = Head::of(parsed).verdict(shared, status, Some(reason));
     if let Some(job_id) = &verdict.job_id {
+        write_index_pointer(shared, job_id, &verdict).await?;
         write_manifest(shared, job_id, manifest_job(body, job_bytes), job_bytes, &verdict).await?;
     }
     Ok(verdict)
@@ -336,8 +346,9 @@ pub(crate) fn manifest_job(body: &[u8], job_bytes: Option<u64>) -> serde_json::V
     }
 }
 
-/// `manifests/{job_id}.json`: written before the verdict is published, so a consumer that
-/// sees a verdict can always find its manifest.
+/// `manifests/{job_id}.json` and its index entry (§4), side by side: written before the
+/// verdict is published, so a consumer that sees a verdict can always find its manifest. The
+/// entry's pointer must already be stored ([`write_index_pointer`]).
 pub(crate) async fn write_manifest(
     shared: &Shared,
     job_id: &JobId,
@@ -348,15 +359,37 @@ pub(crate) async fn write_manifest(
     let manifest = Manifest { job, job_bytes, verdict: verdict.clone() };
     let body =
         serde_json::to_vec(&manifest).map_err(|e| Requeue::internal(format!("serialising the manifest: {e}")))?;
-    let bucket = &shared.config.manifest_bucket;
-    let key = manifest_key(job_id);
+    let entry = index_entry(job_id, verdict)?;
     let _timer = crate::metrics::StageTimer::start(&shared.metrics, crate::metrics::label::Timed::Manifest);
-    // A local run (`inspect`) keeps no manifest (its verdict is printed): nothing is written.
-    shared.storage.put_record(bucket, &key, body.into(), "application/json").await.map_err(|e| {
-        warn!(%bucket, %key, error = %e, "manifest write failed");
+    let (manifest, entry) = tokio::join!(
+        put_record(shared, manifest_key(job_id), body.into(), "application/json"),
+        put_record(shared, entry.key(), bytes::Bytes::new(), "application/octet-stream"),
+    );
+    manifest.and(entry)
+}
+
+/// The index pointer of this delivery's verdict (§4): stored before its entry, so that every
+/// entry `erase` must delete can be found from the job id.
+pub(crate) async fn write_index_pointer(shared: &Shared, job_id: &JobId, verdict: &Verdict) -> Result<(), Requeue> {
+    let entry = index_entry(job_id, verdict)?;
+    put_record(shared, entry.pointer_key(), bytes::Bytes::new(), "application/octet-stream").await
+}
+
+/// The index entry of a verdict (its status is only read for the entry's key, not the pointer's).
+fn index_entry(job_id: &JobId, verdict: &Verdict) -> Result<Entry, Requeue> {
+    let stamp = Stamp::parse_rfc3339(&verdict.processed_at)
+        .ok_or_else(|| Requeue::internal(format!("processed_at {:?} is not RFC 3339", verdict.processed_at)))?;
+    Ok(Entry { stamp, job_id: job_id.clone(), revision: verdict.revision, status: verdict.status })
+}
+
+/// Writes a record to the manifest bucket (a manifest or an index object).
+async fn put_record(shared: &Shared, key: String, body: bytes::Bytes, content_type: &str) -> Result<(), Requeue> {
+    let bucket = &shared.config.manifest_bucket;
+    // A local run (`inspect`) keeps no records (its verdict is printed): nothing is written.
+    shared.storage.put_record(bucket, &key, body, content_type).await.map(|_| ()).map_err(|e| {
+        warn!(%bucket, %key, error = %e, "manifest or index write failed");
         Requeue::storage(format!("writing s3://{bucket}/{key}: {e}"))
-    })?;
-    Ok(())
+    })
 }
 
 /// RFC 3339 UTC with second precision, as in the contract's example.

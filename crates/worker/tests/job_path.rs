@@ -358,7 +358,12 @@ async fn a_dead_lettered_job_gets_a_failed_verdict_and_its_manifest() {
     assert_eq!(manifest["job"], j, "the job as it was published");
     let v = b.path.dead_lettered(b"{not json", None).await.expect("a verdict");
     assert_eq!((v.status, v.job_id.clone()), (JobStatus::Failed, None), "{v:?}");
-    assert_eq!(b.keys("manifests"), vec!["manifests/j10.json"], "no manifest without a job id");
+    let mut keys = b.keys("manifests");
+    keys.sort();
+    assert_eq!(keys.len(), 3, "the manifest and its index objects, and nothing without a job id: {keys:?}");
+    assert!(keys[0].starts_with("manifests-index/j/j10/") && keys[0].ends_with("!0"), "the pointer: {keys:?}");
+    assert!(keys[1].starts_with("manifests-index/t/") && keys[1].ends_with("!j10!0!failed"), "the entry: {keys:?}");
+    assert_eq!(keys[2], "manifests/j10.json");
     assert!(b.keys("media").is_empty(), "nothing processed");
 }
 

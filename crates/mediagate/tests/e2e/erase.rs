@@ -39,7 +39,8 @@ fn a_cleared_job_is_erased_once_and_a_second_erase_finds_nothing() {
     assert_eq!(v["status"], "cleared", "{v}");
     let mut stored: Vec<String> = keys(&env, "media", &format!("media/{id}/"));
     stored.push(format!("manifests/{id}.json"));
-    assert_eq!(stored.len(), 3, "full, thumb and the manifest: {stored:?}");
+    stored.extend(keys(&env, "media", "manifests-index/").into_iter().filter(|k| k.contains(id)));
+    assert_eq!(stored.len(), 5, "full, thumb, the manifest and its index pointer and entry: {stored:?}");
 
     let dry = erase(&env, &["--dry-run", id]);
     assert_eq!(dry.status.code(), Some(0), "{}", text(&dry));

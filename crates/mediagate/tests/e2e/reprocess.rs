@@ -94,3 +94,130 @@ fn reprocess_republishes_matching_jobs_with_a_higher_revision() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// Writes a manifest straight to the store, as an older worker (one without the index) would
+/// have: `like`'s manifest with another job id and `processed_at`.
+fn lay_manifest(env: &Isolated, like: &Value, job_id: &str, processed_at: &str) {
+    let mut m = like.clone();
+    m["job"]["job_id"] = json!(job_id);
+    m["verdict"]["job_id"] = json!(job_id);
+    m["verdict"]["processed_at"] = json!(processed_at);
+    let key = format!("manifests/{job_id}.json");
+    env.rt.block_on(env.store.put("media", &key, serde_json::to_vec(&m).unwrap(), "application/json")).unwrap();
+}
+
+fn index_keys_of(env: &Isolated, job_id: &str) -> Vec<String> {
+    let all = env.rt.block_on(env.store.list_keys("media", "manifests-index/")).unwrap();
+    all.into_iter().filter(|k| k.contains(&format!("!{job_id}!")) || k.contains(&format!("/j/{job_id}/"))).collect()
+}
+
+fn reprocess(env: &Isolated, args: &[&str]) -> (String, String) {
+    let out = env.command().arg("reprocess").args(args).output().unwrap();
+    let (stdout, stderr) =
+        (String::from_utf8_lossy(&out.stdout).to_string(), String::from_utf8_lossy(&out.stderr).to_string());
+    assert!(out.status.success(), "reprocess {args:?}: {stderr}");
+    (stdout, stderr)
+}
+
+/// The manifests index (§4, §7): every verdict writes a pointer and an entry; `--backfill-index`
+/// indexes the manifests older workers wrote and sets `complete-since`; from then on reprocess
+/// reads the index for the range after it (a manifest that is not in the index is not seen
+/// there) and `manifests/` before it, re-checks each job against its manifest, and honours
+/// `--until`, `--max-rate` and `--state`; erase deletes every revision's index objects.
+#[test]
+fn the_index_selects_by_time_and_status_and_erase_removes_all_of_it() {
+    let env = Isolated::start("rpx", &[]);
+    let a = job_id("rpx-a");
+    let b = job_id("rpx-b");
+    env.put(&format!("{a}/0.jpg"), jpeg(640, 480, 3));
+    env.publish(&media_job(&a, &[&format!("{a}/0.jpg")]));
+    let mut under_16 = media_job(&b, &[&format!("{a}/0.jpg")]);
+    under_16["sender"]["age_band"] = json!("under_16");
+    env.publish(&under_16);
+    env.wait_verdicts(&a, 1, Duration::from_secs(60));
+    env.wait_verdicts(&b, 1, Duration::from_secs(60));
+    let a_index = index_keys_of(&env, &a);
+    assert_eq!(a_index.len(), 2, "a pointer and an entry: {a_index:?}");
+    assert!(a_index.iter().any(|k| k.starts_with("manifests-index/t/") && k.ends_with(&format!("!{a}!0!cleared"))));
+    assert!(index_keys_of(&env, &b).iter().any(|k| k.ends_with(&format!("!{b}!0!rejected"))));
+
+    // Manifests of older workers: before the backfill, only a read of manifests/ finds them.
+    let like: Value = serde_json::from_slice(&env.get("media", &format!("manifests/{a}.json")).unwrap()).unwrap();
+    let old = job_id("rpx-old");
+    lay_manifest(&env, &like, &old, "2020-01-01T00:00:00Z");
+    let (listed, stderr) = reprocess(&env, &["--dry-run"]);
+    assert!(listed.contains(&old) && listed.contains(&a) && listed.contains(&b), "{listed}");
+    assert!(!stderr.contains("index entries"), "no complete-since yet: manifests/ only: {stderr}");
+
+    let (_, stderr) = reprocess(&env, &["--backfill-index"]);
+    assert!(stderr.contains("3 manifests indexed"), "{stderr}");
+    assert!(stderr.contains("complete-since = 2020-01-01T00:00:00Z"), "the earliest processed_at: {stderr}");
+    assert_eq!(index_keys_of(&env, &old).len(), 2);
+
+    // After the backfill: a manifest after complete-since that is not in the index is not read
+    // (the index alone is used there); one before it is found in manifests/.
+    let unindexed = job_id("rpx-unindexed");
+    lay_manifest(&env, &like, &unindexed, "2024-01-01T00:00:00Z");
+    let before = job_id("rpx-before");
+    lay_manifest(&env, &like, &before, "2019-06-01T00:00:00Z");
+    let (listed, stderr) = reprocess(&env, &["--dry-run"]);
+    assert!(!listed.contains(&unindexed), "{listed}");
+    for id in [&old, &a, &b, &before] {
+        assert!(listed.contains(id.as_str()), "{id}: {listed}");
+    }
+    assert!(stderr.contains("4 would be published") && stderr.contains("3 index entries listed"), "{stderr}");
+
+    // --until: before it only; the status filter applies to the index's part too.
+    let (listed, stderr) = reprocess(&env, &["--dry-run", "--until", "2020-06-01T00:00:00Z"]);
+    assert_eq!(listed.lines().collect::<Vec<_>>().len(), 2, "{listed}");
+    assert!(listed.contains(&old) && listed.contains(&before), "{listed}: {stderr}");
+    let (listed, _) = reprocess(&env, &["--dry-run", "--since", "2020-01-01T00:00:00Z", "--status", "rejected"]);
+    assert_eq!(listed.trim(), b, "{listed}");
+
+    // A stale entry (a newer revision moved the job): the manifest decides.
+    let stale = format!("manifests-index/t/20210101T00/20210101T000000Z!{old}!0!cleared");
+    env.rt.block_on(env.store.put("media", &stale, Vec::new(), "application/octet-stream")).unwrap();
+    let (listed, stderr) =
+        reprocess(&env, &["--dry-run", "--since", "2021-01-01T00:00:00Z", "--until", "2022-01-01T00:00:00Z"]);
+    assert!(listed.is_empty() && stderr.contains("0 would be published, 1 outside the filters"), "{listed}{stderr}");
+
+    // A real run at --max-rate 4 over three jobs (a, and the two laid down), with a state file:
+    // the third publish waits for its turn, half a second after the first.
+    let state = env.logdir.path().join("index.state");
+    let start = std::time::Instant::now();
+    let (_, stderr) = reprocess(
+        &env,
+        &[
+            "--since",
+            "2019-01-01T00:00:00Z",
+            "--status",
+            "cleared",
+            "--max-rate",
+            "4",
+            "--state",
+            state.to_str().unwrap(),
+        ],
+    );
+    assert!(start.elapsed() >= Duration::from_millis(500), "{:?}", start.elapsed());
+    assert!(stderr.contains("3 published"), "{stderr}");
+    assert!(std::fs::read_to_string(&state).unwrap().starts_with("manifests-index/t/"), "the index part was last");
+    let (_, stderr) = reprocess(&env, &["--status", "cleared", "--state", state.to_str().unwrap()]);
+    assert!(stderr.contains("0 manifests read"), "resumed after the last entry: {stderr}");
+    let again = env.wait_verdicts(&a, 2, Duration::from_secs(60)).remove(1);
+    assert_eq!(again.body["revision"], 1);
+    env.wait_verdicts(&old, 1, Duration::from_secs(60));
+    let a_index = index_keys_of(&env, &a);
+    assert_eq!(a_index.len(), 4, "two revisions, each a pointer and an entry: {a_index:?}");
+
+    // Erase finds every revision's objects from the job id, and only this job's.
+    let out = env.command().args(["erase", &a]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let printed = String::from_utf8_lossy(&out.stdout);
+    for key in &a_index {
+        assert!(printed.contains(&format!("deleted s3://media/{key}")), "{key}: {printed}");
+    }
+    assert!(index_keys_of(&env, &a).is_empty());
+    assert_eq!(index_keys_of(&env, &b).len(), 2, "another job's index is kept");
+    let (listed, _) = reprocess(&env, &["--dry-run"]);
+    assert!(!listed.contains(&a), "an erased job is not selected: {listed}");
+}
