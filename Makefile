@@ -47,6 +47,7 @@ help:
 	@echo "make soak           every fault phase with the ledger: DURATION=1800 JOBS=2400 (PHASES=a,b to pick)"
 	@echo "make ledger-runs    the ledger RUNS=100 times, fresh worker each, S3 +DELAY_MS=40 ms (lost must be 0)"
 	@echo "make bench          benchmarks ($(BENCHES)), pyvips peer in $(BENCH_VENV)"
+	@echo "make pdq-realmedia  our PDQ of every real photo against the pdqhash reference (bits apart, per photo)"
 	@echo "make reprocess-scale  reprocess --since over HISTORY=999000 manifests: time and S3 requests of the selection"
 	@echo "make compose-check  validate docker-compose.yml (and with the stand-ins' override)"
 	@echo "make k8s-check      the Kubernetes/KEDA manifest against their schemas, offline"
@@ -131,6 +132,13 @@ ledger-runs: deps rabbitmq models
 	MEDIAGATE_SOAK_MODE=runs MEDIAGATE_SOAK_RUNS=$(RUNS) MEDIAGATE_SOAK_DELAY_MS=$(DELAY_MS) \
 	  MEDIAGATE_SOAK_BASELINE_RUNS=$(BASELINE_RUNS) MEDIAGATE_SOAK_JOBS=$(LEDGER_JOBS) \
 	  cargo test --release --locked -p mediagate --test soak
+
+# Our PDQ of every real photo of ../shared/realmedia against the pdqhash reference over Pillow's
+# decode: the Hamming distances, and the photos rated quality >= 80 within 10 bits and further;
+# fails on a photo further from the reference than tests/realmedia/pdq-baseline.tsv records.
+.PHONY: pdq-realmedia
+pdq-realmedia: deps models build reference-venv
+	.local/venv-ref/bin/python scripts/pdq-realmedia.py --baseline tests/realmedia/pdq-baseline.tsv
 
 # `reprocess --since` over HISTORY manifests (default 999,000 laid down directly, with their
 # index) plus SELECTED jobs through a real worker: the selection's time and its S3 requests,

@@ -239,7 +239,7 @@ def main():
             MEDIAGATE_CONCURRENCY="2",
             MEDIAGATE_METRICS_ADDR=f"127.0.0.1:{free_port()}",
             MEDIAGATE_LOG_FORMAT="text",
-            RUST_LOG="warn",
+            RUST_LOG="info",
         )
         report = []
         if backfill:
@@ -292,6 +292,7 @@ def main():
         worker.wait(timeout=60)
         print(f"{args.selected} jobs through the worker in {time.monotonic() - t0:.1f} s", file=sys.stderr)
 
+        time.sleep(1.1)  # a run selects what was processed before the second it began
         counter.reset()
         out, took = run_mediagate(env, ["reprocess", "--dry-run", "--since", since.strftime("%Y-%m-%dT%H:%M:%SZ")])
         selected = sorted(out.stdout.split())

@@ -133,7 +133,9 @@ pub async fn run(common: &Common, args: ReprocessArgs) -> Result<ExitCode> {
     // Only jobs processed before the run began (or the run it resumes): the jobs it publishes
     // get verdicts, manifests and index entries of their own while it runs, and are not
     // selected again.
-    let cap = cap.unwrap_or_else(OffsetDateTime::now_utc);
+    // `processed_at` has whole seconds, so the end is the start of the run's own second: a job
+    // the run publishes can be verdicted within the second it began, and must still fall after.
+    let cap = cap.unwrap_or_else(|| Stamp::of(OffsetDateTime::now_utc()).time());
     let until = Some(until.map_or(cap, |u| u.min(cap)));
     let parts = split(since, until, complete);
     let broker = match args.dry_run {
