@@ -211,7 +211,11 @@ impl Banks {
 
     /// The exact match of an original's bytes: its `sha256` first, then its `md5`; for each,
     /// the first bank (then the first entry) that lists it. Distance 0, no frame.
-    pub fn exact(&self, sha256: &[u8; 32], md5: &[u8; 16]) -> Option<Match> {
+    ///
+    /// `md5` may be `None` when [`Banks::has_md5`] is false: no MD5 entry could match it, and
+    /// a caller can skip the MD5 of a large file (it cost as much CPU as the rest of the worker's
+    /// own work on a 12 MP photo).
+    pub fn exact(&self, sha256: &[u8; 32], md5: Option<&[u8; 16]>) -> Option<Match> {
         let hit = |kind: Kind, digest: &[u8], e: &Exact| Match {
             bank: self.stats.get(e.bank as usize).map(|s| s.name.clone()).unwrap_or_default(),
             kind,
@@ -223,7 +227,13 @@ impl Banks {
         if let Some(e) = self.sha256.get(sha256) {
             return Some(hit(Kind::Sha256, sha256, e));
         }
+        let md5 = md5?;
         self.md5.get(md5).map(|e| hit(Kind::Md5, md5, e))
+    }
+
+    /// True when some bank holds an MD5 entry: only then is an original's MD5 worth computing.
+    pub fn has_md5(&self) -> bool {
+        !self.md5.is_empty()
     }
 
     /// The PDQ entry nearest to any of `queries` within `max_distance` bits, by multi-index
@@ -573,7 +583,7 @@ mod tests {
             ("two".into(), vec![e(Digest::Sha256(sha), "sha-two"), e(Digest::Sha256(sha), "sha-two-again")]),
             ("three".into(), vec![e(Digest::Sha256(sha), "sha-three")]),
         ]);
-        let m = banks.exact(&sha, &md5).unwrap();
+        let m = banks.exact(&sha, Some(&md5)).unwrap();
         assert_eq!(
             m,
             Match {
@@ -585,9 +595,11 @@ mod tests {
                 frame_ms: None
             }
         );
-        let m = banks.exact(&[0; 32], &md5).unwrap();
+        let m = banks.exact(&[0; 32], Some(&md5)).unwrap();
+        assert!(banks.has_md5());
+        assert_eq!(banks.exact(&[0; 32], None), None, "no MD5 given, no MD5 match");
         assert_eq!((m.bank.as_str(), m.kind, m.label.as_deref()), ("one", Kind::Md5, Some("md5-one")));
-        assert_eq!(banks.exact(&[0; 32], &[0; 16]), None);
+        assert_eq!(banks.exact(&[0; 32], Some(&[0; 16])), None);
         assert_eq!(banks.pdq(&queries(&[Pdq::default()]), 255), None, "no pdq entries");
         let stats = banks.stats();
         assert_eq!((stats[1].name.as_str(), stats[1].sha256, stats[1].md5, stats[1].pdq), ("two", 2, 0, 0));

@@ -98,15 +98,17 @@ pub(crate) async fn process_item(ctx: ItemCtx, item: Item) -> Result<ItemDone, R
 /// source) → the banks' exact entries → one sandbox call → measure (score, hashes, outputs) →
 /// the banks' PDQ entries → decide → commit (store the outputs, or block).
 async fn process(ctx: &ItemCtx, item: &Item) -> Result<ItemDone, Requeue> {
-    let obtained = match obtain(ctx, item).await? {
+    // One snapshot of the banks for the whole item: it also says whether the MD5 is needed.
+    let banks = ctx.shared.banks.current();
+    let obtained = match obtain(ctx, item, banks.has_md5()).await? {
         Ok(obtained) => obtained,
         Err(rejected) => return Ok(rejected),
     };
     let hashes = Hashes::bytes_only(hex::encode(obtained.digests.sha256));
-    let banks = ctx.shared.banks.current();
     // Exact entries are checked before anything looks inside the file (contract §3): a known
     // file is blocked even when it would be refused for its format or length.
-    let exact = lookup(&ctx.shared.metrics, &banks, |b| b.exact(&obtained.digests.sha256, &obtained.digests.md5));
+    let exact =
+        lookup(&ctx.shared.metrics, &banks, |b| b.exact(&obtained.digests.sha256, obtained.digests.md5.as_ref()));
     let (done, stats) = match sandboxed(ctx, item, obtained.bytes.clone()).await? {
         Ran::Done(done, stats) => (*done, stats),
         Ran::Refused { rejection, format } => {
@@ -143,9 +145,9 @@ struct Obtained {
 /// The first step: a released item's quarantined original (the source may be gone), or the
 /// source fetched within the limits and hashed. `Ok(Err(..))` is the item's final entry: a
 /// source that cannot be had (missing, too large, not allowed).
-async fn obtain(ctx: &ItemCtx, item: &Item) -> Result<Result<Obtained, ItemDone>, Requeue> {
+async fn obtain(ctx: &ItemCtx, item: &Item, with_md5: bool) -> Result<Result<Obtained, ItemDone>, Requeue> {
     let release = match &ctx.release_check {
-        Some(job_sha256) => find_release(ctx, item, job_sha256).await?,
+        Some(job_sha256) => find_release(ctx, item, job_sha256, with_md5).await?,
         None => None,
     };
     if let Some(r) = release {
@@ -155,7 +157,7 @@ async fn obtain(ctx: &ItemCtx, item: &Item) -> Result<Result<Obtained, ItemDone>
     match fetch(ctx, item).await {
         Ok((bytes, _permit)) => {
             debug!(bytes = bytes.len(), "fetched source");
-            let digests = digest(bytes.clone()).await?;
+            let digests = digest(bytes.clone(), with_md5).await?;
             Ok(Ok(Obtained { bytes, digests, review: None, _permit }))
         }
         Err(Stop::Rejected(r)) => Ok(Err(rejected(item, r, None))),
@@ -333,15 +335,16 @@ fn rejected(item: &Item, r: Rejection, hashes: Option<Hashes>) -> ItemDone {
 /// The original's digests, for the verdict and the exact bank entries.
 struct Digests {
     sha256: [u8; 32],
-    md5: [u8; 16],
+    /// Only when a bank holds MD5 entries (the verdict never shows it).
+    md5: Option<[u8; 16]>,
 }
 
 /// Hashes the fetched bytes off the async threads (a 200 MiB video takes most of a second).
-async fn digest(bytes: Arc<Input>) -> Result<Digests, Requeue> {
+async fn digest(bytes: Arc<Input>, with_md5: bool) -> Result<Digests, Requeue> {
     use sha2::Digest as _;
     tokio::task::spawn_blocking(move || Digests {
         sha256: sha2::Sha256::digest(&bytes[..]).into(),
-        md5: md5::Md5::digest(&bytes[..]).into(),
+        md5: with_md5.then(|| md5::Md5::digest(&bytes[..]).into()),
     })
     .await
     .map_err(|e| Requeue::internal(format!("hashing the original failed: {e}")))
@@ -739,7 +742,12 @@ fn hash_match(m: mediagate_hash::Match) -> HashMatch {
 /// (`job_sha256`) and on the original now in quarantine (its sha256). Anything else — no
 /// decision, a confirm, another job under the same id, another file — is `None`: the item is
 /// processed as any item is.
-async fn find_release(ctx: &ItemCtx, item: &Item, job_sha256: &str) -> Result<Option<Release>, Requeue> {
+async fn find_release(
+    ctx: &ItemCtx,
+    item: &Item,
+    job_sha256: &str,
+    with_md5: bool,
+) -> Result<Option<Release>, Requeue> {
     let Some(q) = &ctx.shared.config.quarantine_bucket else { return Ok(None) };
     let store = &ctx.shared.storage;
     let storage = |what: &str, e: mediagate_store::StoreError| Requeue::storage(format!("{what} in s3://{q}: {e}"));
@@ -774,7 +782,7 @@ async fn find_release(ctx: &ItemCtx, item: &Item, job_sha256: &str) -> Result<Op
     let bytes = Arc::new(
         Input::copy_of(&bytes).map_err(|e| Requeue::internal(format!("cannot make a memfd for the input: {e}")))?,
     );
-    let digests = digest(bytes.clone()).await?;
+    let digests = digest(bytes.clone(), with_md5).await?;
     if hex::encode(digests.sha256) != decision.sha256 {
         info!(key = %key, "the quarantined original is not the file the release was made on; processing as usual");
         return Ok(None);
