@@ -23,4 +23,4 @@ pub use bank::{
 };
 pub use hex::HexError;
 pub use index::{BankStats, Banks, Match, Query};
-pub use pdq::{luma, pdq_luma, pdq_rgb, pdq_rows, Hashed, Pdq, PdqError};
+pub use pdq::{add_luma_blocks, luma, pdq_luma, pdq_rgb, pdq_rows, Hashed, Pdq, PdqError};

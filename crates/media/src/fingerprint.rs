@@ -14,7 +14,7 @@
 //! directly: PDQ's luma, 0.299 R + 0.587 G + 0.114 B, is JFIF's Y′), orientation applied on the
 //! fly, so no oriented or RGB copy of the picture is made.
 
-use mediagate_hash::{luma, pdq_rgb, pdq_rows, Hashed, Pdq};
+use mediagate_hash::{add_luma_blocks, luma, pdq_rgb, pdq_rows, Hashed, Pdq};
 
 use crate::raster::Pixels;
 use crate::MediaError;
@@ -144,6 +144,25 @@ fn hash_decoded_with(px: &Pixels, o: u8, fast: bool) -> Result<ImageHash, MediaE
                 let (x1, y1) = source(x * k + k - 1, r * k + k - 1);
                 let (gx, gy) = ((x0.min(x1) - ox) / k, (y0.min(y1) - oy) / k);
                 *out = grid[gy * gw + gx] as f32 * scale;
+            }
+        })
+        .map_err(pdq_error)?;
+        return Ok(ImageHash::from_hashed(&hashed));
+    }
+    // RGB or grey pixels stored as shown (PNG, WebP, HEIC after libheif's transformations):
+    // each row of blocks summed straight from the rows, without the per-pixel orientation and
+    // channel dispatch — the very f32 additions of the general loop below, in the same order,
+    // so the hash is the same bit for bit.
+    if fast && !yuv && channels != 4 && o == 1 && k > 1 {
+        let mut acc = vec![0f32; hw];
+        let hashed = pdq_rows(hw as u32, hh as u32, |r, row| {
+            acc.iter_mut().for_each(|a| *a = 0.0);
+            for y in r * k..r * k + k {
+                let start = y * stride * channels;
+                add_luma_blocks(&mut acc, &data[start..start + hw * k * channels], channels, k);
+            }
+            for (out, a) in row.iter_mut().zip(&acc) {
+                *out = a * scale;
             }
         })
         .map_err(pdq_error)?;
@@ -285,6 +304,28 @@ mod tests {
                 let general = hash_decoded_with(&px, o, false).unwrap();
                 assert_eq!(fast, general, "{w}×{h} in rows of {stride}, orientation {o}");
                 assert!(fast.quality > 0);
+            }
+        }
+    }
+
+    /// The same for RGB and grey pixels stored as shown (PNG, WebP, HEIC), on edges that k does
+    /// not divide; a rotated picture takes the general path and gives the same as before.
+    #[test]
+    fn the_rgb_and_grey_fast_path_hashes_exactly_as_the_general_path() {
+        for (w, h) in [(2101u32, 2213u32), (4000, 3000), (2049, 6151)] {
+            let at = |x: u32, y: u32, c: u32| (((x * 7 + y * 3 + c * 50) ^ (x * y / 97)) % 256) as u8;
+            let rgb: Vec<u8> = (0..w * h).flat_map(|i| (0..3).map(move |c| at(i % w, i / w, c))).collect();
+            let grey: Vec<u8> = (0..w * h).map(|i| at(i % w, i / w, 1)).collect();
+            for px in [
+                Pixels::Rgb(crate::raster::Plane::tight(rgb.clone(), w, h, 3)),
+                Pixels::Gray(crate::raster::Plane::tight(grey.clone(), w, h, 1)),
+            ] {
+                for o in [1u8, 6] {
+                    let fast = hash_decoded_with(&px, o, true).unwrap();
+                    let general = hash_decoded_with(&px, o, false).unwrap();
+                    assert_eq!(fast, general, "{w}×{h}, orientation {o}");
+                    assert!(fast.quality > 0);
+                }
             }
         }
     }
