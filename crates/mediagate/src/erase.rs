@@ -190,22 +190,13 @@ impl Plan<'_> {
     /// The keys directly under `prefix` (a listing with the delimiter `/`: on stores that keep
     /// keys as files, it walks that folder only).
     async fn listed_flat(&self, bucket: &str, prefix: &str) -> Result<Vec<String>> {
-        let mut pages = self.store.list_pages(bucket, prefix).delimiter("/");
-        let mut keys = Vec::new();
-        while let Some(page) = pages.next_page().await.with_context(|| format!("listing s3://{bucket}/{prefix}"))? {
-            keys.extend(page);
-        }
-        Ok(keys)
+        let pages = self.store.list_pages(bucket, prefix).delimiter("/");
+        pages.all_keys().await.with_context(|| format!("listing s3://{bucket}/{prefix}"))
     }
 
     /// Every key under `prefix`, page by page.
     async fn listed(&self, bucket: &str, prefix: &str) -> Result<Vec<String>> {
-        let mut pages = self.store.list_pages(bucket, prefix);
-        let mut keys = Vec::new();
-        while let Some(page) = pages.next_page().await.with_context(|| format!("listing s3://{bucket}/{prefix}"))? {
-            keys.extend(page);
-        }
-        Ok(keys)
+        self.store.list_keys(bucket, prefix).await.with_context(|| format!("listing s3://{bucket}/{prefix}"))
     }
 
     /// The items under `prefix` whose quarantine entry says `hash.matched`.

@@ -261,13 +261,9 @@ impl Run<'_> {
     async fn scan_manifests(&mut self, filters: &Filters, resume_after: Option<&str>) -> Result<()> {
         let bucket = self.bucket;
         // Listing first gives the progress bar its length; keys are small (a million ≈ 60 MB).
-        let mut keys = Vec::new();
-        let mut pages = self.store.list_pages(bucket, MANIFEST_PREFIX).delimiter("/");
-        while let Some(page) =
-            pages.next_page().await.with_context(|| format!("listing s3://{bucket}/{MANIFEST_PREFIX}"))?
-        {
-            keys.extend(page.into_iter().filter(|k| k.ends_with(".json")));
-        }
+        let pages = self.store.list_pages(bucket, MANIFEST_PREFIX).delimiter("/");
+        let mut keys = pages.all_keys().await.with_context(|| format!("listing s3://{bucket}/{MANIFEST_PREFIX}"))?;
+        keys.retain(|k| k.ends_with(".json"));
         keys.sort();
         if let Some(after) = resume_after {
             keys.retain(|k| k.as_str() > after);

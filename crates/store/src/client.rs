@@ -296,11 +296,7 @@ impl Store {
     /// All keys under `prefix`, following continuation tokens. Holds every key in memory: for
     /// buckets with millions of keys, page through [`Store::list_pages`] instead.
     pub async fn list_keys(&self, bucket: &str, prefix: &str) -> Result<Vec<String>, StoreError> {
-        let mut pages = self.list_pages(bucket, prefix);
-        let mut keys = Vec::new();
-        while let Some(page) = pages.next_page().await? {
-            keys.extend(page);
-        }
+        let keys = self.list_pages(bucket, prefix).all_keys().await?;
         debug!(bucket, prefix, keys = keys.len(), "s3 list");
         Ok(keys)
     }

@@ -54,6 +54,15 @@ impl KeyPages {
         Ok(self.next_objects().await?.map(|page| page.into_iter().map(|o| o.key).collect()))
     }
 
+    /// Every key of the pages left, in order, held in memory (a million keys is ~60 MB).
+    pub async fn all_keys(mut self) -> Result<Vec<String>, StoreError> {
+        let mut keys = Vec::new();
+        while let Some(page) = self.next_page().await? {
+            keys.extend(page);
+        }
+        Ok(keys)
+    }
+
     /// [`KeyPages::next_page`] with each object's size and ETag.
     pub async fn next_objects(&mut self) -> Result<Option<Vec<Listed>>, StoreError> {
         Ok(self.next_listing().await?.map(|page| page.objects))

@@ -145,17 +145,7 @@ impl Storage {
     /// a minute a listing in a bucket of 3 million objects, and the job timed out).
     pub(crate) async fn list_outputs(&self, bucket: &str, prefix: &str) -> Result<Vec<String>, Requeue> {
         let listed = match &self.0 {
-            Backend::S3(store) => {
-                let mut pages = store.list_pages(bucket, prefix).delimiter("/");
-                let mut keys = Vec::new();
-                loop {
-                    match pages.next_page().await {
-                        Ok(Some(page)) => keys.extend(page),
-                        Ok(None) => break Ok(keys),
-                        Err(e) => break Err(e),
-                    }
-                }
-            }
+            Backend::S3(store) => store.list_pages(bucket, prefix).delimiter("/").all_keys().await,
             Backend::Local(local) => local.list_keys(bucket, prefix).map(|keys| {
                 keys.into_iter().filter(|k| k.strip_prefix(prefix).is_some_and(|rest| !rest.contains('/'))).collect()
             }),
