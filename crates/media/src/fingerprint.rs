@@ -149,25 +149,11 @@ fn hash_decoded_with(px: &Pixels, o: u8, fast: bool) -> Result<ImageHash, MediaE
         .map_err(pdq_error)?;
         return Ok(ImageHash::from_hashed(&hashed));
     }
-    // RGB or grey pixels stored as shown (PNG, WebP, HEIC after libheif's transformations):
-    // each row of blocks summed straight from the rows, without the per-pixel orientation and
-    // channel dispatch — the very f32 additions of the general loop below, in the same order,
-    // so the hash is the same bit for bit.
-    if fast && !yuv && channels != 4 && o == 1 && k > 1 {
-        let mut acc = vec![0f32; hw];
-        let hashed = pdq_rows(hw as u32, hh as u32, |r, row| {
-            acc.iter_mut().for_each(|a| *a = 0.0);
-            for y in r * k..r * k + k {
-                let start = y * stride * channels;
-                add_luma_blocks(&mut acc, &data[start..start + hw * k * channels], channels, k);
-            }
-            for (out, a) in row.iter_mut().zip(&acc) {
-                *out = a * scale;
-            }
-        })
-        .map_err(pdq_error)?;
-        return Ok(ImageHash::from_hashed(&hashed));
-    }
+    // RGB or grey pixels stored as shown (PNG, WebP, HEIC after libheif's transformations) have
+    // each row's blocks summed straight from the row, without the per-pixel orientation and
+    // channel dispatch: the very f32 additions of the per-pixel loop, in the same order, so the
+    // hash is the same bit for bit.
+    let whole_rows = fast && !yuv && channels != 4 && o == 1;
     let mut acc = vec![0f32; if k > 1 { hw } else { 0 }];
     let hashed = pdq_rows(hw as u32, hh as u32, |r, row| {
         if k == 1 {
@@ -179,6 +165,11 @@ fn hash_decoded_with(px: &Pixels, o: u8, fast: bool) -> Result<ImageHash, MediaE
         }
         acc.iter_mut().for_each(|a| *a = 0.0);
         for y in r * k..r * k + k {
+            if whole_rows {
+                let start = y * stride * channels;
+                add_luma_blocks(&mut acc, &data[start..start + hw * k * channels], channels, k);
+                continue;
+            }
             for x in 0..hw * k {
                 let (sx, sy) = source(x, y);
                 acc[x / k] += sample(sx, sy);
