@@ -409,16 +409,33 @@ impl Run<'_> {
     }
 }
 
-async fn examine(store: &Store, bucket: &str, key: &str, filters: &Filters) -> Result<Outcome> {
+/// A manifest as read back.
+enum Stored {
+    Manifest(Box<Manifest>),
+    /// Erased since it was listed or indexed.
+    Gone,
+    /// Not a mediagate manifest: why.
+    NotOne(String),
+}
+
+async fn read_manifest(store: &Store, bucket: &str, key: &str) -> Result<Stored> {
     let bytes = match store.get(bucket, key).await {
         Ok(bytes) => bytes,
-        // Erased since it was listed: never republished.
-        Err(StoreError::NotFound { .. }) => return Ok(Outcome::Gone),
+        Err(StoreError::NotFound { .. }) => return Ok(Stored::Gone),
         Err(e) => return Err(e).with_context(|| format!("reading s3://{bucket}/{key}")),
     };
-    let manifest: Manifest = match serde_json::from_slice(&bytes) {
-        Ok(m) => m,
-        Err(e) => return Ok(Outcome::Unusable(format!("not a mediagate manifest: {e}"))),
+    Ok(match serde_json::from_slice(&bytes) {
+        Ok(m) => Stored::Manifest(Box::new(m)),
+        Err(e) => Stored::NotOne(format!("not a mediagate manifest: {e}")),
+    })
+}
+
+async fn examine(store: &Store, bucket: &str, key: &str, filters: &Filters) -> Result<Outcome> {
+    let manifest = match read_manifest(store, bucket, key).await? {
+        Stored::Manifest(m) => m,
+        // Erased since it was listed: never republished.
+        Stored::Gone => return Ok(Outcome::Gone),
+        Stored::NotOne(why) => return Ok(Outcome::Unusable(why)),
     };
     let v = &manifest.verdict;
     if !filters.status(v.status.as_str()) {
@@ -521,14 +538,10 @@ async fn index_one(store: &Store, bucket: &str, key: &str) -> Result<Result<Stam
         return Ok(Err("not named manifests/{job_id}.json".into()));
     };
     let Ok(job_id) = JobId::parse(id) else { return Ok(Err(format!("{id:?} is not a job id"))) };
-    let bytes = match store.get(bucket, key).await {
-        Ok(bytes) => bytes,
-        Err(StoreError::NotFound { .. }) => return Ok(Err("gone (erased since it was listed)".into())),
-        Err(e) => return Err(e).with_context(|| format!("reading s3://{bucket}/{key}")),
-    };
-    let manifest: Manifest = match serde_json::from_slice(&bytes) {
-        Ok(m) => m,
-        Err(e) => return Ok(Err(format!("not a mediagate manifest: {e}"))),
+    let manifest = match read_manifest(store, bucket, key).await? {
+        Stored::Manifest(m) => m,
+        Stored::Gone => return Ok(Err("gone (erased since it was listed)".into())),
+        Stored::NotOne(why) => return Ok(Err(why)),
     };
     let v = manifest.verdict;
     let Some(stamp) = Stamp::parse_rfc3339(&v.processed_at) else {
