@@ -260,6 +260,30 @@ fn a_nacked_verdict_is_published_again_on_a_new_connection() {
     }
     env.rt.block_on(ch.queue_delete("verdict-refuser".into(), QueueDeleteOptions::default())).expect("delete");
     assert_complete(&env, &ids, Duration::from_secs(120));
+    // The nacked verdict still reached the test's own queue (the broker took it there), so a
+    // verdict can be seen while the returned job waits for the worker to reconnect (CI saw the
+    // job still in the queue here once). The job is done when a delivery has ended with its
+    // verdict confirmed and the job acked.
+    let metrics_addr = support::metrics_addr_of(&env.env);
+    let start = std::time::Instant::now();
+    loop {
+        let metrics = support::http_get(&metrics_addr, "/metrics").1;
+        let acked = metrics.lines().any(|l| {
+            l.starts_with("mediagate_deliveries_total{")
+                && l.contains(r#"ending="verdict""#)
+                && l.contains(r#"lane="live""#)
+                && !l.ends_with(" 0")
+        });
+        if acked {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(120),
+            "no delivery ended with a confirmed verdict:\n{}",
+            env.log_tail()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
     let text = log();
     assert!(
         text.contains("verdict or escalation not confirmed; returning the job to the queue"),
