@@ -3,8 +3,10 @@
 //!
 //! One decode pass feeds everything: packets are decoded (FFmpeg), resampled and downmixed to
 //! 48 kHz mono float (libswresample through an `aresample,aformat` filter graph), and the samples
-//! are kept. Their count is the duration, their peaks the waveform, and — only once the clip is
-//! known to fit the limit — they are what libopus encodes. So the reported duration is the
+//! are kept. Their count is the duration, their peaks the waveform, and they are what libopus
+//! encodes, on a thread of its own fed as the decode goes (the same 20 ms frames in the same
+//! order as an encode after the decode, so the same bytes); a clip the decode refuses (too long,
+//! damaged) stops the encoder and its output is dropped. So the reported duration is the
 //! output's length by construction, whatever the headers claim.
 //!
 //! Decisions worth knowing:
@@ -28,6 +30,7 @@
 //!   strings) and the encoder, one encoder thread.
 
 use std::io::{Cursor, Seek, SeekFrom, Write};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use ffmpeg::{codec, format as ffformat, frame, ChannelLayout, Packet};
@@ -101,21 +104,66 @@ pub fn process_voice(bytes: &[u8], format: Format, settings: &MediaSettings) -> 
     let t0 = std::time::Instant::now();
     let deadline = Deadline::new(s.budget, "transcoding the voice note");
     let capture = LogCapture::start();
-    let decoded = decode_mono48(bytes, format, settings.limits.voice_max_ms, &deadline, &capture)?;
+    // The Opus encode runs on a thread of its own, fed as the decoder goes: the encoder sees the
+    // very frames it saw when it ran after the decode (so the bytes are the same), and the
+    // decode's time is hidden behind the encode's. A note the decode refuses stops the encoder.
+    let abort = AtomicBool::new(false);
+    let (decoded, ogg) = std::thread::scope(|scope| {
+        let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<f32>>(ENCODE_QUEUE);
+        let (abort, deadline) = (&abort, &deadline);
+        let encoder = scope.spawn(move || -> Result<Vec<u8>, MediaError> {
+            let mut enc = OpusEncoder::new(s.bitrate)?;
+            for chunk in rx {
+                if abort.load(Ordering::Relaxed) {
+                    return Err(MediaError::internal("the voice note's encode was stopped"));
+                }
+                enc.push(&chunk, deadline)?;
+            }
+            enc.finish(deadline)
+        });
+        let mut pending: Vec<f32> = Vec::with_capacity(ENCODE_BATCH + OPUS_FRAME);
+        let mut tx = Some(tx);
+        let mut feed = |new: &[f32]| {
+            pending.extend_from_slice(new);
+            if pending.len() >= ENCODE_BATCH {
+                let batch = std::mem::replace(&mut pending, Vec::with_capacity(ENCODE_BATCH + OPUS_FRAME));
+                // A send fails only when the encoder has stopped; its error is reported below.
+                if tx.as_ref().is_some_and(|t| t.send(batch).is_err()) {
+                    tx = None;
+                }
+            }
+        };
+        let decoded = decode_mono48(bytes, format, settings.limits.voice_max_ms, deadline, &capture, &mut feed);
+        if let Some(t) = tx.take() {
+            if decoded.is_ok() && !pending.is_empty() {
+                let _ = t.send(std::mem::take(&mut pending));
+            }
+        }
+        if decoded.is_err() {
+            abort.store(true, Ordering::Relaxed);
+        }
+        let ogg = encoder.join().unwrap_or_else(|_| Err(MediaError::internal("the Opus encoder thread panicked")));
+        (decoded, ogg)
+    });
+    let decoded = decoded?;
+    let ogg = ogg?;
     let t_decode = t0.elapsed();
     let duration_ms = samples_to_ms(decoded.len() as u64);
     let waveform = waveform(&decoded);
-    let ogg = encode_opus(&decoded, s.bitrate, &deadline)?;
     tracing::debug!(
         format = format.name(),
         duration_ms,
-        decode_ms = t_decode.as_secs_f64() * 1e3,
-        total_ms = t0.elapsed().as_secs_f64() * 1e3,
+        total_ms = t_decode.as_secs_f64() * 1e3,
         bytes = ogg.len(),
         "voice note processed"
     );
     Ok(VoiceOutput { duration_ms, waveform, ogg })
 }
+
+/// Samples handed to the encoder thread at once (about 0.4 s), and how many such batches may
+/// wait for it: the decoder runs at most this far ahead.
+const ENCODE_BATCH: usize = OPUS_FRAME * 20;
+const ENCODE_QUEUE: usize = 8;
 
 fn samples_to_ms(n: u64) -> u64 {
     (n * 1000 + RATE as u64 / 2) / RATE as u64
@@ -134,6 +182,7 @@ fn decode_mono48(
     max_ms: u64,
     deadline: &Deadline,
     capture: &LogCapture,
+    sink: &mut dyn FnMut(&[f32]),
 ) -> Result<Vec<f32>, MediaError> {
     if !is_voice_format(format) {
         return Err(unsupported(format!("{} files cannot be voice notes; {SEND_AUDIO}", format.name())));
@@ -195,11 +244,22 @@ fn decode_mono48(
     let spec = format!("aresample={RATE},aformat=sample_fmts=flt:sample_rates={RATE}:channel_layouts=mono");
     let mut resampled = frame::Audio::empty();
     // Appends the chain's ready output (48 kHz mono f32) to `out`.
+    // A non-finite sample (a decoder's NaN or infinity) becomes silence before anyone sees it.
+    // What is appended is also handed to `sink`.
     let mut drain = |c: &mut AudioChain, out: &mut Vec<f32>| -> Result<(), MediaError> {
         while c.pull(&mut resampled)? {
             let n = resampled.samples();
             let floats = resampled.data(0).get(..n * 4).ok_or_else(|| MediaError::internal("short resampler frame"))?;
-            out.extend(floats.chunks_exact(4).map(|b| f32::from_ne_bytes([b[0], b[1], b[2], b[3]])));
+            let at = out.len();
+            out.extend(floats.chunks_exact(4).map(|b| {
+                let x = f32::from_ne_bytes([b[0], b[1], b[2], b[3]]);
+                if x.is_finite() {
+                    x
+                } else {
+                    0.0
+                }
+            }));
+            sink(&out[at..]);
         }
         Ok(())
     };
@@ -271,11 +331,6 @@ fn decode_mono48(
     if ms > limit_ms {
         return Err(too_long(ms));
     }
-    for x in out.iter_mut() {
-        if !x.is_finite() {
-            *x = 0.0;
-        }
-    }
     Ok(out)
 }
 
@@ -345,77 +400,133 @@ impl Seek for MemorySink {
 }
 
 /// libopus (application `voip`, VBR, complexity 10 — the CLI's defaults) in Ogg, bit-exact.
-fn encode_opus(samples: &[f32], bitrate: u32, deadline: &Deadline) -> Result<Vec<u8>, MediaError> {
-    let fail = |what: &'static str| move |e: ffmpeg::Error| internal_error(what, e);
-    let codec = ffmpeg::encoder::find_by_name("libopus")
-        .ok_or_else(|| MediaError::internal("this FFmpeg build has no libopus encoder"))?;
-    let sink = MemorySink::default();
-    let io = ffformat::context::StreamIo::from_write_seek(sink.clone()).map_err(fail("Ogg output"))?;
-    let mut octx = ffformat::output_to_stream(io, None, Some("ogg")).map_err(fail("Ogg muxer"))?;
-    crate::av::ffi::set_bitexact(&mut octx);
-    let global = octx.format().flags().contains(ffformat::flag::Flags::GLOBAL_HEADER);
+/// libopus into Ogg, in memory, fed any number of samples at a time: they are cut into
+/// [`OPUS_FRAME`] frames in order (the last one may be short), so how the samples arrive never
+/// changes the bytes.
+struct OpusEncoder {
+    enc: codec::encoder::Audio,
+    octx: ffformat::context::Output,
+    sink: MemorySink,
+    tbs: (ffmpeg::Rational, ffmpeg::Rational),
+    frame: frame::Audio,
+    /// Samples not yet a whole frame.
+    carry: Vec<f32>,
+    frames: usize,
+}
 
-    let mut ctx = codec::context::Context::new_with_codec(codec);
-    ctx.set_threading(codec::threading::Config { kind: codec::threading::Type::None, count: 1, ..Default::default() });
-    let mut enc = ctx.encoder().audio().map_err(fail("Opus encoder"))?;
-    enc.set_rate(RATE as i32);
-    enc.set_format(ffformat::Sample::F32(ffformat::sample::Type::Packed));
-    enc.set_channel_layout(ChannelLayout::MONO);
-    enc.set_channels(1);
-    enc.set_bit_rate(bitrate as usize);
-    enc.set_time_base((1, RATE as i32));
-    let mut flags = codec::flag::Flags::BITEXACT;
-    if global {
-        flags |= codec::flag::Flags::GLOBAL_HEADER;
+fn opus_fail(what: &'static str) -> impl Fn(ffmpeg::Error) -> MediaError {
+    move |e: ffmpeg::Error| internal_error(what, e)
+}
+
+impl OpusEncoder {
+    fn new(bitrate: u32) -> Result<OpusEncoder, MediaError> {
+        let fail = opus_fail;
+        let codec = ffmpeg::encoder::find_by_name("libopus")
+            .ok_or_else(|| MediaError::internal("this FFmpeg build has no libopus encoder"))?;
+        let sink = MemorySink::default();
+        let io = ffformat::context::StreamIo::from_write_seek(sink.clone()).map_err(fail("Ogg output"))?;
+        let mut octx = ffformat::output_to_stream(io, None, Some("ogg")).map_err(fail("Ogg muxer"))?;
+        crate::av::ffi::set_bitexact(&mut octx);
+        let global = octx.format().flags().contains(ffformat::flag::Flags::GLOBAL_HEADER);
+
+        let mut ctx = codec::context::Context::new_with_codec(codec);
+        ctx.set_threading(codec::threading::Config {
+            kind: codec::threading::Type::None,
+            count: 1,
+            ..Default::default()
+        });
+        let mut enc = ctx.encoder().audio().map_err(fail("Opus encoder"))?;
+        enc.set_rate(RATE as i32);
+        enc.set_format(ffformat::Sample::F32(ffformat::sample::Type::Packed));
+        enc.set_channel_layout(ChannelLayout::MONO);
+        enc.set_channels(1);
+        enc.set_bit_rate(bitrate as usize);
+        enc.set_time_base((1, RATE as i32));
+        let mut flags = codec::flag::Flags::BITEXACT;
+        if global {
+            flags |= codec::flag::Flags::GLOBAL_HEADER;
+        }
+        enc.set_flags(flags);
+        let mut opts = ffmpeg::Dictionary::new();
+        opts.set("application", "voip");
+        let enc = enc.open_as_with(codec, opts).map_err(fail("opening the Opus encoder"))?;
+        {
+            let mut ost = octx.add_stream(codec).map_err(fail("Ogg stream"))?;
+            ost.set_parameters(&enc);
+            ost.set_time_base((1, RATE as i32));
+        }
+        octx.write_header().map_err(fail("Ogg header"))?;
+        let stream_tb = octx.stream(0).ok_or_else(|| MediaError::internal("Ogg stream vanished"))?.time_base();
+        let enc_tb = ffmpeg::Rational::new(1, RATE as i32);
+        let mut frame =
+            frame::Audio::new(ffformat::Sample::F32(ffformat::sample::Type::Packed), OPUS_FRAME, ChannelLayout::MONO);
+        frame.set_rate(RATE);
+        Ok(OpusEncoder {
+            enc,
+            octx,
+            sink,
+            tbs: (enc_tb, stream_tb),
+            frame,
+            carry: Vec::with_capacity(OPUS_FRAME),
+            frames: 0,
+        })
     }
-    enc.set_flags(flags);
-    let mut opts = ffmpeg::Dictionary::new();
-    opts.set("application", "voip");
-    let mut enc = enc.open_as_with(codec, opts).map_err(fail("opening the Opus encoder"))?;
 
-    let out_tb = {
-        let mut ost = octx.add_stream(codec).map_err(fail("Ogg stream"))?;
-        ost.set_parameters(&enc);
-        ost.set_time_base((1, RATE as i32));
-        ost.index()
-    };
-    let _ = out_tb;
-    octx.write_header().map_err(fail("Ogg header"))?;
-    let stream_tb = octx.stream(0).ok_or_else(|| MediaError::internal("Ogg stream vanished"))?.time_base();
-    let enc_tb = ffmpeg::Rational::new(1, RATE as i32);
+    fn push(&mut self, mut samples: &[f32], deadline: &Deadline) -> Result<(), MediaError> {
+        if !self.carry.is_empty() {
+            let take = (OPUS_FRAME - self.carry.len()).min(samples.len());
+            self.carry.extend_from_slice(&samples[..take]);
+            samples = &samples[take..];
+            if self.carry.len() < OPUS_FRAME {
+                return Ok(());
+            }
+            let whole = std::mem::take(&mut self.carry);
+            self.send(&whole, deadline)?;
+            self.carry = whole;
+            self.carry.clear();
+        }
+        let mut frames = samples.chunks_exact(OPUS_FRAME);
+        for f in frames.by_ref() {
+            self.send(f, deadline)?;
+        }
+        self.carry.extend_from_slice(frames.remainder());
+        Ok(())
+    }
 
-    let write_ready = |enc: &mut codec::encoder::Audio, octx: &mut ffformat::context::Output| {
-        write_ready(enc, 0, (enc_tb, stream_tb), octx, "Opus encoder")
-    };
-
-    let mut f =
-        frame::Audio::new(ffformat::Sample::F32(ffformat::sample::Type::Packed), OPUS_FRAME, ChannelLayout::MONO);
-    f.set_rate(RATE);
-    for (i, chunk) in samples.chunks(OPUS_FRAME).enumerate() {
-        if i % 256 == 0 {
+    fn send(&mut self, chunk: &[f32], deadline: &Deadline) -> Result<(), MediaError> {
+        if self.frames.is_multiple_of(256) {
             deadline.check()?;
         }
-        if chunk.len() != f.samples() {
-            f = frame::Audio::new(
+        if chunk.len() != self.frame.samples() {
+            self.frame = frame::Audio::new(
                 ffformat::Sample::F32(ffformat::sample::Type::Packed),
                 chunk.len(),
                 ChannelLayout::MONO,
             );
-            f.set_rate(RATE);
+            self.frame.set_rate(RATE);
         }
-        let dst = f.data_mut(0);
+        let dst = self.frame.data_mut(0);
         for (d, s) in dst.chunks_exact_mut(4).zip(chunk) {
             d.copy_from_slice(&s.to_ne_bytes());
         }
-        f.set_pts(Some((i * OPUS_FRAME) as i64));
-        enc.send_frame(&f).map_err(fail("Opus encoder"))?;
-        write_ready(&mut enc, &mut octx)?;
+        self.frame.set_pts(Some((self.frames * OPUS_FRAME) as i64));
+        self.frames += 1;
+        self.enc.send_frame(&self.frame).map_err(opus_fail("Opus encoder"))?;
+        write_ready(&mut self.enc, 0, self.tbs, &mut self.octx, "Opus encoder")
     }
-    enc.send_eof().map_err(fail("Opus encoder"))?;
-    write_ready(&mut enc, &mut octx)?;
-    octx.write_trailer().map_err(fail("Ogg trailer"))?;
-    drop(octx);
-    Ok(sink.take())
+
+    /// Encodes what is left (the clip's last frame may be short) and closes the Ogg stream.
+    fn finish(mut self, deadline: &Deadline) -> Result<Vec<u8>, MediaError> {
+        if !self.carry.is_empty() {
+            let last = std::mem::take(&mut self.carry);
+            self.send(&last, deadline)?;
+        }
+        self.enc.send_eof().map_err(opus_fail("Opus encoder"))?;
+        write_ready(&mut self.enc, 0, self.tbs, &mut self.octx, "Opus encoder")?;
+        self.octx.write_trailer().map_err(opus_fail("Ogg trailer"))?;
+        drop(self.octx);
+        Ok(self.sink.take())
+    }
 }
 
 /// Walks the Ogg pages: a page that runs past the end of the data means a truncated file.
@@ -566,6 +677,41 @@ mod tests {
         assert_eq!(wav_data_fix(&wav(0xFFFF_FFFF, 900, b"")), Ok(Some((40, 900))));
         assert!(matches!(wav_data_fix(&wav(1000, 900, b"")), Err(MediaError::Corrupt { .. })));
         assert!(matches!(wav_data_fix(b"RIFF\0\0\0\0WAVEfmt "), Err(MediaError::Corrupt { .. })));
+    }
+
+    /// However the samples reach the encoder (all at once, as the one-pass encode after the
+    /// decode gave them, or in the decoder's odd-sized batches), the Ogg bytes are the same.
+    #[test]
+    fn the_opus_bytes_do_not_depend_on_how_the_samples_arrive() {
+        init();
+        // 10.37 s: a tone with a little pseudo-noise, and a short last frame.
+        let mut seed = 1u32;
+        let samples: Vec<f32> = (0..(RATE as usize * 1037 / 100))
+            .map(|i| {
+                seed = seed.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+                (i as f32 * 0.031).sin() * 0.4 + (seed >> 16) as f32 / 65536.0 * 0.05
+            })
+            .collect();
+        let deadline = Deadline::new(std::time::Duration::from_secs(60), "test");
+        let whole = {
+            let mut e = OpusEncoder::new(24_000).unwrap();
+            e.push(&samples, &deadline).unwrap();
+            e.finish(&deadline).unwrap()
+        };
+        assert!(whole.starts_with(b"OggS") && whole.len() > 10_000, "{} bytes", whole.len());
+        for sizes in [&[1usize, 7, 959, 961, 960, 19_200][..], &[ENCODE_BATCH][..], &[OPUS_FRAME - 1][..]] {
+            let mut e = OpusEncoder::new(24_000).unwrap();
+            let mut rest = &samples[..];
+            for n in sizes.iter().cycle() {
+                if rest.is_empty() {
+                    break;
+                }
+                let (a, b) = rest.split_at((*n).min(rest.len()));
+                e.push(a, &deadline).unwrap();
+                rest = b;
+            }
+            assert!(e.finish(&deadline).unwrap() == whole, "batches of {sizes:?} gave other bytes");
+        }
     }
 
     #[test]
