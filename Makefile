@@ -14,7 +14,7 @@ S3S_FS         := $(CURDIR)/.tools/bin/s3s-fs
 BENCH_VENV     := bench/.venv
 PYVIPS_VERSION := 3.2.0
 # Benchmarks run by `make bench`: one "<package>:<bench target>" per entry; add new ones here.
-BENCHES        := mediagate-contract:limits mediagate-media:photo mediagate-media:av mediagate-classify:classify mediagate-sandbox:roundtrip mediagate-hash:hash mediagate:pipeline
+BENCHES        := mediagate-contract:limits mediagate-media:photo mediagate-media:av mediagate-classify:classify mediagate-sandbox:roundtrip mediagate-hash:hash mediagate:pipeline mediagate:mix
 
 # Integration tests spawn their own s3s-fs from here.
 export MEDIAGATE_S3FS_BIN := $(S3S_FS)
