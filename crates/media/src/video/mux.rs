@@ -252,6 +252,15 @@ impl Mux {
         let mut opts = ffmpeg::Dictionary::new();
         opts.set("preset", s.preset.as_str());
         opts.set("crf", &s.crf.to_string());
+        // The lookahead runs in step with the encode, not on a thread of its own: with its own
+        // thread, what it has analysed when a frame's type and macroblock tree are decided
+        // depends on timing, and the bytes with it (a 160x120 clip through the ffmpeg CLI on a
+        // busy machine: 9 different outputs in 25 runs, 1 in 25 this way). Where that thread
+        // kept up (unloaded: 26 of 27 test clips) the bytes are the same either way. It is not
+        // the whole story: a real 160x120 slow-motion clip encoded 16 times in one process
+        // beside two busy processes still comes out in several versions from identical input
+        // frames, even with one encoder thread; not yet explained.
+        opts.set("x264-params", "sync-lookahead=0");
         let venc = enc
             .open_as_with(x264, opts)
             .map_err(|e| MediaError::internal(format!("opening libx264 (preset {}, crf {}): {e}", s.preset, s.crf)))?;
