@@ -256,10 +256,12 @@ impl Mux {
         // thread, what it has analysed when a frame's type and macroblock tree are decided
         // depends on timing, and the bytes with it (a 160x120 clip through the ffmpeg CLI on a
         // busy machine: 9 different outputs in 25 runs, 1 in 25 this way). Where that thread
-        // kept up (unloaded: 26 of 27 test clips) the bytes are the same either way. It is not
-        // the whole story: a real 160x120 slow-motion clip encoded 16 times in one process
-        // beside two busy processes still comes out in several versions from identical input
-        // frames, even with one encoder thread; not yet explained.
+        // kept up (unloaded: 26 of 27 test clips) the bytes are the same either way. Through the
+        // worker's path (a fresh sandbox process per item) a real 160x120 slow-motion clip gave
+        // 3 versions in 15 runs beside a busy process before, 1 in 15 after (also beside two).
+        // Not the whole story: encoded 16 times in a row in one process beside two busy ones,
+        // it still comes out in several versions from identical input frames, even with one
+        // encoder thread, which the ffmpeg CLI does not do; not yet explained.
         opts.set("x264-params", "sync-lookahead=0");
         let venc = enc
             .open_as_with(x264, opts)
