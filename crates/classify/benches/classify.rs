@@ -12,6 +12,7 @@
 #[path = "../tests/support/images.rs"]
 mod images;
 
+use mediagate_testkit::peers::repo_root;
 use mediagate_testkit::timing::{loadavg, median, times_ms};
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Write};
@@ -26,10 +27,6 @@ use mediagate_classify::{
 /// Runs per burst and bursts per case; medians are over all RUNS * ROUNDS runs.
 const RUNS: usize = 5;
 const ROUNDS: usize = 8;
-
-fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
 
 struct Input {
     name: &'static str,
@@ -75,9 +72,7 @@ struct Peer {
 
 impl Peer {
     fn start(threads: usize) -> Result<Peer, String> {
-        let python = std::env::var_os("MEDIAGATE_REF_PYTHON")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| repo_root().join(".local/venv-ref/bin/python"));
+        let python = mediagate_testkit::peers::reference_python();
         if !python.exists() {
             return Err(format!("{} not found: run `make bench` (it creates the reference venv)", python.display()));
         }

@@ -15,9 +15,9 @@
 //! Inputs are generated once into `target/bench-media/`. The CLI's times include its process
 //! start-up, which is part of what a worker shelling out to ffmpeg would pay.
 
+use mediagate_testkit::peers::{cli_voice, ffmpeg, media_dir, tool, CLI_HDR_TO_SDR, X264};
 use mediagate_testkit::timing::{loadavg, median};
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::Instant;
 
 use mediagate_media::{process_video, process_voice, Format, MediaSettings};
@@ -25,28 +25,8 @@ use mediagate_media::{process_video, process_voice, Format, MediaSettings};
 /// Timed runs of each side (after one warm-up each), alternating ours / CLI.
 const RUNS: usize = 5;
 
-fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
 fn dir() -> PathBuf {
-    let d = repo_root().join("target/bench-media");
-    std::fs::create_dir_all(&d).expect("create target/bench-media");
-    d
-}
-
-fn tool(name: &str, args: &[&str]) {
-    let out = Command::new(name)
-        .args(args)
-        .output()
-        .unwrap_or_else(|e| panic!("`{name}` could not be run ({e}); the av bench needs it: run `make bench` (scripts/setup-deps.sh installs it)"));
-    assert!(out.status.success(), "{name} {args:?}: {}", String::from_utf8_lossy(&out.stderr));
-}
-
-fn ffmpeg(args: &[&str]) {
-    let mut all = vec!["-hide_banner", "-loglevel", "error", "-nostdin", "-y"];
-    all.extend_from_slice(args);
-    tool("ffmpeg", &all);
+    media_dir()
 }
 
 fn s(p: &Path) -> &str {
@@ -164,23 +144,12 @@ fn round_robin(sides: &mut [&mut dyn FnMut()]) -> Vec<(f64, Vec<f64>)> {
     runs.into_iter().map(|r| (median(&r), r)).collect()
 }
 
-/// The ffmpeg CLI doing our transcode with the same settings: `vf` the filters (none: the
-/// CLI's own conversion), `video` more options for libx264, AAC at our bitrate, fast start,
-/// bit-exact, no metadata.
+/// The ffmpeg CLI doing our transcode with `settings`' x264 and AAC settings
+/// ([`mediagate_testkit::peers::cli_transcode`]).
 fn cli_transcode(input: &Path, settings: &MediaSettings, vf: Option<&str>, video: &[&str], out: &Path) {
-    let threads = settings.video.threads.to_string();
-    let crf = settings.video.crf.to_string();
-    let abr = settings.video.audio_bitrate.to_string();
-    let mut args = vec!["-threads", &threads, "-i", s(input)];
-    if let Some(vf) = vf {
-        args.extend_from_slice(&["-vf", vf]);
-    }
-    args.extend_from_slice(&["-c:v", "libx264", "-preset", settings.video.preset.as_str(), "-crf", &crf]);
-    args.extend_from_slice(&["-threads", &threads]);
-    args.extend_from_slice(video);
-    args.extend_from_slice(&["-c:a", "aac", "-b:a", &abr, "-movflags", "+faststart", "-fflags", "+bitexact"]);
-    args.extend_from_slice(&["-flags", "+bitexact", "-map_metadata", "-1", s(out)]);
-    ffmpeg(&args);
+    let v = &settings.video;
+    let x = X264 { threads: v.threads, preset: v.preset.as_str(), crf: v.crf, audio_bitrate: v.audio_bitrate };
+    mediagate_testkit::peers::cli_transcode(input, &x, vf, video, out);
 }
 
 fn time_ms(f: &mut dyn FnMut()) -> f64 {
@@ -220,29 +189,7 @@ fn main() {
         let mut last = None;
         let (ours, cli, a, b) = compare(
             &mut || last = Some(process_voice(&bytes, Format::M4a, &settings).expect("process_voice")),
-            &mut || {
-                ffmpeg(&[
-                    "-i",
-                    s(&input),
-                    "-c:a",
-                    "libopus",
-                    "-b:a",
-                    "24k",
-                    "-application",
-                    "voip",
-                    "-ac",
-                    "1",
-                    "-ar",
-                    "48000",
-                    "-fflags",
-                    "+bitexact",
-                    "-flags:a",
-                    "+bitexact",
-                    "-map_metadata",
-                    "-1",
-                    s(&cli_out),
-                ])
-            },
+            &mut || cli_voice(&input, &cli_out),
         );
         let out = last.unwrap();
         let cli_len = std::fs::metadata(&cli_out).map(|m| m.len()).unwrap_or(0);
@@ -347,8 +294,7 @@ fn main() {
         let bytes = std::fs::read(&hlg).unwrap();
         let settings = MediaSettings::default();
         let cli_out = out_dir.join("cli-hlg.mp4");
-        let vf = "scale=w=1280:h=720:flags=bicubic,zscale=t=linear:npl=100,format=gbrpf32le,zscale=p=bt709,\
-                  tonemap=tonemap=mobius:desat=0,zscale=t=bt709:m=bt709:r=tv,format=yuv420p";
+        let vf = format!("scale=w=1280:h=720:flags=bicubic,{CLI_HDR_TO_SDR}");
         let mut last = None;
         let (ours, cli, a, b) = compare(
             &mut || last = Some(process_video(&bytes, Format::Mp4, &settings, false).expect("process_video")),
@@ -356,7 +302,7 @@ fn main() {
                 cli_transcode(
                     &hlg,
                     &settings,
-                    Some(vf),
+                    Some(&vf),
                     &["-color_primaries", "bt709", "-color_trc", "bt709", "-colorspace", "bt709"],
                     &cli_out,
                 )

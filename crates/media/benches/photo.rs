@@ -2,6 +2,7 @@
 //! against libvips in-process (bench/pyvips_photo.py), plus the decode-alone floor, throughput
 //! at concurrency 2 and peak RSS. Inputs are generated once into `target/bench-media/`.
 
+use mediagate_testkit::peers::{bench_python, media_dir};
 use mediagate_testkit::timing::{loadavg, median, times_ms};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -12,10 +13,6 @@ use mediagate_media::{process_photo, MediaSettings};
 /// hits both alike. Medians are over all `RUNS * ROUNDS` runs.
 const RUNS: usize = 5;
 const ROUNDS: usize = 3;
-
-fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
 
 /// Photo-like 12 MP content: smooth large-scale shapes, texture and sensor-like noise, so the
 /// JPEG is several MB at q92 like a phone photo (flat synthetic images decode unrealistically fast).
@@ -44,8 +41,7 @@ fn photo_like(w: u32, h: u32) -> Vec<u8> {
 }
 
 fn inputs() -> (PathBuf, PathBuf) {
-    let dir = repo_root().join("target/bench-media");
-    std::fs::create_dir_all(&dir).expect("create target/bench-media");
+    let dir = media_dir();
     let jpg = dir.join("photo-12mp.jpg");
     let png = dir.join("photo-12mp.png");
     if !jpg.exists() || !png.exists() {
@@ -103,10 +99,8 @@ fn heif_decode(bytes: &[u8]) {
 }
 
 fn run_peer(jpg: &Path, png: &Path, heic: &Path) -> Result<Peer, String> {
-    let root = repo_root();
-    let python = std::env::var_os("MEDIAGATE_BENCH_PYTHON")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| root.join("bench/.venv/bin/python"));
+    let root = mediagate_testkit::peers::repo_root();
+    let python = bench_python();
     if !python.exists() {
         return Err(format!("{} not found", python.display()));
     }

@@ -36,6 +36,10 @@ use futures_util::StreamExt;
 use lapin::options::*;
 use lapin::{BasicProperties, Connection, ConnectionProperties};
 use mediagate_media::MediaSettings;
+use mediagate_testkit::peers::{
+    bench_python, cli_transcode, cli_voice, ffmpeg, media_dir, realmedia_dir, reference_python, repo_root, tool,
+    CLI_HDR_TO_SDR, X264,
+};
 use serde_json::{json, Value};
 use support::*;
 
@@ -54,41 +58,8 @@ struct Item {
     filter: bool,
 }
 
-fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-fn media_dir() -> PathBuf {
-    let d = repo_root().join("target/bench-media");
-    std::fs::create_dir_all(&d).expect("create target/bench-media");
-    d
-}
-
-fn realmedia() -> PathBuf {
-    let dir = std::env::var_os("MEDIAGATE_REALMEDIA")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| repo_root().join("../shared/realmedia"));
-    assert!(
-        dir.join("README.md").is_file(),
-        "the mix bench takes its photos and phone videos from the real media folder, and {} is not there \
-         (../shared/realmedia beside the checkout, or MEDIAGATE_REALMEDIA=DIR)",
-        dir.display()
-    );
-    dir
-}
-
 fn s(p: &Path) -> &str {
     p.to_str().expect("a UTF-8 path")
-}
-
-fn ffmpeg(args: &[&str]) {
-    let mut all = vec!["-hide_banner", "-loglevel", "error", "-nostdin", "-y"];
-    all.extend_from_slice(args);
-    let out = Command::new("ffmpeg")
-        .args(&all)
-        .output()
-        .unwrap_or_else(|e| panic!("ffmpeg could not be run ({e}); `make bench` installs it"));
-    assert!(out.status.success(), "ffmpeg {args:?}: {}", String::from_utf8_lossy(&out.stderr));
 }
 
 /// CPU seconds of this process's reaped children so far (`cutime` + `cstime`, in the kernel's
@@ -118,11 +89,7 @@ fn generated() -> (Vec<PathBuf>, Vec<PathBuf>) {
     let d = media_dir();
     let wav = d.join("mix-speech.wav");
     if !wav.exists() {
-        let out = Command::new("espeak-ng")
-            .args(["-s", "165", "-w", s(&wav), SPEECH])
-            .output()
-            .unwrap_or_else(|e| panic!("espeak-ng could not be run ({e}); `make bench` installs it"));
-        assert!(out.status.success(), "espeak-ng: {}", String::from_utf8_lossy(&out.stderr));
+        tool("espeak-ng", &["-s", "165", "-w", s(&wav), SPEECH]);
     }
     let mut voice = Vec::new();
     for (secs, ext, codec) in [
@@ -264,16 +231,6 @@ fn paths(v: &[PathBuf]) -> Vec<String> {
     v.iter().map(|p| s(p).to_string()).collect()
 }
 
-fn bench_python() -> PathBuf {
-    std::env::var_os("MEDIAGATE_BENCH_PYTHON")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| repo_root().join("bench/.venv/bin/python"))
-}
-
-fn reference_python() -> PathBuf {
-    repo_root().join(".local/venv-ref/bin/python")
-}
-
 fn python_peer(python: PathBuf, args: &[String]) -> Value {
     let out =
         Command::new(&python).arg(repo_root().join("bench/mix_peer.py")).args(args).output().unwrap_or_else(|e| {
@@ -333,9 +290,6 @@ fn run_ours(items: &[Item]) -> Ours {
         })
         .collect();
     let metrics_addr = metrics_addr_of(&env);
-    let total = |text: &str, prefix: &str| -> f64 {
-        text.lines().filter(|l| l.starts_with(prefix)).filter_map(|l| l.rsplit_once(' ')?.1.parse::<f64>().ok()).sum()
-    };
     let s3_pid = s3.proc.inner_pid().unwrap_or(s3.proc.child.id());
     let s3_before = process_cpu_s(s3_pid);
     let (_, first) = http_get(&metrics_addr, "/metrics");
@@ -378,7 +332,7 @@ fn run_ours(items: &[Item]) -> Ours {
         });
         wall += start.elapsed().as_secs_f64();
         let (_, after) = http_get(&metrics_addr, "/metrics");
-        let diff = |prefix: &str| total(&after, prefix) - total(&before, prefix);
+        let diff = |prefix: &str| metric_total(&after, prefix) - metric_total(&before, prefix);
         by_kind.push((kind, diff("mediagate_worker_cpu_seconds"), diff("mediagate_sandbox_cpu_seconds_total")));
     }
     drop(ch);
@@ -390,7 +344,7 @@ fn run_ours(items: &[Item]) -> Ours {
         .filter_map(|l| {
             let path = l.split("path=\"").nth(1)?.split('"').next()?;
             let series = l.rsplit_once(' ')?.0;
-            let n = total(&after, series) - total(&first, series);
+            let n = metric_total(&after, series) - metric_total(&first, series);
             (n > 0.0).then(|| format!("{path} {n}"))
         })
         .collect::<Vec<_>>()
@@ -440,7 +394,7 @@ fn main() {
         println!("mix: bench");
         return;
     }
-    let real = realmedia();
+    let real = realmedia_dir("the mix bench");
     let items = mix(&real);
     let count = |k: Kind| items.iter().filter(|i| i.kind == k).count();
     let filtered = items.iter().filter(|i| i.filter).count();
@@ -488,8 +442,8 @@ fn main() {
         .map(|(n, _)| s(&outdir.join(format!("{n}.jpg"))).to_string())
         .collect();
 
-    let (threads, crf, abr) =
-        (settings.video.threads.to_string(), settings.video.crf.to_string(), settings.video.audio_bitrate.to_string());
+    let v = &settings.video;
+    let x264 = X264 { threads: v.threads, preset: v.preset.as_str(), crf: v.crf, audio_bitrate: v.audio_bitrate };
     let mut voice_cpu = 0.0;
     let mut video_cpu = 0.0;
     let mut frames_cpu = 0.0;
@@ -499,68 +453,17 @@ fn main() {
             Kind::Voice => {
                 let out = tmp.path().join(format!("{n}.ogg"));
                 let c = children_cpu_s();
-                ffmpeg(&[
-                    "-i",
-                    s(&it.path),
-                    "-c:a",
-                    "libopus",
-                    "-b:a",
-                    "24k",
-                    "-application",
-                    "voip",
-                    "-ac",
-                    "1",
-                    "-ar",
-                    "48000",
-                    "-fflags",
-                    "+bitexact",
-                    "-flags:a",
-                    "+bitexact",
-                    "-map_metadata",
-                    "-1",
-                    s(&out),
-                ]);
+                cli_voice(&it.path, &out);
                 voice_cpu += children_cpu_s() - c;
             }
             Kind::Video => {
                 let out = tmp.path().join(format!("{n}.mp4"));
                 let (w, h) = done.video_size.unwrap_or_else(|| panic!("{}: no video output", it.path.display()));
                 let mut vf = format!("scale=w={w}:h={h}:flags=bicubic");
-                vf.push_str(if hdr[n] {
-                    ",zscale=t=linear:npl=100,format=gbrpf32le,zscale=p=bt709,tonemap=tonemap=mobius:desat=0,zscale=t=bt709:m=bt709:r=tv,format=yuv420p"
-                } else {
-                    ",format=yuv420p"
-                });
+                vf.push(',');
+                vf.push_str(if hdr[n] { CLI_HDR_TO_SDR } else { "format=yuv420p" });
                 let c = children_cpu_s();
-                ffmpeg(&[
-                    "-threads",
-                    &threads,
-                    "-i",
-                    s(&it.path),
-                    "-vf",
-                    &vf,
-                    "-c:v",
-                    "libx264",
-                    "-preset",
-                    settings.video.preset.as_str(),
-                    "-crf",
-                    &crf,
-                    "-threads",
-                    &threads,
-                    "-c:a",
-                    "aac",
-                    "-b:a",
-                    &abr,
-                    "-movflags",
-                    "+faststart",
-                    "-fflags",
-                    "+bitexact",
-                    "-flags",
-                    "+bitexact",
-                    "-map_metadata",
-                    "-1",
-                    s(&out),
-                ]);
+                cli_transcode(&it.path, &x264, Some(&vf), &[], &out);
                 video_cpu += children_cpu_s() - c;
                 if it.filter && done.frames_scored > 0 {
                     // The same number of frames, evenly over the clip, for the classifier.

@@ -98,10 +98,7 @@ fn run_batch(label: &str, src: &[u8], jobs: usize, concurrency: usize, latency: 
     let elapsed = batch("run", jobs);
     // Where the time went, from the worker's own histograms.
     let (_, metrics) = http_get(&metrics_addr_of(&env), "/metrics");
-    let total = |text: &str, prefix: &str| -> f64 {
-        text.lines().filter(|l| l.starts_with(prefix)).filter_map(|l| l.rsplit_once(' ')?.1.parse::<f64>().ok()).sum()
-    };
-    let sum = |prefix: &str| -> f64 { total(&metrics, prefix) - total(&before, prefix) };
+    let sum = |prefix: &str| -> f64 { metric_total(&metrics, prefix) - metric_total(&before, prefix) };
     let per_job = |v: f64| v * 1000.0 / jobs as f64;
     let job = per_job(sum("mediagate_job_seconds_sum{lane=\"live\"}"));
     let fetch = per_job(sum("mediagate_stage_seconds_sum{media_type=\"any\",stage=\"fetch\"}"));

@@ -336,22 +336,6 @@ fn the_broker_connection_cut_with_jobs_in_hand_loses_nothing() {
     assert!(log().contains("worker consuming"), "the worker consumes again:\n{}", log());
 }
 
-/// A file of `../shared/realmedia` (other projects' real test media, referenced in place;
-/// `MEDIAGATE_REALMEDIA=DIR` points elsewhere); a clear failure when the folder is absent.
-fn realmedia(rel: &str) -> std::path::PathBuf {
-    let dir = std::env::var_os("MEDIAGATE_REALMEDIA")
-        .map(std::path::PathBuf::from)
-        .unwrap_or_else(|| std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/realmedia"));
-    let f = dir.join(rel);
-    assert!(
-        f.is_file(),
-        "{} is missing: this test uses a real clip from the real media folder (../shared/realmedia beside the \
-         checkout, or MEDIAGATE_REALMEDIA=DIR)",
-        f.display()
-    );
-    f
-}
-
 /// A video's output is the same bytes however busy the machine is (outputs must not differ
 /// between a delivery and its redelivery). libx264's threaded lookahead made them depend on
 /// timing: this real Samsung super-slow-motion clip (H.264 160x120) came out in 3 versions in
@@ -360,7 +344,10 @@ fn realmedia(rel: &str) -> std::path::PathBuf {
 #[test]
 fn a_video_comes_out_the_same_on_a_busy_machine() {
     let _g = serial();
-    let clip = realmedia("androidx/mp4__sample_sef_super_slow_motion.mp4");
+    let clip = mediagate_testkit::peers::realmedia_file(
+        "the busy-machine video test",
+        "androidx/mp4__sample_sef_super_slow_motion.mp4",
+    );
     let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let mut hogs: Vec<std::process::Child> = (0..2)
         .map(|_| std::process::Command::new("sh").args(["-c", "while :; do :; done"]).spawn().expect("sh"))

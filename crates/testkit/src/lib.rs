@@ -11,6 +11,8 @@
 //! - [`heif`]: HEIC/HEIF/AVIF photos written by the real encoders (pillow-heif, Pillow);
 //! - [`jobs`]: jobs as producers send them;
 //! - [`timing`]: medians, timed runs and the load average for benches;
+//! - [`peers`]: the ffmpeg CLI as the benches' peer (our settings, held once), the benches'
+//!   generated-input folder and the real media folder;
 //! - [`latency`]: a TCP proxy that adds a delay to every request (S3 as over a network);
 //! - [`faults`]: the same proxy switchable while it runs: delays, refused connections, 500/503
 //!   answers (the soak test's S3 faults).
@@ -24,6 +26,7 @@ pub mod heif;
 pub mod jobs;
 pub mod latency;
 pub mod media;
+pub mod peers;
 pub mod ports;
 pub mod rabbit;
 pub mod s3;

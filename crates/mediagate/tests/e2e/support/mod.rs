@@ -181,6 +181,12 @@ pub fn metrics_addr_of(env: &[(&'static str, String)]) -> String {
     env.iter().find(|(k, _)| *k == "MEDIAGATE_METRICS_ADDR").map(|(_, v)| v.clone()).expect("MEDIAGATE_METRICS_ADDR")
 }
 
+/// The sum of every series in a `/metrics` text whose line starts with `prefix` (a metric name
+/// with, optionally, the start of its labels).
+pub fn metric_total(text: &str, prefix: &str) -> f64 {
+    text.lines().filter(|l| l.starts_with(prefix)).filter_map(|l| l.rsplit_once(' ')?.1.parse::<f64>().ok()).sum()
+}
+
 /// Messages waiting in a queue (passive declare).
 pub async fn queue_depth(conn: &Connection, queue: &str) -> u32 {
     let ch = conn.create_channel().await.expect("channel");
