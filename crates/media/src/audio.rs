@@ -134,26 +134,27 @@ pub fn process_voice(bytes: &[u8], format: Format, settings: &MediaSettings) -> 
             }
         };
         let decoded = decode_mono48(bytes, format, settings.limits.voice_max_ms, deadline, &capture, &mut feed);
+        // A refused note stops the encoder before the channel closes, so the batches still
+        // queued are dropped unencoded.
+        if decoded.is_err() {
+            abort.store(true, Ordering::Relaxed);
+        }
         if let Some(t) = tx.take() {
             if decoded.is_ok() && !pending.is_empty() {
                 let _ = t.send(std::mem::take(&mut pending));
             }
-        }
-        if decoded.is_err() {
-            abort.store(true, Ordering::Relaxed);
         }
         let ogg = encoder.join().unwrap_or_else(|_| Err(MediaError::internal("the Opus encoder thread panicked")));
         (decoded, ogg)
     });
     let decoded = decoded?;
     let ogg = ogg?;
-    let t_decode = t0.elapsed();
     let duration_ms = samples_to_ms(decoded.len() as u64);
     let waveform = waveform(&decoded);
     tracing::debug!(
         format = format.name(),
         duration_ms,
-        total_ms = t_decode.as_secs_f64() * 1e3,
+        total_ms = t0.elapsed().as_secs_f64() * 1e3,
         bytes = ogg.len(),
         "voice note processed"
     );
